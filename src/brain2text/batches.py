@@ -1,0 +1,150 @@
+"""From a prepared split to padded batches: validation carving, trial checks, batch order.
+
+The training order is a pure function of (seed, batch number): batch ``k`` takes positions
+``k*B .. k*B+B-1`` of an endless stream of per-epoch permutations of the training trials, each
+permutation drawn from ``numpy.random.default_rng((seed, epoch))``. A run can therefore restart
+at any batch and see exactly the trials it would have seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from brain2text.data.dataset import PreparedSplit
+from brain2text.errors import DataError
+from brain2text.model import output_lengths
+
+
+def split_validation(split: PreparedSplit, blocks_per_day: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) trial indices: the last ``blocks_per_day`` training blocks of each
+    day go to validation when the day keeps at least one other block for training."""
+    train, val = [], []
+    for day in np.unique(split.day_index):
+        rows = np.flatnonzero(split.day_index == day)
+        blocks = np.unique(split.block[rows])
+        held = blocks[-blocks_per_day:] if 0 < blocks_per_day < len(blocks) else blocks[:0]
+        in_val = np.isin(split.block[rows], held)
+        val.append(rows[in_val])
+        train.append(rows[~in_val])
+    join = lambda parts: np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)  # noqa: E731
+    return join(train), join(val)
+
+
+def ctc_frames_needed(phonemes: np.ndarray) -> int:
+    """Frames a CTC alignment needs: one per label plus a blank between repeated labels."""
+    return int(len(phonemes) + np.count_nonzero(phonemes[1:] == phonemes[:-1]))
+
+
+@dataclass(frozen=True)
+class SkippedTrial:
+    where: str
+    reason: str
+
+
+def check_trials(
+    split: PreparedSplit, indices: np.ndarray, kernel_len: int, stride_len: int, skip: bool
+) -> tuple[np.ndarray, list[SkippedTrial]]:
+    """Keep the trials the model can be trained or scored on; error on (or skip) the others."""
+    kept, skipped = [], []
+    for i in indices:
+        n_bins = int(split.n_bins[i])
+        reason = None
+        if n_bins < kernel_len:
+            reason = f"{n_bins} bins is shorter than model.kernel_len={kernel_len}"
+        elif split.labelled:
+            n_out = output_lengths(n_bins, kernel_len, stride_len)
+            needed = ctc_frames_needed(split.phonemes(int(i)))
+            if needed == 0:
+                reason = "empty phoneme sequence"
+            elif needed > n_out:
+                reason = (
+                    f"{split.n_phones[i]} phonemes need {needed} output frames but "
+                    f"{n_bins} bins give {n_out} (kernel_len={kernel_len}, stride_len={stride_len})"
+                )
+        if reason is None:
+            kept.append(int(i))
+        elif skip:
+            skipped.append(SkippedTrial(split.describe(int(i)), reason))
+        else:
+            raise DataError(
+                f"{split.describe(int(i))}: {reason} (set data.on_invalid_trial=skip to skip it)"
+            )
+    return np.asarray(kept, dtype=np.int64), skipped
+
+
+def batch_positions(batch: int, batch_size: int, n: int, seed: int) -> np.ndarray:
+    """Trial positions (indices into the training list) of training batch ``batch``."""
+    stream = np.arange(batch * batch_size, (batch + 1) * batch_size)
+    epochs, offsets = np.divmod(stream, n)
+    out = np.empty(batch_size, dtype=np.int64)
+    for epoch in np.unique(epochs):
+        order = np.random.default_rng((seed, int(epoch))).permutation(n)
+        where = epochs == epoch
+        out[where] = order[offsets[where]]
+    return out
+
+
+@dataclass
+class Batch:
+    features: torch.Tensor  # (B, T, C) float32, zero-padded
+    n_bins: torch.Tensor  # (B,)
+    phonemes: torch.Tensor  # (B, P) int64, zero-padded
+    n_phones: torch.Tensor  # (B,)
+    day_index: torch.Tensor  # (B,)
+    trial_ids: torch.Tensor  # (B,) indices into the split
+
+    def pin_memory(self) -> Batch:
+        return Batch(*(t.pin_memory() for t in self.__dict__.values()))
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch(*(t.to(device, non_blocking=True) for t in self.__dict__.values()))
+
+
+def collate(split: PreparedSplit, ids: np.ndarray) -> Batch:
+    n_bins = split.n_bins[ids]
+    n_phones = split.n_phones[ids]
+    features = np.zeros((len(ids), int(n_bins.max()), split_width(split, ids)), dtype=np.float32)
+    phonemes = np.zeros((len(ids), max(int(n_phones.max()), 1)), dtype=np.int64)
+    for row, i in enumerate(ids):
+        features[row, : n_bins[row]] = split.features(int(i))
+        if n_phones[row]:
+            phonemes[row, : n_phones[row]] = split.phonemes(int(i))
+    return Batch(
+        torch.from_numpy(features), torch.from_numpy(n_bins.astype(np.int64)),
+        torch.from_numpy(phonemes), torch.from_numpy(n_phones.astype(np.int64)),
+        torch.from_numpy(split.day_index[ids].astype(np.int64)),
+        torch.from_numpy(np.asarray(ids, dtype=np.int64)),
+    )
+
+
+def split_width(split: PreparedSplit, ids: np.ndarray) -> int:
+    return int(split.features(int(ids[0])).shape[1])
+
+
+class TrainBatches(Dataset):
+    """Map-style dataset whose item ``k`` is the whole collated training batch ``start + k``."""
+
+    def __init__(
+        self, split: PreparedSplit, indices: np.ndarray, batch_size: int, seed: int,
+        start: int, stop: int,
+    ) -> None:
+        self.split, self.indices = split, indices
+        self.batch_size, self.seed, self.start, self.stop = batch_size, seed, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, k: int) -> Batch:
+        positions = batch_positions(self.start + k, self.batch_size, len(self.indices), self.seed)
+        return collate(self.split, self.indices[positions])
+
+
+def eval_batches(split: PreparedSplit, indices: np.ndarray, batch_size: int):
+    """Batches over ``indices`` in order of length (less padding); yields collated Batches."""
+    order = indices[np.argsort(split.n_bins[indices], kind="stable")]
+    for start in range(0, len(order), batch_size):
+        yield collate(split, order[start : start + batch_size])

@@ -1,0 +1,171 @@
+"""The ``brain2text`` command line. Every subcommand turns a Brain2TextError into a one-line
+``error: ...`` message and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from brain2text import __version__
+from brain2text.errors import Brain2TextError
+
+
+def _cmd_synth(args: argparse.Namespace) -> None:
+    from brain2text.synth import dataset_stats, generate
+
+    if not args.stats_only:
+        generate(args.out_dir, days=args.days, train_per_day=args.train_per_day,
+                 test_per_day=args.test_per_day, holdout_per_day=args.holdout_per_day,
+                 seed=args.seed, progress=not args.quiet, overwrite=args.overwrite)
+        print(f"wrote synthetic competitionData layout to {args.out_dir}")
+    if args.stats or args.stats_only:
+        print(dataset_stats(args.out_dir))
+
+
+def _cmd_prepare(args: argparse.Namespace) -> None:
+    from brain2text.data.prepare import prepare
+
+    manifest = prepare(args.raw_dir, args.out_dir, skip_bad_trials=args.skip_bad_trials,
+                       overwrite=args.overwrite, progress=not args.quiet)
+    counts = ", ".join(f"{name} {s['n_trials']}" for name, s in manifest["splits"].items())
+    print(f"prepared {len(manifest['days'])} days ({counts} trials) in {args.out_dir}")
+
+
+def _cmd_import_pickle(args: argparse.Namespace) -> None:
+    from brain2text.data.pickle_import import import_pickle
+
+    manifest = import_pickle(args.pickle, args.out_dir, overwrite=args.overwrite,
+                             competition_days=args.competition_days)
+    counts = ", ".join(f"{name} {s['n_trials']}" for name, s in manifest["splits"].items())
+    print(f"imported {args.pickle} ({counts} trials) into {args.out_dir}")
+
+
+def _cmd_config(args: argparse.Namespace) -> None:
+    from brain2text.config import load_run, to_yaml
+    from brain2text.schedule import summarize
+
+    config = load_run(args.run_file, args.overrides)
+    print(to_yaml(config), end="")
+    optim, n_batch = config.optim, config.train.n_batch
+    print(f"# derived ({optim.schedule} schedule over {n_batch} batches, as torch computes it):")
+    for line in summarize(optim, n_batch).lines():
+        print(f"#   {line}")
+    if optim.schedule == "onecycle":
+        if optim.cycle_momentum:
+            print("#   beta1 cycles 0.95 -> 0.85 -> 0.95 with the LR: optim.betas[0] is not used")
+        else:
+            print(f"#   momentum cycling off: Adam betas stay {tuple(optim.betas)}")
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from brain2text.config import load_run
+    from brain2text.train import train
+
+    config = load_run(args.run_file, args.overrides)
+    out = args.out or Path("runs") / config.name
+    best = train(config, out, overwrite=args.overwrite, quiet=args.quiet)
+    print(f"best {best['split']} PER {best['per']:.4f} at step {best['step']}; run folder {out}")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from brain2text.evaluate import evaluate_run
+
+    summary = evaluate_run(args.run_dir, split_name=args.split, checkpoint=args.checkpoint,
+                           data_path=args.data, answers=args.answers, device_name=args.device)
+    where = args.run_dir / "eval" / args.split
+    if "per" in summary:
+        print(f"{args.split} PER {summary['per']:.4f} over {summary['n_sentences']} sentences "
+              f"({summary['edit_distance']} edits / {summary['n_phonemes']} phonemes); "
+              f"files in {where}")
+    else:
+        print(f"decoded {summary['n_sentences']} unlabelled sentences to {where / 'decoded.txt'}")
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from brain2text.demo import run_demo
+
+    run_demo(args.workdir, run_file=args.run_file, overrides=args.overrides, fresh=args.fresh)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="brain2text", description=__doc__.split(".")[0])
+    parser.add_argument("--version", action="version", version=f"brain2text {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="write realistic synthetic recordings in the competitionData layout")
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--days", type=int, default=24)
+    p.add_argument("--train-per-day", type=int, default=40)
+    p.add_argument("--test-per-day", type=int, default=10)
+    p.add_argument("--holdout-per-day", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stats", action="store_true", help="print statistics against the targets afterwards")
+    p.add_argument("--stats-only", action="store_true", help="only print statistics of OUT_DIR")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("prepare", help="competitionData .mat files -> memory-mappable dataset")
+    p.add_argument("raw_dir", type=Path)
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--skip-bad-trials", action="store_true",
+                   help="skip (and count) trials with unknown words, NaN/Inf or empty text instead of stopping")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser("import-pickle", help="convert a ptDecoder_ctc pickle safely")
+    p.add_argument("pickle", type=Path)
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--competition-days", nargs="+", default=None,
+                   help="session names of the pickle's competition days, in order")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_cmd_import_pickle)
+
+    p = sub.add_parser("config", help="print a run's fully resolved config")
+    p.add_argument("run_file", type=Path)
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.n_batch=50")
+    p.set_defaults(func=_cmd_config)
+
+    p = sub.add_parser("train", help="train a run")
+    p.add_argument("run_file", type=Path)
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.n_batch=50")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<name>)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a run's checkpoint")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--split", default="test", choices=["test", "competition", "val"])
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p.add_argument("--data", type=Path, default=None, help="prepared dataset (default: the run's data.path)")
+    p.add_argument("--answers", type=Path, default=None, help="hold-out answers JSON to score --split competition")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("demo", help="synthesise, prepare, train the CPU child of run13, evaluate")
+    p.add_argument("--workdir", type=Path, default=Path("demo_workspace"))
+    p.add_argument("--run-file", type=Path, default=None)
+    p.add_argument("overrides", nargs="*")
+    p.add_argument("--fresh", action="store_true", help="regenerate the synthetic data")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except Brain2TextError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""Typed run configuration: one section per concern, loaded from YAML run files.
+
+A run file may name a ``parent`` run and hold only what it changes; the parent is looked up as
+``<parent>.yaml`` beside the child (or as a path). Command-line overrides use dotted keys
+(``train.n_batch=50``) whose values are parsed as YAML. Unknown keys and bad values fail with a
+one-line :class:`~brain2text.errors.ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from brain2text.errors import ConfigError
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    path: str = "data/prepared"
+    """Prepared dataset folder (output of ``brain2text prepare``)."""
+    val_blocks_per_day: int = Field(1, ge=0)
+    """Last N training blocks of each day held out as the validation split (days with a single
+    training block keep it for training)."""
+    eval_split: Literal["val", "test"] = "val"
+    """Split decoded during training for checkpoint choice. ``test`` reproduces the reference's
+    practice of selecting on the test split: its test PER is then optimistically biased."""
+    on_invalid_trial: Literal["error", "skip"] = "error"
+    """A trial shorter than ``kernel_len`` or with more phonemes than the model's output length:
+    stop with an error naming it, or skip it (counted and reported)."""
+
+
+class ModelConfig(_Section):
+    n_units: int = Field(1024, ge=1)
+    n_layers: int = Field(5, ge=1)
+    dropout: float = Field(0.4, ge=0.0, lt=1.0)
+    use_layer_norm: bool = False
+    input_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    bidirectional: bool = False
+    stride_len: int = Field(4, ge=1)
+    kernel_len: int = Field(32, ge=1)
+    gaussian_smooth_width: float = Field(2.0, ge=0.0)
+    """Sigma of the Gaussian smoother in bins (0 disables smoothing)."""
+    smooth_kernel_size: int = Field(20, ge=1)
+
+
+class AugmentConfig(_Section):
+    white_noise_sd: float = Field(0.8, ge=0.0)
+    constant_offset_sd: float = Field(0.2, ge=0.0)
+    time_mask_prob: float = Field(0.0, ge=0.0, le=1.0)
+    time_mask_width: int = Field(0, ge=0)
+    time_mask_max_masks: int = Field(0, ge=0)
+    freq_mask_prob: float = Field(0.0, ge=0.0, le=1.0)
+    freq_mask_width: int = Field(0, ge=0)
+    freq_mask_max_masks: int = Field(0, ge=0)
+
+
+class OptimConfig(_Section):
+    optimizer: Literal["adam", "adamw"] = "adam"
+    max_lr: float = Field(0.02, gt=0.0)
+    """Peak learning rate (the constant one for ``schedule: constant``)."""
+    l2_decay: float = Field(1e-5, ge=0.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(0.1, gt=0.0)
+    schedule: Literal["onecycle", "linear", "constant", "warmup_cosine"] = "constant"
+    pct_start: float = Field(0.3, gt=0.0, lt=1.0)
+    div_factor: float = Field(25.0, gt=0.0)
+    final_div_factor: float = Field(1e4, gt=0.0)
+    anneal_strategy: Literal["cos", "linear"] = "cos"
+    cycle_momentum: bool = False
+    """OneCycle only: cycle Adam's beta1 between 0.85 and 0.95 (torch's default is True, which
+    overrides ``betas[0]`` during the run)."""
+    end_lr: float = Field(0.0, ge=0.0)
+    """Final LR of ``linear`` and ``warmup_cosine``."""
+    warmup_batches: int = Field(0, ge=0)
+    """Linear warm-up length of ``warmup_cosine``."""
+    grad_clip_norm: float | None = Field(None, gt=0.0)
+
+
+class TrainConfig(_Section):
+    batch_size: int = Field(64, ge=1)
+    n_batch: int = Field(10000, ge=1)
+    use_amp: bool = False
+    amp_dtype: Literal["bf16", "fp16"] = "bf16"
+    num_workers: int = Field(0, ge=0)
+    seed: int = 0
+    eval_every: int = Field(100, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    max_nonfinite_in_a_row: int = Field(20, ge=1)
+    """Stop after this many consecutive steps with a non-finite loss or gradient."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``..."""
+    threads: int | None = Field(None, ge=1)
+    """torch intra-op threads (None: torch's default)."""
+
+
+class RunConfig(_Section):
+    name: str
+    parent: str | None = None
+    description: str = ""
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    augment: AugmentConfig = AugmentConfig()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: run file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a run file must be a mapping of sections")
+    return data
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _parent_path(child: Path, parent: str) -> Path:
+    candidate = Path(parent)
+    if candidate.suffix in (".yaml", ".yml"):
+        return candidate if candidate.is_absolute() else child.parent / candidate
+    return child.parent / f"{parent}.yaml"
+
+
+def _resolve_file(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The run file merged over its chain of parents (``parent`` is kept from the child)."""
+    path = path.resolve()
+    if path in seen:
+        chain = " -> ".join(p.stem for p in (*seen, path))
+        raise ConfigError(f"{path}: parent cycle ({chain})")
+    data = _read_yaml(path)
+    data.setdefault("name", path.stem)
+    parent = data.get("parent")
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: parent: must be a run name or a path")
+    base = _resolve_file(_parent_path(path, parent), (*seen, path))
+    base.pop("name", None)
+    base.pop("description", None)
+    base.pop("parent", None)
+    return _merge(base, data)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``train.n_batch=50`` -> (["train", "n_batch"], 50)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. train.n_batch=50")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    out = _merge({}, data)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = out
+        for i, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if child is None and key in RunConfig.model_fields:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                dotted = ".".join(keys[: i + 1])
+                raise ConfigError(f"override {text!r}: unknown section {dotted!r}")
+            node = child
+        node[keys[-1]] = value
+    return out
+
+
+def _describe(error: ValidationError, origin: str) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+    extra = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{origin}: {key}: {message}{extra}"
+
+
+def validate(data: dict[str, Any], origin: str = "config") -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin)) from None
+
+
+def load_run(path: Path | str, overrides: list[str] | None = None) -> RunConfig:
+    """Load a run file, resolve its parents, apply dotted overrides and validate."""
+    path = Path(path)
+    data = apply_overrides(_resolve_file(path), overrides or [])
+    return validate(data, origin=str(path))
+
+
+def to_yaml(config: RunConfig) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=False)

@@ -1,0 +1,276 @@
+"""Read a prepared dataset (see docs/prepared-format.md): the arrays training memory-maps.
+
+Opening reads the manifest, every session's small index arrays and the headers of its feature
+file; features stay on disk and :meth:`PreparedSplit.features` returns read-only memmap views.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brain2text.errors import DataError
+from brain2text.phonemes import PHONEMES
+
+FORMAT = "brain2text-prepared"
+FORMAT_VERSION = 1
+N_FEATURES = 256
+FEATURE_DTYPE = np.dtype(np.float32)
+SPLITS = ("train", "test", "competition")
+TRIAL_COLUMNS = ("start", "n_bins", "phone_start", "n_phones", "block", "trial")
+UNKNOWN_DAY = -1  # day index of a session that matches no train session (pickle imports only)
+UNKNOWN_BLOCK = -1  # block of a trial whose block is not recorded (pickle imports only)
+
+MANIFEST_FILE = "manifest.json"
+FEATURES_FILE = "features.npy"  # (sum T, 256) float32
+TRIALS_FILE = "trials.npy"  # (n_trials, 6) int64, columns TRIAL_COLUMNS
+PHONEMES_FILE = "phonemes.npy"  # (sum n_phones,) uint8, ids 1..40
+TEXT_FILE = "text.json"  # list of n_trials cleaned sentences
+
+_START, _N_BINS, _PHONE_START, _N_PHONES, _BLOCK, _TRIAL = range(len(TRIAL_COLUMNS))
+
+
+class PreparedSplit:
+    """The trials of one split, sessions in day order, trials in file order within a session."""
+
+    def __init__(
+        self,
+        name: str,
+        sessions: list[str],
+        sources: list[str],
+        labelled: bool,
+        day_of_session: list[int],
+        trials: list[np.ndarray],
+        features: list[np.ndarray],
+        phonemes: list[np.ndarray],
+        texts: list[list[str]],
+    ) -> None:
+        self.name = name
+        self.sessions = sessions
+        self.labelled = labelled
+        self._sources = sources
+        self._features = features  # per session: (sum T, 256) float32 memmap
+        self._phonemes = phonemes  # per session: (sum n_phones,) uint8
+        self._texts = texts
+        table = np.concatenate(trials) if trials else np.zeros((0, len(TRIAL_COLUMNS)), np.int64)
+        counts = [len(t) for t in trials]
+        self._session = np.repeat(np.arange(len(sessions), dtype=np.int64), counts)  # (N,)
+        first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if counts else []
+        self._local = np.arange(len(self._session)) - np.repeat(first, counts)  # index in session
+        self._start = table[:, _START]
+        self._phone_start = table[:, _PHONE_START]
+        self.n_bins = table[:, _N_BINS]
+        self.n_phones = table[:, _N_PHONES]
+        self.block = table[:, _BLOCK]
+        self.trial = table[:, _TRIAL]
+        self.day_index = np.asarray(day_of_session, dtype=np.int64)[self._session]
+        for array in (self.n_bins, self.n_phones, self.block, self.trial, self.day_index):
+            array.flags.writeable = False
+
+    def __len__(self) -> int:
+        return len(self._session)
+
+    def __repr__(self) -> str:
+        return (f"PreparedSplit({self.name!r}, {len(self.sessions)} sessions, {len(self)} trials, "
+                f"{'labelled' if self.labelled else 'unlabelled'})")
+
+    def session_of(self, i: int) -> str:
+        return self.sessions[self._session[self._check(i)]]
+
+    def features(self, i: int) -> np.ndarray:
+        """(T, 256) float32, a read-only view of the memory-mapped file (no copy)."""
+        i = self._check(i)
+        start = self._start[i]
+        return self._features[self._session[i]][start : start + self.n_bins[i]]
+
+    def phonemes(self, i: int) -> np.ndarray:
+        """(n_phones,) int64 ids 1..40; empty when the split is unlabelled."""
+        i = self._check(i)
+        start = self._phone_start[i]
+        return self._phonemes[self._session[i]][start : start + self.n_phones[i]].astype(np.int64)
+
+    def text(self, i: int) -> str:
+        """The cleaned sentence ("" when unlabelled)."""
+        i = self._check(i)
+        return self._texts[self._session[i]][self._local[i]]
+
+    def describe(self, i: int) -> str:
+        """Where trial ``i`` came from, for messages: "train/t12.2022.04.28.mat trial 17"."""
+        i = self._check(i)
+        return f"{self._sources[self._session[i]]} trial {self.trial[i]}"
+
+    def _check(self, i: int) -> int:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"trial {i} out of range for the {self.name} split ({n} trials)")
+        return int(i) % n
+
+
+class PreparedDataset:
+    """A prepared folder: the manifest, the day list and its splits."""
+
+    def __init__(self, path: Path, manifest: dict, splits: dict[str, PreparedSplit]) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.days: list[str] = list(manifest["days"])  # train sessions sorted: the day index
+        self._splits = splits
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{name}: {len(split)}" for name, split in self._splits.items())
+        return f"PreparedDataset({str(self.path)!r}, {self.n_days} days, {parts})"
+
+    @property
+    def n_days(self) -> int:
+        return len(self.days)
+
+    def has_split(self, name: str) -> bool:
+        return name in self._splits
+
+    def split(self, name: str) -> PreparedSplit:
+        if name not in self._splits:
+            present = ", ".join(self._splits) or "none"
+            raise DataError(f"{self.path}: no {name!r} split in this prepared dataset "
+                            f"(it has: {present})")
+        return self._splits[name]
+
+
+def open_prepared(path: Path) -> PreparedDataset:
+    """Open a prepared folder, checking every file against the manifest (features not read)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such folder (make it with `brain2text prepare RAW_DIR {path}`)")
+    if not path.is_dir():
+        raise DataError(f"{path}: not a folder (a prepared dataset is a folder with manifest.json)")
+    manifest = read_manifest(path)
+    days = _field(manifest, "days", list, path)
+    if not all(isinstance(d, str) for d in days):
+        raise DataError(f"{path / MANIFEST_FILE}: 'days' must be a list of session names")
+    splits: dict[str, PreparedSplit] = {}
+    for name, entry in _field(manifest, "splits", dict, path).items():
+        if name not in SPLITS:
+            raise DataError(f"{path / MANIFEST_FILE}: unknown split {name!r} "
+                            f"(expected {', '.join(SPLITS)})")
+        splits[name] = _open_split(path, name, entry, days)
+    return PreparedDataset(path, manifest, splits)
+
+
+def read_manifest(path: Path) -> dict:
+    """The manifest of a prepared folder, after checking its format and version."""
+    file = Path(path) / MANIFEST_FILE
+    if not file.is_file():
+        raise DataError(f"{path}: no {MANIFEST_FILE}, so this is not a prepared dataset "
+                        "(an interrupted `brain2text prepare` leaves none: run it again)")
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{file}: unreadable ({' '.join(str(exc).split())}); "
+                        "prepare the dataset again") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise DataError(f"{file}: not a brain2text prepared dataset (format {found!r}, "
+                        f"expected {FORMAT!r})")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        advice = ("update brain2text" if isinstance(version, int) and version > FORMAT_VERSION
+                  else "prepare the dataset again")
+        raise DataError(f"{file}: format_version {version!r}, but this brain2text reads "
+                        f"version {FORMAT_VERSION}: {advice}")
+    return manifest
+
+
+def _open_split(root: Path, name: str, entry: Any, days: list[str]) -> PreparedSplit:
+    where = f"splits.{name}"
+    if not isinstance(entry, dict):
+        raise DataError(f"{root / MANIFEST_FILE}: '{where}' must be an object")
+    sessions = _field(entry, "sessions", dict, root, where)
+    labelled = _field(entry, "labelled", bool, root, where)
+    names, sources, day_of_session = [], [], []
+    trials, features, phonemes, texts = [], [], [], []
+    for session, info in sessions.items():
+        if not isinstance(info, dict):
+            raise DataError(f"{root / MANIFEST_FILE}: '{where}.sessions.{session}' "
+                            "must be an object")
+        folder = root / name / session
+        table, feats, phones, text = _open_session(folder, info, root, f"{where}.sessions.{session}")
+        names.append(session)
+        sources.append(str(info.get("source", f"{name}/{session}")))
+        day_of_session.append(days.index(session) if session in days else UNKNOWN_DAY)
+        trials.append(table)
+        features.append(feats)
+        phonemes.append(phones)
+        texts.append(text)
+    return PreparedSplit(name, names, sources, labelled, day_of_session,
+                         trials, features, phonemes, texts)
+
+
+def _open_session(
+    folder: Path, info: dict, root: Path, where: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    n_trials = _field(info, "n_trials", int, root, where)
+    n_bins = _field(info, "n_bins", int, root, where)
+    n_phones = _field(info, "n_phones", int, root, where)
+
+    features = _load_npy(folder / FEATURES_FILE, (n_bins, N_FEATURES), FEATURE_DTYPE, mmap=True)
+    table = _load_npy(folder / TRIALS_FILE, (n_trials, len(TRIAL_COLUMNS)), np.dtype(np.int64))
+    phonemes = _load_npy(folder / PHONEMES_FILE, (n_phones,), np.dtype(np.uint8))
+    text = _load_text(folder / TEXT_FILE, n_trials)
+
+    # The index must tile the feature and phoneme files exactly, trial after trial.
+    lengths, phone_lengths = table[:, _N_BINS], table[:, _N_PHONES]
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if n_trials else lengths
+    phone_starts = np.concatenate([[0], np.cumsum(phone_lengths)[:-1]]) if n_trials else lengths
+    if (
+        np.any(lengths < 0) or np.any(phone_lengths < 0)
+        or not np.array_equal(table[:, _START], starts) or int(lengths.sum()) != n_bins
+        or not np.array_equal(table[:, _PHONE_START], phone_starts)
+        or int(phone_lengths.sum()) != n_phones
+    ):
+        raise DataError(f"{folder / TRIALS_FILE}: trial index inconsistent with the manifest; "
+                        "prepare the dataset again")
+    if phonemes.size and (phonemes.min() < 1 or phonemes.max() > len(PHONEMES)):
+        raise DataError(f"{folder / PHONEMES_FILE}: ids outside 1..{len(PHONEMES)}; "
+                        "prepare the dataset again")
+    return table, features, phonemes, text
+
+
+def _load_npy(file: Path, shape: tuple[int, ...], dtype: np.dtype, mmap: bool = False) -> np.ndarray:
+    if not file.is_file():
+        raise DataError(f"{file}: missing; the prepared dataset is incomplete: prepare it again")
+    try:
+        array = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{file}: unreadable or shorter than its header says "
+                        f"({' '.join(str(exc).split())}); prepare the dataset again") from exc
+    if array.shape != shape or array.dtype != dtype:
+        raise DataError(f"{file}: holds {array.dtype} {array.shape}, the manifest expects "
+                        f"{dtype} {shape}; prepare the dataset again")
+    return array
+
+
+def _load_text(file: Path, n_trials: int) -> list[str]:
+    if not file.is_file():
+        raise DataError(f"{file}: missing; the prepared dataset is incomplete: prepare it again")
+    try:
+        text = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{file}: unreadable ({' '.join(str(exc).split())}); "
+                        "prepare the dataset again") from exc
+    if not isinstance(text, list) or len(text) != n_trials or not all(
+        isinstance(t, str) for t in text
+    ):
+        raise DataError(f"{file}: expected a list of {n_trials} sentences; "
+                        "prepare the dataset again")
+    return text
+
+
+def _field(d: dict, key: str, kind: type, root: Path, where: str = "") -> Any:
+    value = d.get(key)
+    # bool is an int in Python: refuse it where a count is expected
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        name = f"{where}.{key}" if where else key
+        raise DataError(f"{root / MANIFEST_FILE}: missing or malformed '{name}' "
+                        f"(expected {kind.__name__}); prepare the dataset again")
+    return value

@@ -1,0 +1,336 @@
+"""Turn a ``competitionData`` folder into a prepared dataset (docs/prepared-format.md).
+
+The standard preparation (FACTS §2): features ``tx1[:, 0:128]`` then ``spikePow[:, 0:128]``,
+z-scored per block of each file; text cleaned and phonemised with the CMU dictionary.
+Sessions are streamed one at a time (peak memory is one day) into a hidden sibling folder that
+replaces ``out_dir`` only once everything, the manifest last, is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from brain2text import __version__
+from brain2text.data.dataset import (
+    FEATURES_FILE,
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    N_FEATURES,
+    PHONEMES_FILE,
+    TEXT_FILE,
+    TRIAL_COLUMNS,
+    TRIALS_FILE,
+)
+from brain2text.data.matfile import RawSession, feature_problem, read_session, trial_problem
+from brain2text.errors import DataError
+from brain2text.phonemes import clean_text, phonemize, to_ids
+
+log = logging.getLogger(__name__)
+
+N_AREA_6V = 128  # columns 0-127 of tx1/spikePow: area 6v, the informative array pair
+ZSCORE_EPS = 1e-8
+FEATURES_DESCRIPTION = "tx1[:, 0:128] + spikePow[:, 0:128], z-scored per block"
+# raw folder -> prepared split; train is required, the others optional; hold-out is unlabelled
+RAW_SPLITS = (("train", "train", True), ("test", "test", True),
+              ("competitionHoldOut", "competition", False))
+
+
+def prepare(
+    raw_dir: Path,
+    out_dir: Path,
+    *,
+    skip_bad_trials: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Prepare ``raw_dir`` (train/, test/, competitionHoldOut/) into ``out_dir``; return the manifest.
+
+    A bad trial (NaN/Inf, no bins, lengths differing, empty sentence, words missing from the
+    dictionary) raises a DataError naming the file and trial, unless ``skip_bad_trials``: then
+    it is left out and listed in the manifest's ``skipped`` lists.
+    """
+    from tqdm.auto import tqdm
+
+    raw_dir, out_dir = Path(raw_dir), _absolute(out_dir)
+    plan, days = _plan(raw_dir)
+    n_files = sum(len(paths) for _, _, paths in plan)
+    splits: dict[str, dict] = {}
+    with staging_dir(out_dir, overwrite=overwrite) as tmp, tqdm(
+        total=n_files, desc="prepare", unit="file", disable=not progress
+    ) as bar:
+        for folder, split, labelled, paths in ((f, s, lab, p) for (f, s, lab), p in
+                                               ((x[:3], x[3]) for x in _flat(plan))):
+            sessions, skipped = {}, []
+            for path in paths:
+                bar.set_postfix_str(f"{folder}/{path.name}")
+                session = read_session(path, labelled=labelled, check_trials=False)
+                arrays = _session_arrays(session, f"{folder}/{path.name}", skip_bad_trials, skipped)
+                write_session(tmp / split / session.name, *arrays)
+                sessions[session.name] = session_entry(
+                    f"{folder}/{path.name}", days.index(session.name), *arrays[:2]
+                )
+                del session, arrays  # keep one day in memory, not two
+                bar.update()
+            splits[split] = split_entry(labelled, sessions, skipped)
+        manifest = new_manifest(days, splits, source=str(raw_dir.resolve()),
+                                features=FEATURES_DESCRIPTION)
+        write_manifest(tmp, manifest)
+    _report_skipped(manifest, out_dir)
+    return manifest
+
+
+def _flat(plan: list[tuple[str, str, list[Path]]]) -> Iterator[tuple[str, str, bool, list[Path]]]:
+    labelled = {split: lab for _, split, lab in RAW_SPLITS}
+    for folder, split, paths in plan:
+        yield folder, split, labelled[split], paths
+
+
+def _plan(raw_dir: Path) -> tuple[list[tuple[str, str, list[Path]]], list[str]]:
+    """The files to read per split, and the day list; every check that needs no reading."""
+    if not raw_dir.is_dir():
+        raise DataError(f"{raw_dir}: no such folder (expected the competitionData layout: "
+                        "train/, test/, competitionHoldOut/)")
+    plan = []
+    for folder, split, _ in RAW_SPLITS:
+        paths = sorted(p for p in (raw_dir / folder).glob("*.mat") if not p.name.startswith("."))
+        if folder == "train" and not paths:
+            raise DataError(f"{raw_dir / folder}: no .mat files (expected the competitionData "
+                            "layout: train/, test/, competitionHoldOut/, one file per day)")
+        if paths:
+            plan.append((folder, split, paths))
+    days = [p.stem for p in plan[0][2]]  # sorted by name: the day index
+    for folder, _, paths in plan[1:]:
+        for path in paths:
+            if path.stem not in days:
+                raise DataError(f"{path}: unknown day {path.stem!r}: there is no "
+                                f"train/{path.name}, so it has no day index")
+    return plan, days
+
+
+def _session_arrays(
+    session: RawSession, source: str, skip: bool, skipped: list[dict]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """features (sum T, 256) float32, trials (n, 6) int64, phonemes (sum n_phones,) uint8, texts."""
+    usable: list[int] = []  # trials whose features enter the block statistics
+    kept: dict[int, tuple[list[int], str]] = {}  # trial -> (phoneme ids, cleaned text)
+    for i in range(session.n_trials):
+        problem = trial_problem(session, i)
+        if feature_problem(session, i) is None:
+            usable.append(i)
+        ids, text = [], ""
+        if problem is None and session.labelled:
+            ids, text, problem = _label(session.sentences[i])
+        if problem is not None:
+            if not skip:
+                raise DataError(f"{session.where(i)}: {problem} "
+                                "(fix the file, or skip such trials with --skip-bad-trials)")
+            skipped.append({"file": source, "trial": i, "reason": problem})
+            continue
+        kept[i] = (ids, text)
+
+    feats = {i: trial_features(session.tx1[i], session.spike_pow[i]) for i in usable}
+    stats = block_stats([feats[i] for i in usable], session.block_idx[usable])
+    order = list(kept)
+    lengths = np.array([len(feats[i]) for i in order], dtype=np.int64)
+    features = np.empty((int(lengths.sum()), N_FEATURES), dtype=np.float32)  # (sum T, 256)
+    start = 0
+    for i in order:
+        features[start : start + len(feats[i])] = zscore(feats[i], *stats[session.block_idx[i]])
+        start += len(feats[i])
+    phone_lengths = np.array([len(kept[i][0]) for i in order], dtype=np.int64)
+    trials = np.stack([
+        _starts(lengths), lengths, _starts(phone_lengths), phone_lengths,
+        session.block_idx[order], np.array(order, dtype=np.int64),
+    ], axis=1).reshape(len(order), len(TRIAL_COLUMNS)).astype(np.int64)
+    phonemes = np.array([p for i in order for p in kept[i][0]], dtype=np.uint8)
+    return features, trials, phonemes, [kept[i][1] for i in order]
+
+
+def _label(sentence: str) -> tuple[list[int], str, str | None]:
+    """(phoneme ids, cleaned text, problem) of one sentence."""
+    text = clean_text(sentence)
+    try:
+        ids = to_ids(phonemize(text))
+    except KeyError as exc:
+        words = exc.args[0] if exc.args and isinstance(exc.args[0], list) else [str(exc)]
+        return [], text, ("words not in the CMU dictionary: "
+                          + ", ".join(repr(w) for w in words))
+    if not ids:
+        return [], text, f"no words left after cleaning the sentence {sentence!r}"
+    return ids, text, None
+
+
+# --- maths --------------------------------------------------------------------------------
+
+
+def trial_features(tx1: np.ndarray, spike_pow: np.ndarray) -> np.ndarray:
+    """(T, 256), (T, 256) -> (T, 256) float64: tx1 then spikePow of area 6v."""
+    return np.concatenate(
+        [tx1[:, :N_AREA_6V], spike_pow[:, :N_AREA_6V]], axis=1
+    ).astype(np.float64, copy=False)
+
+
+def block_stats(
+    trials: Sequence[np.ndarray], blocks: Sequence[int] | np.ndarray
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """block -> (mean, std), each (F,), over all bins of all trials of that block (ddof 0)."""
+    blocks = np.asarray(blocks)
+    stats = {}
+    for block in np.unique(blocks):
+        bins = np.concatenate([trials[j] for j in np.flatnonzero(blocks == block)])  # (sum T, F)
+        stats[int(block)] = (bins.mean(axis=0), bins.std(axis=0))
+    return stats
+
+
+def zscore(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(T, F) -> (T, F) float32: ``(x - mean) / (std + 1e-8)`` as in the reference."""
+    return ((x - mean) / (std + ZSCORE_EPS)).astype(np.float32)
+
+
+def _starts(lengths: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else (
+        np.zeros(0, np.int64))
+
+
+# --- writing (shared with pickle_import) ----------------------------------------------------
+
+
+def write_session(
+    folder: Path, features: np.ndarray, trials: np.ndarray, phonemes: np.ndarray, texts: list[str]
+) -> None:
+    """Write one session's four files (see docs/prepared-format.md)."""
+    folder.mkdir(parents=True)
+    np.save(folder / FEATURES_FILE, np.ascontiguousarray(features, dtype=np.float32))
+    np.save(folder / TRIALS_FILE, trials.astype(np.int64))
+    np.save(folder / PHONEMES_FILE, phonemes.astype(np.uint8))
+    (folder / TEXT_FILE).write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
+
+
+def session_entry(source: str, day_index: int | None, features: np.ndarray,
+                  trials: np.ndarray) -> dict:
+    lengths = trials[:, TRIAL_COLUMNS.index("n_bins")]
+    return {
+        "source": source,
+        "day_index": day_index,
+        "n_trials": len(trials),
+        "n_bins": int(features.shape[0]),
+        "min_bins": int(lengths.min()) if len(lengths) else 0,
+        "max_bins": int(lengths.max()) if len(lengths) else 0,
+        "n_phones": int(trials[:, TRIAL_COLUMNS.index("n_phones")].sum()),
+    }
+
+
+def split_entry(labelled: bool, sessions: dict[str, dict], skipped: list[dict]) -> dict:
+    return {
+        "labelled": labelled,
+        "sessions": sessions,
+        "n_trials": sum(s["n_trials"] for s in sessions.values()),
+        "n_skipped": len(skipped),
+        "skipped": skipped,
+    }
+
+
+def new_manifest(days: list[str], splits: dict[str, dict], *, source: str, features: str,
+                 **extra: object) -> dict:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "n_features": N_FEATURES,
+        "feature_dtype": "float32",
+        "features": features,
+        "trial_columns": list(TRIAL_COLUMNS),
+        "days": days,
+        "splits": splits,
+        "source": source,
+        **extra,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "brain2text_version": __version__,
+    }
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+
+
+@contextlib.contextmanager
+def staging_dir(out_dir: Path, *, overwrite: bool) -> Iterator[Path]:
+    """A fresh hidden sibling of ``out_dir`` that becomes ``out_dir`` when the block succeeds.
+
+    On any error the staging folder is removed and ``out_dir`` is left as it was.
+    """
+    out_dir = _absolute(out_dir)
+    check_output_dir(out_dir, overwrite=overwrite)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)  # a leftover of an earlier process with our pid
+    tmp.mkdir()
+    try:
+        yield tmp
+        check_output_dir(out_dir, overwrite=overwrite)  # it may have appeared meanwhile
+        _move_into_place(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def check_output_dir(out_dir: Path, *, overwrite: bool) -> None:
+    """Refuse a non-empty ``out_dir`` unless ``overwrite``, and never replace a foreign folder."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise DataError(f"{out_dir}: exists and is not a folder; choose another output folder")
+    if not any(out_dir.iterdir()):
+        return
+    if not overwrite:
+        raise DataError(f"{out_dir}: already exists and is not empty; pass --overwrite to "
+                        "replace it, or choose another folder")
+    try:
+        ours = json.loads((out_dir / MANIFEST_FILE).read_text(encoding="utf-8"))["format"] == FORMAT
+    except (OSError, ValueError, KeyError, TypeError):
+        ours = False
+    if not ours:
+        raise DataError(f"{out_dir}: refusing to overwrite a folder that is not a prepared "
+                        f"dataset (no brain2text {MANIFEST_FILE}); remove it yourself or "
+                        "choose another folder")
+
+
+def _move_into_place(tmp: Path, out_dir: Path) -> None:
+    if out_dir.exists() and not any(out_dir.iterdir()):
+        out_dir.rmdir()
+    if not out_dir.exists():
+        os.replace(tmp, out_dir)
+        return
+    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(out_dir, old)
+    try:
+        os.replace(tmp, out_dir)
+    except BaseException:
+        os.replace(old, out_dir)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _absolute(path: Path) -> Path:
+    return Path(os.path.normpath(Path(path).absolute()))
+
+
+def _report_skipped(manifest: dict, out_dir: Path) -> None:
+    counts = {name: s["n_skipped"] for name, s in manifest["splits"].items() if s["n_skipped"]}
+    if counts:
+        first = next(s["skipped"][0] for s in manifest["splits"].values() if s["skipped"])
+        log.warning(
+            "skipped %d bad trials (%s); listed under 'skipped' in %s; first: %s trial %d: %s",
+            sum(counts.values()), ", ".join(f"{n} in {k}" for k, n in counts.items()),
+            out_dir / MANIFEST_FILE, first["file"], first["trial"], first["reason"],
+        )

@@ -1,0 +1,93 @@
+"""One decoding pass over a split: greedy hypotheses, CTC loss and PER, overall and per day."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from brain2text.batches import eval_batches
+from brain2text.data.dataset import PreparedSplit
+from brain2text.decoding import greedy_decode
+from brain2text.metrics import error_rate
+from brain2text.model import GRUDecoder
+from brain2text.phonemes import BLANK
+
+
+@dataclass(frozen=True)
+class Decoded:
+    trial_ids: np.ndarray  # (N,) indices into the split, in the order given
+    hypotheses: list[np.ndarray]  # phoneme ids per trial
+    losses: np.ndarray  # (N,) CTC loss per trial divided by its target length (NaN unlabelled)
+
+
+def autocast_context(device: torch.device, use_amp: bool, amp_dtype: str):
+    if not use_amp:
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if amp_dtype == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def ctc_losses(logits: torch.Tensor, out_lengths, targets, target_lengths) -> torch.Tensor:
+    """Per-trial CTC loss divided by target length, as torch's ``reduction="mean"`` averages."""
+    log_probs = logits.float().log_softmax(-1).transpose(0, 1)  # (T', B, classes)
+    losses = F.ctc_loss(log_probs, targets, out_lengths, target_lengths, blank=BLANK,
+                        reduction="none", zero_infinity=True)
+    return losses / target_lengths.clamp(min=1)
+
+
+@torch.no_grad()
+def decode_split(
+    model: GRUDecoder, split: PreparedSplit, indices: np.ndarray, device: torch.device,
+    batch_size: int, use_amp: bool = False, amp_dtype: str = "bf16",
+) -> Decoded:
+    was_training = model.training
+    model.eval()
+    hyps: dict[int, np.ndarray] = {}
+    losses: dict[int, float] = {}
+    for batch in eval_batches(split, indices, batch_size):
+        batch = batch.to(device)
+        with autocast_context(device, use_amp, amp_dtype):
+            logits = model(batch.features, batch.day_index)
+        out_lengths = model.output_lengths(batch.n_bins)
+        ids = batch.trial_ids.tolist()
+        for i, hyp in zip(ids, greedy_decode(logits, out_lengths)):
+            hyps[i] = hyp
+        if split.labelled:
+            batch_losses = ctc_losses(logits, out_lengths, batch.phonemes, batch.n_phones)
+            losses.update(zip(ids, batch_losses.tolist()))
+    model.train(was_training)
+    order = [int(i) for i in indices]
+    return Decoded(
+        trial_ids=np.asarray(order, dtype=np.int64),
+        hypotheses=[hyps[i] for i in order],
+        losses=np.asarray([losses.get(i, float("nan")) for i in order]),
+    )
+
+
+def references(split: PreparedSplit, trial_ids: np.ndarray) -> list[list[int]]:
+    return [split.phonemes(int(i)).tolist() for i in trial_ids]
+
+
+def score(refs: list[list[int]], decoded: Decoded, day_of: np.ndarray, days: list[str]) -> dict:
+    """Summary dict: loss, PER (total edits / total phonemes), per-sentence edit distances and
+    per-day PER. ``day_of`` gives the day index of each decoded trial."""
+    hyps = [h.tolist() for h in decoded.hypotheses]
+    overall = error_rate(refs, hyps)
+    per_day = {}
+    for day in np.unique(day_of):
+        rows = np.flatnonzero(day_of == day)
+        per_day[days[int(day)]] = error_rate([refs[r] for r in rows], [hyps[r] for r in rows]).rate
+    labelled_losses = decoded.losses[~np.isnan(decoded.losses)]
+    return {
+        "loss": float(labelled_losses.mean()) if len(labelled_losses) else float("nan"),
+        "per": overall.rate,
+        "per_mean_sentence": overall.mean_sentence_rate,
+        "edit_distance": overall.edit_distance,
+        "n_phonemes": overall.n_reference,
+        "n_sentences": overall.n_sentences,
+        "per_day": per_day,
+    }

@@ -1,0 +1,49 @@
+"""The two log channels of a run: a human log (file + console) and machine metrics (JSONL)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN/Inf: keep them readable as "nan", "inf"
+    return value
+
+
+class RunLog:
+    def __init__(self, run_dir: Path, quiet: bool = False) -> None:
+        self.run_dir = run_dir
+        self.quiet = quiet
+        self._log = open(run_dir / "train.log", "a", buffering=1)
+        self._metrics = open(run_dir / "metrics.jsonl", "a", buffering=1)
+
+    def info(self, message: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        self._log.write(f"{stamp} {message}\n")
+        if not self.quiet:
+            tqdm.write(message)
+
+    def metrics(self, row: dict[str, Any]) -> None:
+        self._metrics.write(json.dumps({k: _json_value(v) for k, v in row.items()}) + "\n")
+
+    def close(self) -> None:
+        self._log.close()
+        self._metrics.close()
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            rows.append(json.loads(line))
+    return rows

@@ -1,0 +1,236 @@
+"""Training: one function that reads top to bottom.
+
+    data -> validation carving and trial checks -> model, optimizer, schedule -> loop over
+    batches (augment, forward, CTC, backward, clip, step, schedule) -> every ``eval_every``
+    batches: greedy decoding, PER, best/last checkpoints.
+
+A step whose loss or gradient is NaN/Inf is reported at that step, skipped (no optimizer
+update) and counted; after ``train.max_nonfinite_in_a_row`` such steps in a row the run stops
+with an error. The schedule advances every batch, skipped or not, so the LR stays a function of
+the batch number.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from brain2text import __version__
+from brain2text.augment import augment_batch
+from brain2text.batches import TrainBatches, check_trials, split_validation
+from brain2text.checkpoint import atomic_write_text, save_checkpoint
+from brain2text.config import RunConfig, to_yaml
+from brain2text.data.dataset import open_prepared
+from brain2text.errors import DataError, TrainingError
+from brain2text.evaluation import autocast_context, ctc_losses, decode_split, references, score
+from brain2text.model import GRUDecoder, count_parameters, describe_size
+from brain2text.runlog import RunLog
+from brain2text.schedule import build_optimizer, build_scheduler
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DataError(f"train.device={name}: CUDA is not available on this machine")
+    return device
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def prepare_run_dir(out_dir: Path, overwrite: bool) -> None:
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise DataError(f"{out_dir}: run folder exists and is not empty "
+                            "(choose another --out or pass --overwrite)")
+        for name in ("metrics.jsonl", "train.log", "run.json", "config.yaml"):
+            (out_dir / name).unlink(missing_ok=True)
+        for sub in ("checkpoints", "eval"):
+            for path in sorted((out_dir / sub).rglob("*"), reverse=True) if (out_dir / sub).exists() else []:
+                path.rmdir() if path.is_dir() else path.unlink()
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def write_run_record(out_dir: Path, config: RunConfig, device: torch.device, status: str,
+                     extra: dict | None = None) -> None:
+    record = {
+        "name": config.name, "parent": config.parent, "status": status,
+        "command": sys.argv, "brain2text_version": __version__,
+        "torch_version": torch.__version__, "python": platform.python_version(),
+        "device": str(device), "platform": platform.platform(),
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%S"), **(extra or {}),
+    }
+    atomic_write_text(out_dir / "run.json", json.dumps(record, indent=2) + "\n")
+
+
+def train(config: RunConfig, out_dir: Path, *, overwrite: bool = False, quiet: bool = False) -> dict:
+    """Train a run; returns the best evaluation summary."""
+    out_dir = Path(out_dir)
+    tc, mc = config.train, config.model
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    device = pick_device(tc.device)
+    generator = seed_everything(tc.seed)
+
+    # --- data
+    data = open_prepared(Path(config.data.path))
+    train_split = data.split("train")
+    train_idx, val_idx = split_validation(train_split, config.data.val_blocks_per_day)
+    if config.data.eval_split == "val":
+        eval_split, eval_idx, eval_name = train_split, val_idx, "val"
+        if len(val_idx) == 0:
+            raise DataError(f"{data.path}: no day has two training blocks, so no validation "
+                            "split can be carved (set data.eval_split=test or "
+                            "data.val_blocks_per_day=0 and data.eval_split=test)")
+    else:
+        eval_split, eval_name = data.split("test"), "test"
+        eval_idx = np.arange(len(eval_split), dtype=np.int64)
+    skip = config.data.on_invalid_trial == "skip"
+    train_idx, skipped = check_trials(train_split, train_idx, mc.kernel_len, mc.stride_len, skip)
+    eval_idx, skipped_eval = check_trials(eval_split, eval_idx, mc.kernel_len, mc.stride_len, skip)
+    if len(train_idx) == 0:
+        raise DataError(f"{data.path}: no usable training trial")
+
+    # --- run folder
+    prepare_run_dir(out_dir, overwrite)
+    atomic_write_text(out_dir / "config.yaml", to_yaml(config))
+    write_run_record(out_dir, config, device, "running")
+    log = RunLog(out_dir, quiet=quiet)
+    for s in skipped + skipped_eval:
+        log.info(f"skipped {s.where}: {s.reason}")
+
+    try:
+        best = _loop(config, out_dir, data, train_split, train_idx, eval_split, eval_idx,
+                     eval_name, device, generator, log, quiet)
+    except BaseException as exc:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        write_run_record(out_dir, config, device, status, {"error": str(exc)[:500]})
+        log.info(f"run {status}: {exc}")
+        log.close()
+        raise
+    write_run_record(out_dir, config, device, "finished",
+                     {"best": {k: best.get(k) for k in ("per", "step", "split")}})
+    log.info(f"done: best {best['split']} PER {best['per']:.4f} at step {best['step']}; "
+             f"checkpoints in {out_dir / 'checkpoints'}")
+    log.close()
+    return best
+
+
+def _loop(config, out_dir, data, train_split, train_idx, eval_split, eval_idx, eval_name,
+          device, generator, log, quiet) -> dict:
+    tc, mc = config.train, config.model
+    model = GRUDecoder(mc, n_days=data.n_days).to(device)
+    optimizer = build_optimizer(model.parameters(), config.optim)
+    scheduler = build_scheduler(optimizer, config.optim, tc.n_batch)
+    use_scaler = tc.use_amp and tc.amp_dtype == "fp16" and device.type == "cuda"
+    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+    clip = config.optim.grad_clip_norm
+    log.info(f"run {config.name}: {describe_size(count_parameters(model))} parameters on {device}; "
+             f"{len(train_idx)} training trials, {len(eval_idx)} {eval_name} trials over "
+             f"{data.n_days} days; {tc.n_batch} batches of {tc.batch_size}")
+    if eval_name == "test":
+        log.info("checkpoints are chosen on the TEST split (data.eval_split=test): "
+                 "the test PER of the best checkpoint is optimistically biased")
+
+    loader = DataLoader(
+        TrainBatches(train_split, train_idx, tc.batch_size, tc.seed, 0, tc.n_batch),
+        batch_size=None, shuffle=False, num_workers=tc.num_workers,
+        persistent_workers=tc.num_workers > 0, pin_memory=device.type == "cuda",
+    )
+    state = {"config": config.to_dict(), "days": data.days}
+    eval_refs = references(eval_split, eval_idx)
+    best = {"per": math.inf}
+    skipped_steps = nonfinite_in_a_row = 0
+    bar = tqdm(total=tc.n_batch, desc=config.name, unit="batch", disable=quiet, dynamic_ncols=True)
+    tick = time.perf_counter()
+
+    # --- the loop
+    for step, batch in enumerate(loader):
+        model.train()
+        batch = batch.to(device)
+        lr = optimizer.param_groups[0]["lr"]
+        features = augment_batch(batch.features, batch.n_bins, config.augment, generator)
+        with autocast_context(device, tc.use_amp, tc.amp_dtype):
+            logits = model(features, batch.day_index)  # (B, T', 41)
+        out_lengths = model.output_lengths(batch.n_bins)
+        loss = ctc_losses(logits, out_lengths, batch.phonemes, batch.n_phones).mean()
+
+        optimizer.zero_grad(set_to_none=True)
+        grad_norm = math.nan
+        problem = None
+        if not torch.isfinite(loss):
+            problem = f"loss is {loss.item()}"
+        else:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                model.parameters(), clip if clip else math.inf).item()  # pre-clip norm
+            if not math.isfinite(grad_norm):
+                problem = f"gradient norm is {grad_norm}"
+        if problem is None:
+            scaler.step(optimizer)
+            scaler.update()
+            nonfinite_in_a_row = 0
+        else:
+            if use_scaler:
+                scaler.update(scaler.get_scale() / 2)
+            skipped_steps += 1
+            nonfinite_in_a_row += 1
+            log.info(f"step {step}: {problem} at lr {lr:.3g}; step skipped "
+                     f"({nonfinite_in_a_row} in a row, {skipped_steps} in all)")
+            if nonfinite_in_a_row >= tc.max_nonfinite_in_a_row:
+                bar.close()
+                raise TrainingError(
+                    f"step {step}: {nonfinite_in_a_row} non-finite steps in a row "
+                    f"(train.max_nonfinite_in_a_row); stopping. Last good checkpoints are in "
+                    f"{out_dir / 'checkpoints'}")
+        scheduler.step()
+
+        now = time.perf_counter()
+        dt, tick = now - tick, now
+        row = {"step": step, "train/loss": loss.item(), "lr": lr, "grad_norm": grad_norm,
+               "skipped_steps": skipped_steps, "time_per_batch": dt,
+               "samples_per_s": tc.batch_size / dt if dt > 0 else math.nan}
+        log.metrics(row)
+        bar.update(1)
+        bar.set_postfix(loss=f"{row['train/loss']:.3f}", lr=f"{lr:.2e}",
+                        per=f"{best['per']:.3f}" if math.isfinite(best["per"]) else "-")
+
+        if (step + 1) % tc.eval_every == 0 or step + 1 == tc.n_batch:
+            decoded = decode_split(model, eval_split, eval_idx, device, tc.eval_batch_size,
+                                   tc.use_amp, tc.amp_dtype)
+            summary = score(eval_refs, decoded, eval_split.day_index[eval_idx], data.days)
+            log.metrics({"step": step, f"{eval_name}/loss": summary["loss"],
+                         f"{eval_name}/per": summary["per"],
+                         **{f"{eval_name}/per/{d}": v for d, v in summary["per_day"].items()}})
+            improved = summary["per"] < best["per"]
+            log.info(f"step {step}: {eval_name} loss {summary['loss']:.4f} "
+                     f"PER {summary['per']:.4f}{' (best)' if improved else ''} lr {lr:.3g}")
+            ckpt_state = {**state, "eval": {**summary, "split": eval_name, "step": step},
+                          "optimizer": optimizer.state_dict(),
+                          "scheduler": scheduler.state_dict()}
+            if improved:
+                best = {**summary, "split": eval_name, "step": step}
+                save_checkpoint(out_dir / "checkpoints" / "best.pt", model, ckpt_state, step)
+            save_checkpoint(out_dir / "checkpoints" / "last.pt", model, ckpt_state, step)
+            tick = time.perf_counter()  # evaluation time is not training time
+    bar.close()
+    log.info(f"{skipped_steps} steps skipped for non-finite loss or gradient" if skipped_steps
+             else "no step was skipped")
+    return best

@@ -1,0 +1,86 @@
+import pytest
+import yaml
+
+from brain2text.config import apply_overrides, load_run, to_yaml, validate
+from brain2text.errors import ConfigError
+
+from .conftest import RUNS
+
+
+@pytest.mark.parametrize("path", sorted(RUNS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_run_file_loads(path):
+    config = load_run(path)
+    assert config.name == path.stem
+    assert validate(config.to_dict()) == config  # resolved config round-trips
+
+
+def test_run13_holds_every_value_of_the_note():
+    c = load_run(RUNS / "run13_onecycle_safe.yaml")
+    assert c.parent == "baseline"
+    assert (c.optim.schedule, c.optim.max_lr, c.optim.pct_start) == ("onecycle", 0.01, 0.1)
+    assert (c.optim.div_factor, c.optim.final_div_factor, c.optim.anneal_strategy) == (25.0, 1000.0, "cos")
+    assert (c.optim.optimizer, c.optim.l2_decay, c.optim.betas, c.optim.eps) == ("adam", 1e-5, (0.9, 0.999), 1e-8)
+    m = c.model
+    assert (m.n_units, m.n_layers, m.dropout, m.use_layer_norm, m.input_dropout) == (1024, 5, 0.4, True, 0.0)
+    assert (m.bidirectional, m.stride_len, m.kernel_len, m.gaussian_smooth_width) == (True, 4, 32, 2.0)
+    a = c.augment
+    assert (a.white_noise_sd, a.constant_offset_sd) == (0.3, 0.1)
+    assert (a.time_mask_prob, a.time_mask_width, a.time_mask_max_masks) == (0.1, 40, 2)
+    assert (a.freq_mask_prob, a.freq_mask_width, a.freq_mask_max_masks) == (0.1, 12, 2)
+    t = c.train
+    assert (t.batch_size, t.n_batch, t.use_amp, t.num_workers) == (64, 10000, False, 4)
+    assert c.optim.grad_clip_norm == 1.5
+
+
+def test_baseline_is_the_reference_recipe():
+    c = load_run(RUNS / "baseline.yaml")
+    assert (c.optim.eps, c.optim.max_lr, c.optim.schedule) == (0.1, 0.02, "constant")
+    assert (c.augment.white_noise_sd, c.augment.constant_offset_sd) == (0.8, 0.2)
+
+
+def test_child_inherits_and_overrides(tmp_path):
+    (tmp_path / "parent.yaml").write_text("model: {n_units: 64, n_layers: 3}\ntrain: {n_batch: 7}\n")
+    (tmp_path / "child.yaml").write_text("parent: parent\nmodel: {n_units: 32}\n")
+    c = load_run(tmp_path / "child.yaml", ["train.n_batch=50", "optim.betas=[0.8, 0.9]"])
+    assert (c.name, c.parent) == ("child", "parent")
+    assert (c.model.n_units, c.model.n_layers, c.train.n_batch) == (32, 3, 50)
+    assert c.optim.betas == (0.8, 0.9)
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [("train.n_batchx=3", "train.n_batchx"), ("train.n_batch=abc", "train.n_batch"),
+     ("model.dropout=1.5", "model.dropout"), ("optim.schedule=cosine", "optim.schedule"),
+     ("nosuch.key=1", "nosuch")],
+)
+def test_bad_overrides_name_the_key(override, key):
+    with pytest.raises(ConfigError) as err:
+        load_run(RUNS / "baseline.yaml", [override])
+    assert key in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unknown_key_in_file(tmp_path):
+    (tmp_path / "r.yaml").write_text("model: {n_unitz: 3}\n")
+    with pytest.raises(ConfigError, match=r"model\.n_unitz: unknown key"):
+        load_run(tmp_path / "r.yaml")
+
+
+def test_parent_cycle_and_missing_parent(tmp_path):
+    (tmp_path / "a.yaml").write_text("parent: b\n")
+    (tmp_path / "b.yaml").write_text("parent: a\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_run(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("parent: nothere\n")
+    with pytest.raises(ConfigError, match="not found"):
+        load_run(tmp_path / "c.yaml")
+
+
+def test_override_syntax():
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        apply_overrides({}, ["train.n_batch"])
+
+
+def test_yaml_round_trip(tmp_path):
+    c = load_run(RUNS / "run13_cpu_demo.yaml")
+    # the resolved YAML is complete: it validates alone, without its parent files
+    assert validate(yaml.safe_load(to_yaml(c))) == c
