@@ -101,6 +101,10 @@ def evaluate_run(
         indices = split_validation(split, config.data.val_blocks_per_day)[1]
     else:
         indices = np.arange(len(split), dtype=np.int64)
+    unknown = [int(i) for i in indices if split.day_index[i] < 0]
+    if unknown:
+        raise DataError(f"{split.describe(unknown[0])}: its day is unknown, so no per-day input "
+                        "layer applies (import the pickle with --competition-days)")
     too_short = [int(i) for i in indices if split.n_bins[i] < config.model.kernel_len]
     if too_short:
         raise DataError(f"{split.describe(too_short[0])}: shorter than model.kernel_len="

@@ -63,13 +63,12 @@ def prepare(
 
     raw_dir, out_dir = Path(raw_dir), _absolute(out_dir)
     plan, days = _plan(raw_dir)
-    n_files = sum(len(paths) for _, _, paths in plan)
+    n_files = sum(len(paths) for *_, paths in plan)
     splits: dict[str, dict] = {}
     with staging_dir(out_dir, overwrite=overwrite) as tmp, tqdm(
         total=n_files, desc="prepare", unit="file", disable=not progress
     ) as bar:
-        for folder, split, labelled, paths in ((f, s, lab, p) for (f, s, lab), p in
-                                               ((x[:3], x[3]) for x in _flat(plan))):
+        for folder, split, labelled, paths in plan:
             sessions, skipped = {}, []
             for path in paths:
                 bar.set_postfix_str(f"{folder}/{path.name}")
@@ -89,27 +88,21 @@ def prepare(
     return manifest
 
 
-def _flat(plan: list[tuple[str, str, list[Path]]]) -> Iterator[tuple[str, str, bool, list[Path]]]:
-    labelled = {split: lab for _, split, lab in RAW_SPLITS}
-    for folder, split, paths in plan:
-        yield folder, split, labelled[split], paths
-
-
-def _plan(raw_dir: Path) -> tuple[list[tuple[str, str, list[Path]]], list[str]]:
+def _plan(raw_dir: Path) -> tuple[list[tuple[str, str, bool, list[Path]]], list[str]]:
     """The files to read per split, and the day list; every check that needs no reading."""
     if not raw_dir.is_dir():
         raise DataError(f"{raw_dir}: no such folder (expected the competitionData layout: "
                         "train/, test/, competitionHoldOut/)")
     plan = []
-    for folder, split, _ in RAW_SPLITS:
+    for folder, split, labelled in RAW_SPLITS:
         paths = sorted(p for p in (raw_dir / folder).glob("*.mat") if not p.name.startswith("."))
         if folder == "train" and not paths:
             raise DataError(f"{raw_dir / folder}: no .mat files (expected the competitionData "
                             "layout: train/, test/, competitionHoldOut/, one file per day)")
         if paths:
-            plan.append((folder, split, paths))
-    days = [p.stem for p in plan[0][2]]  # sorted by name: the day index
-    for folder, _, paths in plan[1:]:
+            plan.append((folder, split, labelled, paths))
+    days = [p.stem for p in plan[0][3]]  # sorted by name: the day index
+    for *_, paths in plan[1:]:
         for path in paths:
             if path.stem not in days:
                 raise DataError(f"{path}: unknown day {path.stem!r}: there is no "
