@@ -60,12 +60,12 @@ class PreparedSplit:
         self._session = np.repeat(np.arange(len(sessions), dtype=np.int64), counts)  # (N,)
         first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if counts else []
         self._local = np.arange(len(self._session)) - np.repeat(first, counts)  # index in session
-        self._start = table[:, _START]
-        self._phone_start = table[:, _PHONE_START]
-        self.n_bins = table[:, _N_BINS]
-        self.n_phones = table[:, _N_PHONES]
-        self.block = table[:, _BLOCK]
-        self.trial = table[:, _TRIAL]
+        column = lambda k: np.ascontiguousarray(table[:, k])  # noqa: E731
+        self._start, self._phone_start = column(_START), column(_PHONE_START)
+        self.n_bins = column(_N_BINS)  # (N,) int64
+        self.n_phones = column(_N_PHONES)
+        self.block = column(_BLOCK)
+        self.trial = column(_TRIAL)
         self.day_index = np.asarray(day_of_session, dtype=np.int64)[self._session]
         for array in (self.n_bins, self.n_phones, self.block, self.trial, self.day_index):
             array.flags.writeable = False
@@ -141,7 +141,8 @@ def open_prepared(path: Path) -> PreparedDataset:
     """Open a prepared folder, checking every file against the manifest (features not read)."""
     path = Path(path)
     if not path.exists():
-        raise DataError(f"{path}: no such folder (make it with `brain2text prepare RAW_DIR {path}`)")
+        raise DataError(f"{path}: no such folder "
+                        f"(make it with `brain2text prepare RAW_DIR {path}`)")
     if not path.is_dir():
         raise DataError(f"{path}: not a folder (a prepared dataset is a folder with manifest.json)")
     manifest = read_manifest(path)
@@ -194,7 +195,9 @@ def _open_split(root: Path, name: str, entry: Any, days: list[str]) -> PreparedS
             raise DataError(f"{root / MANIFEST_FILE}: '{where}.sessions.{session}' "
                             "must be an object")
         folder = root / name / session
-        table, feats, phones, text = _open_session(folder, info, root, f"{where}.sessions.{session}")
+        table, feats, phones, text = _open_session(
+            folder, info, root, f"{where}.sessions.{session}"
+        )
         names.append(session)
         sources.append(str(info.get("source", f"{name}/{session}")))
         day_of_session.append(days.index(session) if session in days else UNKNOWN_DAY)
@@ -236,7 +239,9 @@ def _open_session(
     return table, features, phonemes, text
 
 
-def _load_npy(file: Path, shape: tuple[int, ...], dtype: np.dtype, mmap: bool = False) -> np.ndarray:
+def _load_npy(
+    file: Path, shape: tuple[int, ...], dtype: np.dtype, mmap: bool = False
+) -> np.ndarray:
     if not file.is_file():
         raise DataError(f"{file}: missing; the prepared dataset is incomplete: prepare it again")
     try:

@@ -97,7 +97,7 @@ def read_session(path: Path, *, labelled: bool = True, check_trials: bool = True
 
 
 def trial_problem(session: RawSession, i: int) -> str | None:
-    """Why trial ``i`` cannot be used (lengths differ, no bins, NaN/Inf, empty sentence), or None."""
+    """Why trial ``i`` is unusable (lengths differ, no bins, NaN/Inf, empty sentence), or None."""
     if (reason := feature_problem(session, i)) is not None:
         return reason
     if session.labelled and not session.sentences[i]:
@@ -189,6 +189,8 @@ def _trial_matrices(path: Path, field: str, value: Any) -> list[np.ndarray]:
     out = []
     for i, matrix in enumerate(value.ravel()):
         matrix = np.asarray(matrix)
+        if matrix.ndim == 2 and matrix.size == 0 and matrix.dtype.kind in "buif":
+            matrix = np.zeros((0, N_CHANNELS))  # MATLAB's [] : a trial without bins (skippable)
         if matrix.ndim != 2 or matrix.dtype.kind not in "buif" or matrix.shape[1] != N_CHANNELS:
             raise DataError(f"{path} trial {i}: {field} is {_describe(matrix)}, "
                             f"expected a T x {N_CHANNELS} numeric matrix")

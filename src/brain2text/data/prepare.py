@@ -53,7 +53,7 @@ def prepare(
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Prepare ``raw_dir`` (train/, test/, competitionHoldOut/) into ``out_dir``; return the manifest.
+    """Prepare ``raw_dir`` (train/, test/, competitionHoldOut/) into ``out_dir``; return manifest.
 
     A bad trial (NaN/Inf, no bins, lengths differing, empty sentence, words missing from the
     dictionary) raises a DataError naming the file and trial, unless ``skip_bad_trials``: then
@@ -142,7 +142,7 @@ def _session_arrays(
         start += len(feats[i])
     phone_lengths = np.array([len(kept[i][0]) for i in order], dtype=np.int64)
     trials = np.stack([
-        _starts(lengths), lengths, _starts(phone_lengths), phone_lengths,
+        offsets(lengths), lengths, offsets(phone_lengths), phone_lengths,
         session.block_idx[order], np.array(order, dtype=np.int64),
     ], axis=1).reshape(len(order), len(TRIAL_COLUMNS)).astype(np.int64)
     phonemes = np.array([p for i in order for p in kept[i][0]], dtype=np.uint8)
@@ -190,7 +190,8 @@ def zscore(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     return ((x - mean) / (std + ZSCORE_EPS)).astype(np.float32)
 
 
-def _starts(lengths: np.ndarray) -> np.ndarray:
+def offsets(lengths: np.ndarray) -> np.ndarray:
+    """(n,) lengths -> (n,) start of each item when they are laid end to end."""
     return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else (
         np.zeros(0, np.int64))
 
@@ -278,6 +279,7 @@ def staging_dir(out_dir: Path, *, overwrite: bool) -> Iterator[Path]:
 
 def check_output_dir(out_dir: Path, *, overwrite: bool) -> None:
     """Refuse a non-empty ``out_dir`` unless ``overwrite``, and never replace a foreign folder."""
+    out_dir = Path(out_dir)
     if not out_dir.exists():
         return
     if not out_dir.is_dir():

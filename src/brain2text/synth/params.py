@@ -12,6 +12,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from brain2text.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class SynthParams:
@@ -49,34 +51,35 @@ class SynthParams:
     gain: float = 0.45  # global tuning gain on the log-rate
     tuned_fraction_ventral: float = 0.7  # fraction of ventral-6v electrodes that are tuned
     tuned_fraction_dorsal: float = 0.5  # fraction of dorsal-6v electrodes that are tuned
-    dorsal_scale: float = 0.75  # tuning scale of the dorsal 6v array (ventral = 1)
+    dorsal_scale: float = 0.8  # tuning scale of the dorsal 6v array (ventral = 1)
     untuned_scale: float = 0.1  # residual tuning of "untuned" 6v electrodes
     area44_scale: float = 0.05  # tuning scale of the area-44 arrays (near chance)
     spatial_smoothing: float = 0.3  # share of a channel's tuning taken from its grid neighbours
     speaking_weight_mean: float = 0.25  # 6v weight of the speaking envelope on the log-rate
     speaking_weight_sd: float = 0.2
     area44_speaking_scale: float = 0.2  # area-44 speaking weights are this fraction of 6v's
-    mean_rate: float = 0.62  # mean tx1 per bin of a live channel before dead ones are removed
-    rate_spread_sd: float = 0.6  # log-SD of channel mean rates across electrodes
+    mean_rate: float = 0.52  # mean over electrodes of the channel rates (counts/bin); with the
+    # speaking lift, caps and dead electrodes the realised mean tx1 is ~0.57
+    rate_spread_sd: float = 0.5  # log-SD of channel mean rates across electrodes
     ou_dim: int = 8  # shared Ornstein-Uhlenbeck latent noise dimensions
     ou_tau_bins: float = 10.0  # its time constant (200 ms)
     ou_sd: float = 0.3  # SD of the shared noise on a channel's log-rate
     private_sd: float = 0.1  # SD of the per-bin private log-rate noise
-    max_rate: float = 8.0  # cap on the Poisson rate per bin
+    max_rate: float = 6.0  # cap on the Poisson rate per bin
     max_count: int = 12  # cap on tx1 per bin
     thin_probs: tuple[float, float, float] = (0.544, 0.710, 0.455)  # tx2|tx1, tx3|tx2, tx4|tx3
     thin_spread_sd: float = 0.3  # logit-SD of these probabilities across channels
 
     # --- observation model: spike-band power ---
-    floor_median: float = 330.0  # median noise floor (uV^2) of live channels
+    floor_median: float = 420.0  # median noise floor (uV^2); resting spikePow adds ~60 of MUA
     floor_sd: float = 0.4  # log-SD of the floors across channels
     floor_range: tuple[float, float] = (110.0, 800.0)  # floors clipped to this range
     floor_dof: float = 60.0  # chi-square degrees of freedom of the per-bin floor noise
-    spike_power: tuple[float, float] = (40.0, 120.0)  # uV^2 per spike, U(lo, hi) per channel
-    mua_factor: float = 2.0  # sub-threshold multi-unit power, in units of the channel's rate
+    spike_power: tuple[float, float] = (25.0, 60.0)  # uV^2 per spike, U(lo, hi) per channel
+    mua_factor: float = 1.5  # sub-threshold multi-unit power, in units of the channel's rate
     neighbour_factor: float = 0.5  # power from grid neighbours' spiking, in units of their rate
-    burst_rate: float = 0.001  # chance per bin that a broadband artefact starts
-    burst_amp: tuple[float, float] = (1700.0, 3600.0)  # its amplitude, U(lo, hi) uV^2
+    burst_rate: float = 0.0005  # chance per bin that a broadband artefact starts
+    burst_amp: tuple[float, float] = (1500.0, 3000.0)  # its amplitude, U(lo, hi) uV^2
     burst_bins: tuple[int, int] = (1, 3)  # its length, integer U[lo, hi] bins
     burst_rate_boost: float = 1.0  # extra Poisson rate on all channels during an artefact
     dead_floor_range: tuple[float, float] = (20.0, 80.0)  # floors of dead electrodes
@@ -94,11 +97,33 @@ class SynthParams:
     day_gain_sd: float = 0.15  # AR(1) per-channel log tuning gain across sessions
     day_ar: float = 0.7  # AR(1) coefficient of the two above, session to session
     block_offset_sd: float = 0.2  # AR(1) per-channel log-rate offset of each block
-    block_floor_sd: float = 0.12  # AR(1) per-channel log-floor offset of each block
-    block_ar: float = 0.8  # AR(1) coefficient of block offsets within a day
+    block_floor_sd: float = 0.2  # AR(1) per-channel log-floor offset of each block
+    block_ar: float = 0.6  # AR(1) coefficient of block offsets within a day
     dead_initial: float = 0.03  # fraction of dead electrodes on the first day
     dead_per_session: float = 0.002  # fraction of live electrodes lost at each later session
     mouthed_gain: float = 0.6  # tuning gain factor on mouthed (not vocalised) days
+
+    def __post_init__(self) -> None:
+        """Reject values the model cannot use, naming the field."""
+        probabilities = ("prep_scale", "pause_prob", "slip_substitute", "slip_near_delete",
+                         "spatial_smoothing", "drift_slow_weight", "drift_fast_weight",
+                         "break_strength", "day_ar", "block_ar", "dead_initial",
+                         "dead_per_session")  # fmt: skip
+        for name in probabilities:
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"synth parameter {name} must lie in [0, 1]")
+        if self.drift_slow_weight + self.drift_fast_weight > 1.0:
+            raise ConfigError("synth parameters drift_slow_weight + drift_fast_weight exceed 1")
+        if self.slip_substitute + self.slip_near_delete > 1.0:
+            raise ConfigError("synth parameters slip_substitute + slip_near_delete exceed 1")
+        if not all(0.0 < p < 1.0 for p in self.thin_probs):
+            raise ConfigError("synth parameter thin_probs must lie strictly between 0 and 1")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple) and len(value) == 2 and value[0] > value[1]:
+                raise ConfigError(f"synth parameter {f.name} must be (low, high) with low <= high")
+        if self.latent_dim < 1 or self.ou_dim < 1:
+            raise ConfigError("synth parameters latent_dim and ou_dim must be positive")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (tuples become lists)."""
@@ -106,10 +131,10 @@ class SynthParams:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SynthParams:
-        """Inverse of ``to_dict``; unknown keys raise TypeError naming them."""
+        """Inverse of ``to_dict``; unknown keys raise ConfigError naming them."""
         unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
-            raise TypeError(f"unknown SynthParams keys: {', '.join(unknown)}")
+            raise ConfigError(f"unknown synth parameters: {', '.join(unknown)}")
         fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**fixed)
 

@@ -31,7 +31,7 @@ MOUTHED_DAYS: tuple[str, ...] = (
 SPLITS: tuple[str, ...] = ("train", "test", "competitionHoldOut")
 DEFAULT_BLOCK_SIZE = 36  # target sentences per training block (real blocks: 20-50, ~30-42)
 DEFAULT_MAX_BLOCK = 42  # training blocks never exceed this many sentences
-DEFAULT_MIN_TRAIN_FOR_TWO_BLOCKS = 20  # from this many training sentences a day has >= 2 blocks
+DEFAULT_MIN_TRAIN_FOR_TWO_BLOCKS = 8  # from this many training sentences a day has >= 2 blocks
 DEFAULT_HOLDOUT_BLOCKS = 2
 DEFAULT_BLOCK_SIZE_CONCENTRATION = 40.0  # Dirichlet concentration of block-size variation
 
@@ -51,13 +51,14 @@ def day_numbers(names: tuple[str, ...] = DEFAULT_DAYS) -> np.ndarray:
 def holdout_days_among(chosen: tuple[str, ...], holdout_per_day: int) -> tuple[str, ...]:
     """The chosen days that carry hold-out blocks.
 
-    The real hold-out days among ``chosen``; when none is among them and hold-out sentences are
-    asked for, the latest chosen day stands in so that the split is never empty.
+    The real hold-out days among ``chosen``; when none is among them (fewer than 5 days) and
+    hold-out sentences are asked for, every chosen day carries hold-out blocks, so that a
+    small set still has a hold-out split.
     """
     if holdout_per_day <= 0 or not chosen:
         return ()
     kept = tuple(d for d in chosen if d in HOLDOUT_DAYS)
-    return kept or (chosen[-1],)
+    return kept or tuple(chosen)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def split_sizes(total: int, n_parts: int, rng: np.random.Generator) -> list[int]
 
 
 def n_train_blocks(n_train: int) -> int:
-    """Number of training blocks for ``n_train`` sentences (>= 2 from 20 sentences on)."""
+    """Number of training blocks for ``n_train`` sentences (>= 2 from 8 sentences on)."""
     if n_train <= 0:
         return 0
     n = max(round(n_train / DEFAULT_BLOCK_SIZE), -(-n_train // DEFAULT_MAX_BLOCK), 1)

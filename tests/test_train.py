@@ -1,0 +1,96 @@
+import json
+import math
+
+import pytest
+import torch
+
+from brain2text.config import load_run
+from brain2text.errors import DataError, TrainingError
+from brain2text.model import GRUDecoder
+from brain2text.runlog import read_metrics
+from brain2text.train import train
+
+from .conftest import RUNS, tiny_overrides
+
+
+def test_tiny_run_writes_metrics_and_checkpoints(prepared_dir, tmp_path):
+    config = load_run(RUNS / "run13_cpu_demo.yaml", tiny_overrides(prepared_dir))
+    best = train(config, tmp_path / "run", quiet=True)
+    rows = read_metrics(tmp_path / "run")
+    steps = [r for r in rows if "train/loss" in r]
+    evals = [r for r in rows if "val/per" in r]
+    assert [r["step"] for r in steps] == list(range(6))
+    assert [r["step"] for r in evals] == [2, 5]
+    for key in ("lr", "grad_norm", "skipped_steps", "time_per_batch", "samples_per_s"):
+        assert all(key in r for r in steps)
+    assert all(math.isfinite(r["train/loss"]) for r in steps)
+    assert any(k.startswith("val/per/t12.") for k in evals[0])
+    assert best["per"] == min(r["val/per"] for r in evals)
+    assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "finished"
+
+
+def test_same_seed_same_run(prepared_dir, tmp_path):
+    config = load_run(RUNS / "run13_cpu_demo.yaml", tiny_overrides(prepared_dir, **{"train.n_batch": 3}))
+    train(config, tmp_path / "a", quiet=True)
+    train(config, tmp_path / "b", quiet=True)
+    losses = [[r["train/loss"] for r in read_metrics(tmp_path / d) if "train/loss" in r] for d in "ab"]
+    assert losses[0] == losses[1]
+
+
+def test_nonfinite_steps_are_reported_skipped_and_stop_the_run(prepared_dir, tmp_path, capsys):
+    config = load_run(RUNS / "run13_cpu_demo.yaml", tiny_overrides(
+        prepared_dir, **{"optim.max_lr": 1e30, "optim.grad_clip_norm": "null",
+                         "optim.schedule": "constant", "train.max_nonfinite_in_a_row": 2,
+                         "train.n_batch": 20, "train.eval_every": 50}))
+    with pytest.raises(TrainingError, match=r"step \d+: 2 non-finite steps in a row"):
+        train(config, tmp_path / "run", quiet=True)
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "step skipped" in log
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "failed"
+    assert not (tmp_path / "run" / "checkpoints" / "best.pt").exists()
+
+
+def test_existing_run_folder_is_not_overwritten(prepared_dir, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("keep me")
+    config = load_run(RUNS / "run13_cpu_demo.yaml", tiny_overrides(prepared_dir))
+    with pytest.raises(DataError, match="run folder exists"):
+        train(config, tmp_path / "run", quiet=True)
+    assert (tmp_path / "run" / "notes.txt").read_text() == "keep me"
+
+
+def test_trials_too_short_for_the_kernel_error_or_skip(prepared_dir, tmp_path):
+    over = tiny_overrides(prepared_dir, **{"model.kernel_len": 5000})
+    with pytest.raises(DataError, match=r"trial \d+: \d+ bins is shorter than model.kernel_len=5000"):
+        train(load_run(RUNS / "run13_cpu_demo.yaml", over), tmp_path / "a", quiet=True)
+    assert not (tmp_path / "a").exists()  # nothing written before the data checks pass
+    over = tiny_overrides(prepared_dir, **{"model.stride_len": 64, "data.on_invalid_trial": "skip"})
+    train(load_run(RUNS / "run13_cpu_demo.yaml", over), tmp_path / "b", quiet=True)
+    assert "skipped" in (tmp_path / "b" / "train.log").read_text()
+
+
+def test_full_run13_config_builds_and_trains_one_step_on_cpu():
+    """The full 5x1024 bidirectional model, one optimizer step on a batch of 2."""
+    from brain2text.augment import augment_batch
+    from brain2text.evaluation import ctc_losses
+    from brain2text.schedule import build_optimizer, build_scheduler
+
+    config = load_run(RUNS / "run13_onecycle_safe.yaml")
+    torch.manual_seed(0)
+    model = GRUDecoder(config.model, n_days=24)
+    optimizer = build_optimizer(model.parameters(), config.optim)
+    scheduler = build_scheduler(optimizer, config.optim, config.train.n_batch)
+    n_bins = torch.tensor([120, 100])
+    x = augment_batch(torch.randn(2, 120, 256), n_bins, config.augment)
+    logits = model(x, torch.tensor([0, 23]))
+    targets = torch.randint(1, 41, (2, 10))
+    loss = ctc_losses(logits, model.output_lengths(n_bins), targets, torch.tensor([10, 8])).mean()
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip_norm)
+    before = model.readout.weight.detach().clone()
+    optimizer.step()
+    scheduler.step()
+    assert math.isfinite(loss.item()) and math.isfinite(norm.item())
+    assert not torch.equal(before, model.readout.weight)
+    assert optimizer.param_groups[0]["lr"] > 0.0004  # warming up
