@@ -70,7 +70,7 @@ def test_truncated_recording_gives_one_line_and_no_output(raw_dir, tmp_path):
     victim = sorted((raw / "train").iterdir())[1]
     data = victim.read_bytes()
     victim.write_bytes(data[: len(data) // 2])
-    result = brain2text("prepare", raw, tmp_path / "prepared", check=False)
+    result = brain2text("prepare", raw, tmp_path / "prepared", "--quiet", check=False)
     assert result.returncode == 2 and victim.name in result.stderr
-    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
     assert not (tmp_path / "prepared").exists()

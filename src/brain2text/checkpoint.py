@@ -5,37 +5,16 @@ A checkpoint holds the resolved run config, so a model can be rebuilt from it al
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from brain2text.atomic import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-export)
 from brain2text.errors import DataError, TrainingError
 
 FORMAT = "brain2text-checkpoint"
 FORMAT_VERSION = 1
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(file_object)`` on a temporary file beside ``path``, then rename it over
-    ``path``: a reader sees the old file or the complete new one, never a partial write."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, lambda f: f.write(text.encode()))
 
 
 def assert_finite(model: torch.nn.Module, step: int) -> None:

@@ -17,7 +17,8 @@ def _cmd_synth(args: argparse.Namespace) -> None:
     if not args.stats_only:
         generate(args.out_dir, days=args.days, train_per_day=args.train_per_day,
                  test_per_day=args.test_per_day, holdout_per_day=args.holdout_per_day,
-                 seed=args.seed, progress=not args.quiet, overwrite=args.overwrite)
+                 seed=args.seed, progress=not args.quiet, overwrite=args.overwrite,
+                 compact=args.compact)
         print(f"wrote synthetic competitionData layout to {args.out_dir}")
     if args.stats or args.stats_only:
         print(dataset_stats(args.out_dir))
@@ -100,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-per-day", type=int, default=10)
     p.add_argument("--holdout-per-day", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compact", action="store_true",
+                   help="store counts as uint8 and spikePow as single (5x smaller files) instead of doubles")
     p.add_argument("--stats", action="store_true", help="print statistics against the targets afterwards")
     p.add_argument("--stats-only", action="store_true", help="only print statistics of OUT_DIR")
     p.add_argument("--overwrite", action="store_true")

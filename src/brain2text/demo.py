@@ -2,7 +2,8 @@
 
 Everything lands in one work folder (default ``demo_workspace/``)::
 
-    raw/         synthetic recordings in the competitionData layout (+ holdout_answers.json)
+    raw/         synthetic recordings in the competitionData layout (+ holdout_answers.json),
+                 compact classes (uint8 counts, single spikePow) to keep the folder ~1.4 GB
     prepared/    the prepared, memory-mappable dataset
     runs/run13_cpu_demo/   config, logs, metrics, checkpoints, eval/
 """
@@ -20,8 +21,8 @@ from brain2text.train import train
 
 DEFAULT_RUN_FILE = Path(__file__).resolve().parents[2] / "configs" / "runs" / "run13_cpu_demo.yaml"
 DEMO_DAYS = 8
-DEMO_TRAIN_PER_DAY = 60
-DEMO_TEST_PER_DAY = 15
+DEMO_TRAIN_PER_DAY = 250  # 7 blocks a day: 6 train, the last one validation
+DEMO_TEST_PER_DAY = 20
 DEMO_HOLDOUT_PER_DAY = 20
 DEMO_SEED = 0
 
@@ -42,7 +43,7 @@ def run_demo(workdir: Path, run_file: Path | None = None, overrides: list[str] |
     if fresh or not (raw / "train").is_dir():
         generate(raw, days=DEMO_DAYS, train_per_day=DEMO_TRAIN_PER_DAY,
                  test_per_day=DEMO_TEST_PER_DAY, holdout_per_day=DEMO_HOLDOUT_PER_DAY,
-                 seed=DEMO_SEED, overwrite=True)
+                 seed=DEMO_SEED, overwrite=True, compact=True)
     else:
         print(f"reusing {raw} (pass --fresh to regenerate)")
     timings["synth"] = time.perf_counter() - t

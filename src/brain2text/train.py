@@ -18,6 +18,7 @@ import platform
 import random
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +28,10 @@ from tqdm import tqdm
 
 from brain2text import __version__
 from brain2text.augment import augment_batch
-from brain2text.batches import TrainBatches, check_trials, split_validation
+from brain2text.batches import SkippedTrial, TrainBatches, check_trials, split_validation
 from brain2text.checkpoint import atomic_write_text, save_checkpoint
 from brain2text.config import RunConfig, to_yaml
-from brain2text.data.dataset import open_prepared
+from brain2text.data.dataset import PreparedDataset, PreparedSplit, open_prepared
 from brain2text.errors import DataError, TrainingError
 from brain2text.evaluation import autocast_context, ctc_losses, decode_split, references, score
 from brain2text.model import GRUDecoder, count_parameters, describe_size
@@ -79,45 +80,57 @@ def write_run_record(out_dir: Path, config: RunConfig, device: torch.device, sta
     atomic_write_text(out_dir / "run.json", json.dumps(record, indent=2) + "\n")
 
 
-def train(config: RunConfig, out_dir: Path, *, overwrite: bool = False, quiet: bool = False) -> dict:
-    """Train a run; returns the best evaluation summary."""
-    out_dir = Path(out_dir)
-    tc, mc = config.train, config.model
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
-    device = pick_device(tc.device)
-    generator = seed_everything(tc.seed)
+@dataclass(frozen=True)
+class RunData:
+    """What a run trains and evaluates on, after validation carving and trial checks."""
 
-    # --- data
-    data = open_prepared(Path(config.data.path))
-    train_split = data.split("train")
+    dataset: PreparedDataset
+    train_split: PreparedSplit
+    train_idx: np.ndarray
+    eval_split: PreparedSplit
+    eval_idx: np.ndarray
+    eval_name: str  # "val" or "test"
+    skipped: list[SkippedTrial]
+
+
+def load_run_data(config: RunConfig) -> RunData:
+    dataset = open_prepared(Path(config.data.path))
+    train_split = dataset.split("train")
     train_idx, val_idx = split_validation(train_split, config.data.val_blocks_per_day)
     if config.data.eval_split == "val":
         eval_split, eval_idx, eval_name = train_split, val_idx, "val"
         if len(val_idx) == 0:
-            raise DataError(f"{data.path}: no day has two training blocks, so no validation "
-                            "split can be carved (set data.eval_split=test or "
-                            "data.val_blocks_per_day=0 and data.eval_split=test)")
+            raise DataError(f"{dataset.path}: no day has two training blocks, so no validation "
+                            "split can be carved (set data.eval_split=test to select on test)")
     else:
-        eval_split, eval_name = data.split("test"), "test"
+        eval_split, eval_name = dataset.split("test"), "test"
         eval_idx = np.arange(len(eval_split), dtype=np.int64)
-    skip = config.data.on_invalid_trial == "skip"
+    mc, skip = config.model, config.data.on_invalid_trial == "skip"
     train_idx, skipped = check_trials(train_split, train_idx, mc.kernel_len, mc.stride_len, skip)
     eval_idx, skipped_eval = check_trials(eval_split, eval_idx, mc.kernel_len, mc.stride_len, skip)
     if len(train_idx) == 0:
-        raise DataError(f"{data.path}: no usable training trial")
+        raise DataError(f"{dataset.path}: no usable training trial")
+    return RunData(dataset, train_split, train_idx, eval_split, eval_idx, eval_name,
+                   skipped + skipped_eval)
 
-    # --- run folder
+
+def train(config: RunConfig, out_dir: Path, *, overwrite: bool = False, quiet: bool = False) -> dict:
+    """Train a run; returns the best evaluation summary. Data problems are found before the
+    run folder is touched."""
+    out_dir = Path(out_dir)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    device = pick_device(config.train.device)
+    data = load_run_data(config)
+
     prepare_run_dir(out_dir, overwrite)
     atomic_write_text(out_dir / "config.yaml", to_yaml(config))
     write_run_record(out_dir, config, device, "running")
     log = RunLog(out_dir, quiet=quiet)
-    for s in skipped + skipped_eval:
+    for s in data.skipped:
         log.info(f"skipped {s.where}: {s.reason}")
-
     try:
-        best = _loop(config, out_dir, data, train_split, train_idx, eval_split, eval_idx,
-                     eval_name, device, generator, log, quiet)
+        best = _train_loop(config, data, out_dir, device, log, quiet)
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         write_run_record(out_dir, config, device, status, {"error": str(exc)[:500]})
@@ -132,29 +145,31 @@ def train(config: RunConfig, out_dir: Path, *, overwrite: bool = False, quiet: b
     return best
 
 
-def _loop(config, out_dir, data, train_split, train_idx, eval_split, eval_idx, eval_name,
-          device, generator, log, quiet) -> dict:
-    tc, mc = config.train, config.model
-    model = GRUDecoder(mc, n_days=data.n_days).to(device)
+def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.device,
+                log: RunLog, quiet: bool) -> dict:
+    tc = config.train
+    generator = seed_everything(tc.seed)
+    model = GRUDecoder(config.model, n_days=data.dataset.n_days).to(device)
     optimizer = build_optimizer(model.parameters(), config.optim)
     scheduler = build_scheduler(optimizer, config.optim, tc.n_batch)
     use_scaler = tc.use_amp and tc.amp_dtype == "fp16" and device.type == "cuda"
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     clip = config.optim.grad_clip_norm
     log.info(f"run {config.name}: {describe_size(count_parameters(model))} parameters on {device}; "
-             f"{len(train_idx)} training trials, {len(eval_idx)} {eval_name} trials over "
-             f"{data.n_days} days; {tc.n_batch} batches of {tc.batch_size}")
-    if eval_name == "test":
+             f"{len(data.train_idx)} training trials, {len(data.eval_idx)} {data.eval_name} "
+             f"trials over {data.dataset.n_days} days; {tc.n_batch} batches of {tc.batch_size}")
+    if data.eval_name == "test":
         log.info("checkpoints are chosen on the TEST split (data.eval_split=test): "
                  "the test PER of the best checkpoint is optimistically biased")
 
     loader = DataLoader(
-        TrainBatches(train_split, train_idx, tc.batch_size, tc.seed, 0, tc.n_batch),
+        TrainBatches(data.train_split, data.train_idx, tc.batch_size, tc.seed, 0, tc.n_batch),
         batch_size=None, shuffle=False, num_workers=tc.num_workers,
         persistent_workers=tc.num_workers > 0, pin_memory=device.type == "cuda",
     )
-    state = {"config": config.to_dict(), "days": data.days}
-    eval_refs = references(eval_split, eval_idx)
+    state = {"config": config.to_dict(), "days": data.dataset.days}
+    eval_name = data.eval_name
+    eval_refs = references(data.eval_split, data.eval_idx)
     best = {"per": math.inf}
     skipped_steps = nonfinite_in_a_row = 0
     bar = tqdm(total=tc.n_batch, desc=config.name, unit="batch", disable=quiet, dynamic_ncols=True)
@@ -213,9 +228,10 @@ def _loop(config, out_dir, data, train_split, train_idx, eval_split, eval_idx, e
                         per=f"{best['per']:.3f}" if math.isfinite(best["per"]) else "-")
 
         if (step + 1) % tc.eval_every == 0 or step + 1 == tc.n_batch:
-            decoded = decode_split(model, eval_split, eval_idx, device, tc.eval_batch_size,
+            decoded = decode_split(model, data.eval_split, data.eval_idx, device, tc.eval_batch_size,
                                    tc.use_amp, tc.amp_dtype)
-            summary = score(eval_refs, decoded, eval_split.day_index[eval_idx], data.days)
+            summary = score(eval_refs, decoded, data.eval_split.day_index[data.eval_idx],
+                            data.dataset.days)
             log.metrics({"step": step, f"{eval_name}/loss": summary["loss"],
                          f"{eval_name}/per": summary["per"],
                          **{f"{eval_name}/per/{d}": v for d, v in summary["per_day"].items()}})

@@ -112,3 +112,17 @@ def test_impossible_arguments(tmp_path, bad):
     with pytest.raises(ConfigError):
         generate(tmp_path, progress=False, **bad)
     assert not list(tmp_path.rglob("*.mat"))
+
+
+def test_compact_files_hold_the_same_recordings_in_smaller_classes(tmp_path, tiny_release):
+    one_day = {**TINY, "days": 1}
+    generate(tmp_path / "double", progress=False, **one_day)
+    generate(tmp_path / "compact", progress=False, compact=True, **one_day)
+    full = scipy.io.loadmat(tmp_path / "double" / "train" / "t12.2022.04.28.mat")
+    small = scipy.io.loadmat(tmp_path / "compact" / "train" / "t12.2022.04.28.mat")
+    for i in range(TINY["train_per_day"]):
+        assert small["tx1"][0, i].dtype == np.uint8 and small["spikePow"][0, i].dtype == np.float32
+        assert np.array_equal(small["tx1"][0, i], full["tx1"][0, i])
+        np.testing.assert_allclose(small["spikePow"][0, i], full["spikePow"][0, i], rtol=1e-6)
+    size = lambda d: sum(p.stat().st_size for p in (tmp_path / d).rglob("*.mat"))  # noqa: E731
+    assert size("compact") < size("double") / 3

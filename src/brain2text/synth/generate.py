@@ -114,6 +114,7 @@ def generate(
     params: SynthParams | None = None,
     overwrite: bool = False,
     compress: bool = False,
+    compact: bool = False,
 ) -> None:
     """Write a synthetic ``competitionData``-layout release into ``out_dir``.
 
@@ -123,6 +124,8 @@ def generate(
     ``.mat`` files and ``overwrite`` is false, ConfigError for impossible arguments.
     ``compress`` zlib-compresses the variables as MATLAB's default save does: the counts
     shrink about 12x, spikePow hardly at all, and writing takes about twice as long.
+    ``compact`` stores counts as uint8 and spikePow as single instead of doubles: files about
+    five times smaller, written as fast (readers that accept any numeric class read them).
     """
     counts = {"train_per_day": train_per_day, "test_per_day": test_per_day,
               "holdout_per_day": holdout_per_day}  # fmt: skip
@@ -134,7 +137,7 @@ def generate(
     holdout_days = holdout_days_among(chosen, holdout_per_day)
     manifest = {
         "generator": "brain2text.synth", "brain2text_version": __version__, "seed": seed,
-        "days": list(chosen), "holdout_days": list(holdout_days), **counts,
+        "days": list(chosen), "holdout_days": list(holdout_days), **counts, "compact": compact,
         "params": params.to_dict(), "complete": False,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }  # fmt: skip
@@ -148,7 +151,8 @@ def generate(
         for part in simulate_day(world, index, train_per_day, test_per_day, n_holdout, seed,
                                  params):  # fmt: skip
             redact = part.split == HOLDOUT
-            fields = mat_fields(part.texts, part.blocks, part.recordings, redact=redact)
+            fields = mat_fields(part.texts, part.blocks, part.recordings, redact=redact,
+                                compact=compact)
             write_day_file(out_dir / part.split / f"{day_name}.mat", fields, compress)
             if redact:
                 answers[day_name] = part.texts

@@ -48,7 +48,7 @@ class SynthParams:
     near_delete_scale: float = 0.3  # embedding factor of a nearly deleted token
 
     # --- observation model: counts ---
-    gain: float = 0.45  # global tuning gain on the log-rate
+    gain: float = 0.9  # global tuning gain on the log-rate
     tuned_fraction_ventral: float = 0.7  # fraction of ventral-6v electrodes that are tuned
     tuned_fraction_dorsal: float = 0.5  # fraction of dorsal-6v electrodes that are tuned
     dorsal_scale: float = 0.8  # tuning scale of the dorsal 6v array (ventral = 1)

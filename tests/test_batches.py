@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+
+from brain2text.batches import (TrainBatches, batch_positions, check_trials, collate,
+                                ctc_frames_needed, eval_batches, split_validation)
+from brain2text.data.dataset import open_prepared
+from brain2text.errors import DataError
+from brain2text.model import output_lengths
+
+
+@pytest.fixture(scope="module")
+def train_split(prepared_dir):
+    return open_prepared(prepared_dir).split("train")
+
+
+def test_validation_is_the_last_training_block_of_each_day(train_split):
+    train, val = split_validation(train_split, 1)
+    assert len(np.intersect1d(train, val)) == 0 and len(train) + len(val) == len(train_split)
+    for day in np.unique(train_split.day_index):
+        rows = train_split.day_index == day
+        last = train_split.block[rows].max()
+        assert set(train_split.block[val][train_split.day_index[val] == day]) == {last}
+    none_train, none_val = split_validation(train_split, 0)
+    assert len(none_val) == 0 and len(none_train) == len(train_split)
+    # a day never gives all its blocks away
+    _, all_val = split_validation(train_split, 99)
+    assert len(all_val) == 0
+
+
+def test_batch_order_is_a_pure_function_of_seed_and_batch():
+    a = [batch_positions(k, 4, 10, seed=1) for k in range(5)]
+    b = [batch_positions(k, 4, 10, seed=1) for k in range(5)]
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    stream = np.concatenate(a)
+    # every epoch of 10 positions is a permutation of 0..9
+    assert sorted(stream[:10]) == list(range(10)) and sorted(stream[10:20]) == list(range(10))
+    assert not np.array_equal(batch_positions(0, 4, 10, seed=2), a[0])
+    assert len(batch_positions(3, 25, 10, seed=0)) == 25  # batches larger than the dataset
+
+
+def test_collate_pads_and_keeps_values(train_split):
+    ids = np.array([0, 3, 5])
+    batch = collate(train_split, ids)
+    t = int(train_split.n_bins[ids].max())
+    assert batch.features.shape == (3, t, 256)
+    for row, i in enumerate(ids):
+        n = train_split.n_bins[i]
+        assert np.array_equal(batch.features[row, :n].numpy(), train_split.features(int(i)))
+        assert not batch.features[row, n:].any()
+        p = train_split.n_phones[i]
+        assert batch.phonemes[row, :p].tolist() == train_split.phonemes(int(i)).tolist()
+    assert batch.day_index.tolist() == train_split.day_index[ids].tolist()
+
+
+def test_train_batches_and_eval_batches_cover_what_they_should(train_split):
+    indices = np.arange(len(train_split))
+    batches = TrainBatches(train_split, indices, batch_size=4, seed=0, start=2, stop=5)
+    assert len(batches) == 3
+    assert batches[0].trial_ids.tolist() == indices[batch_positions(2, 4, len(indices), 0)].tolist()
+    seen = np.concatenate([b.trial_ids.numpy() for b in eval_batches(train_split, indices, 7)])
+    assert sorted(seen) == list(indices)
+
+
+def test_ctc_frames_needed_counts_repeats():
+    assert ctc_frames_needed(np.array([1, 2, 3])) == 3
+    assert ctc_frames_needed(np.array([1, 1, 2, 2, 2])) == 8 - 3
+    assert ctc_frames_needed(np.array([], dtype=np.int64)) == 0
+
+
+def test_check_trials_names_the_trial_or_skips(train_split):
+    indices = np.arange(len(train_split))
+    shortest = int(train_split.n_bins.min())
+    with pytest.raises(DataError, match=r"\.mat trial \d+: \d+ bins is shorter than model.kernel_len"):
+        check_trials(train_split, indices, shortest + 1, 4, skip=False)
+    kept, skipped = check_trials(train_split, indices, shortest + 1, 4, skip=True)
+    assert len(kept) + len(skipped) == len(indices)
+    assert len(skipped) == int((train_split.n_bins < shortest + 1).sum())
+    # a stride so large that some phoneme sequences cannot fit the output length
+    stride = 12
+    kept, skipped = check_trials(train_split, indices, 8, stride, skip=True)
+    too_long = [i for i in indices
+                if ctc_frames_needed(train_split.phonemes(int(i)))
+                > output_lengths(int(train_split.n_bins[i]), 8, stride)]
+    assert len(skipped) == len(too_long) > 0
+    assert "output frames" in skipped[0].reason
