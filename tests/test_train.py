@@ -65,9 +65,11 @@ def test_trials_too_short_for_the_kernel_error_or_skip(prepared_dir, tmp_path):
     with pytest.raises(DataError, match=r"trial \d+: \d+ bins is shorter than model.kernel_len=5000"):
         train(load_run(RUNS / "run13_cpu_demo.yaml", over), tmp_path / "a", quiet=True)
     assert not (tmp_path / "a").exists()  # nothing written before the data checks pass
-    over = tiny_overrides(prepared_dir, **{"model.stride_len": 64, "data.on_invalid_trial": "skip"})
+    # a stride so coarse that the longer phoneme sequences no longer fit: skipped and reported
+    over = tiny_overrides(prepared_dir, **{"model.stride_len": 10, "data.on_invalid_trial": "skip"})
     train(load_run(RUNS / "run13_cpu_demo.yaml", over), tmp_path / "b", quiet=True)
-    assert "skipped" in (tmp_path / "b" / "train.log").read_text()
+    log = (tmp_path / "b" / "train.log").read_text()
+    assert "skipped" in log and "output frames" in log
 
 
 def test_full_run13_config_builds_and_trains_one_step_on_cpu():
