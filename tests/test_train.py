@@ -96,3 +96,10 @@ def test_full_run13_config_builds_and_trains_one_step_on_cpu():
     assert math.isfinite(loss.item()) and math.isfinite(norm.item())
     assert not torch.equal(before, model.readout.weight)
     assert optimizer.param_groups[0]["lr"] > 0.0004  # warming up
+
+
+def test_bf16_autocast_runs_on_cpu(prepared_dir, tmp_path):
+    over = tiny_overrides(prepared_dir, **{"train.use_amp": "true", "train.amp_dtype": "bf16",
+                                           "train.n_batch": 2, "train.eval_every": 2})
+    best = train(load_run(RUNS / "run13_cpu_demo.yaml", over), tmp_path / "run", quiet=True)
+    assert math.isfinite(best["per"])

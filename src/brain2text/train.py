@@ -16,6 +16,7 @@ import json
 import math
 import platform
 import random
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -63,8 +64,7 @@ def prepare_run_dir(out_dir: Path, overwrite: bool) -> None:
         for name in ("metrics.jsonl", "train.log", "run.json", "config.yaml"):
             (out_dir / name).unlink(missing_ok=True)
         for sub in ("checkpoints", "eval"):
-            for path in sorted((out_dir / sub).rglob("*"), reverse=True) if (out_dir / sub).exists() else []:
-                path.rmdir() if path.is_dir() else path.unlink()
+            shutil.rmtree(out_dir / sub, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
@@ -125,7 +125,10 @@ def train(config: RunConfig, out_dir: Path, *, overwrite: bool = False, quiet: b
 
     prepare_run_dir(out_dir, overwrite)
     atomic_write_text(out_dir / "config.yaml", to_yaml(config))
-    write_run_record(out_dir, config, device, "running")
+    started = time.time()
+    timing = lambda: {"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),  # noqa: E731
+                      "wall_s": round(time.time() - started, 1)}
+    write_run_record(out_dir, config, device, "running", timing())
     log = RunLog(out_dir, quiet=quiet)
     for s in data.skipped:
         log.info(f"skipped {s.where}: {s.reason}")
@@ -133,12 +136,12 @@ def train(config: RunConfig, out_dir: Path, *, overwrite: bool = False, quiet: b
         best = _train_loop(config, data, out_dir, device, log, quiet)
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        write_run_record(out_dir, config, device, status, {"error": str(exc)[:500]})
+        write_run_record(out_dir, config, device, status, {**timing(), "error": str(exc)[:500]})
         log.info(f"run {status}: {exc}")
         log.close()
         raise
     write_run_record(out_dir, config, device, "finished",
-                     {"best": {k: best.get(k) for k in ("per", "step", "split")}})
+                     {**timing(), "best": {k: best.get(k) for k in ("per", "step", "split")}})
     log.info(f"done: best {best['split']} PER {best['per']:.4f} at step {best['step']}; "
              f"checkpoints in {out_dir / 'checkpoints'}")
     log.close()
