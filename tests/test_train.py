@@ -28,6 +28,21 @@ def test_tiny_run_writes_metrics_and_checkpoints(prepared_dir, tmp_path):
     assert best["per"] == min(r["val/per"] for r in evals)
     assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "finished"
+    assert (tmp_path / "run" / "report" / "index.html").is_file()
+
+
+def test_a_failing_report_only_warns(prepared_dir, tmp_path, monkeypatch):
+    import brain2text.report
+
+    def broken(run_dir):
+        raise RuntimeError("no display\nat all")
+
+    monkeypatch.setattr(brain2text.report, "write_report", broken)
+    config = load_run(RUNS / "run13_cpu_demo.yaml", tiny_overrides(prepared_dir, **{"train.n_batch": 2}))
+    train(config, tmp_path / "run", quiet=True)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "finished"
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "warning: no run report (RuntimeError: no display at all)" in log
 
 
 def test_same_seed_same_run(prepared_dir, tmp_path):

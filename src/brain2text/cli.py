@@ -83,10 +83,33 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         print(f"decoded {summary['n_sentences']} unlabelled sentences to {where / 'decoded.txt'}")
 
 
+def _cmd_report(args: argparse.Namespace) -> None:
+    from brain2text.report import write_report
+
+    index = write_report(args.run_dir)
+    print(f"report in {index}")
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from brain2text.demo import run_demo
 
     run_demo(args.workdir, run_file=args.run_file, overrides=args.overrides, fresh=args.fresh)
+
+
+def _cmd_runs(args: argparse.Namespace) -> None:
+    from brain2text.runs import collect_runs, runs_table
+
+    runs = collect_runs(args.dir)
+    print(runs_table(runs, args.dir) if runs else f"no run folder under {args.dir}")
+
+
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from brain2text.compare import config_table, load_runs, save_figure
+
+    runs = load_runs(args.run_dirs)
+    save_figure(runs, args.out)
+    print(config_table(runs))
+    print(f"curves of {len(runs)} runs in {args.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,12 +171,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_cmd_evaluate)
 
+    p = sub.add_parser("report", help="HTML page with a run's curves, success criteria and evaluation")
+    p.add_argument("run_dir", type=Path)
+    p.set_defaults(func=_cmd_report)
+
     p = sub.add_parser("demo", help="synthesise, prepare, train the CPU child of run13, evaluate")
     p.add_argument("--workdir", type=Path, default=Path("demo_workspace"))
     p.add_argument("--run-file", type=Path, default=None)
     p.add_argument("overrides", nargs="*")
     p.add_argument("--fresh", action="store_true", help="regenerate the synthetic data")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("runs", help="one line per run folder: status, batches, best and final PER")
+    p.add_argument("dir", type=Path, nargs="?", default=Path("runs"))
+    p.set_defaults(func=_cmd_runs)
+
+    p = sub.add_parser("compare", help="overlay runs' curves in one figure and list config differences")
+    p.add_argument("run_dirs", type=Path, nargs="+")
+    p.add_argument("--out", type=Path, default=Path("compare.png"), help="figure (default compare.png)")
+    p.set_defaults(func=_cmd_compare)
     return parser
 
 

@@ -98,6 +98,28 @@ class TrainConfig(_Section):
     """torch intra-op threads (None: torch's default)."""
 
 
+class FasterThanConfig(_Section):
+    run: str
+    """Another run folder (absolute, or relative to the working directory or the repo root)."""
+    per: float = Field(gt=0.0)
+    """This run must reach an eval PER <= ``per`` in fewer batches than that run did."""
+
+
+class CriteriaConfig(_Section):
+    """A run note's success criteria, judged from metrics.jsonl (``brain2text report``).
+    Every criterion is optional: None (or false for ``no_nonfinite``) leaves it unjudged."""
+
+    target_per: float | None = Field(None, gt=0.0)
+    """The best eval PER must be < this."""
+    final_per: float | None = Field(None, gt=0.0)
+    """The PER of the last evaluation must be <= this."""
+    max_grad_norm: float | None = Field(None, gt=0.0)
+    """Every finite pre-clip gradient norm must stay < this."""
+    no_nonfinite: bool | None = None
+    """True: no step may be skipped for a non-finite loss or gradient."""
+    faster_than: FasterThanConfig | None = None
+
+
 class RunConfig(_Section):
     name: str
     parent: str | None = None
@@ -107,6 +129,7 @@ class RunConfig(_Section):
     augment: AugmentConfig = AugmentConfig()
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
+    criteria: CriteriaConfig = CriteriaConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

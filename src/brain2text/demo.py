@@ -5,7 +5,7 @@ Everything lands in one work folder (default ``demo_workspace/``)::
     raw/         synthetic recordings in the competitionData layout (+ holdout_answers.json),
                  compact classes (uint8 counts, single spikePow) to keep the folder ~1.4 GB
     prepared/    the prepared, memory-mappable dataset
-    runs/run13_cpu_demo/   config, logs, metrics, checkpoints, eval/
+    runs/run13_cpu_demo/   config, logs, metrics, checkpoints, eval/, report/index.html
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 from brain2text.config import load_run
 from brain2text.data.prepare import prepare
 from brain2text.evaluate import evaluate_run
+from brain2text.report import write_report
 from brain2text.synth import generate
 from brain2text.train import train
 
@@ -59,11 +60,12 @@ def run_demo(workdir: Path, run_file: Path | None = None, overrides: list[str] |
     best = train(config, run_dir, overwrite=True)
     timings["train"] = time.perf_counter() - t
 
-    t = _step("4/4 evaluate the best checkpoint on test and on the hold-out")
+    t = _step("4/4 evaluate the best checkpoint on test and on the hold-out; run report")
     test = evaluate_run(run_dir, split_name="test")
     answers = raw / "holdout_answers.json"
     holdout = evaluate_run(run_dir, split_name="competition",
                            answers=answers if answers.is_file() else None)
+    report = write_report(run_dir)  # again, now with the evaluation files
     timings["evaluate"] = time.perf_counter() - t
     total = time.perf_counter() - start
 
@@ -79,4 +81,5 @@ def run_demo(workdir: Path, run_file: Path | None = None, overrides: list[str] |
     print(f"  checkpoints        {run_dir / 'checkpoints'}")
     print(f"  test evaluation    {run_dir / 'eval' / 'test'}")
     print(f"  hold-out decoding  {run_dir / 'eval' / 'competition'}")
+    print(f"  report             {report}")
     return {"best": best, "test": test, "holdout": holdout, "timings": timings}

@@ -1,4 +1,6 @@
-"""The two log channels of a run: a human log (file + console) and machine metrics (JSONL)."""
+"""The two log channels of a run: a human log (file + console) and machine metrics (JSONL,
+mirrored as TensorBoard scalars under ``<run>/tensorboard`` so ``tensorboard --logdir runs/``
+shows every run)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
+
+TENSORBOARD_DIR = "tensorboard"
 
 
 def _json_value(value: Any) -> Any:
@@ -17,12 +22,20 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+def _scalar(value: Any) -> float | None:
+    """A value TensorBoard can plot, or None (strings, bools, NaN/Inf are left to the JSONL)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
 class RunLog:
     def __init__(self, run_dir: Path, quiet: bool = False) -> None:
         self.run_dir = run_dir
         self.quiet = quiet
         self._log = open(run_dir / "train.log", "a", buffering=1)
         self._metrics = open(run_dir / "metrics.jsonl", "a", buffering=1)
+        self._tensorboard = SummaryWriter(str(run_dir / TENSORBOARD_DIR))
 
     def info(self, message: str) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -32,10 +45,16 @@ class RunLog:
 
     def metrics(self, row: dict[str, Any]) -> None:
         self._metrics.write(json.dumps({k: _json_value(v) for k, v in row.items()}) + "\n")
+        step = row.get("step")
+        for key, value in row.items():
+            scalar = _scalar(value)
+            if key != "step" and scalar is not None:
+                self._tensorboard.add_scalar(key, scalar, global_step=step)
 
     def close(self) -> None:
         self._log.close()
         self._metrics.close()
+        self._tensorboard.close()  # flushes the event file
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

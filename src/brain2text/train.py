@@ -63,7 +63,7 @@ def prepare_run_dir(out_dir: Path, overwrite: bool) -> None:
                             "(choose another --out or pass --overwrite)")
         for name in ("metrics.jsonl", "train.log", "run.json", "config.yaml"):
             (out_dir / name).unlink(missing_ok=True)
-        for sub in ("checkpoints", "eval"):
+        for sub in ("checkpoints", "eval", "tensorboard", "report"):
             shutil.rmtree(out_dir / sub, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -144,6 +144,14 @@ def train(config: RunConfig, out_dir: Path, *, overwrite: bool = False, quiet: b
                      {**timing(), "best": {k: best.get(k) for k in ("per", "step", "split")}})
     log.info(f"done: best {best['split']} PER {best['per']:.4f} at step {best['step']}; "
              f"checkpoints in {out_dir / 'checkpoints'}")
+    # the run report: imported late (it is the layer above training); a plotting failure is
+    # logged, never allowed to fail a run that finished
+    try:
+        from brain2text.report import write_report
+
+        log.info(f"report: {write_report(out_dir)}")
+    except Exception as exc:  # noqa: BLE001
+        log.info(f"warning: no run report ({type(exc).__name__}: {' '.join(str(exc).split())})")
     log.close()
     return best
 
