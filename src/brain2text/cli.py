@@ -50,6 +50,8 @@ def _cmd_config(args: argparse.Namespace) -> None:
     print(to_yaml(config), end="")
     optim, n_batch = config.optim, config.train.n_batch
     print(f"# derived ({optim.schedule} schedule over {n_batch} batches, as torch computes it):")
+    if optim.max_lr_from:
+        print(f"#   max_lr {optim.max_lr:.6g} is the suggestion of {optim.max_lr_from}")
     for line in summarize(optim, n_batch).lines():
         print(f"#   {line}")
     if optim.schedule == "onecycle":
@@ -67,6 +69,18 @@ def _cmd_train(args: argparse.Namespace) -> None:
     out = args.out or Path("runs") / config.name
     best = train(config, out, overwrite=args.overwrite, quiet=args.quiet)
     print(f"best {best['split']} PER {best['per']:.4f} at step {best['step']}; run folder {out}")
+
+
+def _cmd_lr_find(args: argparse.Namespace) -> None:
+    from brain2text.config import load_run
+    from brain2text.lrfind import lr_find, summary
+
+    # the sweep sets its own LRs: a max_lr_from file is not needed (it may not exist yet)
+    config = load_run(args.run_file, args.overrides, resolve_max_lr=False)
+    out = args.out or Path("runs") / f"{config.name}-lrfind"
+    result = lr_find(config, out, start_lr=args.start_lr, end_lr=args.end_lr,
+                     batches=args.batches)
+    print(summary(result, out))
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
@@ -161,6 +175,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("lr-find", help="LR range test: suggest optim.max_lr for OneCycle")
+    p.add_argument("run_file", type=Path)
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.batch_size=32")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/<name>-lrfind)")
+    p.add_argument("--start-lr", type=float, default=1e-7)
+    p.add_argument("--end-lr", type=float, default=1.0)
+    p.add_argument("--batches", type=int, default=200, help="batches of the sweep from start to end")
+    p.set_defaults(func=_cmd_lr_find)
 
     p = sub.add_parser("evaluate", help="evaluate a run's checkpoint")
     p.add_argument("run_dir", type=Path)

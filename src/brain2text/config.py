@@ -8,6 +8,8 @@ one-line :class:`~brain2text.errors.ConfigError` naming the key.
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,6 +65,10 @@ class OptimConfig(_Section):
     optimizer: Literal["adam", "adamw"] = "adam"
     max_lr: float = Field(0.02, gt=0.0)
     """Peak learning rate (the constant one for ``schedule: constant``)."""
+    max_lr_from: str | None = None
+    """An ``lr_find.json`` written by ``brain2text lr-find`` (relative to the working
+    directory): resolving the run (:func:`load_run`) sets ``max_lr`` to its suggestion and keeps
+    this key as the record of where the number came from."""
     l2_decay: float = Field(1e-5, ge=0.0)
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = Field(0.1, gt=0.0)
@@ -120,6 +126,23 @@ class CriteriaConfig(_Section):
     faster_than: FasterThanConfig | None = None
 
 
+class WatchConfig(_Section):
+    """The instability watch (brain2text.watch): warnings logged as training goes."""
+
+    enabled: bool = True
+    trend_evals: int = Field(3, ge=2)
+    """Evaluations in the trend window: eval loss and PER rose at each, the LR rose and the
+    mean pre-clip grad norm between evaluations rose over it."""
+    min_rel_rise: float = Field(0.01, ge=0.0)
+    """Relative rise that counts as a rise (0.01: more than 1% above the value before)."""
+    grad_norm_ceiling: float | None = Field(None, gt=0.0)
+    """Warn (once per evaluation interval) at a pre-clip grad norm >= this; None: use
+    ``criteria.max_grad_norm`` when it is set, else no ceiling."""
+    stop_after: int | None = Field(None, ge=1)
+    """Stop the run after this many evaluations in a row with a trend warning (None: warn
+    only). The best checkpoint stays, since checkpoints are only written on improvement."""
+
+
 class RunConfig(_Section):
     name: str
     parent: str | None = None
@@ -130,6 +153,7 @@ class RunConfig(_Section):
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
     criteria: CriteriaConfig = CriteriaConfig()
+    watch: WatchConfig = WatchConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -233,11 +257,46 @@ def validate(data: dict[str, Any], origin: str = "config") -> RunConfig:
         raise ConfigError(_describe(exc, origin)) from None
 
 
-def load_run(path: Path | str, overrides: list[str] | None = None) -> RunConfig:
-    """Load a run file, resolve its parents, apply dotted overrides and validate."""
+LR_FIND_KEY = "suggested_max_lr"
+"""The key of ``lr_find.json`` that ``optim.max_lr_from`` reads (written by brain2text.lrfind)."""
+
+
+def read_suggested_max_lr(file: str, origin: str = "config") -> float:
+    """The suggested max_lr stored in an ``lr_find.json``; ConfigError naming the file if it is
+    missing, unreadable or holds no finite positive suggestion."""
+    where = f"{origin}: optim.max_lr_from: {file}"
+    path = Path(file)
+    if not path.is_file():
+        raise ConfigError(f"{where}: file not found (run brain2text lr-find first)")
+    try:
+        value = json.loads(path.read_text()).get(LR_FIND_KEY)
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{where}: not a readable lr_find.json ({type(exc).__name__})") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            math.isfinite(value) and value > 0):
+        raise ConfigError(f"{where}: {LR_FIND_KEY} is {value!r}, not a positive number")
+    return float(value)
+
+
+def load_run(path: Path | str, overrides: list[str] | None = None, *,
+             resolve_max_lr: bool = True) -> RunConfig:
+    """Load a run file, resolve its parents, apply dotted overrides and validate.
+
+    With ``optim.max_lr_from`` set (and ``resolve_max_lr``), ``optim.max_lr`` becomes that
+    lr_find.json's suggestion; an ``optim.max_lr=`` override alongside it is refused rather than
+    silently ignored (override ``optim.max_lr_from=null`` too to set max_lr by hand).
+    """
     path = Path(path)
     data = apply_overrides(_resolve_file(path), overrides or [])
-    return validate(data, origin=str(path))
+    config = validate(data, origin=str(path))
+    source = config.optim.max_lr_from
+    if not resolve_max_lr or source is None:
+        return config
+    if any(parse_override(o)[0] == ["optim", "max_lr"] for o in overrides or []):
+        raise ConfigError(f"{path}: optim.max_lr override conflicts with optim.max_lr_from="
+                          f"{source} (also override optim.max_lr_from=null)")
+    max_lr = read_suggested_max_lr(source, origin=str(path))
+    return validate(_merge(config.to_dict(), {"optim": {"max_lr": max_lr}}), origin=str(path))
 
 
 def to_yaml(config: RunConfig) -> str:

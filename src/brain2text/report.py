@@ -2,8 +2,9 @@
 
 Reads ``metrics.jsonl``, ``config.yaml``, ``run.json`` and ``eval/<split>/`` and writes
 ``RUN_DIR/report/``: five PNG plots (LR, losses, PER per day, pre-clip gradient norm, skipped
-steps) and ``index.html``, which embeds them as data URIs and holds the run's facts, the success
-criteria verdicts, the evaluation summaries and the resolved config with its differences from
+steps; the LR and PER plots mark the instability watch's warnings) and ``index.html``, which
+embeds them as data URIs and holds the run's facts, the success criteria verdicts, the
+watch's warnings, the evaluation summaries and the resolved config with its differences from
 the parent run. Plots use matplotlib's Agg canvas directly (no pyplot, no global state).
 """
 
@@ -41,6 +42,7 @@ N_WORST = 10
 N_CONFUSIONS = 15
 SMOOTH_FRACTION = 0.05  # moving-average window of the smoothed train loss, as a share of batches
 FIGSIZE, DPI = (8.0, 3.2), 100
+WARNING_COLORS = {"trend": "tab:red", "grad_norm": "tab:orange", "nonfinite": "tab:purple"}
 CSS = """body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}
 th{background:#f0f0f0}img{max-width:100%}pre{background:#f7f7f7;padding:.5em;overflow-x:auto}
@@ -110,6 +112,20 @@ def _axes(title: str, ylabel: str) -> tuple[Figure, object]:
     return fig, ax
 
 
+def warning_rows(rows: list[dict]) -> list[dict]:
+    """The instability watch's rows (brain2text.watch): step, warning (kind), message, lr."""
+    return [r for r in rows if "warning" in r]
+
+
+def _mark_warnings(ax, warnings: list[dict]) -> None:
+    """A vertical line at each warning's step, one legend entry per kind."""
+    for kind in sorted({str(w["warning"]) for w in warnings}):
+        color = WARNING_COLORS.get(kind, "tab:gray")
+        for i, w in enumerate(x for x in warnings if x["warning"] == kind):
+            ax.axvline(int(w["step"]), color=color, ls=":", lw=1,
+                       label=f"warning: {kind}" if i == 0 else None)
+
+
 def plot_all(config: RunConfig, rows: list[dict]) -> dict[str, bytes]:
     """File name -> PNG bytes of each plot."""
     batches = batch_rows(rows)
@@ -121,6 +137,9 @@ def plot_all(config: RunConfig, rows: list[dict]) -> dict[str, bytes]:
 
     fig, ax = _axes("learning rate", "lr")
     ax.plot(steps, _finite([r.get("lr") for r in batches]))
+    _mark_warnings(ax, warning_rows(rows))
+    if warning_rows(rows):
+        ax.legend(fontsize="small")
     pngs["lr.png"] = _png(fig)
 
     fig, ax = _axes("loss", "CTC loss")
@@ -146,6 +165,7 @@ def plot_all(config: RunConfig, rows: list[dict]) -> dict[str, bytes]:
                   bbox_to_anchor=(1.01, 1.0))
     else:
         ax.text(0.5, 0.5, "no evaluation in the metrics", ha="center", transform=ax.transAxes)
+    _mark_warnings(ax, warning_rows(rows))  # after the legend: the days' legend stays as it was
     pngs["per.png"] = _png(fig)
 
     fig, ax = _axes("gradient norm before clipping", "norm (log)")
@@ -280,7 +300,38 @@ def _facts(config: RunConfig, record: dict, rows: list[dict]) -> list[list]:
         ["wall time", f"{wall / 60:.1f} min ({wall:.0f} s)" if isinstance(wall, (int, float)) else "-"],
         [f"best {split or config.data.eval_split} PER",
          f"{min(points)[0]:.4f} at batch {min(points)[1]}" if points else "no evaluation"],
+        *_provenance_facts(record),
     ]
+
+
+def _provenance_facts(record: dict) -> list[list]:
+    """Code, machine and data identity from run.json (absent in records older than them)."""
+    git, machine, dataset = record.get("git"), record.get("machine"), record.get("dataset")
+    facts = [["brain2text", record.get("brain2text_version", "-")]]
+    if git:
+        facts.append(["git commit", f"{git['commit'][:12]}{' (uncommitted changes)' if git['dirty'] else ''}"])
+    if machine:
+        gpu = machine.get("gpu")
+        facts.append(["machine", f"{machine.get('cpu')}, {machine.get('device')}"
+                                 + (f" ({gpu['name']})" if gpu else "")])
+    if dataset:
+        facts.append(["dataset", f"{dataset.get('path')} (manifest sha256 "
+                                 f"{(dataset.get('manifest_sha256') or '-')[:12]})"])
+    return facts
+
+
+def _warnings_html(rows: list[dict], record: dict) -> str:
+    warnings = warning_rows(rows)
+    stopped = record.get("stopped_early")
+    parts = []
+    if isinstance(stopped, dict):
+        parts.append(f"<p><b>stopped early</b> at batch {html.escape(str(stopped.get('step')))}: "
+                     f"{html.escape(str(stopped.get('reason')))}</p>")
+    parts.append(_table(["batch", "lr", "kind", "message"],
+                        [[w.get("step"), f"{as_float(w.get('lr')):.3g}", w["warning"],
+                          w.get("message", "")] for w in warnings]) if warnings
+                 else "<p>no warning (or the watch was off: watch.enabled)</p>")
+    return "\n".join(parts)
 
 
 def build_html(config: RunConfig, record: dict, rows: list[dict], verdicts: list[Verdict],
@@ -304,6 +355,8 @@ def build_html(config: RunConfig, record: dict, rows: list[dict], verdicts: list
 {_table(None, _facts(config, record, rows))}
 <h2>Success criteria</h2>
 {verdict_html}
+<h2>Instability watch</h2>
+{_warnings_html(rows, record)}
 <h2>Curves</h2>
 {images}
 <h2>Evaluation</h2>

@@ -8,16 +8,21 @@ A step whose loss or gradient is NaN/Inf is reported at that step, skipped (no o
 update) and counted; after ``train.max_nonfinite_in_a_row`` such steps in a row the run stops
 with an error. The schedule advances every batch, skipped or not, so the LR stays a function of
 the batch number.
+
+The instability watch (``watch`` section, :mod:`brain2text.watch`) sees every batch and every
+evaluation; each warning is logged at once (``WARNING step N (lr X): ...``) and written to
+metrics.jsonl as its own row ``{"step", "warning": kind, "message", "lr"}``. With
+``watch.stop_after`` the run stops after that many evaluations in a row with a trend warning:
+its status is then "stopped early" and run.json holds ``stopped_early`` (step, reason, best step);
+the report is written as for a finished run.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import platform
 import random
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +32,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from brain2text import __version__
+from brain2text import provenance
 from brain2text.augment import augment_batch
 from brain2text.batches import SkippedTrial, TrainBatches, check_trials, split_validation
 from brain2text.checkpoint import atomic_write_text, save_checkpoint
@@ -38,6 +43,7 @@ from brain2text.evaluation import autocast_context, ctc_losses, decode_split, re
 from brain2text.model import GRUDecoder, count_parameters, describe_size
 from brain2text.runlog import RunLog
 from brain2text.schedule import build_optimizer, build_scheduler
+from brain2text.watch import InstabilityWatch, WatchWarning
 
 
 def pick_device(name: str) -> torch.device:
@@ -68,15 +74,10 @@ def prepare_run_dir(out_dir: Path, overwrite: bool) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
-def write_run_record(out_dir: Path, config: RunConfig, device: torch.device, status: str,
-                     extra: dict | None = None) -> None:
-    record = {
-        "name": config.name, "parent": config.parent, "status": status,
-        "command": sys.argv, "brain2text_version": __version__,
-        "torch_version": torch.__version__, "python": platform.python_version(),
-        "device": str(device), "platform": platform.platform(),
-        "updated": time.strftime("%Y-%m-%dT%H:%M:%S"), **(extra or {}),
-    }
+def write_run_record(out_dir: Path, base: dict, status: str, extra: dict | None = None) -> None:
+    """run.json: the reproducibility record ``base`` plus the run's status and timing."""
+    record = {**base, "status": status, "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+              **(extra or {})}
     atomic_write_text(out_dir / "run.json", json.dumps(record, indent=2) + "\n")
 
 
@@ -128,7 +129,9 @@ def train(config: RunConfig, out_dir: Path, *, overwrite: bool = False, quiet: b
     started = time.time()
     timing = lambda: {"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),  # noqa: E731
                       "wall_s": round(time.time() - started, 1)}
-    write_run_record(out_dir, config, device, "running", timing())
+    base = {"name": config.name, "parent": config.parent,
+            **provenance.collect(device, Path(config.data.path), config.train.seed)}
+    write_run_record(out_dir, base, "running", timing())
     log = RunLog(out_dir, quiet=quiet)
     for s in data.skipped:
         log.info(f"skipped {s.where}: {s.reason}")
@@ -136,12 +139,14 @@ def train(config: RunConfig, out_dir: Path, *, overwrite: bool = False, quiet: b
         best = _train_loop(config, data, out_dir, device, log, quiet)
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        write_run_record(out_dir, config, device, status, {**timing(), "error": str(exc)[:500]})
+        write_run_record(out_dir, base, status, {**timing(), "error": str(exc)[:500]})
         log.info(f"run {status}: {exc}")
         log.close()
         raise
-    write_run_record(out_dir, config, device, "finished",
-                     {**timing(), "best": {k: best.get(k) for k in ("per", "step", "split")}})
+    stopped = best.get("stopped_early")
+    write_run_record(out_dir, base, "stopped early" if stopped else "finished",
+                     {**timing(), "best": {k: best.get(k) for k in ("per", "step", "split")},
+                      **({"stopped_early": stopped} if stopped else {})})
     log.info(f"done: best {best['split']} PER {best['per']:.4f} at step {best['step']}; "
              f"checkpoints in {out_dir / 'checkpoints'}")
     # the run report: imported late (it is the layer above training); a plotting failure is
@@ -154,6 +159,21 @@ def train(config: RunConfig, out_dir: Path, *, overwrite: bool = False, quiet: b
         log.info(f"warning: no run report ({type(exc).__name__}: {' '.join(str(exc).split())})")
     log.close()
     return best
+
+
+def build_watch(config: RunConfig) -> InstabilityWatch | None:
+    wc = config.watch
+    if not wc.enabled:
+        return None
+    ceiling = wc.grad_norm_ceiling if wc.grad_norm_ceiling is not None \
+        else config.criteria.max_grad_norm
+    return InstabilityWatch(wc.trend_evals, ceiling, wc.min_rel_rise, wc.stop_after)
+
+
+def log_warnings(log: RunLog, warnings: list[WatchWarning]) -> None:
+    for w in warnings:
+        log.info(f"WARNING step {w.step} (lr {w.lr:.3g}): {w.message}")
+        log.metrics({"step": w.step, "warning": w.kind, "message": w.message, "lr": w.lr})
 
 
 def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.device,
@@ -182,6 +202,7 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
     eval_name = data.eval_name
     eval_refs = references(data.eval_split, data.eval_idx)
     best = {"per": math.inf}
+    watch = build_watch(config)
     skipped_steps = nonfinite_in_a_row = 0
     bar = tqdm(total=tc.n_batch, desc=config.name, unit="batch", disable=quiet, dynamic_ncols=True)
     tick = time.perf_counter()
@@ -234,6 +255,9 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
                "skipped_steps": skipped_steps, "time_per_batch": dt,
                "samples_per_s": tc.batch_size / dt if dt > 0 else math.nan}
         log.metrics(row)
+        if watch:
+            log_warnings(log, watch.on_batch(step, lr, row["train/loss"], grad_norm,
+                                             problem is not None))
         bar.update(1)
         bar.set_postfix(loss=f"{row['train/loss']:.3f}", lr=f"{lr:.2e}",
                         per=f"{best['per']:.3f}" if math.isfinite(best["per"]) else "-")
@@ -256,6 +280,14 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
                 best = {**summary, "split": eval_name, "step": step}
                 save_checkpoint(out_dir / "checkpoints" / "best.pt", model, ckpt_state, step)
             save_checkpoint(out_dir / "checkpoints" / "last.pt", model, ckpt_state, step)
+            if watch:
+                log_warnings(log, watch.on_eval(step, lr, summary["loss"], summary["per"]))
+                if watch.stop_reason:  # after the checkpoints: best.pt predates the trend
+                    log.info(f"stopping early at step {step}: {watch.stop_reason}; best "
+                             f"checkpoint is from step {best.get('step')}")
+                    best = {**best, "stopped_early": {"step": step, "reason": watch.stop_reason,
+                                                      "best_step": best.get("step")}}
+                    break
             tick = time.perf_counter()  # evaluation time is not training time
     bar.close()
     log.info(f"{skipped_steps} steps skipped for non-finite loss or gradient" if skipped_steps
