@@ -109,6 +109,9 @@ def test_config_differences(tmp_path):
                       make_run(tmp_path / "b", "b", max_lr=0.01)])
     assert config_differences([r.config for r in runs]) == [("optim.max_lr", [0.02, 0.01])]
     assert config_differences([{"x": {"y": 1}}, {"x": {"y": 1, "z": [1, 2]}}]) == [("x.z", [None, [1, 2]])]
+    # a section set in one run and null in the other shows by its sub-keys only
+    assert config_differences([{"f": {"run": "r", "per": 0.3}}, {"f": None}]) == [
+        ("f.run", ["r", None]), ("f.per", [0.3, None])]
 
 
 def test_compare_cli_writes_a_figure_and_prints_the_diff(tmp_path, capsys):
@@ -145,3 +148,13 @@ def test_smooth_is_a_trailing_mean():
     assert smooth(np.array([1.0, 3.0]), 1) == pytest.approx([1.0, 3.0])
     assert len(smooth(np.array([]), 5)) == 0
 
+
+
+def test_a_running_run_shows_its_elapsed_time():
+    from datetime import datetime, timedelta
+
+    from brain2text.runs import elapsed_since
+
+    stamp = (datetime.now() - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S")
+    assert 299 <= elapsed_since(stamp) <= 330
+    assert elapsed_since("not a time") is None and elapsed_since(None) is None

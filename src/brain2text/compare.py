@@ -139,8 +139,8 @@ def config_differences(configs: list[dict[str, Any]]) -> list[tuple[str, list[An
     keys = list(dict.fromkeys(k for flat in flats for k in flat))
     diffs = []
     for key in keys:
-        if key in HIDDEN_KEYS:
-            continue
+        if key in HIDDEN_KEYS or any(k.startswith(key + ".") for k in keys):
+            continue  # a section set in one run and null in another shows by its sub-keys
         values = [flat.get(key, _MISSING) for flat in flats]
         if any(v != values[0] for v in values[1:]):
             diffs.append((key, [None if v is _MISSING else v for v in values]))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from datetime import datetime
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,15 @@ def _verdicts(judge, run_dir: Path, rows: list[dict[str, Any]]) -> str:
     return f"{met}/{len(results)} met"
 
 
+def elapsed_since(started: object) -> float | None:
+    """Seconds since a run.json ``started`` stamp (local time, as train writes it)."""
+    try:
+        start = datetime.strptime(str(started), "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+    return max((datetime.now() - start).total_seconds(), 0.0)
+
+
 def summarize_run(run_dir: Path, judge=None) -> RunSummary:
     record = read_record(run_dir)
     rows = read_rows(run_dir)
@@ -152,6 +162,8 @@ def summarize_run(run_dir: Path, judge=None) -> RunSummary:
     best = min(curve, key=lambda point: point[1]) if curve else None
     speeds = [v for _, v in series(rows, "samples_per_s")]
     wall = record.get("wall_s") if record else None
+    if record and record.get("status") == "running":
+        wall = elapsed_since(record.get("started"))  # run.json's wall_s is from its start
     return RunSummary(
         folder=run_dir,
         name=str(record.get("name") or run_dir.name) if record else run_dir.name,
