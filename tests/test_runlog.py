@@ -5,7 +5,7 @@ import math
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from brain2text.runlog import RunLog, read_metrics
+from brain2text.runlog import RunLog, read_metrics, truncate_metrics
 
 
 def test_metrics_rows_become_tensorboard_scalars(tmp_path):
@@ -28,3 +28,22 @@ def test_metrics_rows_become_tensorboard_scalars(tmp_path):
     assert events.Scalars("val/per")[0].value == pytest.approx(0.5)
     # the JSONL still holds everything, NaN as a string
     assert read_metrics(tmp_path)[0]["grad_norm"] == "nan"
+
+
+def test_resume_truncates_metrics_and_purges_later_tensorboard_events(tmp_path):
+    log = RunLog(tmp_path, quiet=True)
+    for step in range(6):
+        log.metrics({"step": step, "train/loss": float(step)})
+    log.metrics({"step": 5, "warning": "trend", "message": "m", "lr": 0.1})
+    log.close()
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 6, "train/lo')  # a row cut short by kill -9
+    assert truncate_metrics(tmp_path, 3) == 4
+    assert [r["step"] for r in read_metrics(tmp_path)] == [0, 1, 2, 3]
+    log = RunLog(tmp_path, quiet=True, purge_step=4)
+    log.metrics({"step": 4, "train/loss": 40.0})
+    log.close()
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("train/loss")] == [
+        (0, 0.0), (1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0)]

@@ -160,3 +160,24 @@ def test_healthy_tiny_run_has_no_warning(prepared_dir, tmp_path):
     assert not [r for r in read_metrics(tmp_path / "run") if "warning" in r]
     assert "WARNING" not in (tmp_path / "run" / "train.log").read_text()
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "finished"
+
+
+def test_state_dict_round_trip_continues_identically():
+    def feed(watch, steps):
+        out = []
+        for step in steps:
+            out += watch.on_batch(step, 0.001 * (step + 1), 1.0, 5.0 + step * 3)
+            if step % 2 == 1:
+                out += watch.on_eval(step, 0.001 * (step + 1), 1.0 + step, 0.5 + step / 10)
+        return out
+
+    whole = InstabilityWatch(trend_evals=2, grad_norm_ceiling=12.0, stop_after=3)
+    expected = feed(whole, range(12))
+    first = InstabilityWatch(trend_evals=2, grad_norm_ceiling=12.0, stop_after=3)
+    got = feed(first, range(5))
+    state = json.loads(json.dumps(first.state_dict()))  # plain lists and numbers
+    second = InstabilityWatch(trend_evals=2, grad_norm_ceiling=12.0, stop_after=3)
+    second.load_state_dict(state)
+    got += feed(second, range(5, 12))
+    assert got == expected and second.warnings == whole.warnings
+    assert second.stop_reason == whole.stop_reason and whole.stop_reason is not None

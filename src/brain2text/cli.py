@@ -63,11 +63,23 @@ def _cmd_config(args: argparse.Namespace) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> None:
     from brain2text.config import load_run
-    from brain2text.train import train
+    from brain2text.errors import ConfigError
+    from brain2text.train import resume, train
 
-    config = load_run(args.run_file, args.overrides)
-    out = args.out or Path("runs") / config.name
-    best = train(config, out, overwrite=args.overwrite, quiet=args.quiet)
+    if args.resume is not None:
+        given = [str(a) for a in (args.run_file, *args.overrides) if a is not None]
+        if given or args.out or args.overwrite:
+            raise ConfigError(f"--resume continues {args.resume} with the config stored in its "
+                              "last.pt: no run file, override, --out or --overwrite "
+                              f"(got {' '.join(given) or '--out/--overwrite'})")
+        out = args.resume
+        best = resume(out, quiet=args.quiet)
+    else:
+        if args.run_file is None:
+            raise ConfigError("train: give a RUN_FILE, or --resume RUN_DIR")
+        config = load_run(args.run_file, args.overrides)
+        out = args.out or Path("runs") / config.name
+        best = train(config, out, overwrite=args.overwrite, quiet=args.quiet)
     print(f"best {best['split']} PER {best['per']:.4f} at step {best['step']}; run folder {out}")
 
 
@@ -87,8 +99,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     from brain2text.evaluate import evaluate_run
 
     summary = evaluate_run(args.run_dir, split_name=args.split, checkpoint=args.checkpoint,
-                           data_path=args.data, answers=args.answers, device_name=args.device)
-    where = args.run_dir / "eval" / args.split
+                           data_path=args.data, answers=args.answers, device_name=args.device,
+                           weights=args.weights)
+    where = args.run_dir / "eval" / (args.split if args.weights == "raw" else f"{args.split}-ema")
     if "per" in summary:
         print(f"{args.split} PER {summary['per']:.4f} over {summary['n_sentences']} sentences "
               f"({summary['edit_distance']} edits / {summary['n_phonemes']} phonemes); "
@@ -168,9 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.n_batch=50")
     p.set_defaults(func=_cmd_config)
 
-    p = sub.add_parser("train", help="train a run")
-    p.add_argument("run_file", type=Path)
+    p = sub.add_parser("train", help="train a run, or resume one (--resume RUN_DIR)")
+    p.add_argument("run_file", type=Path, nargs="?", help="run file (not with --resume)")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.n_batch=50")
+    p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                   help="continue a killed run from its checkpoints/last.pt")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<name>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--quiet", action="store_true")
@@ -191,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--data", type=Path, default=None, help="prepared dataset (default: the run's data.path)")
     p.add_argument("--answers", type=Path, default=None, help="hold-out answers JSON to score --split competition")
+    p.add_argument("--weights", default="raw", choices=["raw", "ema"],
+                   help="the raw weights or their EMA (runs with train.ema_decay; "
+                        "files in eval/<split>-ema/)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_cmd_evaluate)
 

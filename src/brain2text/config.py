@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from brain2text.errors import ConfigError
 
@@ -102,6 +102,24 @@ class TrainConfig(_Section):
     """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``..."""
     threads: int | None = Field(None, ge=1)
     """torch intra-op threads (None: torch's default)."""
+    checkpoint_every: int | None = Field(None, ge=1)
+    """Batches between saves of ``checkpoints/last.pt``, the point ``brain2text train --resume``
+    continues from (None: at every evaluation only). ``last.pt`` is also saved at every
+    evaluation."""
+    ema_decay: float | None = Field(None, ge=0.0, lt=1.0)
+    """Keep an exponential moving average of the weights (``ema = decay * ema + (1 - decay) *
+    weights`` after every optimizer step that was not skipped, buffers included); each
+    evaluation then also scores the EMA weights (``<split>/per_ema``, ``<split>/loss_ema``) and
+    checkpoints hold them beside the raw ones. None: off."""
+    select_on_ema: bool = False
+    """Choose ``best.pt`` on the EMA weights' PER instead of the raw weights' (needs
+    ``ema_decay``)."""
+
+    @model_validator(mode="after")
+    def _select_on_ema_needs_ema(self) -> "TrainConfig":
+        if self.select_on_ema and self.ema_decay is None:
+            raise ValueError("train.select_on_ema needs train.ema_decay")
+        return self
 
 
 class FasterThanConfig(_Section):

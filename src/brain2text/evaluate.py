@@ -37,11 +37,21 @@ N_TOP_CONFUSIONS = 30
 N_EXAMPLES = 40
 
 
-def load_model(checkpoint: Path, device: torch.device) -> tuple[GRUDecoder, RunConfig, dict]:
+WEIGHTS = ("raw", "ema")
+
+
+def load_model(checkpoint: Path, device: torch.device,
+               weights: str = "raw") -> tuple[GRUDecoder, RunConfig, dict]:
+    """The model of ``checkpoint`` with its raw weights or their EMA (``train.ema_decay``)."""
+    if weights not in WEIGHTS:
+        raise DataError(f"--weights {weights}: choose one of {', '.join(WEIGHTS)}")
     payload = load_checkpoint(checkpoint, map_location=device)
+    if weights == "ema" and "ema" not in payload:
+        raise DataError(f"{checkpoint}: no EMA weights (the run did not set train.ema_decay); "
+                        "use --weights raw")
     config = validate(payload["config"], origin=f"{checkpoint} (stored config)")
     model = GRUDecoder(config.model, n_days=len(payload["days"])).to(device)
-    model.load_state_dict(payload["model"])
+    model.load_state_dict(payload["ema" if weights == "ema" else "model"])
     model.eval()
     return model, config, payload
 
@@ -82,14 +92,15 @@ def _error_report(rows: list[dict]) -> str:
 def evaluate_run(
     run_dir: Path, *, split_name: str = "test", checkpoint: str = "best",
     data_path: Path | None = None, answers: Path | None = None, device_name: str = "auto",
-    batch_size: int | None = None,
+    batch_size: int | None = None, weights: str = "raw",
 ) -> dict:
-    """Evaluate ``run_dir``'s checkpoint on a split and write the evaluation files."""
+    """Evaluate ``run_dir``'s checkpoint on a split and write the evaluation files (under
+    ``eval/<split>-ema/`` for the EMA weights, so both evaluations are kept)."""
     if split_name not in SPLITS:
         raise DataError(f"--split {split_name}: choose one of {', '.join(SPLITS)}")
     device = pick_device(device_name)
     ckpt_path = run_dir / "checkpoints" / f"{checkpoint}.pt"
-    model, config, payload = load_model(ckpt_path, device)
+    model, config, payload = load_model(ckpt_path, device, weights)
     data = open_prepared(data_path or Path(config.data.path))
     if data.days != payload["days"]:
         raise DataError(f"{data.path}: its days differ from those the checkpoint was trained on "
@@ -111,10 +122,10 @@ def evaluate_run(
                         f"{config.model.kernel_len} ({len(too_short)} such trials)")
     decoded = decode_split(model, split, indices, device, batch_size or config.train.eval_batch_size,
                            config.train.use_amp, config.train.amp_dtype)
-    out = run_dir / "eval" / split_name
+    out = run_dir / "eval" / (split_name if weights == "raw" else f"{split_name}-{weights}")
     out.mkdir(parents=True, exist_ok=True)
     info = {"checkpoint": str(ckpt_path), "checkpoint_step": payload["step"],
-            "split": split_name, "data": str(data.path)}
+            "weights": weights, "split": split_name, "data": str(data.path)}
     if split.labelled:
         refs = references(split, indices)
     elif answers is not None:

@@ -161,6 +161,9 @@ def plot_all(config: RunConfig, rows: list[dict]) -> dict[str, bytes]:
                     label=key.removeprefix(f"{split}/per/"))
         ax.plot(eval_steps, _finite([r[f"{split}/per"] for r in evals]), "o-", color="black",
                 lw=2, label="all days")
+        if any(f"{split}/per_ema" in r for r in evals):  # train.ema_decay: the EMA weights
+            ax.plot(eval_steps, _finite([r.get(f"{split}/per_ema") for r in evals]), "s--",
+                    color="dimgray", lw=1.5, label="all days, EMA weights")
         ax.legend(fontsize="x-small", ncol=max(1, len(days) // 12), loc="upper left",
                   bbox_to_anchor=(1.01, 1.0))
     else:

@@ -13,6 +13,8 @@ from typing import Any
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from brain2text.atomic import atomic_write_text
+
 TENSORBOARD_DIR = "tensorboard"
 
 
@@ -30,12 +32,14 @@ def _scalar(value: Any) -> float | None:
 
 
 class RunLog:
-    def __init__(self, run_dir: Path, quiet: bool = False) -> None:
+    def __init__(self, run_dir: Path, quiet: bool = False, purge_step: int | None = None) -> None:
+        """``purge_step``: a resumed run's first step; TensorBoard drops its events from that
+        step on (metrics.jsonl is truncated by :func:`truncate_metrics` before)."""
         self.run_dir = run_dir
         self.quiet = quiet
         self._log = open(run_dir / "train.log", "a", buffering=1)
         self._metrics = open(run_dir / "metrics.jsonl", "a", buffering=1)
-        self._tensorboard = SummaryWriter(str(run_dir / TENSORBOARD_DIR))
+        self._tensorboard = SummaryWriter(str(run_dir / TENSORBOARD_DIR), purge_step=purge_step)
 
     def info(self, message: str) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -55,6 +59,28 @@ class RunLog:
         self._log.close()
         self._metrics.close()
         self._tensorboard.close()  # flushes the event file
+
+
+def truncate_metrics(run_dir: Path, last_step: int) -> int:
+    """Keep only the metrics.jsonl rows (batches, evaluations, warnings) with ``step <=
+    last_step``, rewritten atomically; a line cut short by a killed process is dropped. Returns
+    the number of rows dropped."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            dropped += 1
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= last_step:
+            kept.append(line + "\n")
+        else:
+            dropped += 1
+    atomic_write_text(path, "".join(kept))
+    return dropped
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

@@ -15,6 +15,15 @@ metrics.jsonl as its own row ``{"step", "warning": kind, "message", "lr"}``. Wit
 ``watch.stop_after`` the run stops after that many evaluations in a row with a trend warning:
 its status is then "stopped early" and run.json holds ``stopped_early`` (step, reason, best step);
 the report is written as for a finished run.
+
+With ``train.ema_decay`` an EMA of the weights (:func:`build_ema`) is updated after every
+optimizer step that was not skipped and scored at every evaluation beside the raw weights
+(``<split>/loss_ema``, ``<split>/per_ema``); checkpoints hold both, and ``best.pt`` is chosen on
+the raw PER unless ``train.select_on_ema``.
+
+``checkpoints/last.pt`` is written once everything of its step is logged, at every evaluation
+and every ``train.checkpoint_every`` batches, with the state of :mod:`brain2text.runstate`;
+:func:`resume` continues a killed run from it exactly as the run would have gone on.
 """
 
 from __future__ import annotations
@@ -29,19 +38,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from brain2text import provenance
 from brain2text.augment import augment_batch
 from brain2text.batches import SkippedTrial, TrainBatches, check_trials, split_validation
-from brain2text.checkpoint import atomic_write_text, save_checkpoint
-from brain2text.config import RunConfig, to_yaml
+from brain2text.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from brain2text.config import RunConfig, to_yaml, validate
 from brain2text.data.dataset import PreparedDataset, PreparedSplit, open_prepared
-from brain2text.errors import DataError, TrainingError
+from brain2text.errors import ConfigError, DataError, TrainingError
 from brain2text.evaluation import autocast_context, ctc_losses, decode_split, references, score
 from brain2text.model import GRUDecoder, count_parameters, describe_size
-from brain2text.runlog import RunLog
+from brain2text.runlog import RunLog, truncate_metrics
+from brain2text.runstate import capture_state, restore_state
 from brain2text.schedule import build_optimizer, build_scheduler
 from brain2text.watch import InstabilityWatch, WatchWarning
 
@@ -126,17 +138,65 @@ def train(config: RunConfig, out_dir: Path, *, overwrite: bool = False, quiet: b
 
     prepare_run_dir(out_dir, overwrite)
     atomic_write_text(out_dir / "config.yaml", to_yaml(config))
+    return _run(config, data, out_dir, device, quiet, resume=None)
+
+
+def resume(run_dir: Path, *, quiet: bool = False) -> dict:
+    """Continue a run from ``checkpoints/last.pt`` (written every ``train.checkpoint_every``
+    batches and at every evaluation) with the config stored in it: metrics.jsonl is cut back to
+    the checkpoint's step, TensorBoard events after it are purged, and training goes on from the
+    next batch with every state (weights, optimizer, schedule, scaler, EMA, RNGs, watch, best)
+    as it was, so the run ends as it would have uninterrupted."""
+    run_dir = Path(run_dir)
+    ckpt = run_dir / "checkpoints" / "last.pt"
+    if not ckpt.is_file():
+        raise DataError(f"{ckpt}: not found, so {run_dir} cannot be resumed (no checkpoint was "
+                        "written yet; start the run again)")
+    payload = load_checkpoint(ckpt)
+    if "resume" not in payload:
+        raise DataError(f"{ckpt}: holds no resume state (written by an older brain2text); "
+                        "start the run again")
+    config = validate(payload["config"], origin=f"{ckpt} (stored config)")
+    if _stored_config(run_dir / "config.yaml") != config:
+        raise DataError(f"{run_dir / 'config.yaml'}: missing or differs from the config stored in "
+                        f"{ckpt}; restore it to resume")
+    step = payload["step"]
+    if step + 1 >= config.train.n_batch or payload["resume"]["best"].get("stopped_early"):
+        raise DataError(f"{run_dir}: the run already ended at step {step}; nothing to resume")
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    device = pick_device(config.train.device)
+    data = load_run_data(config)
+    truncate_metrics(run_dir, step)  # everything after the checkpoint is replayed
+    return _run(config, data, run_dir, device, quiet, resume=payload)
+
+
+def _stored_config(path: Path) -> RunConfig | None:
+    try:
+        return validate(yaml.safe_load(path.read_text()), origin=str(path))
+    except (OSError, yaml.YAMLError, ConfigError):
+        return None
+
+
+def _run(config: RunConfig, data: RunData, out_dir: Path, device: torch.device, quiet: bool,
+         resume: dict | None) -> dict:
     started = time.time()
     timing = lambda: {"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),  # noqa: E731
                       "wall_s": round(time.time() - started, 1)}
     base = {"name": config.name, "parent": config.parent,
             **provenance.collect(device, Path(config.data.path), config.train.seed)}
+    if resume is not None:
+        resumed = _previous_record(out_dir).get("resumed_from", [])
+        base["resumed_from"] = [*resumed, {"step": resume["step"], **timing()}]
     write_run_record(out_dir, base, "running", timing())
-    log = RunLog(out_dir, quiet=quiet)
-    for s in data.skipped:
-        log.info(f"skipped {s.where}: {s.reason}")
+    log = RunLog(out_dir, quiet=quiet, purge_step=None if resume is None else resume["step"] + 1)
+    if resume is not None:
+        log.info(f"resumed from step {resume['step']} ({out_dir / 'checkpoints' / 'last.pt'})")
+    else:
+        for s in data.skipped:
+            log.info(f"skipped {s.where}: {s.reason}")
     try:
-        best = _train_loop(config, data, out_dir, device, log, quiet)
+        best = _train_loop(config, data, out_dir, device, log, quiet, resume)
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         write_run_record(out_dir, base, status, {**timing(), "error": str(exc)[:500]})
@@ -161,6 +221,14 @@ def train(config: RunConfig, out_dir: Path, *, overwrite: bool = False, quiet: b
     return best
 
 
+def _previous_record(out_dir: Path) -> dict:
+    try:
+        record = json.loads((out_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def build_watch(config: RunConfig) -> InstabilityWatch | None:
     wc = config.watch
     if not wc.enabled:
@@ -170,6 +238,14 @@ def build_watch(config: RunConfig) -> InstabilityWatch | None:
     return InstabilityWatch(wc.trend_evals, ceiling, wc.min_rel_rise, wc.stop_after)
 
 
+def build_ema(model: torch.nn.Module, decay: float | None) -> AveragedModel | None:
+    """EMA of ``model``'s weights and buffers (LayerNorm statistics, smoothing kernel), or None.
+    Its first update copies the weights; each later one is ``decay * ema + (1 - decay) * w``."""
+    if decay is None:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 def log_warnings(log: RunLog, warnings: list[WatchWarning]) -> None:
     for w in warnings:
         log.info(f"WARNING step {w.step} (lr {w.lr:.3g}): {w.message}")
@@ -177,7 +253,7 @@ def log_warnings(log: RunLog, warnings: list[WatchWarning]) -> None:
 
 
 def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.device,
-                log: RunLog, quiet: bool) -> dict:
+                log: RunLog, quiet: bool, resume: dict | None = None) -> dict:
     tc = config.train
     generator = seed_everything(tc.seed)
     model = GRUDecoder(config.model, n_days=data.dataset.n_days).to(device)
@@ -185,6 +261,7 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
     scheduler = build_scheduler(optimizer, config.optim, tc.n_batch)
     use_scaler = tc.use_amp and tc.amp_dtype == "fp16" and device.type == "cuda"
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+    ema = build_ema(model, tc.ema_decay)
     clip = config.optim.grad_clip_norm
     log.info(f"run {config.name}: {describe_size(count_parameters(model))} parameters on {device}; "
              f"{len(data.train_idx)} training trials, {len(data.eval_idx)} {data.eval_name} "
@@ -193,22 +270,46 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
         log.info("checkpoints are chosen on the TEST split (data.eval_split=test): "
                  "the test PER of the best checkpoint is optimistically biased")
 
+    first = 0 if resume is None else resume["step"] + 1
+    # batch k is a pure function of (seed, k): a resumed run starts at the batch after the
+    # checkpoint. The loader's own generator keeps its base-seed draw off the global RNG.
     loader = DataLoader(
-        TrainBatches(data.train_split, data.train_idx, tc.batch_size, tc.seed, 0, tc.n_batch),
+        TrainBatches(data.train_split, data.train_idx, tc.batch_size, tc.seed, first, tc.n_batch),
         batch_size=None, shuffle=False, num_workers=tc.num_workers,
         persistent_workers=tc.num_workers > 0, pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(tc.seed),
     )
     state = {"config": config.to_dict(), "days": data.dataset.days}
     eval_name = data.eval_name
     eval_refs = references(data.eval_split, data.eval_idx)
+
+    def weights_state(evals: dict) -> dict:
+        """What every checkpoint holds beside the raw weights."""
+        out = {**state, **evals, "optimizer": optimizer.state_dict(),
+               "scheduler": scheduler.state_dict()}
+        if ema is not None:
+            out |= {"ema": ema.module.state_dict(), "ema_n_averaged": int(ema.n_averaged.item())}
+        return out
+
+    def evaluate_weights(net: torch.nn.Module) -> dict:
+        decoded = decode_split(net, data.eval_split, data.eval_idx, device, tc.eval_batch_size,
+                               tc.use_amp, tc.amp_dtype)
+        return score(eval_refs, decoded, data.eval_split.day_index[data.eval_idx],
+                     data.dataset.days)
+
     best = {"per": math.inf}
+    latest_eval: dict = {}  # the last evaluation's "eval" (and "eval_ema") checkpoint entries
     watch = build_watch(config)
     skipped_steps = nonfinite_in_a_row = 0
-    bar = tqdm(total=tc.n_batch, desc=config.name, unit="batch", disable=quiet, dynamic_ncols=True)
+    if resume is not None:  # last: the RNG states are restored after everything drew from them
+        best, latest_eval, skipped_steps, nonfinite_in_a_row = restore_state(
+            resume, model, optimizer, scheduler, scaler, ema, watch, generator)
+    bar = tqdm(total=tc.n_batch, initial=first, desc=config.name, unit="batch", disable=quiet,
+               dynamic_ncols=True)
     tick = time.perf_counter()
 
     # --- the loop
-    for step, batch in enumerate(loader):
+    for step, batch in enumerate(loader, start=first):
         model.train()
         batch = batch.to(device)
         lr = optimizer.param_groups[0]["lr"]
@@ -233,6 +334,8 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
         if problem is None:
             scaler.step(optimizer)
             scaler.update()
+            if ema is not None:
+                ema.update_parameters(model)
             nonfinite_in_a_row = 0
         else:
             if use_scaler:
@@ -262,33 +365,52 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
         bar.set_postfix(loss=f"{row['train/loss']:.3f}", lr=f"{lr:.2e}",
                         per=f"{best['per']:.3f}" if math.isfinite(best["per"]) else "-")
 
-        if (step + 1) % tc.eval_every == 0 or step + 1 == tc.n_batch:
-            decoded = decode_split(model, data.eval_split, data.eval_idx, device, tc.eval_batch_size,
-                                   tc.use_amp, tc.amp_dtype)
-            summary = score(eval_refs, decoded, data.eval_split.day_index[data.eval_idx],
-                            data.dataset.days)
-            log.metrics({"step": step, f"{eval_name}/loss": summary["loss"],
-                         f"{eval_name}/per": summary["per"],
-                         **{f"{eval_name}/per/{d}": v for d, v in summary["per_day"].items()}})
-            improved = summary["per"] < best["per"]
-            log.info(f"step {step}: {eval_name} loss {summary['loss']:.4f} "
-                     f"PER {summary['per']:.4f}{' (best)' if improved else ''} lr {lr:.3g}")
-            ckpt_state = {**state, "eval": {**summary, "split": eval_name, "step": step},
-                          "optimizer": optimizer.state_dict(),
-                          "scheduler": scheduler.state_dict()}
+        evaluated = (step + 1) % tc.eval_every == 0 or step + 1 == tc.n_batch
+        stopping = False
+        if evaluated:
+            summary = evaluate_weights(model)
+            eval_row = {"step": step, f"{eval_name}/loss": summary["loss"],
+                        f"{eval_name}/per": summary["per"],
+                        **{f"{eval_name}/per/{d}": v for d, v in summary["per_day"].items()}}
+            message = f"step {step}: {eval_name} loss {summary['loss']:.4f} PER {summary['per']:.4f}"
+            latest_eval = {"eval": {**summary, "split": eval_name, "step": step}}
+            chosen = summary
+            if ema is not None:
+                ema_summary = evaluate_weights(ema.module)
+                eval_row |= {f"{eval_name}/loss_ema": ema_summary["loss"],
+                             f"{eval_name}/per_ema": ema_summary["per"]}
+                message += f", EMA loss {ema_summary['loss']:.4f} PER {ema_summary['per']:.4f}"
+                latest_eval["eval_ema"] = {**ema_summary, "split": eval_name, "step": step}
+                if tc.select_on_ema:
+                    chosen = ema_summary
+            log.metrics(eval_row)
+            improved = chosen["per"] < best["per"]
+            log.info(f"{message}{' (best)' if improved else ''} lr {lr:.3g}")
             if improved:
-                best = {**summary, "split": eval_name, "step": step}
-                save_checkpoint(out_dir / "checkpoints" / "best.pt", model, ckpt_state, step)
-            save_checkpoint(out_dir / "checkpoints" / "last.pt", model, ckpt_state, step)
+                best = {**chosen, "split": eval_name, "step": step,
+                        "weights": "ema" if chosen is not summary else "raw"}
+                save_checkpoint(out_dir / "checkpoints" / "best.pt", model,
+                                weights_state(latest_eval), step)
             if watch:
                 log_warnings(log, watch.on_eval(step, lr, summary["loss"], summary["per"]))
-                if watch.stop_reason:  # after the checkpoints: best.pt predates the trend
+                if watch.stop_reason:  # after best.pt: it predates the trend
                     log.info(f"stopping early at step {step}: {watch.stop_reason}; best "
                              f"checkpoint is from step {best.get('step')}")
                     best = {**best, "stopped_early": {"step": step, "reason": watch.stop_reason,
                                                       "best_step": best.get("step")}}
-                    break
-            tick = time.perf_counter()  # evaluation time is not training time
+                    stopping = True
+        # last.pt, the resume point, is written once everything of this step is logged
+        every = tc.checkpoint_every
+        checkpoint = evaluated or bool(every and (step + 1) % every == 0)
+        if checkpoint:
+            resume_state = capture_state(best, latest_eval, skipped_steps, nonfinite_in_a_row,
+                                         scaler, watch, generator, device)
+            save_checkpoint(out_dir / "checkpoints" / "last.pt", model,
+                            {**weights_state(latest_eval), "resume": resume_state}, step)
+        if stopping:
+            break
+        if checkpoint:
+            tick = time.perf_counter()  # evaluation and checkpoint time is not training time
     bar.close()
     log.info(f"{skipped_steps} steps skipped for non-finite loss or gradient" if skipped_steps
              else "no step was skipped")

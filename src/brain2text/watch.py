@@ -122,6 +122,22 @@ class InstabilityWatch:
                 and all(b >= a for a, b in pairwise(lrs)) and lrs[-1] > lrs[0]
                 and _rises(norms, self.min_rel_rise))
 
+    def state_dict(self) -> dict:
+        """The watch's running state as plain lists and numbers (stored in ``last.pt`` so a
+        resumed run warns exactly as the uninterrupted one would)."""
+        return {"warnings": [vars(w).copy() for w in self.warnings],
+                "trend_streak": self.trend_streak,
+                "evals": [vars(p).copy() for p in self._evals],
+                "norm_sum": self._norm_sum, "norm_count": self._norm_count,
+                "ceiling_warned": self._ceiling_warned}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.warnings = [WatchWarning(**w) for w in state["warnings"]]
+        self.trend_streak = state["trend_streak"]
+        self._evals = [_EvalPoint(**p) for p in state["evals"]]
+        self._norm_sum, self._norm_count = state["norm_sum"], state["norm_count"]
+        self._ceiling_warned = state["ceiling_warned"]
+
     @property
     def stop_reason(self) -> str | None:
         """Why the run should stop now (``stop_after`` trend warnings in a row), else None."""
