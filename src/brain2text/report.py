@@ -190,8 +190,10 @@ def plot_all(config: RunConfig, rows: list[dict]) -> dict[str, bytes]:
     pngs["grad_norm.png"] = _png(fig)
 
     fig, ax = _axes("skipped steps (non-finite loss or gradient)", "cumulative count")
-    ax.step(steps, _finite([r.get("skipped_steps", 0) for r in batches]), where="post")
-    ax.set_ylim(bottom=-0.5)
+    skipped = _finite([r.get("skipped_steps", 0) for r in batches])
+    ax.step(steps, skipped, where="post")
+    top = max((v for v in skipped if math.isfinite(v)), default=0.0)
+    ax.set_ylim(-0.05 * max(top, 1.0), max(top, 1.0) * 1.1)  # a run with none: a flat line at 0
     pngs["skipped.png"] = _png(fig)
     return pngs
 
