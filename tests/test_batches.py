@@ -83,3 +83,30 @@ def test_check_trials_names_the_trial_or_skips(train_split):
                 > output_lengths(int(train_split.n_bins[i]), 8, stride)]
     assert len(skipped) == len(too_long) > 0
     assert "output frames" in skipped[0].reason
+
+
+def test_bucketed_epoch_is_a_permutation_of_similar_length_batches():
+    from brain2text.batches import bucketed_epoch
+
+    lengths = np.random.default_rng(0).integers(100, 900, size=203)
+    epoch = bucketed_epoch(lengths, batch_size=8, pool_batches=5, seed=1, epoch=0)
+    assert epoch.shape == (203 // 8, 8)
+    assert len(np.unique(epoch)) == epoch.size  # no trial twice in an epoch
+    assert np.array_equal(epoch, bucketed_epoch(lengths, 8, 5, seed=1, epoch=0))
+    assert not np.array_equal(epoch, bucketed_epoch(lengths, 8, 5, seed=1, epoch=1))
+    # padding: the longest trial of each batch over the mean length, against random batches
+    waste = lambda batches: np.mean([lengths[b].max() / lengths[b].mean() for b in batches])  # noqa: E731
+    random_batches = np.random.default_rng(1).permutation(203)[:200].reshape(-1, 8)
+    assert waste(epoch) < waste(random_batches)
+
+
+def test_train_batches_with_buckets_cover_each_epoch(train_split):
+    indices = np.arange(len(train_split))
+    per_epoch = len(indices) // 4
+    batches = TrainBatches(train_split, indices, batch_size=4, seed=0, start=0,
+                           stop=2 * per_epoch, pool_batches=3)
+    first = np.concatenate([batches.positions(k) for k in range(per_epoch)])
+    assert len(np.unique(first)) == per_epoch * 4
+    again = TrainBatches(train_split, indices, batch_size=4, seed=0, start=per_epoch + 1,
+                         stop=2 * per_epoch, pool_batches=3)
+    assert np.array_equal(again[0].trial_ids.numpy(), batches[per_epoch + 1].trial_ids.numpy())

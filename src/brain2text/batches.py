@@ -125,22 +125,57 @@ def split_width(split: PreparedSplit, ids: np.ndarray) -> int:
     return int(split.features(int(ids[0])).shape[1])
 
 
+def bucketed_epoch(lengths: np.ndarray, batch_size: int, pool_batches: int, seed: int,
+                   epoch: int) -> np.ndarray:
+    """(n // B, B) trial positions of one epoch of length-bucketed batches.
+
+    The epoch's random permutation (a remainder of fewer than B trials is left out) is cut into
+    pools of ``pool_batches`` batches; each pool is sorted by trial length and cut into batches,
+    and the batches of the epoch are shuffled. Batches hold trials of similar length (less
+    padding) while which trials meet, and the order of batches, stay random.
+    """
+    rng = np.random.default_rng((seed, epoch, 1))
+    n_full = len(lengths) // batch_size * batch_size
+    order = rng.permutation(len(lengths))[:n_full]
+    pool = batch_size * pool_batches
+    sorted_pools = [chunk[np.argsort(lengths[chunk], kind="stable")]
+                    for chunk in np.split(order, range(pool, n_full, pool))]
+    batches = np.concatenate(sorted_pools).reshape(-1, batch_size)
+    return batches[rng.permutation(len(batches))]
+
+
 class TrainBatches(Dataset):
-    """Map-style dataset whose item ``k`` is the whole collated training batch ``start + k``."""
+    """Map-style dataset whose item ``k`` is the whole collated training batch ``start + k``.
+
+    With ``pool_batches`` set (and at least one full batch of trials), batches come from
+    :func:`bucketed_epoch`; otherwise from :func:`batch_positions`.
+    """
 
     def __init__(
         self, split: PreparedSplit, indices: np.ndarray, batch_size: int, seed: int,
-        start: int, stop: int,
+        start: int, stop: int, pool_batches: int | None = None,
     ) -> None:
         self.split, self.indices = split, indices
         self.batch_size, self.seed, self.start, self.stop = batch_size, seed, start, stop
+        per_epoch = len(indices) // batch_size
+        self.pool_batches = pool_batches if pool_batches and per_epoch > 0 else None
+        self._epoch: tuple[int, np.ndarray] | None = None  # cache: (epoch, its batches)
 
     def __len__(self) -> int:
         return self.stop - self.start
 
+    def positions(self, batch: int) -> np.ndarray:
+        if self.pool_batches is None:
+            return batch_positions(batch, self.batch_size, len(self.indices), self.seed)
+        epoch, j = divmod(batch, len(self.indices) // self.batch_size)
+        if self._epoch is None or self._epoch[0] != epoch:
+            lengths = self.split.n_bins[self.indices]
+            self._epoch = (epoch, bucketed_epoch(lengths, self.batch_size, self.pool_batches,
+                                                 self.seed, epoch))
+        return self._epoch[1][j]
+
     def __getitem__(self, k: int) -> Batch:
-        positions = batch_positions(self.start + k, self.batch_size, len(self.indices), self.seed)
-        return collate(self.split, self.indices[positions])
+        return collate(self.split, self.indices[self.positions(self.start + k)])
 
 
 def eval_batches(split: PreparedSplit, indices: np.ndarray, batch_size: int):

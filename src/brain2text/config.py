@@ -96,6 +96,10 @@ class TrainConfig(_Section):
     seed: int = 0
     eval_every: int = Field(100, ge=1)
     eval_batch_size: int = Field(64, ge=1)
+    length_bucket_pool: int | None = Field(None, ge=1)
+    """Length-bucketed batches: pools of this many batches are sorted by trial length before
+    being cut into batches (less padding, batches still random). None: plain random batches,
+    each padded to its longest trial."""
     max_nonfinite_in_a_row: int = Field(20, ge=1)
     """Stop after this many consecutive steps with a non-finite loss or gradient."""
     device: str = "auto"

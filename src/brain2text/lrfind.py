@@ -158,7 +158,8 @@ def run_sweep(config: RunConfig, start_lr: float = DEFAULT_START_LR,
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     clip = config.optim.grad_clip_norm
     loader = DataLoader(
-        TrainBatches(data.train_split, data.train_idx, tc.batch_size, tc.seed, 0, batches),
+        TrainBatches(data.train_split, data.train_idx, tc.batch_size, tc.seed, 0, batches,
+                     tc.length_bucket_pool),
         batch_size=None, shuffle=False, num_workers=tc.num_workers,
         pin_memory=device.type == "cuda",
     )

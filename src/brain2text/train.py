@@ -274,7 +274,8 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
     # batch k is a pure function of (seed, k): a resumed run starts at the batch after the
     # checkpoint. The loader's own generator keeps its base-seed draw off the global RNG.
     loader = DataLoader(
-        TrainBatches(data.train_split, data.train_idx, tc.batch_size, tc.seed, first, tc.n_batch),
+        TrainBatches(data.train_split, data.train_idx, tc.batch_size, tc.seed, first, tc.n_batch,
+                     tc.length_bucket_pool),
         batch_size=None, shuffle=False, num_workers=tc.num_workers,
         persistent_workers=tc.num_workers > 0, pin_memory=device.type == "cuda",
         generator=torch.Generator().manual_seed(tc.seed),
