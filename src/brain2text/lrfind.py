@@ -40,14 +40,13 @@ from matplotlib.figure import Figure
 from torch.utils.data import DataLoader
 
 from brain2text.atomic import atomic_write_bytes, atomic_write_text
-from brain2text.augment import augment_batch
 from brain2text.batches import TrainBatches
 from brain2text.config import LR_FIND_KEY, RunConfig
 from brain2text.errors import TrainingError
-from brain2text.evaluation import autocast_context, ctc_losses
 from brain2text.model import GRUDecoder
 from brain2text.schedule import build_optimizer
-from brain2text.train import load_run_data, pick_device, seed_everything
+from brain2text.train import (backward_clipped, batch_loss, build_scaler, load_run_data,
+                              pick_device, seed_everything)
 
 DEFAULT_START_LR = 1e-7
 DEFAULT_END_LR = 1.0
@@ -154,8 +153,7 @@ def run_sweep(config: RunConfig, start_lr: float = DEFAULT_START_LR,
     generator = seed_everything(tc.seed)
     model = GRUDecoder(config.model, n_days=data.dataset.n_days).to(device)
     optimizer = build_optimizer(model.parameters(), config.optim)
-    use_scaler = tc.use_amp and tc.amp_dtype == "fp16" and device.type == "cuda"
-    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+    scaler = build_scaler(config, device)
     clip = config.optim.grad_clip_norm
     loader = DataLoader(
         TrainBatches(data.train_split, data.train_idx, tc.batch_size, tc.seed, 0, batches,
@@ -173,20 +171,13 @@ def run_sweep(config: RunConfig, start_lr: float = DEFAULT_START_LR,
         for group in optimizer.param_groups:
             group["lr"] = lr
         batch = batch.to(device)
-        features = augment_batch(batch.features, batch.n_bins, config.augment, generator)
-        with autocast_context(device, tc.use_amp, tc.amp_dtype):
-            logits = model(features, batch.day_index)  # (B, T', 41)
-        loss = ctc_losses(logits, model.output_lengths(batch.n_bins), batch.phonemes,
-                          batch.n_phones).mean()
+        loss = batch_loss(model, batch, config, device, generator)
         value = loss.item()  # a CPU-GPU sync point, once per batch as in training
         if not math.isfinite(value):
             stop_reason = f"batch {step}: loss is {value} at lr {lr:.3g}"
             break
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            model.parameters(), clip if clip else math.inf).item()
+        grad_norm = backward_clipped(loss, model, scaler, optimizer, clip)
         lrs.append(lr)
         losses.append(value)
         if not math.isfinite(grad_norm):

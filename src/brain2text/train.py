@@ -252,6 +252,31 @@ def log_warnings(log: RunLog, warnings: list[WatchWarning]) -> None:
         log.metrics({"step": w.step, "warning": w.kind, "message": w.message, "lr": w.lr})
 
 
+def build_scaler(config: RunConfig, device: torch.device) -> torch.amp.GradScaler:
+    """Loss scaling, on only for fp16 autocast on CUDA (bf16 and fp32 need none)."""
+    tc = config.train
+    enabled = tc.use_amp and tc.amp_dtype == "fp16" and device.type == "cuda"
+    return torch.amp.GradScaler(device.type, enabled=enabled)
+
+
+def batch_loss(model: GRUDecoder, batch, config: RunConfig, device: torch.device,
+               generator: torch.Generator) -> torch.Tensor:
+    """Augment a training batch (already on ``device``), run the model, mean CTC loss."""
+    features = augment_batch(batch.features, batch.n_bins, config.augment, generator)
+    with autocast_context(device, config.train.use_amp, config.train.amp_dtype):
+        logits = model(features, batch.day_index)  # (B, T', 41)
+    return ctc_losses(logits, model.output_lengths(batch.n_bins), batch.phonemes,
+                      batch.n_phones).mean()
+
+
+def backward_clipped(loss: torch.Tensor, model: torch.nn.Module, scaler: torch.amp.GradScaler,
+                     optimizer: torch.optim.Optimizer, clip: float | None) -> float:
+    """Backward, unscale, clip to ``clip`` (None: no clipping); returns the pre-clip norm."""
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    return torch.nn.utils.clip_grad_norm_(model.parameters(), clip if clip else math.inf).item()
+
+
 def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.device,
                 log: RunLog, quiet: bool, resume: dict | None = None) -> dict:
     tc = config.train
@@ -259,8 +284,7 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
     model = GRUDecoder(config.model, n_days=data.dataset.n_days).to(device)
     optimizer = build_optimizer(model.parameters(), config.optim)
     scheduler = build_scheduler(optimizer, config.optim, tc.n_batch)
-    use_scaler = tc.use_amp and tc.amp_dtype == "fp16" and device.type == "cuda"
-    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+    scaler = build_scaler(config, device)
     ema = build_ema(model, tc.ema_decay)
     clip = config.optim.grad_clip_norm
     log.info(f"run {config.name}: {describe_size(count_parameters(model))} parameters on {device}; "
@@ -314,11 +338,7 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
         model.train()
         batch = batch.to(device)
         lr = optimizer.param_groups[0]["lr"]
-        features = augment_batch(batch.features, batch.n_bins, config.augment, generator)
-        with autocast_context(device, tc.use_amp, tc.amp_dtype):
-            logits = model(features, batch.day_index)  # (B, T', 41)
-        out_lengths = model.output_lengths(batch.n_bins)
-        loss = ctc_losses(logits, out_lengths, batch.phonemes, batch.n_phones).mean()
+        loss = batch_loss(model, batch, config, device, generator)
 
         optimizer.zero_grad(set_to_none=True)
         grad_norm = math.nan
@@ -326,10 +346,7 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
         if not torch.isfinite(loss):
             problem = f"loss is {loss.item()}"
         else:
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                model.parameters(), clip if clip else math.inf).item()  # pre-clip norm
+            grad_norm = backward_clipped(loss, model, scaler, optimizer, clip)
             if not math.isfinite(grad_norm):
                 problem = f"gradient norm is {grad_norm}"
         if problem is None:
@@ -339,7 +356,7 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
                 ema.update_parameters(model)
             nonfinite_in_a_row = 0
         else:
-            if use_scaler:
+            if scaler.is_enabled():
                 scaler.update(scaler.get_scale() / 2)
             skipped_steps += 1
             nonfinite_in_a_row += 1
