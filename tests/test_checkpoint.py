@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from brain2text.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from brain2text.atomic import atomic_write_text
+from brain2text.checkpoint import load_checkpoint, save_checkpoint
 from brain2text.errors import DataError, TrainingError
 
 

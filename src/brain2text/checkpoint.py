@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from brain2text.atomic import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-export)
+from brain2text.atomic import atomic_write_bytes
 from brain2text.errors import DataError, TrainingError
 
 FORMAT = "brain2text-checkpoint"

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from brain2text.checkpoint import atomic_write_text, load_checkpoint
+from brain2text.atomic import atomic_write_text
+from brain2text.checkpoint import load_checkpoint
 from brain2text.config import RunConfig, validate
 from brain2text.data.dataset import PreparedSplit, open_prepared
 from brain2text.errors import DataError

@@ -46,7 +46,8 @@ from tqdm import tqdm
 from brain2text import provenance
 from brain2text.augment import augment_batch
 from brain2text.batches import SkippedTrial, TrainBatches, check_trials, split_validation
-from brain2text.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from brain2text.atomic import atomic_write_text
+from brain2text.checkpoint import load_checkpoint, save_checkpoint
 from brain2text.config import RunConfig, to_yaml, validate
 from brain2text.data.dataset import PreparedDataset, PreparedSplit, open_prepared
 from brain2text.errors import ConfigError, DataError, TrainingError
