@@ -110,3 +110,27 @@ def test_train_batches_with_buckets_cover_each_epoch(train_split):
     again = TrainBatches(train_split, indices, batch_size=4, seed=0, start=per_epoch + 1,
                          stop=2 * per_epoch, pool_batches=3)
     assert np.array_equal(again[0].trial_ids.numpy(), batches[per_epoch + 1].trial_ids.numpy())
+
+
+def test_rank_shares_of_a_batch_are_its_rows_padded_to_the_whole_batch(train_split):
+    idx = np.arange(len(train_split))
+    whole = TrainBatches(train_split, idx, 8, seed=3, start=0, stop=4, pool_batches=2)
+    shares = [TrainBatches(train_split, idx, 8, seed=3, start=0, stop=4, pool_batches=2,
+                           share=slice(r * 4, (r + 1) * 4)) for r in range(2)]
+    for k in range(4):
+        full, parts = whole[k], [s[k] for s in shares]
+        for name in ("features", "n_bins", "n_phones", "day_index", "trial_ids"):
+            joined = np.concatenate([getattr(p, name).numpy() for p in parts])
+            assert np.array_equal(joined, getattr(full, name).numpy()), name
+        phonemes = [row[:n] for p in parts for row, n in zip(p.phonemes.numpy(), p.n_phones)]
+        assert all(np.array_equal(a, b[:n]) for a, b, n in
+                   zip(phonemes, full.phonemes.numpy(), full.n_phones))
+
+
+def test_eval_batches_are_dealt_to_ranks_in_turn(train_split):
+    idx = np.arange(len(train_split))
+    single = [b.trial_ids.tolist() for b in eval_batches(train_split, idx, 5)]
+    dealt = [[b.trial_ids.tolist() for b in eval_batches(train_split, idx, 5, r, 3)]
+             for r in range(3)]
+    assert sorted(sum(dealt, [])) == sorted(single) and len(single) > 3
+    assert all(dealt[r] == single[r::3] for r in range(3))

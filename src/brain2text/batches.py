@@ -104,10 +104,12 @@ class Batch:
         return Batch(*(t.to(device, non_blocking=True) for t in self.__dict__.values()))
 
 
-def collate(split: PreparedSplit, ids: np.ndarray) -> Batch:
+def collate(split: PreparedSplit, ids: np.ndarray, pad_to: int | None = None) -> Batch:
+    """Trials ``ids`` zero-padded to their longest (or to ``pad_to`` bins, when longer)."""
     n_bins = split.n_bins[ids]
     n_phones = split.n_phones[ids]
-    features = np.zeros((len(ids), int(n_bins.max()), split_width(split, ids)), dtype=np.float32)
+    n_time = max(int(n_bins.max()), pad_to or 0)
+    features = np.zeros((len(ids), n_time, split_width(split, ids)), dtype=np.float32)
     phonemes = np.zeros((len(ids), max(int(n_phones.max()), 1)), dtype=np.int64)
     for row, i in enumerate(ids):
         features[row, : n_bins[row]] = split.features(int(i))
@@ -148,14 +150,16 @@ class TrainBatches(Dataset):
     """Map-style dataset whose item ``k`` is the whole collated training batch ``start + k``.
 
     With ``pool_batches`` set (and at least one full batch of trials), batches come from
-    :func:`bucketed_epoch`; otherwise from :func:`batch_positions`.
+    :func:`bucketed_epoch`; otherwise from :func:`batch_positions`. With ``share`` (one rank of
+    several), an item is that slice of the batch's rows, padded to the whole batch's longest
+    trial so each row is exactly what one process would see.
     """
 
     def __init__(
         self, split: PreparedSplit, indices: np.ndarray, batch_size: int, seed: int,
-        start: int, stop: int, pool_batches: int | None = None,
+        start: int, stop: int, pool_batches: int | None = None, share: slice | None = None,
     ) -> None:
-        self.split, self.indices = split, indices
+        self.split, self.indices, self.share = split, indices, share
         self.batch_size, self.seed, self.start, self.stop = batch_size, seed, start, stop
         per_epoch = len(indices) // batch_size
         self.pool_batches = pool_batches if pool_batches and per_epoch > 0 else None
@@ -175,11 +179,17 @@ class TrainBatches(Dataset):
         return self._epoch[1][j]
 
     def __getitem__(self, k: int) -> Batch:
-        return collate(self.split, self.indices[self.positions(self.start + k)])
+        ids = self.indices[self.positions(self.start + k)]
+        if self.share is None:
+            return collate(self.split, ids)
+        return collate(self.split, ids[self.share], pad_to=int(self.split.n_bins[ids].max()))
 
 
-def eval_batches(split: PreparedSplit, indices: np.ndarray, batch_size: int):
-    """Batches over ``indices`` in order of length (less padding); yields collated Batches."""
+def eval_batches(split: PreparedSplit, indices: np.ndarray, batch_size: int,
+                 rank: int = 0, world_size: int = 1):
+    """Batches over ``indices`` in order of length (less padding); yields collated Batches.
+    With several ranks, rank ``r`` gets batches ``r, r + world_size, ...`` of that order."""
     order = indices[np.argsort(split.n_bins[indices], kind="stable")]
-    for start in range(0, len(order), batch_size):
+    starts = range(0, len(order), batch_size)
+    for start in list(starts)[rank::world_size]:
         yield collate(split, order[start : start + batch_size])

@@ -62,10 +62,14 @@ def _cmd_config(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
+    from brain2text import distributed
     from brain2text.config import load_run
     from brain2text.errors import ConfigError
     from brain2text.train import resume, train
 
+    if args.nproc is not None:
+        _launch_torchrun(args)
+        return
     if args.resume is not None:
         given = [str(a) for a in (args.run_file, *args.overrides) if a is not None]
         if given or args.out or args.overwrite:
@@ -80,7 +84,35 @@ def _cmd_train(args: argparse.Namespace) -> None:
         config = load_run(args.run_file, args.overrides)
         out = args.out or Path("runs") / config.name
         best = train(config, out, overwrite=args.overwrite, quiet=args.quiet)
-    print(f"best {best['split']} PER {best['per']:.4f} at step {best['step']}; run folder {out}")
+    if distributed.environment().is_main:
+        print(f"best {best['split']} PER {best['per']:.4f} at step {best['step']}; "
+              f"run folder {out}")
+
+
+def _launch_torchrun(args: argparse.Namespace) -> None:
+    """``train --nproc N``: the same command under torchrun, N processes on this machine."""
+    import subprocess
+
+    from brain2text import distributed
+    from brain2text.errors import ConfigError
+
+    if args.nproc < 1:
+        raise ConfigError(f"--nproc {args.nproc}: give at least 1 process")
+    if distributed.environment().enabled:
+        raise ConfigError("--nproc is for launching; under torchrun, leave it out")
+    if args.resume is None and args.run_file is not None:  # fail here, not in N processes
+        from brain2text.config import load_run
+
+        config = load_run(args.run_file, args.overrides)
+        distributed.check_batch_split(config.train.batch_size, args.nproc)
+    argv = ["train", *[str(a) for a in (args.run_file, *args.overrides) if a is not None]]
+    for flag, value in (("--resume", args.resume), ("--out", args.out)):
+        if value is not None:
+            argv += [flag, str(value)]
+    argv += [flag for flag, on in (("--overwrite", args.overwrite), ("--quiet", args.quiet)) if on]
+    code = subprocess.call(distributed.launch_command(args.nproc, argv))
+    if code:
+        raise SystemExit(code)
 
 
 def _cmd_lr_find(args: argparse.Namespace) -> None:
@@ -189,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<name>)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="train with DistributedDataParallel in N processes on this machine "
+                        "(runs the command under torchrun; one per GPU, or CPU with gloo)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("lr-find", help="LR range test: suggest optim.max_lr for OneCycle")
@@ -239,7 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except Brain2TextError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from brain2text.distributed import environment
+
+        ranks = environment()
+        where = f" (rank {ranks.rank} of {ranks.world_size})" if ranks.enabled else ""
+        print(f"error{where}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

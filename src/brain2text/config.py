@@ -118,6 +118,9 @@ class TrainConfig(_Section):
     select_on_ema: bool = False
     """Choose ``best.pt`` on the EMA weights' PER instead of the raw weights' (needs
     ``ema_decay``)."""
+    compile: bool = False
+    """Compile the training forward pass with ``torch.compile`` (dynamic shapes: trial lengths
+    vary). Worth it on GPU for long runs; the first batches are slow while it compiles."""
 
     @model_validator(mode="after")
     def _select_on_ema_needs_ema(self) -> "TrainConfig":

@@ -31,7 +31,7 @@ from brain2text.evaluation import Decoded, decode_split, references, score
 from brain2text.metrics import align, confusions, edit_distance, format_alignment
 from brain2text.model import GRUDecoder
 from brain2text.phonemes import missing_words, phonemize, to_ids, to_symbols
-from brain2text.train import pick_device
+from brain2text.distributed import pick_device
 
 SPLITS = {"test": "test", "competition": "competition", "val": "train"}
 N_TOP_CONFUSIONS = 30

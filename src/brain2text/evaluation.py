@@ -12,6 +12,7 @@ from torch.nn import functional as F
 from brain2text.batches import eval_batches
 from brain2text.data.dataset import PreparedSplit
 from brain2text.decoding import greedy_decode
+from brain2text.distributed import Dist
 from brain2text.metrics import error_rate
 from brain2text.model import GRUDecoder
 from brain2text.phonemes import BLANK
@@ -42,13 +43,16 @@ def ctc_losses(logits: torch.Tensor, out_lengths, targets, target_lengths) -> to
 @torch.no_grad()
 def decode_split(
     model: GRUDecoder, split: PreparedSplit, indices: np.ndarray, device: torch.device,
-    batch_size: int, use_amp: bool = False, amp_dtype: str = "bf16",
+    batch_size: int, use_amp: bool = False, amp_dtype: str = "bf16", ranks: Dist = Dist(),
 ) -> Decoded:
+    """Greedy hypotheses and CTC losses of trials ``indices``, returned in that order. With
+    several ``ranks`` each decodes its turn of the length-sorted batches and all receive the
+    whole result."""
     was_training = model.training
     model.eval()
     hyps: dict[int, np.ndarray] = {}
     losses: dict[int, float] = {}
-    for batch in eval_batches(split, indices, batch_size):
+    for batch in eval_batches(split, indices, batch_size, ranks.rank, ranks.world_size):
         batch = batch.to(device)
         with autocast_context(device, use_amp, amp_dtype):
             logits = model(batch.features, batch.day_index)
@@ -60,6 +64,10 @@ def decode_split(
             batch_losses = ctc_losses(logits, out_lengths, batch.phonemes, batch.n_phones)
             losses.update(zip(ids, batch_losses.tolist()))
     model.train(was_training)
+    if ranks.enabled:
+        for rank_hyps, rank_losses in ranks.gather((hyps, losses)):
+            hyps.update(rank_hyps)
+            losses.update(rank_losses)
     order = [int(i) for i in indices]
     return Decoded(
         trial_ids=np.asarray(order, dtype=np.int64),

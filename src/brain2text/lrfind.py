@@ -45,8 +45,9 @@ from brain2text.config import LR_FIND_KEY, RunConfig
 from brain2text.errors import TrainingError
 from brain2text.model import GRUDecoder
 from brain2text.schedule import build_optimizer
+from brain2text.distributed import pick_device
 from brain2text.train import (backward_clipped, batch_loss, build_scaler, load_run_data,
-                              pick_device, seed_everything)
+                              seed_everything)
 
 DEFAULT_START_LR = 1e-7
 DEFAULT_END_LR = 1.0

@@ -61,6 +61,19 @@ class RunLog:
         self._tensorboard.close()  # flushes the event file
 
 
+class SilentLog:
+    """The log of a process that writes nothing (ranks other than 0 of a distributed run)."""
+
+    def info(self, message: str) -> None:
+        pass
+
+    def metrics(self, row: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def truncate_metrics(run_dir: Path, last_step: int) -> int:
     """Keep only the metrics.jsonl rows (batches, evaluations, warnings) with ``step <=
     last_step``, rewritten atomically; a line cut short by a killed process is dropped. Returns

@@ -19,18 +19,34 @@ def capture_state(best: dict, latest_eval: dict, skipped_steps: int, nonfinite_i
                   generator: torch.Generator, device: torch.device) -> dict:
     """Everything beyond weights, optimizer and schedule that the run's future depends on, as
     tensors and plain values (a checkpoint is loaded with ``weights_only``)."""
-    np_state = np.random.get_state()
-    py_state = random.getstate()
     return {
-        "rng": {"augment": generator.get_state(), "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
-                "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]),
-                          float(np_state[4])],
-                "python": [py_state[0], list(py_state[1]), py_state[2]]},
+        "rng": capture_rng(generator, device),
         "scaler": scaler.state_dict(), "watch": watch.state_dict() if watch else None,
         "best": best, "latest_eval": latest_eval, "skipped_steps": skipped_steps,
         "nonfinite_in_a_row": nonfinite_in_a_row,
     }
+
+
+def capture_rng(generator: torch.Generator, device: torch.device) -> dict:
+    """This process's random streams: augmentation, torch CPU and CUDA, numpy, python."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    return {"augment": generator.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+            "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]),
+                      float(np_state[4])],
+            "python": [py_state[0], list(py_state[1]), py_state[2]]}
+
+
+def restore_rng(rng: dict, generator: torch.Generator) -> None:
+    generator.set_state(rng["augment"])
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"]:
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    name, keys, pos, has_gauss, cached = rng["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = rng["python"]
+    random.setstate((version, tuple(internal), gauss))
 
 
 def restore_state(payload: dict, model: torch.nn.Module, optimizer, scheduler, scaler,
@@ -48,14 +64,6 @@ def restore_state(payload: dict, model: torch.nn.Module, optimizer, scheduler, s
         ema.n_averaged.fill_(payload["ema_n_averaged"])
     if watch is not None:
         watch.load_state_dict(saved["watch"])
-    rng = saved["rng"]
-    generator.set_state(rng["augment"])
-    torch.set_rng_state(rng["torch"])
-    if rng["cuda"]:
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    name, keys, pos, has_gauss, cached = rng["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    version, internal, gauss = rng["python"]
-    random.setstate((version, tuple(internal), gauss))
+    restore_rng(saved["rng"], generator)
     return (saved["best"], saved["latest_eval"], saved["skipped_steps"],
             saved["nonfinite_in_a_row"])

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -50,25 +51,22 @@ from brain2text.atomic import atomic_write_text
 from brain2text.checkpoint import load_checkpoint, save_checkpoint
 from brain2text.config import RunConfig, to_yaml, validate
 from brain2text.data.dataset import PreparedDataset, PreparedSplit, open_prepared
+from brain2text.distributed import Dist, session
 from brain2text.errors import ConfigError, DataError, TrainingError
 from brain2text.evaluation import autocast_context, ctc_losses, decode_split, references, score
-from brain2text.model import GRUDecoder, count_parameters, describe_size
-from brain2text.runlog import RunLog, truncate_metrics
-from brain2text.runstate import capture_state, restore_state
+from brain2text.model import GRUDecoder, count_parameters, describe_size, output_lengths
+from brain2text.runlog import RunLog, SilentLog, truncate_metrics
+from brain2text.runstate import capture_rng, capture_state, restore_rng, restore_state
 from brain2text.schedule import build_optimizer, build_scheduler
 from brain2text.watch import InstabilityWatch, WatchWarning
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DataError(f"train.device={name}: CUDA is not available on this machine")
-    return device
-
-
-def seed_everything(seed: int) -> torch.Generator:
+def seed_everything(seed: int, rank: int = 0) -> torch.Generator:
+    """Seed python, numpy and torch; returns the augmentation generator. Rank 0 (and a single
+    process) uses ``seed`` itself; other ranks get streams of their own derived from (seed,
+    rank), so their dropout masks and augmentation noise are not copies of rank 0's."""
+    if rank:
+        seed = int(np.random.SeedSequence((seed, rank)).generate_state(1)[0])
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -134,12 +132,13 @@ def train(config: RunConfig, out_dir: Path, *, overwrite: bool = False, quiet: b
     out_dir = Path(out_dir)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
-    device = pick_device(config.train.device)
-    data = load_run_data(config)
-
-    prepare_run_dir(out_dir, overwrite)
-    atomic_write_text(out_dir / "config.yaml", to_yaml(config))
-    return _run(config, data, out_dir, device, quiet, resume=None)
+    with session(config.train.device, config.train.batch_size) as (ranks, device):
+        data = load_run_data(config)
+        if ranks.is_main:
+            prepare_run_dir(out_dir, overwrite)
+            atomic_write_text(out_dir / "config.yaml", to_yaml(config))
+        ranks.barrier()
+        return _run(config, data, out_dir, device, ranks, quiet, resume=None)
 
 
 def resume(run_dir: Path, *, quiet: bool = False) -> dict:
@@ -166,10 +165,12 @@ def resume(run_dir: Path, *, quiet: bool = False) -> dict:
         raise DataError(f"{run_dir}: the run already ended at step {step}; nothing to resume")
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
-    device = pick_device(config.train.device)
-    data = load_run_data(config)
-    truncate_metrics(run_dir, step)  # everything after the checkpoint is replayed
-    return _run(config, data, run_dir, device, quiet, resume=payload)
+    with session(config.train.device, config.train.batch_size) as (ranks, device):
+        data = load_run_data(config)
+        if ranks.is_main:
+            truncate_metrics(run_dir, step)  # everything after the checkpoint is replayed
+        ranks.barrier()
+        return _run(config, data, run_dir, device, ranks, quiet, resume=payload)
 
 
 def _stored_config(path: Path) -> RunConfig | None:
@@ -179,13 +180,17 @@ def _stored_config(path: Path) -> RunConfig | None:
         return None
 
 
-def _run(config: RunConfig, data: RunData, out_dir: Path, device: torch.device, quiet: bool,
-         resume: dict | None) -> dict:
+def _run(config: RunConfig, data: RunData, out_dir: Path, device: torch.device, ranks: Dist,
+         quiet: bool, resume: dict | None) -> dict:
+    if not ranks.is_main:  # rank 0 alone writes the run folder
+        return _train_loop(config, data, out_dir, device, ranks, SilentLog(), True, resume)
     started = time.time()
     timing = lambda: {"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),  # noqa: E731
                       "wall_s": round(time.time() - started, 1)}
     base = {"name": config.name, "parent": config.parent,
             **provenance.collect(device, Path(config.data.path), config.train.seed)}
+    if ranks.enabled:
+        base["processes"] = {"world_size": ranks.world_size, "backend": ranks.backend}
     if resume is not None:
         resumed = _previous_record(out_dir).get("resumed_from", [])
         base["resumed_from"] = [*resumed, {"step": resume["step"], **timing()}]
@@ -197,7 +202,7 @@ def _run(config: RunConfig, data: RunData, out_dir: Path, device: torch.device, 
         for s in data.skipped:
             log.info(f"skipped {s.where}: {s.reason}")
     try:
-        best = _train_loop(config, data, out_dir, device, log, quiet, resume)
+        best = _train_loop(config, data, out_dir, device, ranks, log, quiet, resume)
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         write_run_record(out_dir, base, status, {**timing(), "error": str(exc)[:500]})
@@ -260,14 +265,15 @@ def build_scaler(config: RunConfig, device: torch.device) -> torch.amp.GradScale
     return torch.amp.GradScaler(device.type, enabled=enabled)
 
 
-def batch_loss(model: GRUDecoder, batch, config: RunConfig, device: torch.device,
+def batch_loss(model: torch.nn.Module, batch, config: RunConfig, device: torch.device,
                generator: torch.Generator) -> torch.Tensor:
-    """Augment a training batch (already on ``device``), run the model, mean CTC loss."""
+    """Augment a training batch (already on ``device``), run the model (a GRUDecoder, or it
+    wrapped by DDP or torch.compile), mean CTC loss."""
     features = augment_batch(batch.features, batch.n_bins, config.augment, generator)
     with autocast_context(device, config.train.use_amp, config.train.amp_dtype):
         logits = model(features, batch.day_index)  # (B, T', 41)
-    return ctc_losses(logits, model.output_lengths(batch.n_bins), batch.phonemes,
-                      batch.n_phones).mean()
+    n_out = output_lengths(batch.n_bins, config.model.kernel_len, config.model.stride_len)
+    return ctc_losses(logits, n_out, batch.phonemes, batch.n_phones).mean()
 
 
 def backward_clipped(loss: torch.Tensor, model: torch.nn.Module, scaler: torch.amp.GradScaler,
@@ -278,19 +284,38 @@ def backward_clipped(loss: torch.Tensor, model: torch.nn.Module, scaler: torch.a
     return torch.nn.utils.clip_grad_norm_(model.parameters(), clip if clip else math.inf).item()
 
 
+def build_network(model: GRUDecoder, config: RunConfig, ranks: Dist,
+                  device: torch.device) -> torch.nn.Module:
+    """What the training forward pass calls: the model, wrapped by DDP across ranks (its
+    construction copies rank 0's weights to every rank) and by ``torch.compile`` when
+    ``train.compile``. Evaluation and checkpoints use ``model`` itself."""
+    net: torch.nn.Module = model
+    if ranks.enabled:
+        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    if config.train.compile:
+        net = torch.compile(net, dynamic=True)
+    return net
+
+
 def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.device,
-                log: RunLog, quiet: bool, resume: dict | None = None) -> dict:
+                ranks: Dist, log: RunLog | SilentLog, quiet: bool,
+                resume: dict | None = None) -> dict:
     tc = config.train
-    generator = seed_everything(tc.seed)
+    generator = seed_everything(tc.seed, ranks.rank)
     model = GRUDecoder(config.model, n_days=data.dataset.n_days).to(device)
+    net = build_network(model, config, ranks, device)
     optimizer = build_optimizer(model.parameters(), config.optim)
     scheduler = build_scheduler(optimizer, config.optim, tc.n_batch)
     scaler = build_scaler(config, device)
     ema = build_ema(model, tc.ema_decay)
     clip = config.optim.grad_clip_norm
-    log.info(f"run {config.name}: {describe_size(count_parameters(model))} parameters on {device}; "
+    where = f"{device}" + (f" x {ranks.world_size} processes ({ranks.backend}, "
+                           f"{tc.batch_size // ranks.world_size} trials each)"
+                           if ranks.enabled else "")
+    log.info(f"run {config.name}: {describe_size(count_parameters(model))} parameters on {where}; "
              f"{len(data.train_idx)} training trials, {len(data.eval_idx)} {data.eval_name} "
-             f"trials over {data.dataset.n_days} days; {tc.n_batch} batches of {tc.batch_size}")
+             f"trials over {data.dataset.n_days} days; {tc.n_batch} batches of {tc.batch_size}"
+             + ("; compiled with torch.compile" if tc.compile else ""))
     if data.eval_name == "test":
         log.info("checkpoints are chosen on the TEST split (data.eval_split=test): "
                  "the test PER of the best checkpoint is optimistically biased")
@@ -300,7 +325,8 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
     # checkpoint. The loader's own generator keeps its base-seed draw off the global RNG.
     loader = DataLoader(
         TrainBatches(data.train_split, data.train_idx, tc.batch_size, tc.seed, first, tc.n_batch,
-                     tc.length_bucket_pool),
+                     tc.length_bucket_pool,
+                     share=ranks.share(tc.batch_size) if ranks.enabled else None),
         batch_size=None, shuffle=False, num_workers=tc.num_workers,
         persistent_workers=tc.num_workers > 0, pin_memory=device.type == "cuda",
         generator=torch.Generator().manual_seed(tc.seed),
@@ -317,9 +343,9 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
             out |= {"ema": ema.module.state_dict(), "ema_n_averaged": int(ema.n_averaged.item())}
         return out
 
-    def evaluate_weights(net: torch.nn.Module) -> dict:
-        decoded = decode_split(net, data.eval_split, data.eval_idx, device, tc.eval_batch_size,
-                               tc.use_amp, tc.amp_dtype)
+    def evaluate_weights(module: torch.nn.Module) -> dict:
+        decoded = decode_split(module, data.eval_split, data.eval_idx, device, tc.eval_batch_size,
+                               tc.use_amp, tc.amp_dtype, ranks)
         return score(eval_refs, decoded, data.eval_split.day_index[data.eval_idx],
                      data.dataset.days)
 
@@ -330,6 +356,15 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
     if resume is not None:  # last: the RNG states are restored after everything drew from them
         best, latest_eval, skipped_steps, nonfinite_in_a_row = restore_state(
             resume, model, optimizer, scheduler, scaler, ema, watch, generator)
+        by_rank = resume["resume"].get("rng_by_rank", [])
+        if len(by_rank) == ranks.world_size:
+            restore_rng(by_rank[ranks.rank], generator)
+        elif ranks.enabled:  # another number of processes: ranks > 0 keep fresh streams
+            if ranks.rank:
+                generator = seed_everything(tc.seed + resume["step"] + 1, ranks.rank)
+            log.info(f"the checkpoint was written by {max(len(by_rank), 1)} process(es), this "
+                     f"run has {ranks.world_size}: dropout and augmentation streams of ranks > 0 "
+                     "start afresh")
     bar = tqdm(total=tc.n_batch, initial=first, desc=config.name, unit="batch", disable=quiet,
                dynamic_ncols=True)
     tick = time.perf_counter()
@@ -339,13 +374,15 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
         model.train()
         batch = batch.to(device)
         lr = optimizer.param_groups[0]["lr"]
-        loss = batch_loss(model, batch, config, device, generator)
+        loss = batch_loss(net, batch, config, device, generator)
+        # the global batch's loss, the same on every rank: all skip a non-finite step together
+        loss_value = ranks.mean(loss.detach()).item()  # a CPU-GPU sync point
 
         optimizer.zero_grad(set_to_none=True)
         grad_norm = math.nan
         problem = None
-        if not torch.isfinite(loss):
-            problem = f"loss is {loss.item()}"
+        if not math.isfinite(loss_value):
+            problem = f"loss is {loss_value}"
         else:
             grad_norm = backward_clipped(loss, model, scaler, optimizer, clip)
             if not math.isfinite(grad_norm):
@@ -373,7 +410,7 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
 
         now = time.perf_counter()
         dt, tick = now - tick, now
-        row = {"step": step, "train/loss": loss.item(), "lr": lr, "grad_norm": grad_norm,
+        row = {"step": step, "train/loss": loss_value, "lr": lr, "grad_norm": grad_norm,
                "skipped_steps": skipped_steps, "time_per_batch": dt,
                "samples_per_s": tc.batch_size / dt if dt > 0 else math.nan}
         log.metrics(row)
@@ -408,8 +445,9 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
             if improved:
                 best = {**chosen, "split": eval_name, "step": step,
                         "weights": "ema" if chosen is not summary else "raw"}
-                save_checkpoint(out_dir / "checkpoints" / "best.pt", model,
-                                weights_state(latest_eval), step)
+                if ranks.is_main:
+                    save_checkpoint(out_dir / "checkpoints" / "best.pt", model,
+                                    weights_state(latest_eval), step)
             if watch:
                 log_warnings(log, watch.on_eval(step, lr, summary["loss"], summary["per"]))
                 if watch.stop_reason:  # after best.pt: it predates the trend
@@ -422,10 +460,14 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
         every = tc.checkpoint_every
         checkpoint = evaluated or bool(every and (step + 1) % every == 0)
         if checkpoint:
-            resume_state = capture_state(best, latest_eval, skipped_steps, nonfinite_in_a_row,
-                                         scaler, watch, generator, device)
-            save_checkpoint(out_dir / "checkpoints" / "last.pt", model,
-                            {**weights_state(latest_eval), "resume": resume_state}, step)
+            rngs = ranks.gather(capture_rng(generator, device))  # every rank's random streams
+            if ranks.is_main:
+                resume_state = capture_state(best, latest_eval, skipped_steps, nonfinite_in_a_row,
+                                             scaler, watch, generator, device)
+                if ranks.enabled:
+                    resume_state["rng_by_rank"] = rngs
+                save_checkpoint(out_dir / "checkpoints" / "last.pt", model,
+                                {**weights_state(latest_eval), "resume": resume_state}, step)
         if stopping:
             break
         if checkpoint:
