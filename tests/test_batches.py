@@ -1,8 +1,15 @@
 import numpy as np
 import pytest
 
-from brain2text.batches import (TrainBatches, batch_positions, check_trials, collate,
-                                ctc_frames_needed, eval_batches, split_validation)
+from brain2text.batches import (
+    TrainBatches,
+    batch_positions,
+    check_trials,
+    collate,
+    ctc_frames_needed,
+    eval_batches,
+    split_validation,
+)
 from brain2text.data.dataset import open_prepared
 from brain2text.errors import DataError
 from brain2text.model import output_lengths
@@ -95,7 +102,7 @@ def test_bucketed_epoch_is_a_permutation_of_similar_length_batches():
     assert np.array_equal(epoch, bucketed_epoch(lengths, 8, 5, seed=1, epoch=0))
     assert not np.array_equal(epoch, bucketed_epoch(lengths, 8, 5, seed=1, epoch=1))
     # padding: the longest trial of each batch over the mean length, against random batches
-    waste = lambda batches: np.mean([lengths[b].max() / lengths[b].mean() for b in batches])  # noqa: E731
+    waste = lambda batches: np.mean([lengths[b].max() / lengths[b].mean() for b in batches])
     random_batches = np.random.default_rng(1).permutation(203)[:200].reshape(-1, 8)
     assert waste(epoch) < waste(random_batches)
 
@@ -132,5 +139,5 @@ def test_eval_batches_are_dealt_to_ranks_in_turn(train_split):
     single = [b.trial_ids.tolist() for b in eval_batches(train_split, idx, 5)]
     dealt = [[b.trial_ids.tolist() for b in eval_batches(train_split, idx, 5, r, 3)]
              for r in range(3)]
-    assert sorted(sum(dealt, [])) == sorted(single) and len(single) > 3
+    assert sorted(b for share in dealt for b in share) == sorted(single) and len(single) > 3
     assert all(dealt[r] == single[r::3] for r in range(3))

@@ -43,11 +43,12 @@ def ctc_losses(logits: torch.Tensor, out_lengths, targets, target_lengths) -> to
 @torch.no_grad()
 def decode_split(
     model: GRUDecoder, split: PreparedSplit, indices: np.ndarray, device: torch.device,
-    batch_size: int, use_amp: bool = False, amp_dtype: str = "bf16", ranks: Dist = Dist(),
+    batch_size: int, use_amp: bool = False, amp_dtype: str = "bf16", ranks: Dist | None = None,
 ) -> Decoded:
     """Greedy hypotheses and CTC losses of trials ``indices``, returned in that order. With
     several ``ranks`` each decodes its turn of the length-sorted batches and all receive the
     whole result."""
+    ranks = ranks or Dist()
     was_training = model.training
     model.eval()
     hyps: dict[int, np.ndarray] = {}
