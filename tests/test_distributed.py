@@ -132,3 +132,11 @@ def test_an_uneven_split_fails_before_launching(prepared_dir, tmp_path):
     assert result.stderr == ("error: train.batch_size=5 cannot be split evenly over 2 "
                              "processes; choose a multiple of 2\n")
     assert not out.exists()
+
+
+def test_only_train_runs_under_torchrun(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "brain2text", "runs", str(tmp_path)],
+                            capture_output=True, text=True, env={**ENV, "WORLD_SIZE": "2"})
+    assert result.returncode == 2
+    assert result.stderr == ("error (rank 0 of 2): runs: only train runs under torchrun "
+                             "(this command runs in one process)\n")

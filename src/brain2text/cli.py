@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from brain2text import __version__
-from brain2text.errors import Brain2TextError
+from brain2text.errors import Brain2TextError, ConfigError
 
 
 def _cmd_synth(args: argparse.Namespace) -> None:
@@ -272,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.func is not _cmd_train and os.environ.get("WORLD_SIZE", "1") != "1":
+            raise ConfigError(f"{args.command}: only train runs under torchrun "
+                              "(this command runs in one process)")
         args.func(args)
     except Brain2TextError as exc:
         from brain2text.distributed import environment
