@@ -1,15 +1,8 @@
 import numpy as np
 import pytest
 
-from brain2text.batches import (
-    TrainBatches,
-    batch_positions,
-    check_trials,
-    collate,
-    ctc_frames_needed,
-    eval_batches,
-    split_validation,
-)
+from brain2text.batches import (TrainBatches, batch_positions, check_trials, collate,
+                                ctc_frames_needed, eval_batches, split_validation)
 from brain2text.data.dataset import open_prepared
 from brain2text.errors import DataError
 from brain2text.model import output_lengths

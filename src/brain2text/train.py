@@ -47,24 +47,13 @@ from tqdm import tqdm
 from brain2text import provenance
 from brain2text.atomic import atomic_write_text
 from brain2text.augment import augment_batch
-from brain2text.batches import (
-    SkippedTrial,
-    TrainBatches,
-    check_trials,
-    split_validation,
-)
+from brain2text.batches import SkippedTrial, TrainBatches, check_trials, split_validation
 from brain2text.checkpoint import load_checkpoint, save_checkpoint
 from brain2text.config import RunConfig, to_yaml, validate
 from brain2text.data.dataset import PreparedDataset, PreparedSplit, open_prepared
 from brain2text.distributed import Dist, session
 from brain2text.errors import ConfigError, DataError, TrainingError
-from brain2text.evaluation import (
-    autocast_context,
-    ctc_losses,
-    decode_split,
-    references,
-    score,
-)
+from brain2text.evaluation import autocast_context, ctc_losses, decode_split, references, score
 from brain2text.model import GRUDecoder, count_parameters, describe_size, output_lengths
 from brain2text.runlog import RunLog, SilentLog, truncate_metrics
 from brain2text.runstate import capture_rng, capture_state, restore_rng, restore_state
@@ -196,7 +185,7 @@ def _run(config: RunConfig, data: RunData, out_dir: Path, device: torch.device, 
     if not ranks.is_main:  # rank 0 alone writes the run folder
         return _train_loop(config, data, out_dir, device, ranks, SilentLog(), True, resume)
     started = time.time()
-    timing = lambda: {"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+    timing = lambda: {"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),  # noqa: E731
                       "wall_s": round(time.time() - started, 1)}
     base = {"name": config.name, "parent": config.parent,
             **provenance.collect(device, Path(config.data.path), config.train.seed)}
