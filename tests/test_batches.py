@@ -95,7 +95,7 @@ def test_bucketed_epoch_is_a_permutation_of_similar_length_batches():
     assert np.array_equal(epoch, bucketed_epoch(lengths, 8, 5, seed=1, epoch=0))
     assert not np.array_equal(epoch, bucketed_epoch(lengths, 8, 5, seed=1, epoch=1))
     # padding: the longest trial of each batch over the mean length, against random batches
-    waste = lambda batches: np.mean([lengths[b].max() / lengths[b].mean() for b in batches])
+    waste = lambda batches: np.mean([lengths[b].max() / lengths[b].mean() for b in batches])  # noqa: E731
     random_batches = np.random.default_rng(1).permutation(203)[:200].reshape(-1, 8)
     assert waste(epoch) < waste(random_batches)
 
