@@ -112,7 +112,7 @@ def collate(split: PreparedSplit, ids: np.ndarray, pad_to: int | None = None) ->
     features = np.zeros((len(ids), n_time, split_width(split, ids)), dtype=np.float32)
     phonemes = np.zeros((len(ids), max(int(n_phones.max()), 1)), dtype=np.int64)
     for row, i in enumerate(ids):
-        features[row, : n_bins[row]] = split.features(int(i))
+        split.copy_features(int(i), out=features[row, : n_bins[row]])
         if n_phones[row]:
             phonemes[row, : n_phones[row]] = split.phonemes(int(i))
     return Batch(

@@ -1,13 +1,21 @@
 from __future__ import annotations
 
 import json
+import mmap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from brain2text.data.dataset import open_prepared
-from brain2text.data.prepare import prepare
+from brain2text.data.prepare import (
+    new_manifest,
+    prepare,
+    session_entry,
+    split_entry,
+    write_manifest,
+    write_session,
+)
 from brain2text.errors import DataError
 
 DAY = "t12.2022.04.28"
@@ -39,14 +47,74 @@ def test_split_api(prepared):
         train.features(10)
 
 
-def test_features_are_read_only_memmap_views(prepared):
+def test_features_are_read_only_views_of_the_mapping(prepared):
     split = open_prepared(prepared).split("train")
     x = split.features(3)
-    assert isinstance(x, np.memmap) and x.base is not None  # a view into the mapped file
+    assert not x.flags.owndata and isinstance(x.base, (np.ndarray, mmap.mmap))  # no copy
     assert x.dtype == np.float32 and x.shape == (split.n_bins[3], 256)
     assert not x.flags.writeable
     with pytest.raises(ValueError):
         x[0, 0] = 1.0
+
+
+def test_copy_features_equals_the_file(prepared):
+    split = open_prepared(prepared).split("train")
+    for i in range(len(split)):
+        file = prepared / "train" / split.session_of(i) / "features.npy"
+        rows = np.load(file)
+        start = int(np.load(file.with_name("trials.npy"))[split.trial[i], 0])
+        want = rows[start : start + split.n_bins[i]]
+        got = split.copy_features(i)
+        assert got.dtype == np.float32 and got.flags.writeable and got.flags.owndata
+        np.testing.assert_array_equal(got, want)
+        out = np.full((split.n_bins[i] + 3, 256), 7.0, dtype=np.float32)
+        assert split.copy_features(i, out=out[: split.n_bins[i]]) is not None
+        np.testing.assert_array_equal(out[: split.n_bins[i]], want)
+        assert np.all(out[split.n_bins[i] :] == 7.0)  # nothing written past the trial
+    np.testing.assert_array_equal(split.copy_features(-1), split.features(-1))
+
+
+def _big_prepared(root: Path, n_trials: int, n_bins: int) -> Path:
+    """A one-session prepared folder of n_trials x n_bins x 256 float32 features."""
+    features = np.empty((n_trials * n_bins, 256), dtype=np.float32)
+    features[:] = np.arange(n_trials * n_bins, dtype=np.float32)[:, None]  # every page written
+    lengths = np.full(n_trials, n_bins, dtype=np.int64)
+    ones = np.ones(n_trials, dtype=np.int64)
+    trials = np.stack([np.arange(n_trials) * n_bins, lengths, np.arange(n_trials), ones,
+                       ones, np.arange(n_trials)], axis=1)
+    write_session(root / "train" / DAY, features, trials, np.ones(n_trials, np.uint8),
+                  ["a"] * n_trials)
+    sessions = {DAY: session_entry(f"train/{DAY}.mat", 0, features, trials)}
+    write_manifest(root, new_manifest([DAY], {"train": split_entry(True, sessions, [])},
+                                      source="test", features="test"))
+    return root
+
+
+def _rss_file_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssFile:"):
+            return int(line.split()[1])
+    pytest.skip("no RssFile in /proc/self/status")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_reading_every_trial_does_not_keep_the_file_resident(tmp_path):
+    n_trials, n_bins = 500, 250  # 125,000 bins: 128 MB of float32
+    split = open_prepared(_big_prepared(tmp_path / "big", n_trials, n_bins)).split("train")
+    size_kib = n_trials * n_bins * 256 * 4 // 1024
+
+    before = _rss_file_kib()
+    order = np.random.default_rng(0).permutation(n_trials)  # as training reads: neighbours late
+    for i in order:
+        x = split.copy_features(int(i))
+    assert x[0, 0] == order[-1] * n_bins
+    grown = _rss_file_kib() - before
+    assert grown < size_kib // 8, f"RssFile grew by {grown} KiB reading a {size_kib} KiB file"
+
+    # The measurement can see the difference: reading through views keeps every page.
+    before = _rss_file_kib()
+    total = sum(float(split.features(i)[:, 0].sum()) for i in range(len(split)))
+    assert total > 0 and _rss_file_kib() - before > size_kib // 2
 
 
 def test_missing_split_names_the_folder(prepared):

@@ -1,7 +1,15 @@
 """Read a prepared dataset (see docs/prepared-format.md): the arrays training memory-maps.
 
 Opening reads the manifest, every session's small index arrays and the headers of its feature
-file; features stay on disk and :meth:`PreparedSplit.features` returns read-only memmap views.
+file; features stay on disk. They are float32 on disk, as training uses them: no conversion
+when a batch is built, and evaluation reads exactly the values every machine reads (float16
+would halve the disk and page cache but change the inputs).
+
+Reading a trial: :meth:`PreparedSplit.copy_features` copies it out of the mapped file and then
+releases the pages it used (:mod:`brain2text.data.mapped`), so a process that reads every
+trial, epoch after epoch, keeps only what it is copying resident: its peak memory does not grow
+with the number of days. :meth:`PreparedSplit.features` returns a read-only view of the mapping
+instead (no copy, pages kept until the dataset is dropped), for inspection and tests.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from brain2text.data.mapped import MappedNpy, map_npy
 from brain2text.errors import DataError
 from brain2text.phonemes import PHONEMES
 
@@ -44,7 +53,7 @@ class PreparedSplit:
         labelled: bool,
         day_of_session: list[int],
         trials: list[np.ndarray],
-        features: list[np.ndarray],
+        features: list[MappedNpy],
         phonemes: list[np.ndarray],
         texts: list[list[str]],
     ) -> None:
@@ -52,7 +61,7 @@ class PreparedSplit:
         self.sessions = sessions
         self.labelled = labelled
         self._sources = sources
-        self._features = features  # per session: (sum T, 256) float32 memmap
+        self._features = features  # per session: (sum T, 256) float32, mapped read-only
         self._phonemes = phonemes  # per session: (sum n_phones,) uint8
         self._texts = texts
         table = np.concatenate(trials) if trials else np.zeros((0, len(TRIAL_COLUMNS)), np.int64)
@@ -81,10 +90,21 @@ class PreparedSplit:
         return self.sessions[self._session[self._check(i)]]
 
     def features(self, i: int) -> np.ndarray:
-        """(T, 256) float32, a read-only view of the memory-mapped file (no copy)."""
+        """(T, 256) float32, a read-only view of the memory-mapped file (no copy).
+
+        Pages read through a view stay resident; batch building uses :meth:`copy_features`.
+        """
         i = self._check(i)
         start = self._start[i]
-        return self._features[self._session[i]][start : start + self.n_bins[i]]
+        return self._features[self._session[i]].array[start : start + self.n_bins[i]]
+
+    def copy_features(self, i: int, out: np.ndarray | None = None) -> np.ndarray:
+        """(T, 256) trial ``i`` copied into ``out`` (or a new float32 array); the pages it was
+        read from are then released, so reading every trial does not keep the dataset resident.
+        """
+        i = self._check(i)
+        start = int(self._start[i])
+        return self._features[self._session[i]].copy_rows(start, start + int(self.n_bins[i]), out)
 
     def phonemes(self, i: int) -> np.ndarray:
         """(n_phones,) int64 ids 1..40; empty when the split is unlabelled."""
@@ -211,12 +231,12 @@ def _open_split(root: Path, name: str, entry: Any, days: list[str]) -> PreparedS
 
 def _open_session(
     folder: Path, info: dict, root: Path, where: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+) -> tuple[np.ndarray, MappedNpy, np.ndarray, list[str]]:
     n_trials = _field(info, "n_trials", int, root, where)
     n_bins = _field(info, "n_bins", int, root, where)
     n_phones = _field(info, "n_phones", int, root, where)
 
-    features = _load_npy(folder / FEATURES_FILE, (n_bins, N_FEATURES), FEATURE_DTYPE, mmap=True)
+    features = _map_features(folder / FEATURES_FILE, (n_bins, N_FEATURES))
     table = _load_npy(folder / TRIALS_FILE, (n_trials, len(TRIAL_COLUMNS)), np.dtype(np.int64))
     phonemes = _load_npy(folder / PHONEMES_FILE, (n_phones,), np.dtype(np.uint8))
     text = _load_text(folder / TEXT_FILE, n_trials)
@@ -239,20 +259,40 @@ def _open_session(
     return table, features, phonemes, text
 
 
-def _load_npy(
-    file: Path, shape: tuple[int, ...], dtype: np.dtype, mmap: bool = False
-) -> np.ndarray:
+def _map_features(file: Path, shape: tuple[int, ...]) -> MappedNpy:
+    _check_present(file)
+    try:
+        mapped = map_npy(file)
+    except (OSError, ValueError, EOFError) as exc:
+        raise _unreadable(file, exc) from exc
+    _check_array(file, mapped.array, shape, FEATURE_DTYPE)
+    return mapped
+
+
+def _load_npy(file: Path, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    _check_present(file)
+    try:
+        array = np.load(file, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise _unreadable(file, exc) from exc
+    _check_array(file, array, shape, dtype)
+    return array
+
+
+def _check_present(file: Path) -> None:
     if not file.is_file():
         raise DataError(f"{file}: missing; the prepared dataset is incomplete: prepare it again")
-    try:
-        array = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"{file}: unreadable or shorter than its header says "
-                        f"({' '.join(str(exc).split())}); prepare the dataset again") from exc
+
+
+def _unreadable(file: Path, exc: BaseException) -> DataError:
+    return DataError(f"{file}: unreadable or shorter than its header says "
+                     f"({' '.join(str(exc).split())}); prepare the dataset again")
+
+
+def _check_array(file: Path, array: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> None:
     if array.shape != shape or array.dtype != dtype:
         raise DataError(f"{file}: holds {array.dtype} {array.shape}, the manifest expects "
                         f"{dtype} {shape}; prepare the dataset again")
-    return array
 
 
 def _load_text(file: Path, n_trials: int) -> list[str]:
