@@ -1,0 +1,77 @@
+"""The throughput benchmarks run both their modes on a tiny config and print a table that parses.
+In-process (no subprocess per mode, to stay fast); no timing is asserted."""
+
+import math
+import sys
+
+import numpy as np
+import pytest
+
+from brain2text.data.dataset import open_prepared
+
+from .conftest import REPO, RUNS, tiny_overrides
+
+sys.path.insert(0, str(REPO / "benchmarks"))  # the scripts import their sibling _common
+import _common  # noqa: E402
+import eval_throughput  # noqa: E402
+import train_throughput  # noqa: E402
+
+
+def table_rows(text: str) -> dict[str, list[str]]:
+    """Markdown table rows of the printed report, by first cell (the mode)."""
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith("| mode")]
+    return {row[0]: row[1:] for row in rows}
+
+
+def figure(cell: str) -> float:
+    return float(cell.split()[0].rstrip("%"))
+
+
+def test_train_throughput_both_modes(prepared_dir, capsys):
+    args = train_throughput.build_parser().parse_args(
+        [str(RUNS / "run13_cpu_demo.yaml"), *tiny_overrides(prepared_dir),
+         "--data", str(prepared_dir), "--batches", "2", "--warmup", "1"])
+    results = {m: train_throughput.measure(m, args) for m in train_throughput.MODES}
+    train_throughput.print_report(args, results)
+    out = capsys.readouterr().out
+    rows = table_rows(out)
+    assert set(rows) == {"naive", "fast"}
+    for cells in rows.values():
+        samples_per_s, s_per_batch, data_s, padded_bins, padding, rss = map(figure, cells[:6])
+        assert all(math.isfinite(v) and v >= 0 for v in (samples_per_s, padded_bins, rss))
+        assert samples_per_s > 0 and 0 <= data_s <= s_per_batch and 0 <= padding < 100
+    assert results["naive"]["samples"] == results["fast"]["samples"] == 2 * 4
+    assert "machine: " in out and "command: " in out and "fast / naive samples/s: " in out
+
+
+def test_eval_throughput_both_modes_agree(prepared_dir, capsys):
+    args = eval_throughput.build_parser().parse_args(
+        [str(RUNS / "run13_cpu_demo.yaml"), *tiny_overrides(prepared_dir),
+         "--data", str(prepared_dir), "--passes", "1", "--warmup", "0"])
+    results = {m: eval_throughput.measure(m, args) for m in eval_throughput.MODES}
+    eval_throughput.print_report(args, results)
+    out = capsys.readouterr().out
+    rows = table_rows(out)
+    assert set(rows) == {"naive", "fast"}
+    assert rows["fast"][2] == "-"  # the Python loop's time: naive mode only
+    for cells in rows.values():
+        assert all(math.isfinite(figure(c)) for c in cells if c != "-")
+    fast, naive = results["fast"], results["naive"]
+    assert fast["sentences"] == naive["sentences"] > 0
+    assert set(fast["hypotheses"]) == set(naive["hypotheses"])
+    # same weights, same decoding rule: only padding differs, so the PERs stay close
+    assert fast["per"] == pytest.approx(naive["per"], abs=0.1)
+    assert "fast / naive sentences/s: " in out and "PER fast - naive: " in out
+
+
+def test_naive_data_is_the_prepared_data_in_float64(prepared_dir):
+    split = open_prepared(prepared_dir).split("train")
+    idx = np.arange(len(split))[::-3]
+    trials = _common.ReferenceTrials(prepared_dir, split, idx)
+    for k, i in enumerate(idx):
+        assert trials.features[k].dtype == np.float64
+        np.testing.assert_array_equal(trials.features[k], split.features(int(i)))
+    batch = _common.pad_to_longest([trials[k] for k in range(3)])
+    assert batch.features.shape == (3, max(trials.n_bins[:3]), 256)
+    assert batch.phonemes.shape == (3, _common.REFERENCE_PHONEME_PAD)
