@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean bench-train bench-eval bench-data
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -21,5 +21,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Benchmarks (BENCHMARKS.md): each builds the data it needs in benchmarks_workspace/ once.
+# Run them alone on the machine: other processes distort the figures.
+bench-train: $(STAMP)
+	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/train_throughput.py configs/runs/run13_cpu_demo.yaml --batches 40 --warmup 5
+
+bench-eval: $(STAMP)
+	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/eval_throughput.py configs/runs/run13_cpu_demo.yaml --passes 3 --warmup 1
+
+bench-data: $(STAMP)
+	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/data_path.py
+
 clean:
-	rm -rf demo_workspace runs .pytest_cache
+	rm -rf demo_workspace runs benchmarks_workspace .pytest_cache

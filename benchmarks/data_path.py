@@ -1,6 +1,6 @@
 """Data path at full size: synthesis, prepare throughput, reading and training peak memory.
 
-    OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/data_path.py --work benchmarks_workspace/full_size
+    make bench-data      # = OMP_NUM_THREADS=2 .venv/bin/python benchmarks/data_path.py
 
 Synthesises a set shaped like the real release (24 days, 370 training, 37 test sentences a day,
 80 hold-out sentences on the 15 hold-out days; compact files) into ``--work`` unless a complete

@@ -38,11 +38,12 @@ from _common import (
     add_common_arguments, command_line, default_data, load_config, load_reference_trials,
     machine_line, markdown_table, pad_to_longest, peak_rss_mb, report, run_modes, thread_count,
 )
+from brain2text.distributed import pick_device
 from brain2text.evaluate import load_model
 from brain2text.evaluation import ctc_losses, decode_split, references, score
 from brain2text.metrics import edit_distance
 from brain2text.model import GRUDecoder, count_parameters, describe_size
-from brain2text.train import RunData, load_run_data, pick_device, seed_everything
+from brain2text.train import RunData, load_run_data, seed_everything
 
 MODES = ["naive", "fast"]
 REFERENCE_BATCH_SIZE = 64  # the reference's test loader uses the training batch size, 64

@@ -37,11 +37,11 @@ from _common import (
 )
 from brain2text.batches import Batch, TrainBatches
 from brain2text.config import RunConfig
+from brain2text.distributed import pick_device
 from brain2text.model import GRUDecoder, count_parameters, describe_size
 from brain2text.schedule import build_optimizer, build_scheduler
 from brain2text.train import (
-    RunData, backward_clipped, batch_loss, build_scaler, load_run_data, pick_device,
-    seed_everything,
+    RunData, backward_clipped, batch_loss, build_scaler, load_run_data, seed_everything,
 )
 
 MODES = ["naive", "fast"]
