@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -31,6 +30,9 @@ from torch.utils.data import Dataset
 from brain2text.batches import Batch
 from brain2text.config import RunConfig, load_run
 from brain2text.data.dataset import FEATURES_FILE, PreparedSplit
+from brain2text.distributed import pick_device
+from brain2text.provenance import cpu_name
+from brain2text.train import RunData, load_run_data
 
 REPO = Path(__file__).resolve().parents[1]
 WORKSPACE = REPO / "benchmarks_workspace"  # gitignored: the default data set is built here
@@ -41,20 +43,10 @@ REFERENCE_PHONEME_PAD = 500  # the reference pickle pads every phoneme sequence 
 # --- the machine and the command
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_line(threads: int, device: torch.device) -> str:
     ram_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "no GPU"
-    return (f"{cpu_model()}, {os.cpu_count()} cores, {ram_gib:.0f} GiB RAM, "
+    return (f"{cpu_name()}, {os.cpu_count()} cores, {ram_gib:.0f} GiB RAM, "
             f"torch {torch.__version__}, {threads} torch threads, {where}")
 
 
@@ -107,6 +99,13 @@ def default_data() -> Path:
 def load_config(args: argparse.Namespace) -> RunConfig:
     """The run file with its overrides; ``args.data`` (resolved by the parent) wins."""
     return load_run(args.run_file, [*args.overrides, f"data.path={args.data}"])
+
+
+def set_up_mode(args: argparse.Namespace) -> tuple[RunConfig, torch.device, RunData]:
+    """What a mode's process measures with: the config, its threads and device, its data."""
+    config = load_config(args)
+    torch.set_num_threads(thread_count(args, config))
+    return config, pick_device(config.train.device), load_run_data(config)
 
 
 def thread_count(args: argparse.Namespace, config: RunConfig) -> int:
@@ -224,3 +223,15 @@ def pad_to_longest(items) -> Batch:
         torch.stack(days),
         torch.stack(ids),
     )
+
+
+def benchmark_main(build_parser, measure, print_report, modes: list[str]) -> None:
+    """A benchmark script's entry point: as a child (``--mode``), measure one mode and print
+    its RESULT line; as the parent, run every mode in its own process and print the report."""
+    args = build_parser().parse_args()
+    if args.mode is not None:
+        report(measure(args.mode, args))
+        return
+    args.data = str(args.data or default_data())
+    results = run_modes(modes, args, thread_count(args, load_config(args)))
+    print_report(args, results)

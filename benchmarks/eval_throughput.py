@@ -35,15 +35,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from _common import (
-    add_common_arguments, command_line, default_data, load_config, load_reference_trials,
-    machine_line, markdown_table, pad_to_longest, peak_rss_mb, report, run_modes, thread_count,
+    add_common_arguments, benchmark_main, set_up_mode, command_line, load_config, load_reference_trials,
+    machine_line, markdown_table, pad_to_longest, peak_rss_mb, thread_count,
 )
 from brain2text.distributed import pick_device
 from brain2text.evaluate import load_model
 from brain2text.evaluation import ctc_losses, decode_split, references, score
 from brain2text.metrics import edit_distance
 from brain2text.model import GRUDecoder, count_parameters, describe_size
-from brain2text.train import RunData, load_run_data, seed_everything
+from brain2text.train import RunData, seed_everything
 
 MODES = ["naive", "fast"]
 REFERENCE_BATCH_SIZE = 64  # the reference's test loader uses the training batch size, 64
@@ -100,10 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def measure(mode: str, args: argparse.Namespace) -> dict:
     """One mode, in this process: its figures and this process's peak RSS."""
-    config = load_config(args)
-    torch.set_num_threads(thread_count(args, config))
-    device = pick_device(config.train.device)
-    data = load_run_data(config)
+    config, device, data = set_up_mode(args)
     idx = data.eval_idx[: args.limit] if args.limit else data.eval_idx
     if args.checkpoint:
         model = load_model(Path(args.checkpoint), device)[0]
@@ -157,15 +154,5 @@ def print_report(args: argparse.Namespace, results: dict[str, dict]) -> None:
           f"of {fast['sentences']} sentences (padding: the GRU is not length-masked)")
 
 
-def main() -> None:
-    args = build_parser().parse_args()
-    if args.mode is not None:  # a child: one mode
-        report(measure(args.mode, args))
-        return
-    args.data = str(args.data or default_data())
-    results = run_modes(MODES, args, thread_count(args, load_config(args)))
-    print_report(args, results)
-
-
 if __name__ == "__main__":
-    main()
+    benchmark_main(build_parser, measure, print_report, MODES)

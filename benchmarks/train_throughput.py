@@ -31,9 +31,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from _common import (
-    add_common_arguments, children_peak_rss_mb, command_line, default_data, load_config,
-    load_reference_trials, machine_line, markdown_table, pad_to_longest, peak_rss_mb, report,
-    run_modes, thread_count,
+    add_common_arguments, benchmark_main, set_up_mode, children_peak_rss_mb, command_line, load_config,
+    load_reference_trials, machine_line, markdown_table, pad_to_longest, peak_rss_mb, thread_count,
 )
 from brain2text.batches import Batch, TrainBatches
 from brain2text.config import RunConfig
@@ -41,7 +40,7 @@ from brain2text.distributed import pick_device
 from brain2text.model import GRUDecoder, count_parameters, describe_size
 from brain2text.schedule import build_optimizer, build_scheduler
 from brain2text.train import (
-    RunData, backward_clipped, batch_loss, build_scaler, load_run_data, seed_everything,
+    RunData, backward_clipped, batch_loss, build_scaler, seed_everything,
 )
 
 MODES = ["naive", "fast"]
@@ -102,7 +101,7 @@ def fast(config: RunConfig, data: RunData, device: torch.device, warmup: int,
         generator=torch.Generator().manual_seed(tc.seed),
     )
     stream = iter(loader)
-    result = timed_steps(lambda: next(stream), config, data, device, generator, warmup, batches)
+    result = timed_steps(stream.__next__, config, data, device, generator, warmup, batches)
     del stream, loader  # ends the workers, so that their peak RSS is counted below
     return {**result, "load_s": 0.0, "workers": tc.num_workers}
 
@@ -132,10 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def measure(mode: str, args: argparse.Namespace) -> dict:
     """One mode, in this process: its figures and this process's peak RSS."""
-    config = load_config(args)
-    torch.set_num_threads(thread_count(args, config))
-    device = pick_device(config.train.device)
-    data = load_run_data(config)
+    config, device, data = set_up_mode(args)
     run = {"naive": naive, "fast": fast}[mode]
     result = run(config, data, device, args.warmup, args.batches)
     return {**result, "peak_rss_mb": peak_rss_mb(), "workers_peak_rss_mb": children_peak_rss_mb()}
@@ -166,15 +162,5 @@ def print_report(args: argparse.Namespace, results: dict[str, dict]) -> None:
     print(f"\nfast / naive samples/s: {speed['fast'] / speed['naive']:.2f}x")
 
 
-def main() -> None:
-    args = build_parser().parse_args()
-    if args.mode is not None:  # a child: one mode
-        report(measure(args.mode, args))
-        return
-    args.data = str(args.data or default_data())
-    results = run_modes(MODES, args, thread_count(args, load_config(args)))
-    print_report(args, results)
-
-
 if __name__ == "__main__":
-    main()
+    benchmark_main(build_parser, measure, print_report, MODES)

@@ -28,12 +28,19 @@ def figure(cell: str) -> float:
     return float(cell.split()[0].rstrip("%"))
 
 
-def test_train_throughput_both_modes(prepared_dir, capsys):
-    args = train_throughput.build_parser().parse_args(
+def run_both_modes(benchmark, prepared_dir, *options: str) -> dict:
+    """Both modes of ``benchmark`` run in this process on a tiny config; their results (the
+    report is printed)."""
+    args = benchmark.build_parser().parse_args(
         [str(RUNS / "run13_cpu_demo.yaml"), *tiny_overrides(prepared_dir),
-         "--data", str(prepared_dir), "--batches", "2", "--warmup", "1"])
-    results = {m: train_throughput.measure(m, args) for m in train_throughput.MODES}
-    train_throughput.print_report(args, results)
+         "--data", str(prepared_dir), *options])
+    results = {m: benchmark.measure(m, args) for m in benchmark.MODES}
+    benchmark.print_report(args, results)
+    return results
+
+
+def test_train_throughput_both_modes(prepared_dir, capsys):
+    results = run_both_modes(train_throughput, prepared_dir, "--batches", "2", "--warmup", "1")
     out = capsys.readouterr().out
     rows = table_rows(out)
     assert set(rows) == {"naive", "fast"}
@@ -46,11 +53,7 @@ def test_train_throughput_both_modes(prepared_dir, capsys):
 
 
 def test_eval_throughput_both_modes_agree(prepared_dir, capsys):
-    args = eval_throughput.build_parser().parse_args(
-        [str(RUNS / "run13_cpu_demo.yaml"), *tiny_overrides(prepared_dir),
-         "--data", str(prepared_dir), "--passes", "1", "--warmup", "0"])
-    results = {m: eval_throughput.measure(m, args) for m in eval_throughput.MODES}
-    eval_throughput.print_report(args, results)
+    results = run_both_modes(eval_throughput, prepared_dir, "--passes", "1", "--warmup", "0")
     out = capsys.readouterr().out
     rows = table_rows(out)
     assert set(rows) == {"naive", "fast"}
