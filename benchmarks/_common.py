@@ -75,6 +75,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                              f"once in {WORKSPACE.name}/)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: train.threads, else all cores)")
+    parser.add_argument("--fast", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="overrides for the fast mode only, e.g. on a GPU: "
+                             "train.use_amp=true train.compile=true (the naive mode stays fp32)")
     parser.add_argument("--mode", default=None, help=argparse.SUPPRESS)  # set for subprocesses
 
 
@@ -96,14 +99,21 @@ def default_data() -> Path:
     return prepared
 
 
-def load_config(args: argparse.Namespace) -> RunConfig:
-    """The run file with its overrides; ``args.data`` (resolved by the parent) wins."""
-    return load_run(args.run_file, [*args.overrides, f"data.path={args.data}"])
+def load_config(args: argparse.Namespace, mode: str | None = None) -> RunConfig:
+    """The run file with its overrides (and ``--fast`` ones for the fast mode); ``args.data``
+    (resolved by the parent) wins."""
+    extra = args.fast if mode == "fast" else []
+    return load_run(args.run_file, [*args.overrides, *extra, f"data.path={args.data}"])
 
 
-def set_up_mode(args: argparse.Namespace) -> tuple[RunConfig, torch.device, RunData]:
+def describe_fast_overrides(args: argparse.Namespace) -> str:
+    return f"fast mode also: {' '.join(args.fast)}" if args.fast else ""
+
+
+def set_up_mode(args: argparse.Namespace, mode: str
+                ) -> tuple[RunConfig, torch.device, RunData]:
     """What a mode's process measures with: the config, its threads and device, its data."""
-    config = load_config(args)
+    config = load_config(args, mode)
     torch.set_num_threads(thread_count(args, config))
     return config, pick_device(config.train.device), load_run_data(config)
 

@@ -35,8 +35,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from _common import (
-    add_common_arguments, benchmark_main, set_up_mode, command_line, load_config, load_reference_trials,
-    machine_line, markdown_table, pad_to_longest, peak_rss_mb, thread_count,
+    add_common_arguments, benchmark_main, command_line, describe_fast_overrides, load_config,
+    load_reference_trials, machine_line, markdown_table, pad_to_longest, peak_rss_mb,
+    set_up_mode, thread_count,
 )
 from brain2text.distributed import pick_device
 from brain2text.evaluate import load_model
@@ -100,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def measure(mode: str, args: argparse.Namespace) -> dict:
     """One mode, in this process: its figures and this process's peak RSS."""
-    config, device, data = set_up_mode(args)
+    config, device, data = set_up_mode(args, mode)
     idx = data.eval_idx[: args.limit] if args.limit else data.eval_idx
     if args.checkpoint:
         model = load_model(Path(args.checkpoint), device)[0]
@@ -128,10 +129,12 @@ def measure(mode: str, args: argparse.Namespace) -> dict:
 
 
 def print_report(args: argparse.Namespace, results: dict[str, dict]) -> None:
-    config = load_config(args)
+    config = load_config(args, "fast")
     fast, naive = results["fast"], results["naive"]
     print(f"machine: {machine_line(thread_count(args, config), pick_device(config.train.device))}")
     print(f"command: {command_line()}")
+    if args.fast:
+        print(describe_fast_overrides(args))
     print(f"run: {config.name}, {describe_size(fast['parameters'])} parameters, weights "
           f"{args.checkpoint or 'random (seeded)'}; {fast['sentences']} {fast['split']} "
           f"sentences; data {args.data}; {args.warmup} warm-up + {args.passes} timed passes "

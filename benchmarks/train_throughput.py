@@ -2,6 +2,9 @@
 
     python benchmarks/train_throughput.py configs/runs/run13_cpu_demo.yaml --batches 40 --warmup 5
     python benchmarks/train_throughput.py configs/runs/run13_onecycle_safe.yaml --batches 3 --warmup 1
+    # on a GPU: the naive mode in fp32 against bucketed, bf16, compiled training
+    python benchmarks/train_throughput.py configs/runs/run13_onecycle_safe.yaml --batches 50 \
+        --warmup 10 --fast train.length_bucket_pool=16 train.use_amp=true train.compile=true
 
 Both modes train the same model (same seed, batch size, augmentation, CTC loss, clipping, Adam
 and schedule step: ``batch_loss`` and ``backward_clipped``); only the way batches are made
@@ -31,8 +34,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from _common import (
-    add_common_arguments, benchmark_main, set_up_mode, children_peak_rss_mb, command_line, load_config,
-    load_reference_trials, machine_line, markdown_table, pad_to_longest, peak_rss_mb, thread_count,
+    add_common_arguments, benchmark_main, children_peak_rss_mb, command_line,
+    describe_fast_overrides, load_config, load_reference_trials, machine_line, markdown_table,
+    pad_to_longest, peak_rss_mb, set_up_mode, thread_count,
 )
 from brain2text.batches import Batch, TrainBatches
 from brain2text.config import RunConfig
@@ -131,17 +135,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def measure(mode: str, args: argparse.Namespace) -> dict:
     """One mode, in this process: its figures and this process's peak RSS."""
-    config, device, data = set_up_mode(args)
+    config, device, data = set_up_mode(args, mode)
     run = {"naive": naive, "fast": fast}[mode]
     result = run(config, data, device, args.warmup, args.batches)
     return {**result, "peak_rss_mb": peak_rss_mb(), "workers_peak_rss_mb": children_peak_rss_mb()}
 
 
 def print_report(args: argparse.Namespace, results: dict[str, dict]) -> None:
-    config = load_config(args)
+    config = load_config(args, "fast")
     tc = config.train
     print(f"machine: {machine_line(thread_count(args, config), pick_device(tc.device))}")
     print(f"command: {command_line()}")
+    if args.fast:
+        print(describe_fast_overrides(args))
     print(f"run: {config.name}, {describe_size(results['fast']['parameters'])} parameters, "
           f"batch {tc.batch_size}, length_bucket_pool {tc.length_bucket_pool}, "
           f"num_workers {tc.num_workers} (fast mode); data {args.data}; "

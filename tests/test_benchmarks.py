@@ -78,3 +78,14 @@ def test_naive_data_is_the_prepared_data_in_float64(prepared_dir):
     batch = _common.pad_to_longest([trials[k] for k in range(3)])
     assert batch.features.shape == (3, max(trials.n_bins[:3]), 256)
     assert batch.phonemes.shape == (3, _common.REFERENCE_PHONEME_PAD)
+
+
+def test_fast_overrides_apply_to_the_fast_mode_only(prepared_dir):
+    args = train_throughput.build_parser().parse_args(
+        [str(RUNS / "run13_cpu_demo.yaml"), "--data", str(prepared_dir),
+         "--fast", "train.use_amp=true", "train.length_bucket_pool=4"])
+    fast, naive = (_common.load_config(args, mode) for mode in ("fast", "naive"))
+    assert fast.train.use_amp and fast.train.length_bucket_pool == 4
+    assert not naive.train.use_amp and naive.train.length_bucket_pool == 16
+    assert _common.describe_fast_overrides(args) == (
+        "fast mode also: train.use_amp=true train.length_bucket_pool=4")
