@@ -16,11 +16,11 @@ from brain2text.watch import InstabilityWatch
 
 def capture_state(best: dict, latest_eval: dict, skipped_steps: int, nonfinite_in_a_row: int,
                   scaler: torch.amp.GradScaler, watch: InstabilityWatch | None,
-                  generator: torch.Generator, device: torch.device) -> dict:
+                  rng: dict) -> dict:
     """Everything beyond weights, optimizer and schedule that the run's future depends on, as
     tensors and plain values (a checkpoint is loaded with ``weights_only``)."""
     return {
-        "rng": capture_rng(generator, device),
+        "rng": rng,  # capture_rng() of this process
         "scaler": scaler.state_dict(), "watch": watch.state_dict() if watch else None,
         "best": best, "latest_eval": latest_eval, "skipped_steps": skipped_steps,
         "nonfinite_in_a_row": nonfinite_in_a_row,

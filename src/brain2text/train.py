@@ -463,7 +463,7 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
             rngs = ranks.gather(capture_rng(generator, device))  # every rank's random streams
             if ranks.is_main:
                 resume_state = capture_state(best, latest_eval, skipped_steps, nonfinite_in_a_row,
-                                             scaler, watch, generator, device)
+                                             scaler, watch, rngs[0])
                 if ranks.enabled:
                     resume_state["rng_by_rank"] = rngs
                 save_checkpoint(out_dir / "checkpoints" / "last.pt", model,
