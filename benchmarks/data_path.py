@@ -141,20 +141,12 @@ def machine() -> str:
     import numpy
     import torch
 
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-        kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal"))
-        ram = f"{kib / 2**20:.0f} GiB RAM"
-    except (OSError, StopIteration, ValueError):
-        ram = "RAM unknown"
-    return (f"{model}, {os.cpu_count()} cores, {ram}, Python {platform.python_version()}, "
-            f"numpy {numpy.__version__}, torch {torch.__version__}, "
-            f"OMP_NUM_THREADS={child_env()['OMP_NUM_THREADS']}")
+    from brain2text.provenance import cpu_name
+
+    ram_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{cpu_name()}, {os.cpu_count()} cores, {ram_gib:.0f} GiB RAM, "
+            f"Python {platform.python_version()}, numpy {numpy.__version__}, "
+            f"torch {torch.__version__}, OMP_NUM_THREADS={child_env()['OMP_NUM_THREADS']}")
 
 
 def main() -> None:

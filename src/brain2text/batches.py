@@ -190,6 +190,5 @@ def eval_batches(split: PreparedSplit, indices: np.ndarray, batch_size: int,
     """Batches over ``indices`` in order of length (less padding); yields collated Batches.
     With several ranks, rank ``r`` gets batches ``r, r + world_size, ...`` of that order."""
     order = indices[np.argsort(split.n_bins[indices], kind="stable")]
-    starts = range(0, len(order), batch_size)
-    for start in list(starts)[rank::world_size]:
+    for start in range(0, len(order), batch_size)[rank::world_size]:
         yield collate(split, order[start : start + batch_size])

@@ -65,7 +65,6 @@ def _cmd_config(args: argparse.Namespace) -> None:
 def _cmd_train(args: argparse.Namespace) -> None:
     from brain2text import distributed
     from brain2text.config import load_run
-    from brain2text.errors import ConfigError
     from brain2text.train import resume, train
 
     if args.nproc is not None:
@@ -95,7 +94,6 @@ def _launch_torchrun(args: argparse.Namespace) -> None:
     import subprocess
 
     from brain2text import distributed
-    from brain2text.errors import ConfigError
 
     if args.nproc < 1:
         raise ConfigError(f"--nproc {args.nproc}: give at least 1 process")
