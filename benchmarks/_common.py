@@ -27,12 +27,12 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
-from brain2text.batches import Batch
+from brain2text.data.batches import Batch
 from brain2text.config import RunConfig, load_run
 from brain2text.data.dataset import FEATURES_FILE, PreparedSplit
 from brain2text.distributed import pick_device
-from brain2text.provenance import cpu_name
-from brain2text.train import RunData, load_run_data
+from brain2text.runs.provenance import cpu_name
+from brain2text.training.rundata import RunData, load_run_data
 
 REPO = Path(__file__).resolve().parents[1]
 WORKSPACE = REPO / "benchmarks_workspace"  # gitignored: the default data set is built here

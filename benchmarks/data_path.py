@@ -115,7 +115,7 @@ def read_pass(prepared: Path, batch_size: int) -> None:
     """Collate every training trial once, in file order: what an epoch of training reads."""
     import numpy as np
 
-    from brain2text.batches import collate
+    from brain2text.data.batches import collate
     from brain2text.data.dataset import open_prepared
 
     split = open_prepared(prepared).split("train")
@@ -141,7 +141,7 @@ def machine() -> str:
     import numpy
     import torch
 
-    from brain2text.provenance import cpu_name
+    from brain2text.runs.provenance import cpu_name
 
     ram_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (f"{cpu_name()}, {os.cpu_count()} cores, {ram_gib:.0f} GiB RAM, "

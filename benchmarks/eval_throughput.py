@@ -40,11 +40,13 @@ from _common import (
     set_up_mode, thread_count,
 )
 from brain2text.distributed import pick_device
-from brain2text.evaluate import load_model
-from brain2text.evaluation import ctc_losses, decode_split, references, score
-from brain2text.metrics import edit_distance
-from brain2text.model import GRUDecoder, count_parameters, describe_size
-from brain2text.train import RunData, seed_everything
+from brain2text.evaluation.evaluate import load_model
+from brain2text.evaluation.scoring import decode_split, references, score
+from brain2text.evaluation.metrics import edit_distance
+from brain2text.model.ctc import ctc_losses
+from brain2text.model.gru import GRUDecoder, count_parameters, describe_size
+from brain2text.training.rundata import RunData
+from brain2text.training.step import seed_everything
 
 MODES = ["naive", "fast"]
 REFERENCE_BATCH_SIZE = 64  # the reference's test loader uses the training batch size, 64
@@ -57,7 +59,7 @@ def fast_pass(model: GRUDecoder, data: RunData, idx: np.ndarray, config, device)
     summary = score(references(data.eval_split, idx), decoded, data.eval_split.day_index[idx],
                     data.dataset.days)
     hyps = {int(i): h.tolist() for i, h in zip(decoded.trial_ids, decoded.hypotheses)}
-    return {"per": summary["per"], "loss": summary["loss"], "edits": summary["edit_distance"],
+    return {"per": summary.per, "loss": summary.loss, "edits": summary.edit_distance,
             "hypotheses": hyps}
 
 

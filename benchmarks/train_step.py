@@ -16,11 +16,11 @@ import time
 
 import torch
 
-from brain2text.augment import augment_batch
+from brain2text.training.augment import augment_batch
 from brain2text.config import load_run
-from brain2text.evaluation import ctc_losses
-from brain2text.model import GRUDecoder, count_parameters, describe_size
-from brain2text.schedule import build_optimizer, build_scheduler
+from brain2text.model.ctc import ctc_losses
+from brain2text.model.gru import GRUDecoder, count_parameters, describe_size
+from brain2text.training.optim import build_optimizer, build_scheduler
 
 TYPICAL_BINS = 300  # mean trial length of the real data (FACTS §1)
 TYPICAL_PHONEMES = 30

@@ -38,14 +38,13 @@ from _common import (
     describe_fast_overrides, load_config, load_reference_trials, machine_line, markdown_table,
     pad_to_longest, peak_rss_mb, set_up_mode, thread_count,
 )
-from brain2text.batches import Batch, TrainBatches
+from brain2text.data.batches import Batch, TrainBatches
 from brain2text.config import RunConfig
 from brain2text.distributed import pick_device
-from brain2text.model import GRUDecoder, count_parameters, describe_size
-from brain2text.schedule import build_optimizer, build_scheduler
-from brain2text.train import (
-    RunData, backward_clipped, batch_loss, build_scaler, seed_everything,
-)
+from brain2text.model.gru import GRUDecoder, count_parameters, describe_size
+from brain2text.training.optim import build_optimizer, build_scheduler
+from brain2text.training.rundata import RunData
+from brain2text.training.step import backward_clipped, batch_loss, build_scaler, seed_everything
 
 MODES = ["naive", "fast"]
 

@@ -9,7 +9,7 @@ import pytest
 
 from brain2text.data.dataset import open_prepared
 
-from .conftest import REPO, RUNS, tiny_overrides
+from tests.conftest import REPO, RUNS, tiny_overrides
 
 sys.path.insert(0, str(REPO / "benchmarks"))  # the scripts import their sibling _common
 import _common  # noqa: E402

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from .conftest import RUNS, tiny_overrides
+from tests.conftest import RUNS, tiny_overrides
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 

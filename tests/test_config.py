@@ -4,7 +4,7 @@ import yaml
 from brain2text.config import apply_overrides, load_run, to_yaml, validate
 from brain2text.errors import ConfigError
 
-from .conftest import RUNS
+from tests.conftest import RUNS
 
 
 @pytest.mark.parametrize("path", sorted(RUNS.glob("*.yaml")), ids=lambda p: p.stem)
@@ -84,3 +84,19 @@ def test_yaml_round_trip(tmp_path):
     c = load_run(RUNS / "run13_cpu_demo.yaml")
     # the resolved YAML is complete: it validates alone, without its parent files
     assert validate(yaml.safe_load(to_yaml(c))) == c
+
+
+def test_flatten_and_config_differences():
+    from brain2text.config import config_differences, flatten
+
+    assert flatten({"optim": {"max_lr": 0.02, "betas": [0.9, 0.999]}, "name": "a"}) == {
+        "optim.max_lr": 0.02, "optim.betas": [0.9, 0.999], "name": "a"}
+    assert config_differences([{"x": {"y": 1}}, {"x": {"y": 1, "z": [1, 2]}}]) == [
+        ("x.z", [None, [1, 2]])]
+    # a section set in one config and null in the other shows by its sub-keys only
+    assert config_differences([{"f": {"run": "r", "per": 0.3}}, {"f": None}]) == [
+        ("f.run", ["r", None]), ("f.per", [0.3, None])]
+    assert config_differences([{"name": "a", "k": 1}, {"name": "b", "k": 1}],
+                              ignore=("name",)) == []
+    assert config_differences([{"name": "a"}, {"name": "b"}]) == [("name", ["a", "b"])]
+

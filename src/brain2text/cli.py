@@ -26,12 +26,33 @@ def _cmd_synth(args: argparse.Namespace) -> None:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> None:
+    import logging
+
     from brain2text.data.prepare import prepare
 
-    manifest = prepare(args.raw_dir, args.out_dir, skip_bad_trials=args.skip_bad_trials,
-                       overwrite=args.overwrite, progress=not args.quiet)
-    counts = ", ".join(f"{name} {s['n_trials']}" for name, s in manifest["splits"].items())
-    print(f"prepared {len(manifest['days'])} days ({counts} trials) in {args.out_dir}")
+    # warnings (each test or hold-out trial left out) reach the console whatever else logs
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter("warning: %(message)s"))
+    console.setLevel(logging.WARNING)
+    logger = logging.getLogger("brain2text.data.prepare")
+    logger.addHandler(console)
+    try:
+        manifest = prepare(args.raw_dir, args.out_dir, skip_bad_trials=args.skip_bad_trials,
+                           overwrite=args.overwrite, progress=not args.quiet,
+                           phonemizer=args.phonemizer, lexicon=args.lexicon)
+    finally:
+        logger.removeHandler(console)
+    splits = manifest["splits"]
+    counts = ", ".join(f"{name} {s['n_trials']}" for name, s in splits.items())
+    skipped = ", ".join(f"{name} {s['n_skipped']}" for name, s in splits.items() if s["n_skipped"])
+    print(f"prepared {len(manifest['days'])} days ({counts} trials"
+          f"{f'; left out: {skipped}' if skipped else ''}) in {args.out_dir}")
+    labels = manifest["phonemizer"]
+    if labels["name"] == "reference":
+        print(f"reference phonemizer: words guessed by g2p_en's network: {len(labels['guessed'])}, "
+              f"homograph tokens labelled without a POS tag: "
+              f"{sum(labels['untagged_homographs'].values())} (listed under 'phonemizer' in "
+              f"{Path(args.out_dir) / 'manifest.json'})")
 
 
 def _cmd_import_pickle(args: argparse.Namespace) -> None:
@@ -45,7 +66,7 @@ def _cmd_import_pickle(args: argparse.Namespace) -> None:
 
 def _cmd_config(args: argparse.Namespace) -> None:
     from brain2text.config import load_run, to_yaml
-    from brain2text.schedule import summarize
+    from brain2text.training.optim import summarize
 
     config = load_run(args.run_file, args.overrides)
     print(to_yaml(config), end="")
@@ -62,31 +83,57 @@ def _cmd_config(args: argparse.Namespace) -> None:
             print(f"#   momentum cycling off: Adam betas stay {tuple(optim.betas)}")
 
 
-def _cmd_train(args: argparse.Namespace) -> None:
+EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped by SIGTERM/SIGUSR1, resumable with --resume
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
     from brain2text import distributed
     from brain2text.config import load_run
-    from brain2text.train import resume, train
+    from brain2text.training.loop import INTERRUPTED, resume, train
 
     if args.nproc is not None:
         _launch_torchrun(args)
-        return
+        return 0
     if args.resume is not None:
         given = [str(a) for a in (args.run_file, *args.overrides) if a is not None]
-        if given or args.out or args.overwrite:
+        if given or args.out or args.overwrite or args.auto_resume:
             raise ConfigError(f"--resume continues {args.resume} with the config stored in its "
-                              "last.pt: no run file, override, --out or --overwrite "
-                              f"(got {' '.join(given) or '--out/--overwrite'})")
+                              "last.pt: no run file, override, --out, --overwrite or "
+                              f"--auto-resume (got {' '.join(given) or 'a flag'})")
         out = args.resume
-        best = resume(out, quiet=args.quiet)
+        outcome = resume(out, quiet=args.quiet)
     else:
         if args.run_file is None:
             raise ConfigError("train: give a RUN_FILE, or --resume RUN_DIR")
         config = load_run(args.run_file, args.overrides)
         out = args.out or Path("runs") / config.name
-        best = train(config, out, overwrite=args.overwrite, quiet=args.quiet)
-    if distributed.environment().is_main:
-        print(f"best {best['split']} PER {best['per']:.4f} at step {best['step']}; "
+        if args.auto_resume and (out / "checkpoints" / "last.pt").is_file():
+            outcome = resume(out, quiet=args.quiet)  # it checks that the configs agree
+        else:
+            outcome = train(config, out, overwrite=args.overwrite, quiet=args.quiet)
+    if not distributed.environment().is_main:
+        return EXIT_INTERRUPTED if outcome.status == INTERRUPTED else 0
+    _report_after_training(out)
+    if outcome.status == INTERRUPTED:
+        print(f"interrupted by {outcome.signal} after step {outcome.last_step}; "
+              f"continue with: brain2text train --resume {out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    best = outcome.best
+    if best.evaluation is not None:
+        print(f"best {best.evaluation.split} PER {best.per:.4f} at step {best.step}; "
               f"run folder {out}")
+    return 0
+
+
+def _report_after_training(run_dir: Path) -> None:
+    """The run report; a failure to draw it is said, never allowed to fail a trained run."""
+    from brain2text.reports.report import write_report
+
+    try:
+        print(f"report: {write_report(run_dir)}")
+    except Exception as exc:  # noqa: BLE001
+        print(f"warning: no run report ({type(exc).__name__}: {' '.join(str(exc).split())})",
+              file=sys.stderr)
 
 
 def _launch_torchrun(args: argparse.Namespace) -> None:
@@ -108,7 +155,8 @@ def _launch_torchrun(args: argparse.Namespace) -> None:
     for flag, value in (("--resume", args.resume), ("--out", args.out)):
         if value is not None:
             argv += [flag, str(value)]
-    argv += [flag for flag, on in (("--overwrite", args.overwrite), ("--quiet", args.quiet)) if on]
+    argv += [flag for flag, on in (("--overwrite", args.overwrite), ("--quiet", args.quiet),
+                                   ("--auto-resume", args.auto_resume)) if on]
     code = subprocess.call(distributed.launch_command(args.nproc, argv))
     if code:
         raise SystemExit(code)
@@ -116,7 +164,7 @@ def _launch_torchrun(args: argparse.Namespace) -> None:
 
 def _cmd_lr_find(args: argparse.Namespace) -> None:
     from brain2text.config import load_run
-    from brain2text.lrfind import lr_find, summary
+    from brain2text.training.lrfind import lr_find, summary
 
     # the sweep sets its own LRs: a max_lr_from file is not needed (it may not exist yet)
     config = load_run(args.run_file, args.overrides, resolve_max_lr=False)
@@ -127,7 +175,7 @@ def _cmd_lr_find(args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from brain2text.evaluate import evaluate_run
+    from brain2text.evaluation.evaluate import evaluate_run
 
     summary = evaluate_run(args.run_dir, split_name=args.split, checkpoint=args.checkpoint,
                            data_path=args.data, answers=args.answers, device_name=args.device,
@@ -142,7 +190,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
-    from brain2text.report import write_report
+    from brain2text.reports.report import write_report
 
     index = write_report(args.run_dir)
     print(f"report in {index}")
@@ -155,14 +203,14 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 
 def _cmd_runs(args: argparse.Namespace) -> None:
-    from brain2text.runs import collect_runs, runs_table
+    from brain2text.reports.listing import collect_runs, runs_table
 
     runs = collect_runs(args.dir)
     print(runs_table(runs, args.dir) if runs else f"no run folder under {args.dir}")
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
-    from brain2text.compare import config_table, load_runs, save_figure
+    from brain2text.reports.compare import config_table, load_runs, save_figure
 
     runs = load_runs(args.run_dirs)
     save_figure(runs, args.out)
@@ -194,7 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("raw_dir", type=Path)
     p.add_argument("out_dir", type=Path)
     p.add_argument("--skip-bad-trials", action="store_true",
-                   help="skip (and count) trials with unknown words, NaN/Inf or empty text instead of stopping")
+                   help="skip (and count) trials with unknown words, NaN/Inf or empty text instead of stopping; "
+                        "each test or hold-out trial left out is named")
+    p.add_argument("--phonemizer", choices=["cmu", "reference"], default="cmu",
+                   help="cmu: CMU dictionary, an unknown word stops prepare (default); reference: "
+                        "g2p_en 2.1.0's rules offline (its tokenizer and network guess; homographs "
+                        "without POS tags), see docs/prepared-format.md")
+    p.add_argument("--lexicon", type=Path, default=None, metavar="FILE",
+                   help="CMU-format pronunciations ('WORD  P1 P2 ...') read before the CMU dictionary")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_prepare)
@@ -216,8 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_file", type=Path, nargs="?", help="run file (not with --resume)")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.n_batch=50")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
-                   help="continue a killed run from its checkpoints/last.pt")
+                   help="continue a killed or interrupted run from its checkpoints/last.pt")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<name>)")
+    p.add_argument("--auto-resume", action="store_true",
+                   help="continue the run folder's run from its last.pt when it has one, else "
+                        "start it (one command for Slurm requeues and torchrun restarts)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--nproc", type=int, default=None, metavar="N",
@@ -274,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.func is not _cmd_train and os.environ.get("WORLD_SIZE", "1") != "1":
             raise ConfigError(f"{args.command}: only train runs under torchrun "
                               "(this command runs in one process)")
-        args.func(args)
+        code = args.func(args)
     except Brain2TextError as exc:
         from brain2text.distributed import environment
 
@@ -285,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -28,6 +28,9 @@ class DataConfig(_Section):
     val_blocks_per_day: int = Field(1, ge=0)
     """Last N training blocks of each day held out as the validation split (days with a single
     training block keep it for training)."""
+    val_fraction_when_no_blocks: float = Field(0.1, ge=0.0, lt=1.0)
+    """A day whose block numbers are unknown (a reference pickle import) gives the last this
+    fraction of its training trials, in file order, to the validation split instead."""
     eval_split: Literal["val", "test"] = "val"
     """Split decoded during training for checkpoint choice. ``test`` reproduces the reference's
     practice of selecting on the test split: its test PER is then optimistically biased."""
@@ -48,6 +51,10 @@ class ModelConfig(_Section):
     gaussian_smooth_width: float = Field(2.0, ge=0.0)
     """Sigma of the Gaussian smoother in bins (0 disables smoothing)."""
     smooth_kernel_size: int = Field(20, ge=1)
+    ctc_input_lengths: Literal["exact", "reference"] = "exact"
+    """Input lengths given to the CTC loss: ``exact``, the true output length
+    ``(T - K) // S + 1``; ``reference``, the reference decoder's ``(T - K) / S`` truncated (one
+    frame fewer), to reproduce its baseline exactly."""
 
 
 class AugmentConfig(_Section):
@@ -152,7 +159,7 @@ class CriteriaConfig(_Section):
 
 
 class WatchConfig(_Section):
-    """The instability watch (brain2text.watch): warnings logged as training goes."""
+    """The instability watch (brain2text.training.watch): warnings logged as training goes."""
 
     enabled: bool = True
     trend_evals: int = Field(3, ge=2)
@@ -283,7 +290,7 @@ def validate(data: dict[str, Any], origin: str = "config") -> RunConfig:
 
 
 LR_FIND_KEY = "suggested_max_lr"
-"""The key of ``lr_find.json`` that ``optim.max_lr_from`` reads (written by brain2text.lrfind)."""
+"""The key of ``lr_find.json`` that ``optim.max_lr_from`` reads (written by brain2text.training.lrfind)."""
 
 
 def read_suggested_max_lr(file: str, origin: str = "config") -> float:
@@ -326,3 +333,39 @@ def load_run(path: Path | str, overrides: list[str] | None = None, *,
 
 def to_yaml(config: RunConfig) -> str:
     return yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=False)
+
+
+# ----------------------------------------------------------------------------- differences
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"optim": {"max_lr": 0.02}} -> {"optim.max_lr": 0.02}."""
+    flat = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{dotted}."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+_MISSING = object()
+
+
+def config_differences(configs: list[dict[str, Any]],
+                       ignore: tuple[str, ...] = ()) -> list[tuple[str, list[Any]]]:
+    """(dotted key, one value per config) for every key whose values are not all equal, in the
+    order the keys first appear; a key a config lacks gets None. A section set in one config
+    and null in another shows by its sub-keys."""
+    flats = [flatten(c) for c in configs]
+    keys = list(dict.fromkeys(k for flat in flats for k in flat))
+    diffs = []
+    for key in keys:
+        if key in ignore or any(k.startswith(key + ".") for k in keys):
+            continue
+        values = [flat.get(key, _MISSING) for flat in flats]
+        if any(v != values[0] for v in values[1:]):
+            diffs.append((key, [None if v is _MISSING else v for v in values]))
+    return diffs
+

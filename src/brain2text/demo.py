@@ -15,10 +15,10 @@ from pathlib import Path
 
 from brain2text.config import load_run
 from brain2text.data.prepare import prepare
-from brain2text.evaluate import evaluate_run
-from brain2text.report import write_report
+from brain2text.evaluation.evaluate import evaluate_run
+from brain2text.reports.report import write_report
 from brain2text.synth import generate
-from brain2text.train import train
+from brain2text.training.loop import train
 
 DEFAULT_RUN_FILE = Path(__file__).resolve().parents[2] / "configs" / "runs" / "run13_cpu_demo.yaml"
 DEMO_DAYS = 8
@@ -57,7 +57,7 @@ def run_demo(workdir: Path, run_file: Path | None = None, overrides: list[str] |
     config = load_run(config_path, [f"data.path={prepared}", *(overrides or [])])
     run_dir = workdir / "runs" / config.name
     t = _step(f"3/4 train {config.name} ({config.train.n_batch} batches) -> {run_dir}")
-    best = train(config, run_dir, overwrite=True)
+    best = train(config, run_dir, overwrite=True).best
     timings["train"] = time.perf_counter() - t
 
     t = _step("4/4 evaluate the best checkpoint on test and on the hold-out; run report")
@@ -71,7 +71,7 @@ def run_demo(workdir: Path, run_file: Path | None = None, overrides: list[str] |
 
     print("\n== demo finished in " + f"{total / 60:.1f} min (" +
           ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()) + ")")
-    print(f"best validation PER  {best['per']:.3f} (batch {best['step']})")
+    print(f"best validation PER  {best.per:.3f} (batch {best.step})")
     print(f"test PER             {test['per']:.3f} over {test['n_sentences']} sentences")
     if "per" in holdout:
         print(f"hold-out PER         {holdout['per']:.3f} over {holdout['n_sentences']} sentences")

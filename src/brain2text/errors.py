@@ -19,3 +19,7 @@ class ConfigError(Brain2TextError):
 
 class TrainingError(Brain2TextError):
     """Training cannot go on (e.g. too many non-finite steps in a row)."""
+
+
+class StorageError(Brain2TextError):
+    """A file could not be written (disk full, no permission); the previous file is kept."""

@@ -1,0 +1,61 @@
+"""Carving a validation split out of the training trials.
+
+Checkpoint choice and the instability watch need held-out sentences that are not the test
+split. A day recorded in several blocks gives its last ``blocks_per_day`` blocks to validation
+(a day with a single block keeps it for training). A day whose blocks are not recorded (a
+reference pickle import: every block is ``UNKNOWN_BLOCK``) gives the last
+``fraction_when_no_blocks`` of its trials, in file order, so such a dataset still gets a
+validation split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from brain2text.data.dataset import UNKNOWN_BLOCK, PreparedSplit
+
+
+@dataclass(frozen=True)
+class ValidationSplit:
+    train: np.ndarray  # (n_train,) int64 trial indices into the split
+    val: np.ndarray  # (n_val,) int64
+    days_by_fraction: tuple[int, ...]  # day indices carved by trial fraction (no block numbers)
+
+
+def _last_fraction(rows: np.ndarray, fraction: float) -> np.ndarray:
+    """Boolean mask of the last ``round(fraction * n)`` rows, at least one, never all."""
+    n_val = min(max(int(round(fraction * len(rows))), 1), len(rows) - 1) if fraction > 0 else 0
+    mask = np.zeros(len(rows), dtype=bool)
+    if n_val > 0:
+        mask[len(rows) - n_val:] = True
+    return mask
+
+
+def carve_validation(split: PreparedSplit, blocks_per_day: int,
+                     fraction_when_no_blocks: float = 0.0) -> ValidationSplit:
+    """(train, validation) trial indices of ``split``, day by day (see the module docstring)."""
+    train, val, by_fraction = [], [], []
+    for day in np.unique(split.day_index):
+        rows = np.flatnonzero(split.day_index == day)
+        blocks = np.unique(split.block[rows])
+        if np.all(blocks == UNKNOWN_BLOCK):
+            in_val = _last_fraction(rows, fraction_when_no_blocks) if blocks_per_day > 0 \
+                else np.zeros(len(rows), dtype=bool)
+            if in_val.any():
+                by_fraction.append(int(day))
+        else:
+            held = blocks[-blocks_per_day:] if 0 < blocks_per_day < len(blocks) else blocks[:0]
+            in_val = np.isin(split.block[rows], held)
+        val.append(rows[in_val])
+        train.append(rows[~in_val])
+    join = lambda parts: np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)  # noqa: E731
+    return ValidationSplit(join(train), join(val), tuple(by_fraction))
+
+
+def split_validation(split: PreparedSplit, blocks_per_day: int,
+                     fraction_when_no_blocks: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) trial indices; :func:`carve_validation` without the day list."""
+    carved = carve_validation(split, blocks_per_day, fraction_when_no_blocks)
+    return carved.train, carved.val

@@ -1,0 +1,1 @@
+"""Turning per-frame logits into phoneme sequences."""

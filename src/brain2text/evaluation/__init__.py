@@ -1,0 +1,1 @@
+"""Scoring decoders: edit distances, decoding passes over a split, evaluating run folders."""

@@ -1,0 +1,169 @@
+"""``brain2text evaluate``: rebuild the model from a checkpoint alone and leave evidence.
+
+Writes ``RUN_DIR/eval/<split>/``:
+
+* ``summary.json``: PER (total edits / total phonemes), mean per-sentence PER, edit distance,
+  counts, per-day PER, loss, checkpoint and step;
+* ``hypotheses.jsonl``: one row per sentence (session, trial, text, reference and hypothesis
+  phonemes, edit distance);
+* ``errors.txt``: the most frequent confusions and aligned ``(REF->HYP)`` examples, worst first.
+
+For unlabelled hold-out data it writes ``decoded.txt`` (one sentence per line, phoneme symbols
+separated by spaces) and ``decoded.jsonl``; with ``answers`` (a JSON file mapping session name to
+its sentences in trial order, as ``brain2text synth`` writes) the hold-out is scored as well.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from brain2text.atomic import atomic_write_text
+from brain2text.runs.checkpoint import load_checkpoint
+from brain2text.config import RunConfig, validate
+from brain2text.data.dataset import PreparedSplit, open_prepared
+from brain2text.data.splits import split_validation
+from brain2text.errors import DataError
+from brain2text.evaluation.scoring import Decoded, decode_split, references, score
+from brain2text.evaluation.metrics import align, confusions, edit_distance, format_alignment
+from brain2text.model.gru import GRUDecoder
+from brain2text.phonemes import missing_words, phonemize, to_ids, to_symbols
+from brain2text.distributed import pick_device
+
+SPLITS = {"test": "test", "competition": "competition", "val": "train"}
+N_TOP_CONFUSIONS = 30
+N_EXAMPLES = 40
+
+
+WEIGHTS = ("raw", "ema")
+
+
+def load_model(checkpoint: Path, device: torch.device,
+               weights: str = "raw") -> tuple[GRUDecoder, RunConfig, dict]:
+    """The model of ``checkpoint`` with its raw weights or their EMA (``train.ema_decay``)."""
+    if weights not in WEIGHTS:
+        raise DataError(f"--weights {weights}: choose one of {', '.join(WEIGHTS)}")
+    payload = load_checkpoint(checkpoint, map_location=device)
+    if weights == "ema" and "ema" not in payload:
+        raise DataError(f"{checkpoint}: no EMA weights (the run did not set train.ema_decay); "
+                        "use --weights raw")
+    config = validate(payload["config"], origin=f"{checkpoint} (stored config)")
+    model = GRUDecoder(config.model, n_days=len(payload["days"])).to(device)
+    model.load_state_dict(payload["ema" if weights == "ema" else "model"])
+    model.eval()
+    return model, config, payload
+
+
+def _answers_for(split: PreparedSplit, answers: Path) -> list[list[int]]:
+    try:
+        table = json.loads(answers.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{answers}: cannot read answers ({exc})") from None
+    refs = []
+    for i in range(len(split)):
+        session, trial = split.session_of(i), int(split.trial[i])
+        try:
+            sentence = table[session][trial]
+        except (KeyError, IndexError, TypeError):
+            raise DataError(f"{answers}: no answer for {split.describe(i)}") from None
+        if missing_words(sentence):
+            raise DataError(f"{answers}: {split.describe(i)}: words not in the CMU dictionary: "
+                            f"{', '.join(missing_words(sentence))}")
+        refs.append(to_ids(phonemize(sentence)))
+    return refs
+
+
+def _error_report(rows: list[dict]) -> str:
+    pairs = [align(r["ref"].split(), r["hyp"].split()) for r in rows]
+    counts = confusions(pairs)
+    lines = ["# most frequent errors (REF -> HYP; * = nothing)", ""]
+    lines += [f"{n:6d}  {r} -> {h}" for (r, h), n in counts.most_common(N_TOP_CONFUSIONS)]
+    lines += ["", "# aligned sentences, worst first: correct phonemes as-is, errors as (REF->HYP)", ""]
+    worst = sorted(range(len(rows)), key=lambda k: -rows[k]["per"])[:N_EXAMPLES]
+    for k in worst:
+        r = rows[k]
+        lines.append(f"{r['session']} trial {r['trial']}  PER {r['per']:.3f}  \"{r['text']}\"")
+        lines.append("  " + format_alignment(pairs[k]))
+    return "\n".join(lines) + "\n"
+
+
+def evaluate_run(
+    run_dir: Path, *, split_name: str = "test", checkpoint: str = "best",
+    data_path: Path | None = None, answers: Path | None = None, device_name: str = "auto",
+    batch_size: int | None = None, weights: str = "raw",
+) -> dict:
+    """Evaluate ``run_dir``'s checkpoint on a split and write the evaluation files (under
+    ``eval/<split>-ema/`` for the EMA weights, so both evaluations are kept)."""
+    if split_name not in SPLITS:
+        raise DataError(f"--split {split_name}: choose one of {', '.join(SPLITS)}")
+    device = pick_device(device_name)
+    ckpt_path = run_dir / "checkpoints" / f"{checkpoint}.pt"
+    model, config, payload = load_model(ckpt_path, device, weights)
+    data = open_prepared(data_path or Path(config.data.path))
+    if data.days != payload["days"]:
+        raise DataError(f"{data.path}: its days differ from those the checkpoint was trained on "
+                        f"({len(data.days)} vs {len(payload['days'])} train sessions)")
+    split = data.split(SPLITS[split_name])
+    if split_name == "val":
+        indices = split_validation(split, config.data.val_blocks_per_day,
+                                   config.data.val_fraction_when_no_blocks)[1]
+    else:
+        indices = np.arange(len(split), dtype=np.int64)
+    unknown = [int(i) for i in indices if split.day_index[i] < 0]
+    if unknown:
+        raise DataError(f"{split.describe(unknown[0])}: its day is unknown, so no per-day input "
+                        "layer applies (import the pickle with --competition-days)")
+    too_short = [int(i) for i in indices if split.n_bins[i] < config.model.kernel_len]
+    if too_short:
+        raise DataError(f"{split.describe(too_short[0])}: shorter than model.kernel_len="
+                        f"{config.model.kernel_len} ({len(too_short)} such trials)")
+    decoded = decode_split(model, split, indices, device, batch_size or config.train.eval_batch_size,
+                           config.train.use_amp, config.train.amp_dtype)
+    out = run_dir / "eval" / (split_name if weights == "raw" else f"{split_name}-{weights}")
+    out.mkdir(parents=True, exist_ok=True)
+    info = {"checkpoint": str(ckpt_path), "checkpoint_step": payload["step"],
+            "weights": weights, "split": split_name, "data": str(data.path)}
+    if split.labelled:
+        refs = references(split, indices)
+    elif answers is not None:
+        all_refs = _answers_for(split, answers)
+        refs = [all_refs[int(i)] for i in indices]
+    else:
+        return _write_decoded(out, split, decoded, info)
+    summary = score(refs, decoded, split.day_index[indices], data.days)
+    return _write_scored(out, split, decoded, refs, {**info, **summary.to_dict()})
+
+
+def _write_decoded(out: Path, split: PreparedSplit, decoded: Decoded, info: dict) -> dict:
+    rows = [{"session": split.session_of(int(i)), "trial": int(split.trial[i]),
+             "hyp": " ".join(to_symbols(h.tolist()))}
+            for i, h in zip(decoded.trial_ids, decoded.hypotheses)]
+    atomic_write_text(out / "decoded.txt", "".join(r["hyp"] + "\n" for r in rows))
+    atomic_write_text(out / "decoded.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    summary = {**info, "n_sentences": len(rows), "labelled": False}
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _write_scored(out: Path, split: PreparedSplit, decoded: Decoded, refs: list[list[int]],
+                  summary: dict) -> dict:
+    summary = {**summary, "labelled": True}
+    rows = []
+    for k, i in enumerate(decoded.trial_ids):
+        ref, hyp = to_symbols(refs[k]), to_symbols(decoded.hypotheses[k].tolist())
+        distance = edit_distance(ref, hyp)
+        rows.append({"session": split.session_of(int(i)), "trial": int(split.trial[i]),
+                     "text": split.text(int(i)), "ref": " ".join(ref), "hyp": " ".join(hyp),
+                     "edit_distance": distance, "per": distance / max(len(ref), 1)})
+    atomic_write_text(out / "hypotheses.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    atomic_write_text(out / "errors.txt", _error_report(rows))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=_jsonable) + "\n")
+    return summary
+
+
+def _jsonable(value):
+    return None if isinstance(value, float) and math.isnan(value) else str(value)

@@ -1,0 +1,107 @@
+"""One decoding pass over a split: greedy hypotheses, CTC loss and PER, overall and per day."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from brain2text.data.batches import eval_batches
+from brain2text.data.dataset import PreparedSplit
+from brain2text.decoding.greedy import greedy_decode
+from brain2text.distributed import Dist
+from brain2text.evaluation.metrics import error_rate
+from brain2text.model.ctc import ctc_losses
+from brain2text.model.gru import GRUDecoder
+from brain2text.model.precision import autocast_context
+
+
+@dataclass(frozen=True)
+class Decoded:
+    trial_ids: np.ndarray  # (N,) indices into the split, in the order given
+    hypotheses: list[np.ndarray]  # phoneme ids per trial
+    losses: np.ndarray  # (N,) CTC loss per trial divided by its target length (NaN unlabelled)
+
+
+@torch.no_grad()
+def decode_split(
+    model: GRUDecoder, split: PreparedSplit, indices: np.ndarray, device: torch.device,
+    batch_size: int, use_amp: bool = False, amp_dtype: str = "bf16", ranks: Dist | None = None,
+) -> Decoded:
+    """Greedy hypotheses and CTC losses of trials ``indices``, returned in that order. With
+    several ``ranks`` each decodes its turn of the length-sorted batches and all receive the
+    whole result."""
+    ranks = ranks or Dist()
+    was_training = model.training
+    model.eval()
+    hyps: dict[int, np.ndarray] = {}
+    losses: dict[int, float] = {}
+    for batch in eval_batches(split, indices, batch_size, ranks.rank, ranks.world_size):
+        batch = batch.to(device)
+        with autocast_context(device, use_amp, amp_dtype):
+            logits = model(batch.features, batch.day_index)
+        out_lengths = model.output_lengths(batch.n_bins)
+        ids = batch.trial_ids.tolist()
+        for i, hyp in zip(ids, greedy_decode(logits, out_lengths)):
+            hyps[i] = hyp
+        if split.labelled:
+            batch_losses = ctc_losses(logits, model.ctc_input_lengths(batch.n_bins),
+                                      batch.phonemes, batch.n_phones)
+            losses.update(zip(ids, batch_losses.tolist()))
+    model.train(was_training)
+    if ranks.enabled:
+        for rank_hyps, rank_losses in ranks.gather((hyps, losses)):
+            hyps.update(rank_hyps)
+            losses.update(rank_losses)
+    order = [int(i) for i in indices]
+    return Decoded(
+        trial_ids=np.asarray(order, dtype=np.int64),
+        hypotheses=[hyps[i] for i in order],
+        losses=np.asarray([losses.get(i, float("nan")) for i in order]),
+    )
+
+
+def references(split: PreparedSplit, trial_ids: np.ndarray) -> list[list[int]]:
+    return [split.phonemes(int(i)).tolist() for i in trial_ids]
+
+
+@dataclass(frozen=True)
+class Score:
+    """A decoding pass scored against references."""
+
+    loss: float  # mean per-trial CTC loss (NaN when unlabelled)
+    per: float  # total edits / total reference phonemes
+    per_mean_sentence: float
+    edit_distance: int
+    n_phonemes: int
+    n_sentences: int
+    per_day: dict[str, float]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Score:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+def score(refs: list[list[int]], decoded: Decoded, day_of: np.ndarray, days: list[str]) -> Score:
+    """Loss, PER (total edits / total phonemes), edit counts and per-day PER of ``decoded``.
+    ``day_of`` gives the day index of each decoded trial."""
+    hyps = [h.tolist() for h in decoded.hypotheses]
+    overall = error_rate(refs, hyps)
+    per_day = {}
+    for day in np.unique(day_of):
+        rows = np.flatnonzero(day_of == day)
+        per_day[days[int(day)]] = error_rate([refs[r] for r in rows], [hyps[r] for r in rows]).rate
+    labelled_losses = decoded.losses[~np.isnan(decoded.losses)]
+    return Score(
+        loss=float(labelled_losses.mean()) if len(labelled_losses) else float("nan"),
+        per=overall.rate,
+        per_mean_sentence=overall.mean_sentence_rate,
+        edit_distance=overall.edit_distance,
+        n_phonemes=overall.n_reference,
+        n_sentences=overall.n_sentences,
+        per_day=per_day,
+    )

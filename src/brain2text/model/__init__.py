@@ -1,0 +1,1 @@
+"""The decoder network (:mod:`.gru`), its CTC arithmetic (:mod:`.ctc`) and precision."""

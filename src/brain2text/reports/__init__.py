@@ -1,0 +1,1 @@
+"""Reading run folders back: reports, the run table, comparisons, success criteria."""

@@ -1,0 +1,1 @@
+"""A run folder on disk: its record (run.json), logs, checkpoints and provenance."""

@@ -1,0 +1,82 @@
+"""Training-time augmentation of a padded batch of features (B, T, C).
+
+* White noise: ``N(0, white_noise_sd)`` added to every value.
+* Constant offset: ``N(0, constant_offset_sd)`` per trial and feature, the same for all bins.
+* SpecAugment-style masks, with the run note's meaning of prob / width / max_masks: each trial
+  gets ``max_masks`` independent chances, each taken with probability ``prob``, to mask a span
+  whose width is drawn uniformly from 1..``width``. A time mask covers consecutive bins inside
+  the trial's real length (never the padding, never more bins than the trial has); a feature
+  mask covers consecutive feature columns. Masked values are set to 0, the block mean after
+  z-scoring. Masks may overlap, so at most ``max_masks * width`` bins (or features) are masked.
+
+Everything is drawn on the batch's device from ``generator``, which must live on that device
+(a GPU run draws its noise on the GPU instead of copying millions of CPU normals every batch).
+The streams of a CPU and a GPU generator differ, so a run is reproducible on one kind of device.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from brain2text.config import AugmentConfig
+
+
+def span_masks(
+    lengths: torch.Tensor, size: int, prob: float, width: int, max_masks: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Boolean masks (B, size), True where masked.
+
+    Row b gets up to ``max_masks`` spans, each present with probability ``prob``, of a width
+    uniform in 1..min(width, lengths[b]), placed uniformly inside ``[0, lengths[b])``.
+    """
+    batch, device = lengths.shape[0], lengths.device
+    mask = torch.zeros(batch, size, dtype=torch.bool, device=device)
+    if prob <= 0 or width <= 0 or max_masks <= 0:
+        return mask
+    lengths = lengths.clamp(max=size)
+    draw = lambda: torch.rand(batch, max_masks, generator=generator, device=device)  # noqa: E731
+    present = draw() < prob
+    limit = lengths.clamp(min=1, max=width)  # (B,)
+    widths = 1 + (draw() * limit[:, None]).long()
+    widths = torch.minimum(widths, limit[:, None])
+    room = (lengths[:, None] - widths + 1).clamp(min=1)  # valid start positions
+    starts = (draw() * room).long()
+    positions = torch.arange(size, device=device)  # (size,)
+    inside = (positions[None, None, :] >= starts[..., None]) & (
+        positions[None, None, :] < (starts + widths)[..., None]
+    )  # (B, M, size)
+    inside &= present[..., None] & (lengths[:, None, None] > 0)
+    return inside.any(dim=1)
+
+
+def augment_batch(
+    x: torch.Tensor, lengths: torch.Tensor, config: AugmentConfig,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Apply noise, offset and masks to a padded batch (B, T, C); returns a new tensor."""
+    batch, n_bins, n_features = x.shape
+    device = x.device
+    if config.white_noise_sd > 0:
+        noise = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
+        x = x + noise * config.white_noise_sd
+    if config.constant_offset_sd > 0:
+        offset = torch.randn(batch, 1, n_features, generator=generator, device=device,
+                             dtype=x.dtype)
+        x = x + offset * config.constant_offset_sd
+    masking = (config.time_mask_prob > 0 and config.time_mask_width > 0
+               and config.time_mask_max_masks > 0) or (
+        config.freq_mask_prob > 0 and config.freq_mask_width > 0
+        and config.freq_mask_max_masks > 0)
+    if masking:  # decided from the config: testing the masks would be a GPU sync point
+        time_mask = span_masks(
+            lengths.to(device), n_bins, config.time_mask_prob, config.time_mask_width,
+            config.time_mask_max_masks, generator,
+        )
+        feature_mask = span_masks(
+            torch.full((batch,), n_features, device=device), n_features, config.freq_mask_prob,
+            config.freq_mask_width, config.freq_mask_max_masks, generator,
+        )
+        keep = ~(time_mask[:, :, None] | feature_mask[:, None, :])  # (B, T, C)
+        x = x * keep.to(x.dtype)
+    return x

@@ -1,0 +1,385 @@
+"""Training: one function, :func:`_train_loop`, that reads top to bottom.
+
+    data -> validation carving and trial checks -> model, optimizer, schedule -> loop over
+    batches (augment, forward, CTC, backward, clip, step, schedule) -> every ``eval_every``
+    batches: greedy decoding, PER, best checkpoint, instability watch -> resume point.
+
+A step whose loss or gradient is NaN/Inf is reported at that step, skipped (no optimizer
+update) and counted; after ``train.max_nonfinite_in_a_row`` such steps in a row the run stops
+with an error. The schedule advances every batch, skipped or not, so the LR stays a function of
+the batch number.
+
+The instability watch (``watch`` section, :mod:`brain2text.training.watch`) sees every batch
+and every evaluation; each warning is logged at once (``WARNING step N (lr X): ...``) and
+written to metrics.jsonl as its own row ``{"step", "warning": kind, "message", "lr"}``. With
+``watch.stop_after`` the run stops after that many evaluations in a row with a trend warning:
+its status is then "stopped early" and run.json holds ``stopped_early`` (step, reason, best
+step).
+
+With ``train.ema_decay`` an EMA of the weights is updated after every optimizer step that was
+not skipped and scored at every evaluation beside the raw weights (``<split>/loss_ema``,
+``<split>/per_ema``); ``best.pt`` is chosen on the raw PER unless ``train.select_on_ema``.
+
+``checkpoints/best.pt`` holds what evaluating and fine-tuning need (config, days, weights, EMA
+weights, its evaluation); ``checkpoints/last.pt`` holds everything a resume needs besides
+(optimizer, schedule, scaler, watch, counters, every random stream). ``last.pt`` is written
+once everything of its step is logged: at every evaluation, every ``train.checkpoint_every``
+batches, and when SIGTERM or SIGUSR1 asks the run to stop (:mod:`brain2text.training.interrupt`).
+:func:`resume` continues from it exactly as the run would have gone on.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from torch.optim.swa_utils import AveragedModel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from brain2text.atomic import atomic_write_text
+from brain2text.config import RunConfig, to_yaml, validate
+from brain2text.data.batches import TrainBatches
+from brain2text.distributed import Dist, session
+from brain2text.errors import ConfigError, DataError, TrainingError
+from brain2text.evaluation.scoring import decode_split, references, score
+from brain2text.model.gru import GRUDecoder, count_parameters, describe_size
+from brain2text.runs import provenance
+from brain2text.runs.checkpoint import load_checkpoint, save_checkpoint
+from brain2text.runs.folder import (Heartbeat, prepare_run_dir, process_facts, read_record,
+                                    stamp, write_run_record)
+from brain2text.runs.runlog import RunLog, SilentLog, truncate_metrics
+from brain2text.training.determinism import configure_determinism
+from brain2text.training.interrupt import StopRequest
+from brain2text.training.optim import build_optimizer, build_scheduler
+from brain2text.training.rundata import RunData, load_run_data
+from brain2text.training.state import (Best, Counters, Evaluation, LatestEval, capture_rng,
+                                       capture_state, restore_rng, restore_state)
+from brain2text.training.step import (build_ema, build_network, build_scaler, seed_everything,
+                                      train_step)
+from brain2text.training.watch import InstabilityWatch, WatchWarning
+
+FINISHED, STOPPED_EARLY, INTERRUPTED, FAILED = "finished", "stopped early", "interrupted", "failed"
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a call of :func:`train` or :func:`resume` ended."""
+
+    status: str  # FINISHED, STOPPED_EARLY or INTERRUPTED
+    best: Best
+    last_step: int  # the last batch trained (and saved in last.pt when interrupted)
+    signal: str | None = None  # the signal that interrupted the run
+
+
+def train(config: RunConfig, out_dir: Path, *, overwrite: bool = False,
+          quiet: bool = False) -> RunOutcome:
+    """Train a run. Data problems are found before the run folder is touched."""
+    out_dir = Path(out_dir)
+    configure_determinism(config.train)
+    with session(config.train.device, config.train.batch_size) as (ranks, device):
+        data = load_run_data(config)
+        if ranks.is_main:
+            prepare_run_dir(out_dir, overwrite)
+            atomic_write_text(out_dir / "config.yaml", to_yaml(config))
+        ranks.barrier()
+        return _run(config, data, out_dir, device, ranks, quiet, resume=None)
+
+
+def resume(run_dir: Path, *, quiet: bool = False) -> RunOutcome:
+    """Continue a run from ``checkpoints/last.pt`` with the config stored in it: metrics.jsonl
+    is cut back to the checkpoint's step, TensorBoard events after it are purged, and training
+    goes on from the next batch with every state (weights, optimizer, schedule, scaler, EMA,
+    RNGs, watch, best) as it was, so the run ends as it would have uninterrupted."""
+    run_dir = Path(run_dir)
+    ckpt = run_dir / "checkpoints" / "last.pt"
+    if not ckpt.is_file():
+        raise DataError(f"{ckpt}: not found, so {run_dir} cannot be resumed (no checkpoint was "
+                        "written yet; start the run again)")
+    payload = load_checkpoint(ckpt)
+    if "resume" not in payload:
+        raise DataError(f"{ckpt}: holds no resume state (written by an older brain2text); "
+                        "start the run again")
+    config = validate(payload["config"], origin=f"{ckpt} (stored config)")
+    if _stored_config(run_dir / "config.yaml") != config:
+        raise DataError(f"{run_dir / 'config.yaml'}: missing or differs from the config stored in "
+                        f"{ckpt}; restore it to resume")
+    step = payload["step"]
+    if step + 1 >= config.train.n_batch or payload["resume"]["best"].get("stopped_early"):
+        raise DataError(f"{run_dir}: the run already ended at step {step}; nothing to resume")
+    configure_determinism(config.train)
+    with session(config.train.device, config.train.batch_size) as (ranks, device):
+        data = load_run_data(config)
+        if ranks.is_main:
+            truncate_metrics(run_dir, step)  # everything after the checkpoint is replayed
+        ranks.barrier()
+        return _run(config, data, run_dir, device, ranks, quiet, resume=payload)
+
+
+def _stored_config(path: Path) -> RunConfig | None:
+    try:
+        return validate(yaml.safe_load(path.read_text()), origin=str(path))
+    except (OSError, yaml.YAMLError, ConfigError):
+        return None
+
+
+def _run(config: RunConfig, data: RunData, out_dir: Path, device: torch.device, ranks: Dist,
+         quiet: bool, resume: dict | None) -> RunOutcome:
+    """The run folder's record around the loop: status, timing, the log."""
+    if not ranks.is_main:  # rank 0 alone writes the run folder
+        with StopRequest() as stop:
+            return _train_loop(config, data, out_dir, device, ranks, SilentLog(), True, resume,
+                               stop)
+    started = time.time()
+    timing = lambda: {"started": stamp(started), "wall_s": round(time.time() - started, 1)}  # noqa: E731
+    base = {"name": config.name, "parent": config.parent,
+            **provenance.collect(device, Path(config.data.path), config.train.seed),
+            "process": process_facts()}
+    if ranks.enabled:
+        base["processes"] = {"world_size": ranks.world_size, "backend": ranks.backend}
+    if resume is not None:
+        resumed = (read_record(out_dir) or {}).get("resumed_from", [])
+        base["resumed_from"] = [*resumed, {"step": resume["step"], **timing()}]
+    write_run_record(out_dir, base, "running", timing())
+    log = RunLog(out_dir, quiet=quiet, purge_step=None if resume is None else resume["step"] + 1)
+    if resume is not None:
+        log.info(f"resumed from step {resume['step']} ({out_dir / 'checkpoints' / 'last.pt'})")
+    else:
+        for note in data.notes:
+            log.info(note)
+        for s in data.skipped:
+            log.info(f"skipped {s.where}: {s.reason}")
+    try:
+        with Heartbeat(out_dir), StopRequest() as stop:
+            outcome = _train_loop(config, data, out_dir, device, ranks, log, quiet, resume, stop)
+    except BaseException as exc:
+        status = INTERRUPTED if isinstance(exc, KeyboardInterrupt) else FAILED
+        write_run_record(out_dir, base, status, {**timing(), "error": str(exc)[:500]})
+        log.info(f"run {status}: {exc}")
+        log.close()
+        raise
+    best, extra = outcome.best, {}
+    if best.evaluation is not None:
+        extra["best"] = {"per": best.per, "step": best.step, "split": best.evaluation.split}
+    if best.stopped_early is not None:
+        extra["stopped_early"] = best.stopped_early.to_dict()
+    if outcome.status == INTERRUPTED:
+        extra["interrupted"] = {"step": outcome.last_step, "signal": outcome.signal}
+        log.info(f"interrupted by {outcome.signal} after step {outcome.last_step}: "
+                 f"{out_dir / 'checkpoints' / 'last.pt'} holds it; continue with "
+                 f"brain2text train --resume {out_dir}")
+    elif best.evaluation is not None:
+        log.info(f"done: best {best.evaluation.split} PER {best.per:.4f} at step {best.step}; "
+                 f"checkpoints in {out_dir / 'checkpoints'}")
+    write_run_record(out_dir, base, outcome.status, {**timing(), **extra})
+    log.close()
+    return outcome
+
+
+def build_watch(config: RunConfig) -> InstabilityWatch | None:
+    wc = config.watch
+    if not wc.enabled:
+        return None
+    ceiling = wc.grad_norm_ceiling if wc.grad_norm_ceiling is not None \
+        else config.criteria.max_grad_norm
+    return InstabilityWatch(wc.trend_evals, ceiling, wc.min_rel_rise, wc.stop_after)
+
+
+def log_warnings(log: RunLog | SilentLog, warnings: list[WatchWarning]) -> None:
+    for w in warnings:
+        log.info(f"WARNING step {w.step} (lr {w.lr:.3g}): {w.message}")
+        log.metrics({"step": w.step, "warning": w.kind, "message": w.message, "lr": w.lr})
+
+
+@dataclass(frozen=True)
+class Trainee:
+    """The objects a run trains and saves, built once by :func:`_train_loop`."""
+
+    config: RunConfig
+    data: RunData
+    model: GRUDecoder
+    ema: AveragedModel | None
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    watch: InstabilityWatch | None
+    device: torch.device
+    ranks: Dist
+    out_dir: Path
+
+    def weights_state(self, latest: LatestEval) -> dict:
+        """What ``best.pt`` holds beside the raw weights: enough to evaluate and fine-tune."""
+        out = {"config": self.config.to_dict(), "days": self.data.dataset.days,
+               **latest.checkpoint_entries()}
+        if self.ema is not None:
+            out |= {"ema": self.ema.module.state_dict(),
+                    "ema_n_averaged": int(self.ema.n_averaged.item())}
+        return out
+
+
+def evaluate_weights(t: Trainee, module: torch.nn.Module, step: int,
+                     weights: str) -> Evaluation:
+    tc, data = t.config.train, t.data
+    decoded = decode_split(module, data.eval_split, data.eval_idx, t.device, tc.eval_batch_size,
+                           tc.use_amp, tc.amp_dtype, t.ranks)
+    summary = score(references(data.eval_split, data.eval_idx), decoded,
+                    data.eval_split.day_index[data.eval_idx], data.dataset.days)
+    return Evaluation(step, data.eval_name, weights, summary)
+
+
+def evaluate_and_select(t: Trainee, step: int, lr: float, best: Best,
+                        log: RunLog | SilentLog) -> tuple[Best, LatestEval]:
+    """Score the raw (and EMA) weights, log them, write ``best.pt`` on improvement and let the
+    watch judge the trend; returns the new best (with ``stopped_early`` set when the watch
+    stops the run) and the evaluations just made."""
+    name = t.data.eval_name
+    raw = evaluate_weights(t, t.model, step, "raw")
+    row = {"step": step, f"{name}/loss": raw.score.loss, f"{name}/per": raw.score.per,
+           **{f"{name}/per/{d}": v for d, v in raw.score.per_day.items()}}
+    message = f"step {step}: {name} loss {raw.score.loss:.4f} PER {raw.score.per:.4f}"
+    latest, chosen = LatestEval(raw=raw), raw
+    if t.ema is not None:
+        ema = evaluate_weights(t, t.ema.module, step, "ema")
+        row |= {f"{name}/loss_ema": ema.score.loss, f"{name}/per_ema": ema.score.per}
+        message += f", EMA loss {ema.score.loss:.4f} PER {ema.score.per:.4f}"
+        latest = LatestEval(raw=raw, ema=ema)
+        if t.config.train.select_on_ema:
+            chosen = ema
+    log.metrics(row)
+    improved = best.improved_by(chosen)
+    log.info(f"{message}{' (best)' if improved else ''} lr {lr:.3g}")
+    if improved:
+        best = Best(chosen)
+        if t.ranks.is_main:
+            save_checkpoint(t.out_dir / "checkpoints" / "best.pt", t.model,
+                            t.weights_state(latest), step)
+    if t.watch:
+        log_warnings(log, t.watch.on_eval(step, lr, raw.score.loss, raw.score.per))
+        if t.watch.stop_reason:  # after best.pt: it predates the trend
+            log.info(f"stopping early at step {step}: {t.watch.stop_reason}; best "
+                     f"checkpoint is from step {best.step}")
+            best = best.stop(step, t.watch.stop_reason)
+    return best, latest
+
+
+def save_resume_point(t: Trainee, step: int, best: Best, latest: LatestEval,
+                      counters: Counters, generator: torch.Generator) -> None:
+    """``last.pt``: the weights, every state and every rank's random streams at ``step``."""
+    rngs = t.ranks.gather(capture_rng(generator, t.device))
+    if not t.ranks.is_main:
+        return
+    resume_state = capture_state(best, latest, counters, t.scaler, t.watch, rngs[0])
+    if t.ranks.enabled:
+        resume_state["rng_by_rank"] = rngs
+    save_checkpoint(t.out_dir / "checkpoints" / "last.pt", t.model,
+                    {**t.weights_state(latest), "optimizer": t.optimizer.state_dict(),
+                     "scheduler": t.scheduler.state_dict(), "resume": resume_state}, step)
+
+
+def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.device,
+                ranks: Dist, log: RunLog | SilentLog, quiet: bool, resume: dict | None,
+                stop: StopRequest) -> RunOutcome:
+    tc = config.train
+    generator = seed_everything(tc.seed, ranks.rank, device)
+    model = GRUDecoder(config.model, n_days=data.dataset.n_days).to(device)
+    net = build_network(model, config, ranks, device)
+    optimizer = build_optimizer(model.parameters(), config.optim)
+    scheduler = build_scheduler(optimizer, config.optim, tc.n_batch)
+    t = Trainee(config, data, model, build_ema(model, tc.ema_decay), optimizer, scheduler,
+                build_scaler(config, device), build_watch(config), device, ranks, out_dir)
+    where = f"{device}" + (f" x {ranks.world_size} processes ({ranks.backend}, "
+                           f"{tc.batch_size // ranks.world_size} trials each)"
+                           if ranks.enabled else "")
+    log.info(f"run {config.name}: {describe_size(count_parameters(model))} parameters on {where}; "
+             f"{len(data.train_idx)} training trials, {len(data.eval_idx)} {data.eval_name} "
+             f"trials over {data.dataset.n_days} days; {tc.n_batch} batches of {tc.batch_size}"
+             + ("; compiled with torch.compile" if tc.compile else ""))
+    if data.eval_name == "test":
+        log.info("checkpoints are chosen on the TEST split (data.eval_split=test): "
+                 "the test PER of the best checkpoint is optimistically biased")
+
+    first = 0 if resume is None else resume["step"] + 1
+    # batch k is a pure function of (seed, k): a resumed run starts at the batch after the
+    # checkpoint. The loader's own generator keeps its base-seed draw off the global RNG.
+    loader = DataLoader(
+        TrainBatches(data.train_split, data.train_idx, tc.batch_size, tc.seed, first, tc.n_batch,
+                     tc.length_bucket_pool,
+                     share=ranks.share(tc.batch_size) if ranks.enabled else None),
+        batch_size=None, shuffle=False, num_workers=tc.num_workers,
+        persistent_workers=tc.num_workers > 0, pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(tc.seed),
+    )
+    best, latest, counters = Best(), LatestEval(), Counters()
+    if resume is not None:  # last: the RNG states are restored after everything drew from them
+        restored = restore_state(resume, model, optimizer, scheduler, t.scaler, t.ema, t.watch,
+                                 generator)
+        best, latest, counters = restored.best, restored.latest, restored.counters
+        by_rank = resume["resume"].get("rng_by_rank", [])
+        if len(by_rank) == ranks.world_size:
+            restore_rng(by_rank[ranks.rank], generator)
+        elif ranks.enabled:  # another number of processes: ranks > 0 keep fresh streams
+            if ranks.rank:
+                generator = seed_everything(tc.seed + resume["step"] + 1, ranks.rank, device)
+            log.info(f"the checkpoint was written by {max(len(by_rank), 1)} process(es), this "
+                     f"run has {ranks.world_size}: dropout and augmentation streams of ranks > 0 "
+                     "start afresh")
+    bar = tqdm(total=tc.n_batch, initial=first, desc=config.name, unit="batch", disable=quiet,
+               dynamic_ncols=True)
+    tick = time.perf_counter()
+    step = first - 1
+
+    # --- the loop
+    for step, batch in enumerate(loader, start=first):
+        model.train()
+        batch = batch.to(device)
+        lr = optimizer.param_groups[0]["lr"]
+        result = train_step(net, model, batch, config, device, generator, optimizer, t.scaler,
+                            t.ema, ranks, stop.requested)
+        if result.problem is None:
+            counters = Counters(counters.skipped_steps, 0)
+        else:
+            counters = Counters(counters.skipped_steps + 1, counters.nonfinite_in_a_row + 1)
+            log.info(f"step {step}: {result.problem} at lr {lr:.3g}; step skipped "
+                     f"({counters.nonfinite_in_a_row} in a row, {counters.skipped_steps} in all)")
+            if counters.nonfinite_in_a_row >= tc.max_nonfinite_in_a_row:
+                bar.close()
+                raise TrainingError(
+                    f"step {step}: {counters.nonfinite_in_a_row} non-finite steps in a row "
+                    f"(train.max_nonfinite_in_a_row); stopping. Last good checkpoints are in "
+                    f"{out_dir / 'checkpoints'}")
+        scheduler.step()
+
+        now = time.perf_counter()
+        dt, tick = now - tick, now
+        row = {"step": step, "train/loss": result.loss, "lr": lr, "grad_norm": result.grad_norm,
+               "skipped_steps": counters.skipped_steps, "time_per_batch": dt,
+               "samples_per_s": tc.batch_size / dt if dt > 0 else math.nan}
+        log.metrics(row)
+        if t.watch:
+            log_warnings(log, t.watch.on_batch(step, lr, result.loss, result.grad_norm,
+                                               result.problem is not None))
+        bar.update(1)
+        bar.set_postfix(loss=f"{result.loss:.3f}", lr=f"{lr:.2e}",
+                        per=f"{best.per:.3f}" if math.isfinite(best.per) else "-")
+
+        evaluated = (step + 1) % tc.eval_every == 0 or step + 1 == tc.n_batch
+        if evaluated:
+            best, latest = evaluate_and_select(t, step, lr, best, log)
+        # last.pt, the resume point, is written once everything of this step is logged
+        every = tc.checkpoint_every
+        if evaluated or result.stop_requested or (every and (step + 1) % every == 0):
+            save_resume_point(t, step, best, latest, counters, generator)
+            tick = time.perf_counter()  # evaluation and checkpoint time is not training time
+        if best.stopped_early is not None:
+            break
+        if result.stop_requested and step + 1 < tc.n_batch:
+            bar.close()
+            return RunOutcome(INTERRUPTED, best, step, stop.signal_name or "a signal on another rank")
+    bar.close()
+    log.info(f"{counters.skipped_steps} steps skipped for non-finite loss or gradient"
+             if counters.skipped_steps else "no step was skipped")
+    return RunOutcome(STOPPED_EARLY if best.stopped_early else FINISHED, best, step)

@@ -1,0 +1,121 @@
+"""One training step and what it is built from: seeding, the network DDP/compile wrap, the EMA,
+the loss scaler, the augmented CTC loss, backward with clipping, and the optimizer update that
+a non-finite loss or gradient skips."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from brain2text.config import RunConfig
+from brain2text.data.batches import Batch
+from brain2text.distributed import Dist
+from brain2text.model.ctc import ctc_input_lengths, ctc_losses
+from brain2text.model.gru import GRUDecoder
+from brain2text.model.precision import autocast_context
+from brain2text.training.augment import augment_batch
+
+
+def seed_everything(seed: int, rank: int = 0,
+                    device: torch.device | None = None) -> torch.Generator:
+    """Seed python, numpy and torch; returns the augmentation generator, on ``device`` (CPU by
+    default) since augmentation draws on the batch's device. Rank 0 (and a single process) uses
+    ``seed`` itself; other ranks get streams of their own derived from (seed, rank), so their
+    dropout masks and augmentation noise are not copies of rank 0's."""
+    if rank:
+        seed = int(np.random.SeedSequence((seed, rank)).generate_state(1)[0])
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator(device=device or "cpu").manual_seed(seed)
+
+
+def build_network(model: GRUDecoder, config: RunConfig, ranks: Dist,
+                  device: torch.device) -> torch.nn.Module:
+    """What the training forward pass calls: the model, wrapped by DDP across ranks (its
+    construction copies rank 0's weights to every rank) and by ``torch.compile`` when
+    ``train.compile``. Evaluation and checkpoints use ``model`` itself."""
+    net: torch.nn.Module = model
+    if ranks.enabled:
+        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    if config.train.compile:
+        net = torch.compile(net, dynamic=True)
+    return net
+
+
+def build_ema(model: torch.nn.Module, decay: float | None) -> AveragedModel | None:
+    """EMA of ``model``'s weights and buffers (LayerNorm statistics, smoothing kernel), or None.
+    Its first update copies the weights; each later one is ``decay * ema + (1 - decay) * w``."""
+    if decay is None:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def build_scaler(config: RunConfig, device: torch.device) -> torch.amp.GradScaler:
+    """Loss scaling, on only for fp16 autocast on CUDA (bf16 and fp32 need none)."""
+    tc = config.train
+    enabled = tc.use_amp and tc.amp_dtype == "fp16" and device.type == "cuda"
+    return torch.amp.GradScaler(device.type, enabled=enabled)
+
+
+def batch_loss(model: torch.nn.Module, batch: Batch, config: RunConfig, device: torch.device,
+               generator: torch.Generator) -> torch.Tensor:
+    """Augment a training batch (already on ``device``), run the model (a GRUDecoder, or it
+    wrapped by DDP or torch.compile), mean CTC loss."""
+    features = augment_batch(batch.features, batch.n_bins, config.augment, generator)
+    with autocast_context(device, config.train.use_amp, config.train.amp_dtype):
+        logits = model(features, batch.day_index)  # (B, T', 41)
+    mc = config.model
+    n_in = ctc_input_lengths(batch.n_bins, mc.kernel_len, mc.stride_len, mc.ctc_input_lengths)
+    return ctc_losses(logits, n_in, batch.phonemes, batch.n_phones).mean()
+
+
+def backward_clipped(loss: torch.Tensor, model: torch.nn.Module, scaler: torch.amp.GradScaler,
+                     optimizer: torch.optim.Optimizer, clip: float | None) -> float:
+    """Backward, unscale, clip to ``clip`` (None: no clipping); returns the pre-clip norm."""
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    return torch.nn.utils.clip_grad_norm_(model.parameters(), clip if clip else math.inf).item()
+
+
+@dataclass(frozen=True)
+class StepResult:
+    loss: float  # the global batch's mean loss (the same on every rank)
+    grad_norm: float  # pre-clip; NaN when the loss was not finite
+    problem: str | None  # why the update was skipped (non-finite loss or gradient), or None
+    stop_requested: bool  # some rank was asked to stop (SIGTERM / SIGUSR1) during this step
+
+
+def train_step(net: torch.nn.Module, model: torch.nn.Module, batch: Batch, config: RunConfig,
+               device: torch.device, generator: torch.Generator,
+               optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+               ema: AveragedModel | None, ranks: Dist, stop_flag: bool) -> StepResult:
+    """Forward, loss, backward, clip and update; a step whose loss or gradient is not finite
+    leaves the weights as they were (every rank skips it together)."""
+    loss = batch_loss(net, batch, config, device, generator)
+    # one reduction for the loss and the stop request: all ranks agree on both
+    shared = ranks.mean(torch.stack([loss.detach().float(),
+                                     torch.tensor(float(stop_flag), device=loss.device)]))
+    loss_value, stop_requested = shared.tolist()  # a CPU-GPU sync point
+    optimizer.zero_grad(set_to_none=True)
+    grad_norm, problem = math.nan, None
+    if not math.isfinite(loss_value):
+        problem = f"loss is {loss_value}"
+    else:
+        grad_norm = backward_clipped(loss, model, scaler, optimizer, config.optim.grad_clip_norm)
+        if not math.isfinite(grad_norm):
+            problem = f"gradient norm is {grad_norm}"
+    if problem is None:
+        scaler.step(optimizer)
+        scaler.update()
+        if ema is not None:
+            ema.update_parameters(model)
+    elif scaler.is_enabled():
+        scaler.update(scaler.get_scale() / 2)
+    return StepResult(loss_value, grad_norm, problem, stop_requested > 0)

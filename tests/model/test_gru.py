@@ -1,0 +1,98 @@
+import pytest
+import torch
+from torch import nn
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from brain2text.config import ModelConfig, load_run
+from brain2text.model.ctc import output_lengths
+from brain2text.model.gru import GRUDecoder, count_parameters, gaussian_kernel
+from brain2text.phonemes import N_CLASSES
+
+from tests.conftest import RUNS
+
+TINY = ModelConfig(n_units=8, n_layers=2, bidirectional=True, kernel_len=8, stride_len=3,
+                   use_layer_norm=True, input_dropout=0.1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(t=st.integers(8, 120), kernel=st.integers(1, 8), stride=st.integers(1, 5))
+def test_output_length_matches_the_forward_pass(t, kernel, stride):
+    config = TINY.model_copy(update={"kernel_len": kernel, "stride_len": stride})
+    model = GRUDecoder(config, n_days=2).eval()
+    out = model(torch.randn(1, t, 256), torch.tensor([1]))
+    assert out.shape == (1, output_lengths(t, kernel, stride), N_CLASSES)
+    assert output_lengths(torch.tensor([t]), kernel, stride).item() == out.shape[1]
+
+
+def test_output_length_formula_edges():
+    assert output_lengths(32, 32, 4) == 1
+    assert output_lengths(35, 32, 4) == 1 and output_lengths(36, 32, 4) == 2
+    assert output_lengths(10, 32, 4) == 0
+    assert output_lengths(torch.tensor([10, 36]), 32, 4).tolist() == [0, 2]
+
+
+def test_padding_does_not_change_a_trials_valid_outputs():
+    model = GRUDecoder(TINY.model_copy(update={"bidirectional": False}), n_days=1).eval()
+    x = torch.randn(1, 60, 256)
+    padded = torch.cat([x, torch.zeros(1, 30, 256)], dim=1)
+    n = output_lengths(60, 8, 3)
+    # unidirectional: outputs before the padding only see real bins (+ the smoother's look-ahead)
+    a, b = model(x, torch.tensor([0])), model(padded, torch.tensor([0]))
+    assert torch.allclose(a[:, : n - 2], b[:, : n - 2], atol=1e-5)
+
+
+def test_day_layer_starts_as_identity_and_days_differ_once_trained():
+    model = GRUDecoder(TINY, n_days=3)
+    assert torch.equal(model.day_weights[2], torch.eye(256))
+    assert torch.count_nonzero(model.day_biases) == 0
+    with torch.no_grad():
+        model.day_weights[1].mul_(2)
+    model.eval()
+    x = torch.randn(1, 40, 256)
+    assert not torch.allclose(model(x, torch.tensor([0])), model(x, torch.tensor([1])))
+
+
+def test_smoother_kernel_and_same_padding():
+    k = gaussian_kernel(20, 2.0)
+    assert k.sum().item() == pytest.approx(1.0) and k.argmax().item() in (9, 10)
+    model = GRUDecoder(TINY, n_days=1)
+    impulse = torch.zeros(1, 40, 256)
+    impulse[0, 20, 0] = 1.0
+    smoothed = model.smoother(impulse)[0, :, 0]
+    assert smoothed.shape[0] == 40
+    assert smoothed.sum().item() == pytest.approx(1.0, rel=1e-5)
+    # torch's "same" padding with an even kernel: 9 zeros left, 10 right -> looks half a bin ahead
+    assert smoothed[19].item() == pytest.approx(smoothed[20].item(), rel=1e-5)
+
+
+def test_full_run13_model_size():
+    c = load_run(RUNS / "run13_onecycle_safe.yaml")
+    n = count_parameters(GRUDecoder(c.model, n_days=24))
+    assert 131e6 < n < 135e6  # ~132M GRU + per-day layers, without the reference's unused layers
+
+
+def test_init_follows_the_reference():
+    # the reference: nn.GRU as torch builds it, then weight_hh orthogonal and weight_ih
+    # Xavier-uniform, biases left at torch's default; then the read-out layer
+    torch.manual_seed(3)
+    model = GRUDecoder(TINY, n_days=2)
+    torch.manual_seed(3)
+    gru = nn.GRU(256 * TINY.kernel_len, TINY.n_units, num_layers=TINY.n_layers,
+                 dropout=TINY.dropout, bidirectional=TINY.bidirectional, batch_first=True)
+    for name, param in gru.named_parameters():
+        if "weight_hh" in name:
+            nn.init.orthogonal_(param)
+        if "weight_ih" in name:
+            nn.init.xavier_uniform_(param)
+    readout = nn.Linear(TINY.n_units * 2, 41)
+    for name, param in gru.named_parameters():
+        assert torch.equal(getattr(model.gru, name), param), name
+    assert torch.equal(model.readout.weight, readout.weight)
+    w = model.gru.weight_hh_l0.detach()  # orthogonal_ on (3H, H): orthonormal columns
+    assert torch.allclose(w.T @ w, torch.eye(TINY.n_units), atol=1e-5)
+    bound = 1 / TINY.n_units ** 0.5  # torch's default GRU bias init: U(-1/sqrt(H), 1/sqrt(H))
+    bias = model.gru.bias_ih_l0.detach()
+    assert bias.abs().max() <= bound and bias.abs().max() > bound / 2
+    assert torch.equal(model.day_weights[1], torch.eye(256))
+    assert torch.count_nonzero(model.day_biases) == 0

@@ -1,0 +1,97 @@
+"""``brain2text train --resume``: a run killed at any moment (SIGKILL) and resumed from its
+last.pt ends with the same metrics as the run left alone."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from brain2text.runs.runlog import read_metrics
+
+from tests.conftest import RUNS, tiny_overrides
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+TIMING_KEYS = {"time_per_batch", "samples_per_s"}
+N_BATCH = 12
+
+
+def _cli(*args) -> list[str]:
+    return [sys.executable, "-m", "brain2text", *map(str, args)]
+
+
+def _run(*args) -> subprocess.CompletedProcess:
+    return subprocess.run(_cli(*args), capture_output=True, text=True, env=ENV)
+
+
+def _overrides(prepared_dir) -> list[str]:
+    return tiny_overrides(prepared_dir, **{"train.checkpoint_every": 2, "train.n_batch": N_BATCH,
+                                           "train.eval_every": 4, "train.ema_decay": 0.5})
+
+
+def _last_step(run_dir) -> int:
+    try:
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    except FileNotFoundError:
+        return -1
+    steps = [json.loads(line)["step"] for line in lines[:-1]]  # the last line may be partial
+    return max(steps, default=-1)
+
+
+def _without_timing(run_dir) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in read_metrics(run_dir)]
+
+
+@pytest.mark.slow
+def test_killed_and_resumed_run_matches_the_uninterrupted_one(prepared_dir, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    run_file = RUNS / "run13_cpu_demo.yaml"
+    proc = subprocess.Popen(_cli("train", run_file, *_overrides(prepared_dir), "--out", a,
+                                 "--quiet"), env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while _last_step(a) < 6 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.kill()  # SIGKILL: no handler runs
+    proc.wait()
+    killed_at = _last_step(a)
+    assert 6 <= killed_at < N_BATCH - 1, "the run finished before it could be killed"
+    assert json.loads((a / "run.json").read_text())["status"] == "running"
+
+    resumed = _run("train", "--resume", a, "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    done = _run("train", run_file, *_overrides(prepared_dir), "--out", b, "--quiet")
+    assert done.returncode == 0, done.stderr
+
+    rows_a, rows_b = _without_timing(a), _without_timing(b)
+    assert [r["step"] for r in rows_a] == [r["step"] for r in rows_b]
+    assert rows_a == rows_b  # losses, LRs, grad norms, PERs (raw and EMA): exactly equal
+    assert any("val/per_ema" in r for r in rows_a)
+    assert "resumed from step" in (a / "train.log").read_text()
+    record = json.loads((a / "run.json").read_text())
+    assert record["status"] == "finished" and record["resumed_from"][0]["step"] <= killed_at
+
+
+def test_resume_errors_are_one_line(prepared_dir, tmp_path):
+    run = tmp_path / "run"
+    out = _run("train", RUNS / "run13_cpu_demo.yaml",
+               *tiny_overrides(prepared_dir, **{"train.n_batch": 4, "train.eval_every": 2}),
+               "--out", run, "--quiet")
+    assert out.returncode == 0, out.stderr
+    last = run / "checkpoints" / "last.pt"
+    data = last.read_bytes()
+    cases = {"finished": ("already ended at step 3", None),
+             "overrides": ("--resume continues", ["train.n_batch=8"]),
+             "truncated": ("not a readable checkpoint", None),
+             "missing": ("cannot be resumed", None)}
+    for name, (message, extra) in cases.items():
+        if name == "truncated":
+            last.write_bytes(data[: len(data) // 2])
+        if name == "missing":
+            last.unlink()
+        result = _run("train", "--resume", run, *(extra or []), "--quiet")
+        assert result.returncode == 2, name
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, name
+        assert message in result.stderr and "Traceback" not in result.stderr, name
