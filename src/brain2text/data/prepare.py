@@ -1,7 +1,9 @@
 """Turn a ``competitionData`` folder into a prepared dataset (docs/prepared-format.md).
 
 The standard preparation (FACTS §2): features ``tx1[:, 0:128]`` then ``spikePow[:, 0:128]``,
-z-scored per block of each file; text cleaned and phonemised with the CMU dictionary.
+z-scored per block of each file; text cleaned and phonemised with the CMU dictionary
+(``--phonemizer cmu``) or with g2p_en's rules as far as they run offline (``reference``,
+``brain2text.g2p``), a user lexicon (``--lexicon``) first in both.
 Sessions are streamed one at a time (peak memory is one day) into a hidden sibling folder that
 replaces ``out_dir`` only once everything, the manifest last, is written.
 """
@@ -13,7 +15,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -33,7 +35,8 @@ from brain2text.data.dataset import (
 )
 from brain2text.data.matfile import RawSession, feature_problem, read_session, trial_problem
 from brain2text.errors import DataError
-from brain2text.phonemes import clean_text, phonemize, to_ids
+from brain2text.g2p import make_phonemizer
+from brain2text.phonemes import CmuPhonemizer, clean_text, has_letters, to_ids
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +55,22 @@ def prepare(
     skip_bad_trials: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    phonemizer: str = "cmu",
+    lexicon: Path | str | None = None,
 ) -> dict:
     """Prepare ``raw_dir`` (train/, test/, competitionHoldOut/) into ``out_dir``; return manifest.
 
-    A bad trial (NaN/Inf, no bins, lengths differing, empty sentence, words missing from the
-    dictionary) raises a DataError naming the file and trial, unless ``skip_bad_trials``: then
-    it is left out and listed in the manifest's ``skipped`` lists.
+    ``phonemizer`` is ``"cmu"`` or ``"reference"`` (see ``brain2text.g2p``); ``lexicon`` a
+    CMU-format file read before the CMU dictionary. A bad trial (NaN/Inf, no bins, lengths
+    differing, empty sentence, words missing from lexicon and dictionary in ``cmu`` mode)
+    raises a DataError naming the file and trial, unless ``skip_bad_trials``: then it is left
+    out, listed in its split's ``skipped`` list and counted in ``n_skipped``; every test or
+    hold-out trial left out is also named in a warning.
     """
     from tqdm.auto import tqdm
 
     raw_dir, out_dir = Path(raw_dir), _absolute(out_dir)
+    labeller = make_phonemizer(phonemizer, lexicon)  # a bad lexicon fails before any reading
     plan, days = _plan(raw_dir)
     n_files = sum(len(paths) for *_, paths in plan)
     splits: dict[str, dict] = {}
@@ -73,7 +82,8 @@ def prepare(
             for path in paths:
                 bar.set_postfix_str(f"{folder}/{path.name}")
                 session = read_session(path, labelled=labelled, check_trials=False)
-                arrays = _session_arrays(session, f"{folder}/{path.name}", skip_bad_trials, skipped)
+                arrays = _session_arrays(session, f"{folder}/{path.name}", skip_bad_trials,
+                                         skipped, labeller)
                 write_session(tmp / split / session.name, *arrays)
                 sessions[session.name] = session_entry(
                     f"{folder}/{path.name}", days.index(session.name), *arrays[:2]
@@ -82,7 +92,7 @@ def prepare(
                 bar.update()
             splits[split] = split_entry(labelled, sessions, skipped)
         manifest = new_manifest(days, splits, source=str(raw_dir.resolve()),
-                                features=FEATURES_DESCRIPTION)
+                                features=FEATURES_DESCRIPTION, phonemizer=labeller.describe())
         write_manifest(tmp, manifest)
     _report_skipped(manifest, out_dir)
     return manifest
@@ -111,7 +121,8 @@ def _plan(raw_dir: Path) -> tuple[list[tuple[str, str, bool, list[Path]]], list[
 
 
 def _session_arrays(
-    session: RawSession, source: str, skip: bool, skipped: list[dict]
+    session: RawSession, source: str, skip: bool, skipped: list[dict],
+    labeller: Callable[[str], list[str]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """features (sum T, 256) float32, trials (n, 6) int64, phonemes (sum n_phones,) uint8, texts."""
     usable: list[int] = []  # trials whose features enter the block statistics
@@ -120,13 +131,13 @@ def _session_arrays(
         problem = trial_problem(session, i)
         if feature_problem(session, i) is None:
             usable.append(i)
-        ids, text = [], ""
+        ids, text, hint = [], "", "fix the file"
         if problem is None and session.labelled:
-            ids, text, problem = _label(session.sentences[i])
+            ids, text, problem, hint = _label(session.sentences[i], labeller or CmuPhonemizer())
         if problem is not None:
             if not skip:
-                raise DataError(f"{session.where(i)}: {problem} "
-                                "(fix the file, or skip such trials with --skip-bad-trials)")
+                raise DataError(f"{session.where(i)}: {problem}; {hint}, "
+                                "or skip such trials with --skip-bad-trials")
             skipped.append({"file": source, "trial": i, "reason": problem})
             continue
         kept[i] = (ids, text)
@@ -149,18 +160,21 @@ def _session_arrays(
     return features, trials, phonemes, [kept[i][1] for i in order]
 
 
-def _label(sentence: str) -> tuple[list[int], str, str | None]:
-    """(phoneme ids, cleaned text, problem) of one sentence."""
+def _label(sentence: str, labeller: Callable[[str], list[str]]
+           ) -> tuple[list[int], str, str | None, str]:
+    """(phoneme ids, cleaned text, problem, what to do about it) of one sentence."""
     text = clean_text(sentence)
+    if not has_letters(text):
+        return [], text, f"no words left after cleaning the sentence {sentence!r}", "fix the file"
     try:
-        ids = to_ids(phonemize(text))
+        ids = to_ids(labeller(text))
     except KeyError as exc:
         words = exc.args[0] if exc.args and isinstance(exc.args[0], list) else [str(exc)]
-        return [], text, ("words not in the CMU dictionary: "
-                          + ", ".join(repr(w) for w in words))
-    if not ids:
-        return [], text, f"no words left after cleaning the sentence {sentence!r}"
-    return ids, text, None
+        where = "the lexicon or " if getattr(labeller, "lexicon", None) is not None else ""
+        return [], text, (f"words not in {where}the CMU dictionary: "
+                          + ", ".join(repr(w) for w in words)), (
+                   "add them to a --lexicon file, let --phonemizer reference guess them")
+    return ids, text, None, ""
 
 
 # --- maths --------------------------------------------------------------------------------
@@ -321,6 +335,16 @@ def _absolute(path: Path) -> Path:
 
 
 def _report_skipped(manifest: dict, out_dir: Path) -> None:
+    """One warning per test or hold-out trial left out (they are never dropped silently), then
+    one line of counts per split."""
+    for name, split in manifest["splits"].items():
+        if name == "train":
+            continue
+        for s in split["skipped"]:
+            log.warning("left out %s trial %d of the %s split: %s%s", s["file"], s["trial"],
+                        name, s["reason"],
+                        " (a hold-out submission needs every trial)" if name == "competition"
+                        else "")
     counts = {name: s["n_skipped"] for name, s in manifest["splits"].items() if s["n_skipped"]}
     if counts:
         first = next(s["skipped"][0] for s in manifest["splits"].values() if s["skipped"])
