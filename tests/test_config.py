@@ -100,3 +100,34 @@ def test_flatten_and_config_differences():
                               ignore=("name",)) == []
     assert config_differences([{"name": "a"}, {"name": "b"}]) == [("name", ["a", "b"])]
 
+
+
+def test_packaged_run_files_load_by_name_from_anywhere(tmp_path, monkeypatch):
+    from brain2text.config import packaged_run_files
+
+    monkeypatch.chdir(tmp_path)  # no configs/ folder here
+    packaged = packaged_run_files()
+    assert {"baseline", "baseline_cpu", "run13_cpu_demo", "run13_onecycle_safe"} <= packaged.keys()
+    c = load_run("run13_cpu_demo")  # its parent, run13_onecycle_safe, is packaged too
+    assert (c.name, c.parent) == ("run13_cpu_demo", "run13_onecycle_safe")
+    assert c == load_run(RUNS / "run13_cpu_demo.yaml")
+    with pytest.raises(ConfigError, match="nothere: no such run file, nor a packaged run"):
+        load_run("nothere")
+    with pytest.raises(ConfigError, match="nothere.yaml: run file not found"):
+        load_run("nothere.yaml")
+
+
+def test_a_local_run_file_may_name_a_packaged_parent(tmp_path):
+    (tmp_path / "run14.yaml").write_text("parent: run13_onecycle_safe\noptim: {max_lr: 0.012}\n")
+    c = load_run(tmp_path / "run14.yaml")
+    assert (c.name, c.parent, c.optim.max_lr) == ("run14", "run13_onecycle_safe", 0.012)
+    assert c.model == load_run("run13_onecycle_safe").model
+
+
+def test_config_list_prints_the_packaged_runs(capsys):
+    from brain2text.cli import main
+
+    assert main(["config", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == sorted(line.split()[0] for line in lines)
+    assert any(line.startswith("run13_onecycle_safe ") and "OneCycleLR" in line for line in lines)

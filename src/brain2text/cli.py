@@ -65,7 +65,17 @@ def _cmd_import_pickle(args: argparse.Namespace) -> None:
 
 
 def _cmd_config(args: argparse.Namespace) -> None:
-    from brain2text.config import load_run, to_yaml
+    from brain2text.config import load_run, packaged_run_files, to_yaml
+
+    if args.list:
+        for name, path in packaged_run_files().items():
+            config = load_run(path, resolve_max_lr=False)
+            about = " ".join(config.description.split())
+            print(f"{name:24s} {about[:90] + ('...' if len(about) > 90 else '')}".rstrip())
+        return
+    if args.run_file is None:
+        raise ConfigError("config: give a RUN_FILE (a path or a packaged run name; --list shows "
+                          "the packaged runs)")
     from brain2text.training.optim import summarize
 
     config = load_run(args.run_file, args.overrides)
@@ -262,8 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_import_pickle)
 
-    p = sub.add_parser("config", help="print a run's fully resolved config")
-    p.add_argument("run_file", type=Path)
+    p = sub.add_parser("config", help="print a run's fully resolved config (--list: packaged runs)")
+    p.add_argument("run_file", type=Path, nargs="?",
+                   help="a run file, or the name of a packaged one (run13_onecycle_safe)")
+    p.add_argument("--list", action="store_true", help="list the run files shipped with brain2text")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.n_batch=50")
     p.set_defaults(func=_cmd_config)
 

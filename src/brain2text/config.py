@@ -1,7 +1,9 @@
 """Typed run configuration: one section per concern, loaded from YAML run files.
 
-A run file may name a ``parent`` run and hold only what it changes; the parent is looked up as
-``<parent>.yaml`` beside the child (or as a path). Command-line overrides use dotted keys
+A run file is a path, or the name of a run file shipped with the package
+(``brain2text/configs/runs/<name>.yaml``; ``brain2text config --list`` shows them). A run file may
+name a ``parent`` run and hold only what it changes; the parent is looked up as
+``<parent>.yaml`` beside the child, then among the packaged run files (or given as a path). Command-line overrides use dotted keys
 (``train.n_batch=50``) whose values are parsed as YAML. Unknown keys and bad values fail with a
 one-line :class:`~brain2text.errors.ConfigError` naming the key.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -218,11 +221,38 @@ def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def packaged_run_files() -> dict[str, Path]:
+    """Run name -> file of the run files shipped inside the package, sorted by name."""
+    folder = Path(str(resources.files("brain2text") / "configs" / "runs"))
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def _is_name(ref: str) -> bool:
+    return len(Path(ref).parts) == 1 and Path(ref).suffix not in (".yaml", ".yml")
+
+
+def find_run_file(ref: Path | str) -> Path:
+    """A run file given as a path, or as the name of a packaged run file."""
+    path = Path(ref)
+    if path.is_file():
+        return path
+    if _is_name(str(ref)):
+        packaged = packaged_run_files()
+        if str(ref) in packaged:
+            return packaged[str(ref)]
+        raise ConfigError(f"{ref}: no such run file, nor a packaged run of that name "
+                          f"(packaged: {', '.join(packaged)})")
+    raise ConfigError(f"{path}: run file not found")
+
+
 def _parent_path(child: Path, parent: str) -> Path:
     candidate = Path(parent)
     if candidate.suffix in (".yaml", ".yml"):
         return candidate if candidate.is_absolute() else child.parent / candidate
-    return child.parent / f"{parent}.yaml"
+    beside = child.parent / f"{parent}.yaml"
+    if beside.is_file() or not _is_name(parent):
+        return beside
+    return packaged_run_files().get(parent, beside)
 
 
 def _resolve_file(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -318,7 +348,7 @@ def load_run(path: Path | str, overrides: list[str] | None = None, *,
     lr_find.json's suggestion; an ``optim.max_lr=`` override alongside it is refused rather than
     silently ignored (override ``optim.max_lr_from=null`` too to set max_lr by hand).
     """
-    path = Path(path)
+    path = find_run_file(path)
     data = apply_overrides(_resolve_file(path), overrides or [])
     config = validate(data, origin=str(path))
     source = config.optim.max_lr_from

@@ -20,7 +20,7 @@ from brain2text.reports.report import write_report
 from brain2text.synth import generate
 from brain2text.training.loop import train
 
-DEFAULT_RUN_FILE = Path(__file__).resolve().parents[2] / "configs" / "runs" / "run13_cpu_demo.yaml"
+DEFAULT_RUN = "run13_cpu_demo"  # a packaged run file
 DEMO_DAYS = 8
 DEMO_TRAIN_PER_DAY = 250  # 7 blocks a day: 6 train, the last one validation
 DEMO_TEST_PER_DAY = 20
@@ -53,7 +53,7 @@ def run_demo(workdir: Path, run_file: Path | None = None, overrides: list[str] |
     prepare(raw, prepared, overwrite=True)
     timings["prepare"] = time.perf_counter() - t
 
-    config_path = run_file or DEFAULT_RUN_FILE
+    config_path = run_file or DEFAULT_RUN
     config = load_run(config_path, [f"data.path={prepared}", *(overrides or [])])
     run_dir = workdir / "runs" / config.name
     t = _step(f"3/4 train {config.name} ({config.train.n_batch} batches) -> {run_dir}")

@@ -85,7 +85,7 @@ def test_report_without_parent_file_says_so(tmp_path, monkeypatch):
                                                         "parent: run_nowhere")
     (run_dir / "config.yaml").write_text(text)
     page = write_report(run_dir).read_text()
-    assert "configs/runs/run_nowhere.yaml not found" in page
+    assert "parent run_nowhere: cannot load (run_nowhere: no such run file, nor a packaged run" in page
 
 
 def test_faster_than_reads_the_other_run(tmp_path, monkeypatch):

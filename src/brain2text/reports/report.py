@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 import brain2text
 from brain2text.atomic import atomic_write_bytes, atomic_write_text
-from brain2text.config import RunConfig, config_differences, load_run, validate
+from brain2text.config import RunConfig, config_differences, find_run_file, load_run, validate
 from brain2text.reports.criteria import (
     Verdict,
     as_float,
@@ -205,11 +205,9 @@ def config_diff(config: RunConfig) -> tuple[str, list[list] | None]:
     the list is None when there is no parent to compare with."""
     if config.parent is None:
         return "this run has no parent", None
-    rel = f"configs/runs/{config.parent}.yaml"
-    path = _find_relative(rel)
-    if path is None:
-        return f"parent {config.parent}: {rel} not found (in {Path.cwd()} or {REPO_ROOT})", None
+    local = Path.cwd() / "configs" / "runs" / f"{config.parent}.yaml"  # a project's own runs
     try:
+        path = local if local.is_file() else find_run_file(config.parent)
         parent = load_run(path)
     except ConfigError as exc:
         return f"parent {config.parent}: cannot load ({exc})", None
