@@ -118,7 +118,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config = load_run(args.run_file, args.overrides)
         out = args.out or Path("runs") / config.name
         if args.auto_resume and (out / "checkpoints" / "last.pt").is_file():
-            outcome = resume(out, quiet=args.quiet)  # it checks that the configs agree
+            outcome = resume(out, quiet=args.quiet, expected=config)
         else:
             outcome = train(config, out, overwrite=args.overwrite, quiet=args.quiet)
     if not distributed.environment().is_main:

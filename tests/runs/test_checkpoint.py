@@ -1,9 +1,11 @@
+import errno
+
 import pytest
 import torch
 
-from brain2text.atomic import atomic_write_text
+from brain2text.atomic import atomic_write_bytes, atomic_write_text
+from brain2text.errors import DataError, StorageError, TrainingError
 from brain2text.runs.checkpoint import load_checkpoint, save_checkpoint
-from brain2text.errors import DataError, TrainingError
 
 
 def test_round_trip_and_truncation(tmp_path):
@@ -43,3 +45,43 @@ def test_non_finite_weights_are_never_saved(tmp_path):
 def test_atomic_write_leaves_no_temp_files(tmp_path):
     atomic_write_text(tmp_path / "a.json", "{}")
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def _disk_full(path):
+    """What torch.save raises when the disk fills: a RuntimeError raised while handling the
+    OSError of the failed write."""
+    def write(f):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos")
+    return write
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    model = torch.nn.Linear(2, 2)
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, model, {}, step=1)
+    before = path.read_bytes()
+
+    def full_save(payload, f):
+        _disk_full(path)(f)
+
+    monkeypatch.setattr(torch, "save", full_save)
+    with pytest.raises(StorageError) as err:
+        save_checkpoint(path, model, {}, step=2)
+    message = str(err.value)
+    assert message == f"{path}: cannot write, the disk is full (the previous file is kept)"
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary left
+
+
+def test_other_write_errors_name_the_file(tmp_path):
+    with pytest.raises(StorageError, match=r"new\.txt: cannot write, Permission denied "
+                                           r"\(nothing was written\)"):
+        atomic_write_bytes(tmp_path / "new.txt", lambda f: (_ for _ in ()).throw(
+            PermissionError(errno.EACCES, "Permission denied")))
+    with pytest.raises(ValueError, match="not a disk problem"):  # other errors pass through
+        atomic_write_bytes(tmp_path / "x.txt", lambda f: (_ for _ in ()).throw(
+            ValueError("not a disk problem")))
+    assert list(tmp_path.iterdir()) == []

@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from brain2text.atomic import atomic_write_text
-from brain2text.config import RunConfig, to_yaml, validate
+from brain2text.config import RunConfig, config_differences, to_yaml, validate
 from brain2text.data.batches import TrainBatches
 from brain2text.distributed import Dist, session
 from brain2text.errors import ConfigError, DataError, TrainingError
@@ -90,7 +90,8 @@ def train(config: RunConfig, out_dir: Path, *, overwrite: bool = False,
         return _run(config, data, out_dir, device, ranks, quiet, resume=None)
 
 
-def resume(run_dir: Path, *, quiet: bool = False) -> RunOutcome:
+def resume(run_dir: Path, *, quiet: bool = False,
+           expected: RunConfig | None = None) -> RunOutcome:
     """Continue a run from ``checkpoints/last.pt`` with the config stored in it: metrics.jsonl
     is cut back to the checkpoint's step, TensorBoard events after it are purged, and training
     goes on from the next batch with every state (weights, optimizer, schedule, scaler, EMA,
@@ -108,6 +109,10 @@ def resume(run_dir: Path, *, quiet: bool = False) -> RunOutcome:
     if _stored_config(run_dir / "config.yaml") != config:
         raise DataError(f"{run_dir / 'config.yaml'}: missing or differs from the config stored in "
                         f"{ckpt}; restore it to resume")
+    if expected is not None and expected != config:
+        key, (given, stored) = config_differences([expected.to_dict(), config.to_dict()])[0]
+        raise DataError(f"{run_dir}: its run has {key}={stored}, the run file gives {given}; "
+                        "--auto-resume continues only the same run (choose another --out)")
     step = payload["step"]
     if step + 1 >= config.train.n_batch or payload["resume"]["best"].get("stopped_early"):
         raise DataError(f"{run_dir}: the run already ended at step {step}; nothing to resume")
