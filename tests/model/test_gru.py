@@ -1,12 +1,14 @@
 import pytest
+import scipy.signal
 import torch
 from torch import nn
+from torch.nn import functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from brain2text.config import ModelConfig, load_run
 from brain2text.model.ctc import output_lengths
-from brain2text.model.gru import GRUDecoder, count_parameters, gaussian_kernel
+from brain2text.model.gru import GaussianSmoother, GRUDecoder, count_parameters, gaussian_kernel
 from brain2text.phonemes import N_CLASSES
 
 from tests.conftest import RUNS
@@ -37,9 +39,11 @@ def test_padding_does_not_change_a_trials_valid_outputs():
     x = torch.randn(1, 60, 256)
     padded = torch.cat([x, torch.zeros(1, 30, 256)], dim=1)
     n = output_lengths(60, 8, 3)
-    # unidirectional: outputs before the padding only see real bins (+ the smoother's look-ahead)
+    # unidirectional: the first n outputs only see real bins, and the smoother's look-ahead
+    # past the end reads zeros either way ("same" padding or the batch's zero padding)
     a, b = model(x, torch.tensor([0])), model(padded, torch.tensor([0]))
-    assert torch.allclose(a[:, : n - 2], b[:, : n - 2], atol=1e-5)
+    assert a.shape[1] == n and b.shape[1] > n
+    assert torch.allclose(a, b[:, :n], atol=1e-6)
 
 
 def test_day_layer_starts_as_identity_and_days_differ_once_trained():
@@ -96,3 +100,74 @@ def test_init_follows_the_reference():
     assert bias.abs().max() <= bound and bias.abs().max() > bound / 2
     assert torch.equal(model.day_weights[1], torch.eye(256))
     assert torch.count_nonzero(model.day_biases) == 0
+
+
+def reference_patches(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    """The reference decoder's patching: nn.Unfold over a (B, C, T, 1) image.
+    (B, T, C) -> (B, T', C*K), channel-major."""
+    unfold = nn.Unfold((kernel, 1), dilation=1, padding=0, stride=(stride, 1))
+    return unfold(x.permute(0, 2, 1).unsqueeze(3)).permute(0, 2, 1)
+
+
+@settings(max_examples=30, deadline=None)
+@given(b=st.integers(1, 3), t=st.integers(1, 40), c=st.integers(1, 6), kernel=st.integers(1, 8),
+       stride=st.integers(1, 5), seed=st.integers(0, 2**16))
+def test_gru_input_is_the_references_unfold_of_the_softsign(b, t, c, kernel, stride, seed):
+    # no smoothing, no LayerNorm, no dropout, identity day layer: the GRU sees patches of
+    # softsign(x), which the reference builds with nn.Unfold
+    t = max(t, kernel)
+    config = ModelConfig(n_units=4, n_layers=1, kernel_len=kernel, stride_len=stride,
+                         gaussian_smooth_width=0.0, use_layer_norm=False, input_dropout=0.0)
+    model = GRUDecoder(config, n_days=2, n_features=c).eval()
+    seen: list[torch.Tensor] = []
+    model.gru.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
+    x = torch.randn(b, t, c, generator=torch.Generator().manual_seed(seed)) * 4
+    model(x, torch.zeros(b, dtype=torch.long))
+    expected = reference_patches(F.softsign(x), kernel, stride)
+    assert len(seen) == 1
+    assert seen[0].shape == (b, output_lengths(t, kernel, stride), c * kernel)
+    assert torch.equal(seen[0], expected)
+
+
+@settings(max_examples=30, deadline=None)
+@given(sigma=st.floats(0.3, 6.0), size=st.sampled_from([20, 7, 1]))
+def test_gaussian_kernel_is_scipys_window_normalised(sigma, size):
+    window = scipy.signal.windows.gaussian(size, sigma)
+    expected = torch.tensor(window / window.sum(), dtype=torch.float32)
+    assert torch.allclose(gaussian_kernel(size, sigma), expected, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
+@settings(max_examples=30, deadline=None)
+@given(b=st.integers(1, 2), t=st.integers(1, 60), c=st.integers(1, 5), sigma=st.floats(0.3, 6.0),
+       seed=st.integers(0, 2**16))
+def test_smoother_is_the_references_same_padded_depthwise_conv(b, t, c, sigma, seed):
+    # the reference: F.conv1d with torch's padding="same", the scipy window as every channel's
+    # kernel (groups=C)
+    window = scipy.signal.windows.gaussian(20, sigma)
+    kernel = torch.tensor(window / window.sum(), dtype=torch.float32).repeat(c, 1, 1)  # (C, 1, 20)
+    x = torch.randn(b, t, c, generator=torch.Generator().manual_seed(seed))
+    expected = F.conv1d(x.transpose(1, 2), kernel, padding="same", groups=c).transpose(1, 2)
+    got = GaussianSmoother(c, sigma, 20)(x)
+    assert got.shape == (b, t, c)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_are_bit_identical_across_repeats_with_two_threads():
+    # day_weights[day_idx] has a CPU backward (index_put_ with accumulate) that adds the trials
+    # of one day with atomic adds when several threads run: runs at 2 threads diverged
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(0)
+        model = GRUDecoder(TINY, n_days=3).eval()  # eval: no dropout masks
+        x, days = torch.randn(16, 40, 256), torch.randint(0, 3, (16,))
+        grads = []
+        for _ in range(10):
+            model.zero_grad()
+            model(x, days).square().sum().backward()
+            grads.append([p.grad.clone() for p in model.parameters()])
+        assert all(torch.equal(a, b) for g in grads[1:] for a, b in zip(grads[0], g))
+    finally:
+        torch.set_num_threads(threads)
+

@@ -22,8 +22,8 @@ def _cli(*args) -> list[str]:
     return [sys.executable, "-m", "brain2text", *map(str, args)]
 
 
-def _run(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(_cli(*args), capture_output=True, text=True, env=ENV)
+def _run(*args, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(_cli(*args), capture_output=True, text=True, env=env or ENV)
 
 
 def _overrides(prepared_dir) -> list[str]:
@@ -44,13 +44,20 @@ def _without_timing(run_dir) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in read_metrics(run_dir)]
 
 
+# torch's default thread count (the machine's cores) as well as one thread: training is
+# bit-reproducible at either, so the resumed run must match to the last bit
+DEFAULT_THREADS = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+
+
 @pytest.mark.slow
-def test_killed_and_resumed_run_matches_the_uninterrupted_one(prepared_dir, tmp_path):
+@pytest.mark.parametrize("threads", ["1", "default"])
+def test_killed_and_resumed_run_matches_the_uninterrupted_one(prepared_dir, tmp_path, threads):
     a, b = tmp_path / "a", tmp_path / "b"
     run_file = RUNS / "run13_cpu_demo.yaml"
-    proc = subprocess.Popen(_cli("train", run_file, *_overrides(prepared_dir), "--out", a,
-                                 "--quiet"), env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    env = ENV if threads == "1" else DEFAULT_THREADS
+    over = [*_overrides(prepared_dir), f"train.threads={'null' if threads == 'default' else 1}"]
+    proc = subprocess.Popen(_cli("train", run_file, *over, "--out", a, "--quiet"), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while _last_step(a) < 6 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -60,9 +67,9 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_one(prepared_dir, tmp_
     assert 6 <= killed_at < N_BATCH - 1, "the run finished before it could be killed"
     assert json.loads((a / "run.json").read_text())["status"] == "running"
 
-    resumed = _run("train", "--resume", a, "--quiet")
+    resumed = _run("train", "--resume", a, "--quiet", env=env)
     assert resumed.returncode == 0, resumed.stderr
-    done = _run("train", run_file, *_overrides(prepared_dir), "--out", b, "--quiet")
+    done = _run("train", run_file, *over, "--out", b, "--quiet", env=env)
     assert done.returncode == 0, done.stderr
 
     rows_a, rows_b = _without_timing(a), _without_timing(b)

@@ -98,7 +98,14 @@ class GRUDecoder(nn.Module):
     def forward(self, x: torch.Tensor, day_idx: torch.Tensor) -> torch.Tensor:
         """(B, T, C) features and (B,) day indices -> (B, T', 41) logits."""
         x = self.smoother(x)
-        x = torch.bmm(x, self.day_weights[day_idx]) + self.day_biases[day_idx]  # (B, T, C)
+        # index_select, not day_weights[day_idx]: the backward of advanced indexing is
+        # index_put_(accumulate=True), which on a CPU with several threads adds the trials of one
+        # day with atomic adds in an order that changes from run to run (once the gathered
+        # tensor has 32768 elements); index_select's backward (index_add_) adds them in order,
+        # so training is bit-reproducible at any thread count
+        weights = torch.index_select(self.day_weights, 0, day_idx)  # (B, C, C)
+        biases = torch.index_select(self.day_biases, 0, day_idx)  # (B, 1, C)
+        x = torch.bmm(x, weights) + biases  # (B, T, C)
         x = F.softsign(x)
         x = self.input_dropout(self.layer_norm(x))
         k, s = self.config.kernel_len, self.config.stride_len

@@ -53,14 +53,13 @@ from brain2text.runs.checkpoint import load_checkpoint, save_checkpoint
 from brain2text.runs.folder import (Heartbeat, prepare_run_dir, process_facts, read_record,
                                     stamp, write_run_record)
 from brain2text.runs.runlog import RunLog, SilentLog, truncate_metrics
-from brain2text.training.determinism import configure_determinism
 from brain2text.training.interrupt import StopRequest
 from brain2text.training.optim import build_optimizer, build_scheduler
 from brain2text.training.rundata import RunData, load_run_data
 from brain2text.training.state import (Best, Counters, Evaluation, LatestEval, capture_rng,
                                        capture_state, restore_rng, restore_state)
 from brain2text.training.step import (build_ema, build_network, build_scaler, seed_everything,
-                                      train_step)
+                                      set_threads, train_step)
 from brain2text.training.watch import InstabilityWatch, WatchWarning
 
 FINISHED, STOPPED_EARLY, INTERRUPTED, FAILED = "finished", "stopped early", "interrupted", "failed"
@@ -80,7 +79,7 @@ def train(config: RunConfig, out_dir: Path, *, overwrite: bool = False,
           quiet: bool = False) -> RunOutcome:
     """Train a run. Data problems are found before the run folder is touched."""
     out_dir = Path(out_dir)
-    configure_determinism(config.train)
+    set_threads(config.train.threads)
     with session(config.train.device, config.train.batch_size) as (ranks, device):
         data = load_run_data(config)
         if ranks.is_main:
@@ -116,7 +115,7 @@ def resume(run_dir: Path, *, quiet: bool = False,
     step = payload["step"]
     if step + 1 >= config.train.n_batch or payload["resume"]["best"].get("stopped_early"):
         raise DataError(f"{run_dir}: the run already ended at step {step}; nothing to resume")
-    configure_determinism(config.train)
+    set_threads(config.train.threads)
     with session(config.train.device, config.train.batch_size) as (ranks, device):
         data = load_run_data(config)
         if ranks.is_main:

@@ -47,7 +47,8 @@ from brain2text.plotting import new_figure, png_bytes
 from brain2text.training.optim import build_optimizer
 from brain2text.distributed import pick_device
 from brain2text.training.rundata import load_run_data
-from brain2text.training.step import backward_clipped, batch_loss, build_scaler, seed_everything
+from brain2text.training.step import (backward_clipped, batch_loss, build_scaler, seed_everything,
+                                      set_threads)
 
 DEFAULT_START_LR = 1e-7
 DEFAULT_END_LR = 1.0
@@ -147,8 +148,7 @@ def run_sweep(config: RunConfig, start_lr: float = DEFAULT_START_LR,
     """Train ``batches`` batches with an exponentially rising LR; record and analyse the losses."""
     schedule = exponential_lrs(start_lr, end_lr, batches)
     tc = config.train
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
+    set_threads(tc.threads)
     device = pick_device(tc.device)
     data = load_run_data(config)
     generator = seed_everything(tc.seed, device=device)

@@ -22,6 +22,13 @@ from brain2text.model.precision import autocast_context
 from brain2text.training.augment import augment_batch
 
 
+def set_threads(threads: int | None) -> None:
+    """``train.threads`` intra-op threads (None: torch's default). Training is bit-reproducible
+    at a given thread count; different counts split reductions differently."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def seed_everything(seed: int, rank: int = 0,
                     device: torch.device | None = None) -> torch.Generator:
     """Seed python, numpy and torch; returns the augmentation generator, on ``device`` (CPU by
