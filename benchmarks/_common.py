@@ -27,8 +27,8 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
-from brain2text.data.batches import Batch
 from brain2text.config import RunConfig, load_run
+from brain2text.data.batches import Batch
 from brain2text.data.dataset import FEATURES_FILE, PreparedSplit
 from brain2text.distributed import pick_device
 from brain2text.runs.provenance import cpu_name
@@ -85,8 +85,8 @@ def default_data() -> Path:
     """The demo's data set (8 synthetic days, same seed), synthesised and prepared once into
     ``benchmarks_workspace/`` and reused afterwards (about 40 s the first time)."""
     from brain2text import demo
-    from brain2text.data.prepare import prepare
     from brain2text.data.dataset import MANIFEST_FILE
+    from brain2text.data.prepare import prepare
     from brain2text.synth import generate
 
     raw, prepared = WORKSPACE / "raw", WORKSPACE / "prepared"

@@ -32,17 +32,26 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import (
+    add_common_arguments,
+    benchmark_main,
+    command_line,
+    describe_fast_overrides,
+    load_config,
+    load_reference_trials,
+    machine_line,
+    markdown_table,
+    pad_to_longest,
+    peak_rss_mb,
+    set_up_mode,
+    thread_count,
+)
 from torch.utils.data import DataLoader
 
-from _common import (
-    add_common_arguments, benchmark_main, command_line, describe_fast_overrides, load_config,
-    load_reference_trials, machine_line, markdown_table, pad_to_longest, peak_rss_mb,
-    set_up_mode, thread_count,
-)
 from brain2text.distributed import pick_device
 from brain2text.evaluation.evaluate import load_model
-from brain2text.evaluation.scoring import decode_split, references, score
 from brain2text.evaluation.metrics import edit_distance
+from brain2text.evaluation.scoring import decode_split, references, score
 from brain2text.model.ctc import ctc_losses
 from brain2text.model.gru import GRUDecoder, count_parameters, describe_size
 from brain2text.training.rundata import RunData

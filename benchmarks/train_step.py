@@ -16,10 +16,10 @@ import time
 
 import torch
 
-from brain2text.training.augment import augment_batch
 from brain2text.config import load_run
 from brain2text.model.ctc import ctc_losses
 from brain2text.model.gru import GRUDecoder, count_parameters, describe_size
+from brain2text.training.augment import augment_batch
 from brain2text.training.optim import build_optimizer, build_scheduler
 
 TYPICAL_BINS = 300  # mean trial length of the real data (FACTS §1)

@@ -31,20 +31,35 @@ import time
 from collections.abc import Callable
 
 import torch
+from _common import (
+    add_common_arguments,
+    benchmark_main,
+    children_peak_rss_mb,
+    command_line,
+    describe_fast_overrides,
+    load_config,
+    load_reference_trials,
+    machine_line,
+    markdown_table,
+    pad_to_longest,
+    peak_rss_mb,
+    set_up_mode,
+    thread_count,
+)
 from torch.utils.data import DataLoader
 
-from _common import (
-    add_common_arguments, benchmark_main, children_peak_rss_mb, command_line,
-    describe_fast_overrides, load_config, load_reference_trials, machine_line, markdown_table,
-    pad_to_longest, peak_rss_mb, set_up_mode, thread_count,
-)
-from brain2text.data.batches import Batch, TrainBatches
 from brain2text.config import RunConfig
+from brain2text.data.batches import Batch, TrainBatches
 from brain2text.distributed import pick_device
 from brain2text.model.gru import GRUDecoder, count_parameters, describe_size
 from brain2text.training.optim import build_optimizer, build_scheduler
 from brain2text.training.rundata import RunData
-from brain2text.training.step import backward_clipped, batch_loss, build_scaler, seed_everything
+from brain2text.training.step import (
+    backward_clipped,
+    batch_loss,
+    build_scaler,
+    seed_everything,
+)
 
 MODES = ["naive", "fast"]
 

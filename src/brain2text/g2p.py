@@ -153,7 +153,9 @@ def homographs() -> dict[str, tuple[list[str], list[str], str]]:
 
 @functools.cache
 def tweet_tokenize() -> Callable[[str], list[str]]:
-    from nltk.tokenize.casual import TweetTokenizer  # regular expressions only, no NLTK data
+    from nltk.tokenize.casual import (
+        TweetTokenizer,  # regular expressions only, no NLTK data
+    )
 
     return TweetTokenizer().tokenize
 

@@ -3,7 +3,6 @@
 import json
 
 import matplotlib.image
-import numpy as np
 import pytest
 
 from brain2text.cli import main

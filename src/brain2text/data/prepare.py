@@ -33,7 +33,12 @@ from brain2text.data.dataset import (
     TRIAL_COLUMNS,
     TRIALS_FILE,
 )
-from brain2text.data.matfile import RawSession, feature_problem, read_session, trial_problem
+from brain2text.data.matfile import (
+    RawSession,
+    feature_problem,
+    read_session,
+    trial_problem,
+)
 from brain2text.errors import DataError
 from brain2text.g2p import make_phonemizer
 from brain2text.phonemes import CmuPhonemizer, clean_text, has_letters, to_ids

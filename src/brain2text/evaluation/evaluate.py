@@ -23,16 +23,21 @@ import numpy as np
 import torch
 
 from brain2text.atomic import atomic_write_text
-from brain2text.runs.checkpoint import load_checkpoint
 from brain2text.config import RunConfig, validate
 from brain2text.data.dataset import PreparedSplit, open_prepared
 from brain2text.data.splits import split_validation
+from brain2text.distributed import pick_device
 from brain2text.errors import DataError
+from brain2text.evaluation.metrics import (
+    align,
+    confusions,
+    edit_distance,
+    format_alignment,
+)
 from brain2text.evaluation.scoring import Decoded, decode_split, references, score
-from brain2text.evaluation.metrics import align, confusions, edit_distance, format_alignment
 from brain2text.model.gru import GRUDecoder
 from brain2text.phonemes import missing_words, phonemize, to_ids, to_symbols
-from brain2text.distributed import pick_device
+from brain2text.runs.checkpoint import load_checkpoint
 
 SPLITS = {"test": "test", "competition": "competition", "val": "train"}
 N_TOP_CONFUSIONS = 30

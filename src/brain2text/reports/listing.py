@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import statistics
-from datetime import datetime
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 

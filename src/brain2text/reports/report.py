@@ -22,7 +22,16 @@ from matplotlib.figure import Figure
 
 import brain2text
 from brain2text.atomic import atomic_write_bytes, atomic_write_text
-from brain2text.config import RunConfig, config_differences, find_run_file, load_run, validate
+from brain2text.config import (
+    RunConfig,
+    config_differences,
+    find_run_file,
+    load_run,
+    validate,
+)
+from brain2text.errors import ConfigError, DataError
+from brain2text.evaluation.metrics import align, confusions
+from brain2text.plotting import moving_average, new_figure, png_bytes
 from brain2text.reports.criteria import (
     Verdict,
     as_float,
@@ -31,9 +40,6 @@ from brain2text.reports.criteria import (
     eval_split_of,
     judge,
 )
-from brain2text.errors import ConfigError, DataError
-from brain2text.evaluation.metrics import align, confusions
-from brain2text.plotting import moving_average, new_figure, png_bytes
 from brain2text.runs.runlog import read_metrics
 
 REPO_ROOT = Path(brain2text.__file__).resolve().parents[2]

@@ -26,8 +26,14 @@ from .schedule import DEFAULT_DAYS, holdout_days_among, plan_day
 from .sentences import sample_sentences
 from .session import World, build_world
 from .timeline import trial_latent
-from .writer import ANSWERS_FILE, MANIFEST_FILE, mat_fields, prepare_out_dir, write_day_file
-from .writer import write_json
+from .writer import (
+    ANSWERS_FILE,
+    MANIFEST_FILE,
+    mat_fields,
+    prepare_out_dir,
+    write_day_file,
+    write_json,
+)
 
 PLAN_STREAM, TRAIN_TEXT_STREAM, EVAL_TEXT_STREAM, NEURAL_STREAM = 1, 2, 3, 4
 HOLDOUT = "competitionHoldOut"

@@ -50,16 +50,36 @@ from brain2text.evaluation.scoring import decode_split, references, score
 from brain2text.model.gru import GRUDecoder, count_parameters, describe_size
 from brain2text.runs import provenance
 from brain2text.runs.checkpoint import load_checkpoint, save_checkpoint
-from brain2text.runs.folder import (Heartbeat, prepare_run_dir, process_facts, read_record,
-                                    stamp, write_run_record)
+from brain2text.runs.folder import (
+    Heartbeat,
+    prepare_run_dir,
+    process_facts,
+    read_record,
+    stamp,
+    write_run_record,
+)
 from brain2text.runs.runlog import RunLog, SilentLog, truncate_metrics
 from brain2text.training.interrupt import StopRequest
 from brain2text.training.optim import build_optimizer, build_scheduler
 from brain2text.training.rundata import RunData, load_run_data
-from brain2text.training.state import (Best, Counters, Evaluation, LatestEval, capture_rng,
-                                       capture_state, restore_rng, restore_state)
-from brain2text.training.step import (build_ema, build_network, build_scaler, seed_everything,
-                                      set_threads, train_step)
+from brain2text.training.state import (
+    Best,
+    Counters,
+    Evaluation,
+    LatestEval,
+    capture_rng,
+    capture_state,
+    restore_rng,
+    restore_state,
+)
+from brain2text.training.step import (
+    build_ema,
+    build_network,
+    build_scaler,
+    seed_everything,
+    set_threads,
+    train_step,
+)
 from brain2text.training.watch import InstabilityWatch, WatchWarning
 
 FINISHED, STOPPED_EARLY, INTERRUPTED, FAILED = "finished", "stopped early", "interrupted", "failed"

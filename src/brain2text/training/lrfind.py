@@ -34,21 +34,25 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 from torch.utils.data import DataLoader
 
 from brain2text.atomic import atomic_write_bytes, atomic_write_text
-from brain2text.data.batches import TrainBatches
 from brain2text.config import LR_FIND_KEY, RunConfig
+from brain2text.data.batches import TrainBatches
+from brain2text.distributed import pick_device
 from brain2text.errors import TrainingError
 from brain2text.model.gru import GRUDecoder
 from brain2text.plotting import new_figure, png_bytes
 from brain2text.training.optim import build_optimizer
-from brain2text.distributed import pick_device
 from brain2text.training.rundata import load_run_data
-from brain2text.training.step import (backward_clipped, batch_loss, build_scaler, seed_everything,
-                                      set_threads)
+from brain2text.training.step import (
+    backward_clipped,
+    batch_loss,
+    build_scaler,
+    seed_everything,
+    set_threads,
+)
 
 DEFAULT_START_LR = 1e-7
 DEFAULT_END_LR = 1.0
