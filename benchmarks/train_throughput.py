@@ -110,7 +110,7 @@ def fast(config: RunConfig, data: RunData, device: torch.device, warmup: int,
          batches: int) -> dict:
     """The project's path, built as ``train._train_loop`` builds it."""
     tc = config.train
-    generator = seed_everything(tc.seed)
+    generator = seed_everything(tc.seed, device=device)
     loader = DataLoader(
         TrainBatches(data.train_split, data.train_idx, tc.batch_size, tc.seed, 0,
                      warmup + batches, tc.length_bucket_pool),
@@ -129,7 +129,7 @@ def naive(config: RunConfig, data: RunData, device: torch.device, warmup: int,
     """The reference's path: float64 trials in RAM, shuffled DataLoader padding to the batch's
     longest trial, a new iterator (and so a new permutation) for every batch."""
     tc = config.train
-    generator = seed_everything(tc.seed)
+    generator = seed_everything(tc.seed, device=device)
     trials, load_s = load_reference_trials(data.dataset.path, data.train_split,
                                              data.train_idx)
     loader = DataLoader(trials, batch_size=tc.batch_size, shuffle=True, num_workers=0,
