@@ -7,6 +7,12 @@ from brain2text.errors import ConfigError
 from tests.conftest import RUNS
 
 
+def test_the_run_files_are_found():
+    # the test below is parametrised by a glob: were RUNS to move, it would silently skip
+    assert {"baseline", "baseline_cpu", "run13_cpu_demo", "run13_onecycle_safe"} <= {
+        p.stem for p in RUNS.glob("*.yaml")}
+
+
 @pytest.mark.parametrize("path", sorted(RUNS.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_run_file_loads(path):
     config = load_run(path)

@@ -68,7 +68,8 @@ def test_copy_features_equals_the_file(prepared):
         assert got.dtype == np.float32 and got.flags.writeable and got.flags.owndata
         np.testing.assert_array_equal(got, want)
         out = np.full((split.n_bins[i] + 3, 256), 7.0, dtype=np.float32)
-        assert split.copy_features(i, out=out[: split.n_bins[i]]) is not None
+        target = out[: split.n_bins[i]]
+        assert split.copy_features(i, out=target) is target  # written in place, not a copy
         np.testing.assert_array_equal(out[: split.n_bins[i]], want)
         assert np.all(out[split.n_bins[i] :] == 7.0)  # nothing written past the trial
     np.testing.assert_array_equal(split.copy_features(-1), split.features(-1))

@@ -31,7 +31,7 @@ def test_reads_the_fields_of_both_formats(tmp_path, mk, writer):
     assert session.name == "t12.2022.04.28" and session.path == path
     assert session.sentences == [s.strip() for s in day.sentences]
     assert session.n_trials == 5
-    for got, want in zip(session.tx1 + session.spike_pow, day.tx1 + day.spike_pow):
+    for got, want in zip(session.tx1 + session.spike_pow, day.tx1 + day.spike_pow, strict=True):
         assert got.shape == want.shape  # (T, 256) even for a 1-bin trial
         np.testing.assert_array_equal(got, want)
     assert session.block_idx.dtype == np.int64

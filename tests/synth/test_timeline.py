@@ -24,7 +24,7 @@ def _runs(labels: np.ndarray) -> list[int]:
 
 def test_timeline_shape_and_rest():
     lat = _latent()
-    n = lat.state.shape[0]
+    n = len(lat.labels)  # state, envelope and labels: one row per bin
     assert lat.state.shape == (n, PARAMS.latent_dim) and lat.envelope.shape == (n,)
     assert PARAMS.rest_before_bins[0] <= lat.onset <= PARAMS.rest_before_bins[1]
     assert PARAMS.rest_after_bins[0] <= n - lat.offset <= PARAMS.rest_after_bins[1]

@@ -33,8 +33,20 @@ def test_span_masks_respect_their_limits(lengths, prob, width, max_masks, seed):
         assert not row[n:].any()  # never the padding
         assert row.sum() <= max_masks * max(width, 0)
         assert len(_runs(row)) <= max_masks
-    if prob == 0 or width == 0 or max_masks == 0:
-        assert not mask.any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 80), min_size=1, max_size=6),
+    zero=st.sampled_from(["prob", "width", "max_masks"]),
+    prob=st.floats(0, 1), width=st.integers(0, 50), max_masks=st.integers(0, 4),
+    seed=st.integers(0, 2**31),
+)
+def test_span_masks_are_empty_when_any_limit_is_zero(lengths, zero, prob, width, max_masks, seed):
+    limits = {"prob": prob, "width": width, "max_masks": max_masks, zero: 0}
+    mask = span_masks(torch.tensor(lengths), 80, limits["prob"], limits["width"],
+                      limits["max_masks"], torch.Generator().manual_seed(seed))
+    assert not mask.any()
 
 
 def test_span_masks_always_fire_with_prob_one():

@@ -81,7 +81,7 @@ def test_two_processes_follow_the_loss_trajectory_of_one(prepared_dir, tmp_path)
         assert a["lr"] == b["lr"]
     evals_one = [r for r in read_metrics(one) if "val/per" in r]
     evals_two = [r for r in read_metrics(two) if "val/per" in r]
-    assert [r["step"] for r in evals_two] == [3, 7]
+    assert [r["step"] for r in evals_one] == [r["step"] for r in evals_two] == [3, 7]
     for a, b in zip(evals_one, evals_two):
         assert a["val/per"] == pytest.approx(b["val/per"], abs=1e-9)
         assert a["val/loss"] == pytest.approx(b["val/loss"], rel=LOSS_RTOL)

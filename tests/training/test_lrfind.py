@@ -127,6 +127,7 @@ def test_sweep_stops_early_when_it_diverges(prepared_dir, tmp_path):
     result = lr_find(config, tmp_path, start_lr=1.0, end_lr=1e5, batches=30)
     assert result.stop_reason != "completed" and result.batches_run < 30
     assert (tmp_path / "lr_find.json").is_file() and (tmp_path / "lr_find.png").is_file()
-    if result.suggestion is None:  # the CLI then ends with a one-line error, not a number
-        with pytest.raises(TrainingError, match="no max_lr to suggest|outside the sweep"):
-            summary(result, tmp_path)
+    # from lr 1 up the loss only rises: no suggestion, and the CLI ends with a one-line error
+    assert result.suggestion is None and "no max_lr to suggest" in result.problem
+    with pytest.raises(TrainingError, match="no max_lr to suggest"):
+        summary(result, tmp_path)

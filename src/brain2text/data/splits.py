@@ -25,8 +25,9 @@ class ValidationSplit:
 
 
 def _last_fraction(rows: np.ndarray, fraction: float) -> np.ndarray:
-    """Boolean mask of the last ``round(fraction * n)`` rows, at least one, never all."""
-    n_val = min(max(int(round(fraction * len(rows))), 1), len(rows) - 1) if fraction > 0 else 0
+    """Boolean mask of the last ``fraction * n`` rows (rounded half up), at least one, never
+    all."""
+    n_val = min(max(int(fraction * len(rows) + 0.5), 1), len(rows) - 1) if fraction > 0 else 0
     mask = np.zeros(len(rows), dtype=bool)
     if n_val > 0:
         mask[len(rows) - n_val:] = True
