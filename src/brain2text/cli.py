@@ -102,8 +102,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from brain2text.training.loop import INTERRUPTED, resume, train
 
     if args.nproc is not None:
-        _launch_torchrun(args)
-        return 0
+        return _launch_torchrun(args)
     if args.resume is not None:
         given = [str(a) for a in (args.run_file, *args.overrides) if a is not None]
         if given or args.out or args.overwrite or args.auto_resume:
@@ -146,30 +145,52 @@ def _report_after_training(run_dir: Path) -> None:
               file=sys.stderr)
 
 
-def _launch_torchrun(args: argparse.Namespace) -> None:
-    """``train --nproc N``: the same command under torchrun, N processes on this machine."""
+def _launch_torchrun(args: argparse.Namespace) -> int:
+    """``train --nproc N``: the same command under torchrun, N processes on this machine. A
+    SIGTERM or SIGUSR1 sent to this launcher is passed on to torchrun, which passes it to the
+    processes: they stop together at one batch, as under torchrun directly."""
+    import signal
     import subprocess
 
     from brain2text import distributed
+    from brain2text.training.interrupt import STOP_SIGNALS
 
     if args.nproc < 1:
         raise ConfigError(f"--nproc {args.nproc}: give at least 1 process")
     if distributed.environment().enabled:
         raise ConfigError("--nproc is for launching; under torchrun, leave it out")
+    out = args.resume or args.out
     if args.resume is None and args.run_file is not None:  # fail here, not in N processes
         from brain2text.config import load_run
 
         config = load_run(args.run_file, args.overrides)
         distributed.check_batch_split(config.train.batch_size, args.nproc)
+        out = out or Path("runs") / config.name
     argv = ["train", *[str(a) for a in (args.run_file, *args.overrides) if a is not None]]
     for flag, value in (("--resume", args.resume), ("--out", args.out)):
         if value is not None:
             argv += [flag, str(value)]
     argv += [flag for flag, on in (("--overwrite", args.overwrite), ("--quiet", args.quiet),
                                    ("--auto-resume", args.auto_resume)) if on]
-    code = subprocess.call(distributed.launch_command(args.nproc, argv))
-    if code:
-        raise SystemExit(code)
+    child = subprocess.Popen(distributed.launch_command(args.nproc, argv))
+    previous = {sig: signal.signal(sig, lambda signum, frame: child.send_signal(signum))
+                for sig in STOP_SIGNALS}
+    try:
+        code = child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if code and out is not None and _status_of(Path(out)) == "interrupted":
+        print(f"interrupted; continue with: brain2text train --resume {out} --nproc "
+              f"{args.nproc}", file=sys.stderr)
+        return EXIT_INTERRUPTED  # torchrun itself exits 1 when it was signalled
+    return code
+
+
+def _status_of(run_dir: Path) -> str | None:
+    from brain2text.runs.folder import read_record
+
+    return (read_record(run_dir) or {}).get("status")
 
 
 def _cmd_lr_find(args: argparse.Namespace) -> None:

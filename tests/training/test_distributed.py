@@ -12,8 +12,10 @@ import time
 import pytest
 import torch
 
+from brain2text.cli import EXIT_INTERRUPTED
 from brain2text.distributed import Dist, check_batch_split, launch_command, pick_device
 from brain2text.errors import ConfigError
+from brain2text.runs.checkpoint import load_checkpoint
 from brain2text.runs.runlog import read_metrics
 
 from tests.conftest import RUNS, tiny_overrides
@@ -28,9 +30,12 @@ NO_RANDOM_DRAWS = {"augment.white_noise_sd": 0, "augment.constant_offset_sd": 0,
 LOSS_RTOL = 1e-4  # observed: ~1e-6 (gradient all-reduce order, per-rank CTC reductions)
 
 
+def _cli_args(*args) -> list[str]:
+    return [sys.executable, "-m", "brain2text", *map(str, args)]
+
+
 def _brain2text(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "brain2text", *map(str, args)],
-                          capture_output=True, text=True, env=ENV)
+    return subprocess.run(_cli_args(*args), capture_output=True, text=True, env=ENV)
 
 
 def _children(pid: int) -> list[int]:
@@ -140,3 +145,28 @@ def test_only_train_runs_under_torchrun(tmp_path):
     assert result.returncode == 2
     assert result.stderr == ("error (rank 0 of 2): runs: only train runs under torchrun "
                              "(this command runs in one process)\n")
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_launcher_stops_every_rank_at_one_batch(prepared_dir, tmp_path):
+    overrides = tiny_overrides(prepared_dir, **{"train.batch_size": 8, "train.n_batch": 40,
+                                                "train.eval_every": 20})
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_cli_args("train", RUN_FILE, *overrides, "--out", run, "--quiet",
+                                      "--nproc", 2), env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while _last_step(run) < 5 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)  # as Slurm signals every process of the job step
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert f"continue with: brain2text train --resume {run} --nproc 2" in err
+    record = json.loads((run / "run.json").read_text())
+    stopped = record["interrupted"]["step"]
+    assert record["status"] == "interrupted" and stopped < 39
+    payload = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert payload["step"] == stopped and len(payload["resume"]["rng_by_rank"]) == 2
+    resumed = _brain2text("train", "--resume", run, "--quiet", "--nproc", 2)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run / "run.json").read_text())["status"] == "finished"
