@@ -24,7 +24,7 @@ import torch
 
 from brain2text.atomic import atomic_write_text
 from brain2text.config import RunConfig, validate
-from brain2text.data.dataset import PreparedSplit, open_prepared
+from brain2text.data.dataset import PreparedDataset, PreparedSplit, open_prepared
 from brain2text.data.splits import split_validation
 from brain2text.distributed import pick_device
 from brain2text.errors import DataError
@@ -35,8 +35,9 @@ from brain2text.evaluation.metrics import (
     format_alignment,
 )
 from brain2text.evaluation.scoring import Decoded, decode_split, references, score
+from brain2text.g2p import make_phonemizer
 from brain2text.model.gru import GRUDecoder
-from brain2text.phonemes import missing_words, phonemize, to_ids, to_symbols
+from brain2text.phonemes import to_ids, to_symbols
 from brain2text.runs.checkpoint import load_checkpoint
 
 SPLITS = {"test": "test", "competition": "competition", "val": "train"}
@@ -63,7 +64,7 @@ def load_model(checkpoint: Path, device: torch.device,
     return model, config, payload
 
 
-def _answers_for(split: PreparedSplit, answers: Path) -> list[list[int]]:
+def _answers_for(split: PreparedSplit, answers: Path, labeller) -> list[list[int]]:
     try:
         table = json.loads(answers.read_text())
     except (OSError, ValueError) as exc:
@@ -75,11 +76,23 @@ def _answers_for(split: PreparedSplit, answers: Path) -> list[list[int]]:
             sentence = table[session][trial]
         except (KeyError, IndexError, TypeError):
             raise DataError(f"{answers}: no answer for {split.describe(i)}") from None
-        if missing_words(sentence):
-            raise DataError(f"{answers}: {split.describe(i)}: words not in the CMU dictionary: "
-                            f"{', '.join(missing_words(sentence))}")
-        refs.append(to_ids(phonemize(sentence)))
+        try:
+            refs.append(to_ids(labeller(sentence)))
+        except KeyError as exc:
+            raise DataError(f"{answers}: {split.describe(i)}: words the dataset's phonemizer "
+                            f"cannot pronounce: {', '.join(exc.args[0])}") from None
     return refs
+
+
+def dataset_labeller(data: PreparedDataset):
+    """The phonemiser (and user lexicon) the prepared folder's labels were made with, so that
+    hold-out answers are labelled the same way."""
+    entry = data.manifest.get("phonemizer") or {}
+    lexicon = (entry.get("lexicon") or {}).get("path")
+    if lexicon is not None and not Path(lexicon).is_file():
+        raise DataError(f"{data.path}: its labels used the lexicon {lexicon}, which is gone; "
+                        "the hold-out answers cannot be labelled the same way")
+    return make_phonemizer(entry.get("name", "cmu"), lexicon)
 
 
 def _error_report(rows: list[dict]) -> str:
@@ -135,7 +148,7 @@ def evaluate_run(
     if split.labelled:
         refs = references(split, indices)
     elif answers is not None:
-        all_refs = _answers_for(split, answers)
+        all_refs = _answers_for(split, answers, dataset_labeller(data))
         refs = [all_refs[int(i)] for i in indices]
     else:
         return _write_decoded(out, split, decoded, info)

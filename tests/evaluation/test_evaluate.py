@@ -1,0 +1,44 @@
+"""Hold-out answers are labelled with the phonemiser the prepared folder was made with."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from brain2text.errors import DataError
+from brain2text.evaluation.evaluate import _answers_for, dataset_labeller
+from brain2text.g2p import ReferencePhonemizer
+from brain2text.phonemes import CmuPhonemizer, to_ids
+
+
+def _dataset(tmp_path, phonemizer):
+    return SimpleNamespace(path=tmp_path, manifest={"phonemizer": phonemizer})
+
+
+def test_the_dataset_phonemizer_and_lexicon_label_the_answers(tmp_path):
+    lexicon = tmp_path / "lex.txt"
+    lexicon.write_text("BRAINTEXT  B R EY1 N T EH2 K S T\n")
+    labeller = dataset_labeller(_dataset(tmp_path, {"name": "reference",
+                                                    "lexicon": {"path": str(lexicon)}}))
+    assert isinstance(labeller, ReferencePhonemizer)
+    assert labeller("braintext") == ["B", "R", "EY", "N", "T", "EH", "K", "S", "T", "SIL"]
+    old = dataset_labeller(SimpleNamespace(path=tmp_path, manifest={}))  # before phonemizers
+    assert isinstance(old, CmuPhonemizer) and old.lexicon is None
+    lexicon.unlink()
+    with pytest.raises(DataError, match="lex.txt, which is gone"):
+        dataset_labeller(_dataset(tmp_path, {"name": "cmu", "lexicon": {"path": str(lexicon)}}))
+
+
+def test_answers_are_read_per_session_and_trial(tmp_path):
+    split = type("Split", (), {
+        "__len__": lambda self: 2, "session_of": lambda self, i: "t12.2022.05.24",
+        "trial": np.array([1, 0]), "describe": lambda self, i: f"competition trial {i}"})()
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps({"t12.2022.05.24": ["hello world", "good morning"]}))
+    refs = _answers_for(split, answers, CmuPhonemizer())
+    assert refs == [to_ids(CmuPhonemizer()("good morning")), to_ids(CmuPhonemizer()("hello world"))]
+    answers.write_text(json.dumps({"t12.2022.05.24": ["hello zzyzxq", "good morning"]}))
+    with pytest.raises(DataError, match="competition trial 1: words the dataset's phonemizer "
+                                        "cannot pronounce: zzyzxq"):
+        _answers_for(split, answers, CmuPhonemizer())
