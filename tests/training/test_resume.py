@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from brain2text.runs.runlog import read_metrics
 
@@ -89,6 +90,12 @@ def test_resume_errors_are_one_line(prepared_dir, tmp_path):
     assert out.returncode == 0, out.stderr
     last = run / "checkpoints" / "last.pt"
     data = last.read_bytes()
+    payload = torch.load(last, weights_only=True)
+    payload["resume"]["best"] = {"per": 0.5, "step": 1, "split": "val"}  # an older layout
+    torch.save(payload, last)
+    older = _run("train", "--resume", run, "--quiet")
+    assert older.returncode == 2 and "older brain2text" in older.stderr
+    last.write_bytes(data)
     cases = {"finished": ("already ended at step 3", None),
              "overrides": ("--resume continues", ["train.n_batch=8"]),
              "truncated": ("not a readable checkpoint", None),

@@ -121,9 +121,9 @@ def resume(run_dir: Path, *, quiet: bool = False,
         raise DataError(f"{ckpt}: not found, so {run_dir} cannot be resumed (no checkpoint was "
                         "written yet; start the run again)")
     payload = load_checkpoint(ckpt)
-    if "resume" not in payload:
-        raise DataError(f"{ckpt}: holds no resume state (written by an older brain2text); "
-                        "start the run again")
+    if "evaluation" not in payload.get("resume", {}).get("best", {}):
+        raise DataError(f"{ckpt}: holds no resume state this version reads (written by an "
+                        "older brain2text); start the run again")
     config = validate(payload["config"], origin=f"{ckpt} (stored config)")
     if _stored_config(run_dir / "config.yaml") != config:
         raise DataError(f"{run_dir / 'config.yaml'}: missing or differs from the config stored in "
