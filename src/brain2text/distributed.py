@@ -56,7 +56,7 @@ class Dist:
         return slice(self.rank * size, (self.rank + 1) * size)
 
     def mean(self, value: torch.Tensor) -> torch.Tensor:
-        """The mean of a scalar tensor over ranks (the tensor itself in one process)."""
+        """The mean of a tensor over ranks, element by element (itself in one process)."""
         if not self.enabled:
             return value
         total = value.detach().clone()
