@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from brain2text.errors import DataError
-from brain2text.evaluation.evaluate import _answers_for, dataset_labeller
+from brain2text.evaluation.evaluate import _label, answer_sentences, dataset_labeller
 from brain2text.g2p import ReferencePhonemizer
 from brain2text.phonemes import CmuPhonemizer, to_ids
 
@@ -36,9 +36,13 @@ def test_answers_are_read_per_session_and_trial(tmp_path):
         "trial": np.array([1, 0]), "describe": lambda self, i: f"competition trial {i}"})()
     answers = tmp_path / "answers.json"
     answers.write_text(json.dumps({"t12.2022.05.24": ["hello world", "good morning"]}))
-    refs = _answers_for(split, answers, CmuPhonemizer())
-    assert refs == [to_ids(CmuPhonemizer()("good morning")), to_ids(CmuPhonemizer()("hello world"))]
-    answers.write_text(json.dumps({"t12.2022.05.24": ["hello zzyzxq", "good morning"]}))
+    assert answer_sentences(split, answers, np.arange(2)) == ["good morning", "hello world"]
+    assert answer_sentences(split, answers, np.array([1])) == ["hello world"]
+    assert _label(CmuPhonemizer(), "hello world", answers, "x") == to_ids(
+        CmuPhonemizer()("hello world"))
     with pytest.raises(DataError, match="competition trial 1: words the dataset's phonemizer "
                                         "cannot pronounce: zzyzxq"):
-        _answers_for(split, answers, CmuPhonemizer())
+        _label(CmuPhonemizer(), "hello zzyzxq", answers, "competition trial 1")
+    answers.write_text(json.dumps({"t12.2022.05.24": ["only one"]}))
+    with pytest.raises(DataError, match="no answer for competition trial 0"):
+        answer_sentences(split, answers, np.arange(2))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -64,24 +65,29 @@ def load_model(checkpoint: Path, device: torch.device,
     return model, config, payload
 
 
-def _answers_for(split: PreparedSplit, answers: Path, labeller) -> list[list[int]]:
+def answer_sentences(split: PreparedSplit, answers: Path, indices: np.ndarray) -> list[str]:
+    """The sentences of trials ``indices`` from an answers file (session -> sentences in trial
+    order, as ``brain2text synth`` writes ``holdout_answers.json``)."""
     try:
         table = json.loads(answers.read_text())
     except (OSError, ValueError) as exc:
         raise DataError(f"{answers}: cannot read answers ({exc})") from None
-    refs = []
-    for i in range(len(split)):
+    sentences = []
+    for i in map(int, indices):
         session, trial = split.session_of(i), int(split.trial[i])
         try:
-            sentence = table[session][trial]
+            sentences.append(str(table[session][trial]))
         except (KeyError, IndexError, TypeError):
             raise DataError(f"{answers}: no answer for {split.describe(i)}") from None
-        try:
-            refs.append(to_ids(labeller(sentence)))
-        except KeyError as exc:
-            raise DataError(f"{answers}: {split.describe(i)}: words the dataset's phonemizer "
-                            f"cannot pronounce: {', '.join(exc.args[0])}") from None
-    return refs
+    return sentences
+
+
+def _label(labeller, sentence: str, answers: Path, where: str) -> list[int]:
+    try:
+        return to_ids(labeller(sentence))
+    except KeyError as exc:
+        raise DataError(f"{answers}: {where}: words the dataset's phonemizer cannot pronounce: "
+                        f"{', '.join(exc.args[0])}") from None
 
 
 def dataset_labeller(data: PreparedDataset):
@@ -109,13 +115,26 @@ def _error_report(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluate_run(
-    run_dir: Path, *, split_name: str = "test", checkpoint: str = "best",
-    data_path: Path | None = None, answers: Path | None = None, device_name: str = "auto",
-    batch_size: int | None = None, weights: str = "raw",
-) -> dict:
-    """Evaluate ``run_dir``'s checkpoint on a split and write the evaluation files (under
-    ``eval/<split>-ema/`` for the EMA weights, so both evaluations are kept)."""
+@dataclass(frozen=True)
+class EvalTarget:
+    """A run's checkpoint rebuilt, and the trials of the split it is evaluated on."""
+
+    model: GRUDecoder
+    config: RunConfig
+    payload: dict
+    checkpoint: Path
+    data: PreparedDataset
+    split: PreparedSplit
+    indices: np.ndarray  # trials of ``split`` evaluated, in order
+    device: torch.device
+
+    def info(self, split_name: str, weights: str) -> dict:
+        return {"checkpoint": str(self.checkpoint), "checkpoint_step": self.payload["step"],
+                "weights": weights, "split": split_name, "data": str(self.data.path)}
+
+
+def load_target(run_dir: Path, split_name: str, checkpoint: str = "best", weights: str = "raw",
+                data_path: Path | None = None, device_name: str = "auto") -> EvalTarget:
     if split_name not in SPLITS:
         raise DataError(f"--split {split_name}: choose one of {', '.join(SPLITS)}")
     device = pick_device(device_name)
@@ -139,17 +158,41 @@ def evaluate_run(
     if too_short:
         raise DataError(f"{split.describe(too_short[0])}: shorter than model.kernel_len="
                         f"{config.model.kernel_len} ({len(too_short)} such trials)")
-    decoded = decode_split(model, split, indices, device, batch_size or config.train.eval_batch_size,
-                           config.train.use_amp, config.train.amp_dtype)
-    out = run_dir / "eval" / (split_name if weights == "raw" else f"{split_name}-{weights}")
+    return EvalTarget(model, config, payload, ckpt_path, data, split, indices, device)
+
+
+def decode_target(target: EvalTarget, batch_size: int | None = None,
+                  keep_log_probs: bool = False) -> Decoded:
+    tc = target.config.train
+    return decode_split(target.model, target.split, target.indices, target.device,
+                        batch_size or tc.eval_batch_size, tc.use_amp, tc.amp_dtype,
+                        keep_log_probs=keep_log_probs)
+
+
+def eval_folder(run_dir: Path, split_name: str, weights: str, suffix: str = "") -> Path:
+    """``eval/<split>[-ema][-lm]/``: each kind of evaluation keeps its own folder."""
+    return run_dir / "eval" / (split_name + ("" if weights == "raw" else f"-{weights}") + suffix)
+
+
+def evaluate_run(
+    run_dir: Path, *, split_name: str = "test", checkpoint: str = "best",
+    data_path: Path | None = None, answers: Path | None = None, device_name: str = "auto",
+    batch_size: int | None = None, weights: str = "raw",
+) -> dict:
+    """Evaluate ``run_dir``'s checkpoint on a split and write the evaluation files (under
+    ``eval/<split>-ema/`` for the EMA weights, so both evaluations are kept)."""
+    target = load_target(run_dir, split_name, checkpoint, weights, data_path, device_name)
+    split, indices, data = target.split, target.indices, target.data
+    decoded = decode_target(target, batch_size)
+    out = eval_folder(run_dir, split_name, weights)
     out.mkdir(parents=True, exist_ok=True)
-    info = {"checkpoint": str(ckpt_path), "checkpoint_step": payload["step"],
-            "weights": weights, "split": split_name, "data": str(data.path)}
+    info = target.info(split_name, weights)
     if split.labelled:
         refs = references(split, indices)
     elif answers is not None:
-        all_refs = _answers_for(split, answers, dataset_labeller(data))
-        refs = [all_refs[int(i)] for i in indices]
+        labeller = dataset_labeller(data)
+        refs = [_label(labeller, sentence, answers, split.describe(int(i)))
+                for i, sentence in zip(indices, answer_sentences(split, answers, indices))]
     else:
         return _write_decoded(out, split, decoded, info)
     summary = score(refs, decoded, split.day_index[indices], data.days)

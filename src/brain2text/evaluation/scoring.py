@@ -22,14 +22,17 @@ class Decoded:
     trial_ids: np.ndarray  # (N,) indices into the split, in the order given
     hypotheses: list[np.ndarray]  # phoneme ids per trial
     losses: np.ndarray  # (N,) CTC loss per trial divided by its target length (NaN unlabelled)
+    log_probs: list[np.ndarray] | None = None  # (T'_i, 41) float32 log-softmax per trial, if kept
 
 
 @torch.no_grad()
 def decode_split(
     model: GRUDecoder, split: PreparedSplit, indices: np.ndarray, device: torch.device,
     batch_size: int, use_amp: bool = False, amp_dtype: str = "bf16", ranks: Dist | None = None,
+    keep_log_probs: bool = False,
 ) -> Decoded:
-    """Greedy hypotheses and CTC losses of trials ``indices``, returned in that order. With
+    """Greedy hypotheses and CTC losses of trials ``indices``, returned in that order (with
+    ``keep_log_probs``, each trial's log-softmax emissions too, for a beam search). With
     several ``ranks`` each decodes its turn of the length-sorted batches and all receive the
     whole result."""
     ranks = ranks or Dist()
@@ -37,6 +40,7 @@ def decode_split(
     model.eval()
     hyps: dict[int, np.ndarray] = {}
     losses: dict[int, float] = {}
+    emissions: dict[int, np.ndarray] = {}
     for batch in eval_batches(split, indices, batch_size, ranks.rank, ranks.world_size):
         batch = batch.to(device)
         with autocast_context(device, use_amp, amp_dtype):
@@ -45,20 +49,26 @@ def decode_split(
         ids = batch.trial_ids.tolist()
         for i, hyp in zip(ids, greedy_decode(logits, out_lengths)):
             hyps[i] = hyp
+        if keep_log_probs:
+            log_probs = logits.float().log_softmax(-1).cpu().numpy()  # (B, T', 41)
+            for i, row, n in zip(ids, log_probs, out_lengths.tolist()):
+                emissions[i] = np.ascontiguousarray(row[:n])
         if split.labelled:
             batch_losses = ctc_losses(logits, model.ctc_input_lengths(batch.n_bins),
                                       batch.phonemes, batch.n_phones)
             losses.update(zip(ids, batch_losses.tolist()))
     model.train(was_training)
     if ranks.enabled:
-        for rank_hyps, rank_losses in ranks.gather((hyps, losses)):
+        for rank_hyps, rank_losses, rank_emissions in ranks.gather((hyps, losses, emissions)):
             hyps.update(rank_hyps)
             losses.update(rank_losses)
+            emissions.update(rank_emissions)
     order = [int(i) for i in indices]
     return Decoded(
         trial_ids=np.asarray(order, dtype=np.int64),
         hypotheses=[hyps[i] for i in order],
         losses=np.asarray([losses.get(i, float("nan")) for i in order]),
+        log_probs=[emissions[i] for i in order] if keep_log_probs else None,
     )
 
 

@@ -1,0 +1,81 @@
+"""Word error rate with confidence intervals.
+
+WER is the total word edit distance divided by the total number of reference words, after the
+competition's normalisation (:func:`normalize_words`: lower case, every character but letters,
+``'`` and ``-`` removed, ``--`` dropped, the same cleaning as the transcripts). Edit distances
+come from rapidfuzz on word lists (:mod:`brain2text.evaluation.metrics`).
+
+Confidence intervals are percentile bootstraps over sentences: sentences are drawn with
+replacement ``n_resamples`` times and the ratio of summed edits to summed reference lengths is
+recomputed for each draw, so long sentences weigh as they do in the figure itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from brain2text.evaluation.metrics import edit_distance
+from brain2text.phonemes import clean_text
+
+DEFAULT_RESAMPLES = 1000
+DEFAULT_LEVEL = 0.95
+
+
+def normalize_words(text: str) -> list[str]:
+    """The words a sentence is scored on."""
+    return clean_text(text).split()
+
+
+@dataclass(frozen=True)
+class Interval:
+    low: float
+    high: float
+
+    def to_list(self) -> list[float]:
+        return [self.low, self.high]
+
+
+def bootstrap_interval(edits: Sequence[int], lengths: Sequence[int],
+                       n_resamples: int = DEFAULT_RESAMPLES, level: float = DEFAULT_LEVEL,
+                       seed: int = 0) -> Interval:
+    """Percentile bootstrap interval of ``sum(edits) / sum(lengths)`` over sentences (NaN
+    bounds with no sentence or no reference word)."""
+    edits_a = np.asarray(edits, dtype=np.float64)
+    lengths_a = np.asarray(lengths, dtype=np.float64)
+    if len(edits_a) == 0 or lengths_a.sum() == 0:
+        return Interval(float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(edits_a), size=(n_resamples, len(edits_a)))
+    totals = lengths_a[draws].sum(axis=1)
+    rates = np.divide(edits_a[draws].sum(axis=1), totals, out=np.full(n_resamples, np.nan),
+                      where=totals > 0)
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.nanpercentile(rates, [tail, 100.0 - tail])
+    return Interval(float(low), float(high))
+
+
+@dataclass(frozen=True)
+class RateWithInterval:
+    rate: float  # total edits / total reference units
+    interval: Interval
+    edits: int
+    n_reference: int
+
+    def to_dict(self, name: str) -> dict:
+        return {name: self.rate, f"{name}_ci95": self.interval.to_list(),
+                f"{name}_edits": self.edits, f"{name}_reference": self.n_reference}
+
+
+def rate_with_interval(refs: Sequence[Sequence], hyps: Sequence[Sequence],
+                       seed: int = 0) -> RateWithInterval:
+    """Error rate of ``hyps`` against ``refs`` (symbols or words) and its bootstrap interval."""
+    if len(refs) != len(hyps):
+        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
+    edits = [edit_distance(r, h) for r, h in zip(refs, hyps)]
+    lengths = [len(r) for r in refs]
+    total = sum(lengths)
+    return RateWithInterval(sum(edits) / total if total else float("nan"),
+                            bootstrap_interval(edits, lengths, seed=seed), sum(edits), total)
