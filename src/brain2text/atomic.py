@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -51,3 +52,29 @@ def atomic_write_bytes(path: Path, write) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, lambda f: f.write(text.encode()))
+
+
+def atomic_write_folder(folder: Path, files: dict[str, str]) -> None:
+    """Write ``files`` (name -> text) as the whole content of ``folder``: they are written into a
+    temporary sibling that then replaces ``folder``, so a reader (or a failure) never sees a
+    mix of old and new files."""
+    folder = Path(folder)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial",
+                                    dir=folder.parent))
+    except OSError as exc:
+        raise StorageError(f"{folder}: cannot write ({exc.strerror})") from None
+    old = folder.parent / f".{folder.name}.old"
+    try:
+        for name, text in files.items():
+            atomic_write_text(tmp / name, text)
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not folder.exists():
+            os.replace(old, folder)  # put the previous folder back
+        raise
+    shutil.rmtree(old, ignore_errors=True)

@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 
 from brain2text.errors import DataError
-from brain2text.evaluation.evaluate import _label, answer_sentences, dataset_labeller
+from brain2text.evaluation.evaluate import (
+    answer_sentences,
+    dataset_labeller,
+    label_answer,
+)
 from brain2text.g2p import ReferencePhonemizer
 from brain2text.phonemes import CmuPhonemizer, to_ids
 
@@ -38,11 +42,11 @@ def test_answers_are_read_per_session_and_trial(tmp_path):
     answers.write_text(json.dumps({"t12.2022.05.24": ["hello world", "good morning"]}))
     assert answer_sentences(split, answers, np.arange(2)) == ["good morning", "hello world"]
     assert answer_sentences(split, answers, np.array([1])) == ["hello world"]
-    assert _label(CmuPhonemizer(), "hello world", answers, "x") == to_ids(
+    assert label_answer(CmuPhonemizer(), "hello world", answers, "x") == to_ids(
         CmuPhonemizer()("hello world"))
     with pytest.raises(DataError, match="competition trial 1: words the dataset's phonemizer "
                                         "cannot pronounce: zzyzxq"):
-        _label(CmuPhonemizer(), "hello zzyzxq", answers, "competition trial 1")
+        label_answer(CmuPhonemizer(), "hello zzyzxq", answers, "competition trial 1")
     answers.write_text(json.dumps({"t12.2022.05.24": ["only one"]}))
     with pytest.raises(DataError, match="no answer for competition trial 0"):
         answer_sentences(split, answers, np.arange(2))

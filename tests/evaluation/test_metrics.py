@@ -4,7 +4,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from brain2text.evaluation.metrics import align, confusions, edit_distance, error_rate, format_alignment
+from brain2text.evaluation.metrics import (
+    align,
+    confusions,
+    edit_distance,
+    error_rate,
+    format_alignment,
+)
 
 
 def _naive_distance(a, b):

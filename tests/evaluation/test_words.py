@@ -5,8 +5,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from brain2text.evaluation.words import (bootstrap_interval, normalize_words,
-                                         rate_with_interval)
+from brain2text.evaluation.words import (
+    bootstrap_interval,
+    normalize_words,
+    rate_with_interval,
+)
 
 
 def test_normalisation_keeps_apostrophes_and_hyphens():

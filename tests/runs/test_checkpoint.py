@@ -85,3 +85,21 @@ def test_other_write_errors_name_the_file(tmp_path):
         atomic_write_bytes(tmp_path / "x.txt", lambda f: (_ for _ in ()).throw(
             ValueError("not a disk problem")))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
+    from brain2text.atomic import atomic_write_folder
+
+    out = tmp_path / "eval" / "test-lm"
+    atomic_write_folder(out, {"a.txt": "1", "b.txt": "2"})
+    atomic_write_folder(out, {"a.txt": "new"})  # b.txt of the old folder does not linger
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt"] and (out / "a.txt").read_text() == "new"
+
+    class Boom(str):
+        def encode(self, *args):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(StorageError, match="the disk is full"):
+        atomic_write_folder(out, {"a.txt": "newer", "b.txt": Boom("x")})
+    assert (out / "a.txt").read_text() == "new"  # the previous folder is intact
+    assert sorted(p.name for p in out.parent.iterdir()) == ["test-lm"]  # no temporary left

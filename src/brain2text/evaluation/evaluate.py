@@ -82,7 +82,8 @@ def answer_sentences(split: PreparedSplit, answers: Path, indices: np.ndarray) -
     return sentences
 
 
-def _label(labeller, sentence: str, answers: Path, where: str) -> list[int]:
+def label_answer(labeller, sentence: str, answers: Path, where: str) -> list[int]:
+    """Phoneme ids of an answer sentence, labelled as the dataset was."""
     try:
         return to_ids(labeller(sentence))
     except KeyError as exc:
@@ -191,7 +192,7 @@ def evaluate_run(
         refs = references(split, indices)
     elif answers is not None:
         labeller = dataset_labeller(data)
-        refs = [_label(labeller, sentence, answers, split.describe(int(i)))
+        refs = [label_answer(labeller, sentence, answers, split.describe(int(i)))
                 for i, sentence in zip(indices, answer_sentences(split, answers, indices))]
     else:
         return _write_decoded(out, split, decoded, info)
