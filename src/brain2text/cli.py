@@ -249,6 +249,18 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     print(f"curves of {len(runs)} runs in {args.out}")
 
 
+def _cmd_lm_build(args: argparse.Namespace) -> None:
+    from brain2text.decoding.lm import build_lm
+
+    info = build_lm(args.corpus, args.out, order=args.order, prune=args.prune,
+                    min_count=args.min_count, lexicon=args.lexicon, overwrite=args.overwrite)
+    ngrams = "/".join(str(n) for n in info["ngrams"].values())
+    left_out = info["left_out"]
+    print(f"built a {info['order']}-gram LM from {info['n_sentences']} sentences: vocabulary "
+          f"{info['vocabulary_size']} words, n-grams {ngrams}, words left out: "
+          f"{left_out['n_words']} ({left_out['n_tokens']} tokens counted as <unk>), in {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brain2text", description=__doc__.split(".")[0])
     parser.add_argument("--version", action="version", version=f"brain2text {__version__}")
@@ -356,6 +368,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", type=Path, nargs="+")
     p.add_argument("--out", type=Path, default=Path("compare.png"), help="figure (default compare.png)")
     p.set_defaults(func=_cmd_compare)
+
+    from brain2text.decoding.lm import DEFAULT_MIN_COUNT, DEFAULT_ORDER, DEFAULT_PRUNE
+
+    p = sub.add_parser("lm", help="word language models for lexicon decoding")
+    lm_sub = p.add_subparsers(dest="lm_command", required=True)
+    p = lm_sub.add_parser("build", help="a text corpus -> LM folder (lm.arpa, lexicon.txt, lm.json)")
+    p.add_argument("--corpus", type=Path, required=True, metavar="FILE.txt",
+                   help="one sentence a line, cleaned like prepare cleans transcripts")
+    p.add_argument("--order", type=int, default=DEFAULT_ORDER, help=f"n-gram order (default {DEFAULT_ORDER})")
+    p.add_argument("--prune", type=float, default=DEFAULT_PRUNE, metavar="X",
+                   help="entropy pruning threshold, a relative perplexity change such as 1e-8 "
+                        "(default 0: none)")
+    p.add_argument("--min-count", type=int, default=DEFAULT_MIN_COUNT, metavar="N",
+                   help="drop 2-grams and longer seen fewer than N times (default 1: keep all)")
+    p.add_argument("--lexicon", type=Path, default=None, metavar="FILE",
+                   help="CMU-format pronunciations ('WORD  P1 P2 ...', WORD(2) alternates) used "
+                        "instead of the CMU dictionary's for their words")
+    p.add_argument("--out", type=Path, required=True, metavar="LM_DIR")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing LM folder")
+    p.set_defaults(func=_cmd_lm_build)
     return parser
 
 

