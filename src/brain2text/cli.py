@@ -206,6 +206,12 @@ def _cmd_lr_find(args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
+    if args.lm is not None:
+        _cmd_evaluate_words(args)
+        return
+    if any(v is not None for v in (args.beam, args.lm_weight, args.word_score, args.nbest)):
+        raise ConfigError("--beam, --lm-weight, --word-score and --nbest are word decoding "
+                          "options: give an LM folder with --lm")
     from brain2text.evaluation.evaluate import evaluate_run
 
     summary = evaluate_run(args.run_dir, split_name=args.split, checkpoint=args.checkpoint,
@@ -218,6 +224,50 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
               f"files in {where}")
     else:
         print(f"decoded {summary['n_sentences']} unlabelled sentences to {where / 'decoded.txt'}")
+
+
+def _cmd_evaluate_words(args: argparse.Namespace) -> None:
+    from brain2text.evaluation.evaluate import eval_folder
+    from brain2text.evaluation.word_eval import evaluate_with_lm
+
+    summary = evaluate_with_lm(args.run_dir, args.lm, split_name=args.split,
+                               checkpoint=args.checkpoint, weights=args.weights,
+                               data_path=args.data, answers=args.answers,
+                               device_name=args.device, beam_size=args.beam,
+                               lm_weight=args.lm_weight, word_score=args.word_score,
+                               nbest=args.nbest)
+    where = eval_folder(args.run_dir, args.split, args.weights, "-lm")
+    speed = f"{summary['decode_ms_per_sentence']:.1f} ms/sentence"
+    if summary["labelled"]:
+        low, high = summary["wer_ci95"]
+        plow, phigh = summary["per_ci95"]
+        print(f"{args.split} WER {summary['wer']:.4f} (95% CI {low:.4f}-{high:.4f}), PER "
+              f"{summary['per']:.4f} ({plow:.4f}-{phigh:.4f}) over {summary['n_sentences']} "
+              f"sentences; {speed}; files in {where}")
+    else:
+        print(f"decoded {summary['n_sentences']} unlabelled sentences to words ({speed}): "
+              f"{where / 'decoded.txt'}")
+    if args.split == "competition":
+        print(f"submission: {where / 'submission.txt'}")
+
+
+def _cmd_lm_tune(args: argparse.Namespace) -> None:
+    from brain2text.evaluation.tuning import tune_lm, tuning_table
+
+    lm_weights = _floats(args.lm_weights, "--lm-weights")
+    word_scores = _floats(args.word_scores, "--word-scores")
+    result = tune_lm(args.run_dir, args.lm, lm_weights=lm_weights, word_scores=word_scores,
+                     beam_size=args.beam, checkpoint=args.checkpoint, weights=args.weights,
+                     data_path=args.data, device_name=args.device)
+    print(tuning_table(result))
+
+
+def _floats(text: str, flag: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{flag} {text}: give comma-separated numbers, e.g. 0.5,1,2") from None
+    return values
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -347,6 +397,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the raw weights or their EMA (runs with train.ema_decay; "
                         "files in eval/<split>-ema/)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--lm", type=Path, default=None, metavar="LM_DIR",
+                   help="decode words with this LM folder (brain2text lm build): WER, n-best, "
+                        "files in eval/<split>-lm/ (submission.txt for the hold-out)")
+    p.add_argument("--beam", type=int, default=None, help="beam size (default 50)")
+    p.add_argument("--lm-weight", type=float, default=None,
+                   help="default: RUN/lm_tuning.json for this LM, else 2.0")
+    p.add_argument("--word-score", type=float, default=None,
+                   help="default: RUN/lm_tuning.json for this LM, else 0")
+    p.add_argument("--nbest", type=int, default=None, help="hypotheses kept per sentence (default 1)")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("report", help="HTML page with a run's curves, success criteria and evaluation")
@@ -369,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("compare.png"), help="figure (default compare.png)")
     p.set_defaults(func=_cmd_compare)
 
+    from brain2text.decoding.beam import DEFAULT_LM_WEIGHTS, DEFAULT_WORD_SCORES
     from brain2text.decoding.lm import DEFAULT_MIN_COUNT, DEFAULT_ORDER, DEFAULT_PRUNE
 
     p = sub.add_parser("lm", help="word language models for lexicon decoding")
@@ -388,6 +448,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, metavar="LM_DIR")
     p.add_argument("--overwrite", action="store_true", help="replace an existing LM folder")
     p.set_defaults(func=_cmd_lm_build)
+    p = lm_sub.add_parser("tune", help="choose LM weight and word score on the run's validation split")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--lm", type=Path, required=True, metavar="LM_DIR")
+    p.add_argument("--lm-weights", default=",".join(f"{v:g}" for v in DEFAULT_LM_WEIGHTS),
+                   help="comma-separated grid (default %(default)s)")
+    p.add_argument("--word-scores", default=",".join(f"{v:g}" for v in DEFAULT_WORD_SCORES),
+                   help="comma-separated grid (default %(default)s)")
+    p.add_argument("--beam", type=int, default=None, help="beam size (default 50)")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p.add_argument("--weights", default="raw", choices=["raw", "ema"])
+    p.add_argument("--data", type=Path, default=None)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_cmd_lm_tune)
     return parser
 
 

@@ -129,6 +129,9 @@ class TrainConfig(_Section):
     select_on_ema: bool = False
     """Choose ``best.pt`` on the EMA weights' PER instead of the raw weights' (needs
     ``ema_decay``)."""
+    select_on: Literal["per", "wer"] = "per"
+    """What ``best.pt`` is chosen on: the evaluation PER, or the WER of
+    ``eval.word_decoding`` (then only evaluations that decode words can improve it)."""
     compile: bool = False
     """Compile the training forward pass with ``torch.compile`` (dynamic shapes: trial lengths
     vary). Worth it on GPU for long runs; the first batches are slow while it compiles."""
@@ -153,6 +156,8 @@ class CriteriaConfig(_Section):
 
     target_per: float | None = Field(None, gt=0.0)
     """The best eval PER must be < this."""
+    target_wer: float | None = Field(None, gt=0.0)
+    """The best eval WER must be < this (needs ``eval.word_decoding``)."""
     final_per: float | None = Field(None, gt=0.0)
     """The PER of the last evaluation must be <= this."""
     max_grad_norm: float | None = Field(None, gt=0.0)
@@ -179,6 +184,23 @@ class WatchConfig(_Section):
     only). The best checkpoint stays, since checkpoints are only written on improvement."""
 
 
+class WordDecodingConfig(_Section):
+    """Word decoding of the evaluation split during training (needs the ``lm`` extra)."""
+
+    lm: str
+    """An LM folder written by ``brain2text lm build``."""
+    every: int = Field(1, ge=1)
+    """Decode words at every N-th evaluation (the beam search costs more than greedy PER)."""
+    beam_size: int = Field(50, ge=1)
+    lm_weight: float = Field(2.0, ge=0.0)
+    word_score: float = 0.0
+
+
+class EvalConfig(_Section):
+    word_decoding: WordDecodingConfig | None = None
+    """Log ``<split>/wer`` during training (None: PER only)."""
+
+
 class RunConfig(_Section):
     name: str
     parent: str | None = None
@@ -190,6 +212,16 @@ class RunConfig(_Section):
     train: TrainConfig = TrainConfig()
     criteria: CriteriaConfig = CriteriaConfig()
     watch: WatchConfig = WatchConfig()
+    eval: EvalConfig = EvalConfig()
+
+    @model_validator(mode="after")
+    def _select_on_wer_needs_words(self) -> "RunConfig":
+        if self.train.select_on == "wer" and self.eval.word_decoding is None:
+            raise ValueError("train.select_on=wer needs eval.word_decoding (an LM folder)")
+        if self.train.select_on == "wer" and self.train.select_on_ema:
+            raise ValueError("train.select_on=wer chooses on the raw weights' WER: leave "
+                             "train.select_on_ema off")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -24,9 +24,11 @@ the ``lm`` extra has wheels for CPython 3.9-3.12 only.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-
 import math
+import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,9 @@ from brain2text.phonemes import BLANK, N_CLASSES, PHONEME_TO_ID, PHONEMES, SIL
 
 DEFAULT_BEAM_SIZE = 50
 DEFAULT_BEAM_SIZE_TOKEN = None  # every class is tried at every frame
+# the grid `brain2text lm tune` searches by default
+DEFAULT_LM_WEIGHTS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
+DEFAULT_WORD_SCORES = (-2.0, -1.0, 0.0, 1.0, 2.0)
 DEFAULT_BEAM_THRESHOLD = 25.0
 DEFAULT_LM_WEIGHT = 2.0
 DEFAULT_WORD_SCORE = 0.0
@@ -206,6 +211,21 @@ def _check_spellings(spellings: Mapping[str, Sequence[Sequence[str]]]
     return checked
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence what C++ code writes to file descriptor 2 (its errors still arrive as
+    exceptions)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class WordDecoder:
     """Lexicon-constrained CTC beam search with a KenLM n-gram (ARPA or KenLM binary).
 
@@ -238,7 +258,8 @@ class WordDecoder:
         unk_index = self._word_dict.get_index(UNK)
         self._word_dict.set_default_index(unk_index)
         try:
-            self._lm = fl.KenLM(str(arpa), self._word_dict)
+            with _quiet_stderr():  # KenLM draws a loading bar on the terminal for every load
+                self._lm = fl.KenLM(str(arpa), self._word_dict)
         except RuntimeError as exc:  # KenLM's message: a source location, then the reason
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise DataError(f"{arpa}: KenLM cannot load it: {reason}") from None

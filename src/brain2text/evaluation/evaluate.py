@@ -38,7 +38,7 @@ from brain2text.evaluation.metrics import (
 from brain2text.evaluation.scoring import Decoded, decode_split, references, score
 from brain2text.g2p import make_phonemizer
 from brain2text.model.gru import GRUDecoder
-from brain2text.phonemes import to_ids, to_symbols
+from brain2text.phonemes import N_CLASSES, to_ids, to_symbols
 from brain2text.runs.checkpoint import load_checkpoint
 
 SPLITS = {"test": "test", "competition": "competition", "val": "train"}
@@ -59,8 +59,18 @@ def load_model(checkpoint: Path, device: torch.device,
         raise DataError(f"{checkpoint}: no EMA weights (the run did not set train.ema_decay); "
                         "use --weights raw")
     config = validate(payload["config"], origin=f"{checkpoint} (stored config)")
+    state = payload["ema" if weights == "ema" else "model"]
+    classes = state["readout.weight"].shape[0] if "readout.weight" in state else None
+    if classes != N_CLASSES:
+        raise DataError(f"{checkpoint}: the model emits {classes} classes, this brain2text "
+                        f"decodes {N_CLASSES} (CTC blank + 39 phonemes + SIL)")
     model = GRUDecoder(config.model, n_days=len(payload["days"])).to(device)
-    model.load_state_dict(payload["ema" if weights == "ema" else "model"])
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise DataError(f"{checkpoint}: its weights do not fit the model its config describes "
+                        f"({reason})") from None
     model.eval()
     return model, config, payload
 

@@ -47,11 +47,12 @@ def eval_split_of(rows: list[dict], preferred: str | None = None) -> str | None:
     return present[0] if present else None
 
 
-def eval_points(rows: list[dict], split: str | None) -> list[tuple[int, float]]:
-    """(step, PER) of every evaluation, in order."""
+def eval_points(rows: list[dict], split: str | None,
+                metric: str = "per") -> list[tuple[int, float]]:
+    """(step, PER) (or another metric: ``wer``) of every evaluation holding it, in order."""
     if split is None:
         return []
-    key = f"{split}/per"
+    key = f"{split}/{metric}"
     return [(int(r["step"]), as_float(r[key])) for r in rows if key in r]
 
 
@@ -66,6 +67,16 @@ def _target_per(target: float, points: list[tuple[int, float]], split: str) -> V
     value, step = min(finite)
     return Verdict("target_per", MET if value < target else NOT_MET,
                    f"best {split} PER {value:.4f} at batch {step} vs target < {target:g}")
+
+
+def _target_wer(target: float, points: list[tuple[int, float]], split: str) -> Verdict:
+    finite = [(v, s) for s, v in points if math.isfinite(v)]
+    if not finite:
+        return Verdict("target_wer", NOT_MEASURABLE,
+                       f"no {split} WER in the metrics (eval.word_decoding) vs target < {target:g}")
+    value, step = min(finite)
+    return Verdict("target_wer", MET if value < target else NOT_MET,
+                   f"best {split} WER {value:.4f} at batch {step} vs target < {target:g}")
 
 
 def _final_per(limit: float, points: list[tuple[int, float]], split: str) -> Verdict:
@@ -136,6 +147,9 @@ def judge(config: RunConfig, metrics_rows: list[dict],
     if c.final_per is not None:
         verdicts.append(_final_per(c.final_per, points, split) if points
                         else Verdict("final_per", NOT_MEASURABLE, no_eval))
+    if c.target_wer is not None:
+        verdicts.append(_target_wer(c.target_wer, eval_points(metrics_rows, split, "wer"),
+                                    split or config.data.eval_split))
     if c.max_grad_norm is not None:
         verdicts.append(_max_grad_norm(c.max_grad_norm, batches))
     if c.no_nonfinite:

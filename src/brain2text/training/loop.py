@@ -19,6 +19,8 @@ step).
 With ``train.ema_decay`` an EMA of the weights is updated after every optimizer step that was
 not skipped and scored at every evaluation beside the raw weights (``<split>/loss_ema``,
 ``<split>/per_ema``); ``best.pt`` is chosen on the raw PER unless ``train.select_on_ema``.
+With ``eval.word_decoding`` every N-th evaluation also decodes words with the LM and logs
+``<split>/wer``; ``train.select_on: wer`` chooses ``best.pt`` on it.
 
 ``checkpoints/best.pt`` holds what evaluating and fine-tuning need (config, days, weights, EMA
 weights, its evaluation); ``checkpoints/last.pt`` holds everything a resume needs besides
@@ -44,9 +46,12 @@ from tqdm import tqdm
 from brain2text.atomic import atomic_write_text
 from brain2text.config import RunConfig, config_differences, to_yaml, validate
 from brain2text.data.batches import TrainBatches
+from brain2text.decoding.beam import BeamOptions, WordDecoder
+from brain2text.decoding.lm import open_lm
 from brain2text.distributed import Dist, session
 from brain2text.errors import ConfigError, DataError, TrainingError
 from brain2text.evaluation.scoring import decode_split, references, score
+from brain2text.evaluation.word_eval import decode_words, score_words, sentence_of
 from brain2text.model.gru import GRUDecoder, count_parameters, describe_size
 from brain2text.runs import provenance
 from brain2text.runs.checkpoint import load_checkpoint, save_checkpoint
@@ -189,6 +194,8 @@ def _run(config: RunConfig, data: RunData, out_dir: Path, device: torch.device, 
     best, extra = outcome.best, {}
     if best.evaluation is not None:
         extra["best"] = {"per": best.per, "step": best.step, "split": best.evaluation.split}
+        if best.evaluation.wer is not None:
+            extra["best"] |= {"wer": best.evaluation.wer, "selected_on": best.metric}
     if best.stopped_early is not None:
         extra["stopped_early"] = best.stopped_early.to_dict()
     if outcome.status == INTERRUPTED:
@@ -234,6 +241,7 @@ class Trainee:
     device: torch.device
     ranks: Dist
     out_dir: Path
+    words: WordDecoder | None  # eval.word_decoding's beam search, built once
 
     def weights_state(self, latest: LatestEval) -> dict:
         """What ``best.pt`` holds beside the raw weights: enough to evaluate and fine-tune."""
@@ -245,14 +253,31 @@ class Trainee:
         return out
 
 
-def evaluate_weights(t: Trainee, module: torch.nn.Module, step: int,
-                     weights: str) -> Evaluation:
+def build_word_decoder(config: RunConfig) -> WordDecoder | None:
+    """The beam search of ``eval.word_decoding`` (its LM folder checked before training)."""
+    wd = config.eval.word_decoding
+    if wd is None:
+        return None
+    lm = open_lm(Path(wd.lm))
+    options = BeamOptions(beam_size=wd.beam_size, lm_weight=wd.lm_weight,
+                          word_score=wd.word_score)
+    return WordDecoder(lm.arpa, lm.spellings, options)
+
+
+def evaluate_weights(t: Trainee, module: torch.nn.Module, step: int, weights: str,
+                     with_words: bool = False) -> Evaluation:
     tc, data = t.config.train, t.data
     decoded = decode_split(module, data.eval_split, data.eval_idx, t.device, tc.eval_batch_size,
-                           tc.use_amp, tc.amp_dtype, t.ranks)
+                           tc.use_amp, tc.amp_dtype, t.ranks, keep_log_probs=with_words)
     summary = score(references(data.eval_split, data.eval_idx), decoded,
                     data.eval_split.day_index[data.eval_idx], data.dataset.days)
-    return Evaluation(step, data.eval_name, weights, summary)
+    wer = None
+    if with_words:
+        nbests, _ = decode_words(t.words, decoded.log_probs)
+        refs = [data.eval_split.text(int(i)) for i in data.eval_idx]
+        wer = score_words(refs, [sentence_of(n) for n in nbests],
+                          data.eval_split.day_index[data.eval_idx], data.dataset.days)["wer"]
+    return Evaluation(step, data.eval_name, weights, summary, wer)
 
 
 def evaluate_and_select(t: Trainee, step: int, lr: float, best: Best,
@@ -260,11 +285,17 @@ def evaluate_and_select(t: Trainee, step: int, lr: float, best: Best,
     """Score the raw (and EMA) weights, log them, write ``best.pt`` on improvement and let the
     watch judge the trend; returns the new best (with ``stopped_early`` set when the watch
     stops the run) and the evaluations just made."""
-    name = t.data.eval_name
-    raw = evaluate_weights(t, t.model, step, "raw")
+    name, tc = t.data.eval_name, t.config.train
+    wd = t.config.eval.word_decoding
+    n_eval = (step + 1) // tc.eval_every  # 1 at the first evaluation (the last may be off-grid)
+    with_words = wd is not None and (n_eval % wd.every == 0 or step + 1 == tc.n_batch)
+    raw = evaluate_weights(t, t.model, step, "raw", with_words)
     row = {"step": step, f"{name}/loss": raw.score.loss, f"{name}/per": raw.score.per,
            **{f"{name}/per/{d}": v for d, v in raw.score.per_day.items()}}
     message = f"step {step}: {name} loss {raw.score.loss:.4f} PER {raw.score.per:.4f}"
+    if raw.wer is not None:
+        row[f"{name}/wer"] = raw.wer
+        message += f" WER {raw.wer:.4f}"
     latest, chosen = LatestEval(raw=raw), raw
     if t.ema is not None:
         ema = evaluate_weights(t, t.ema.module, step, "ema")
@@ -277,7 +308,7 @@ def evaluate_and_select(t: Trainee, step: int, lr: float, best: Best,
     improved = best.improved_by(chosen)
     log.info(f"{message}{' (best)' if improved else ''} lr {lr:.3g}")
     if improved:
-        best = Best(chosen)
+        best = Best(chosen, metric=best.metric)
         if t.ranks.is_main:
             save_checkpoint(t.out_dir / "checkpoints" / "best.pt", t.model,
                             t.weights_state(latest), step)
@@ -314,7 +345,8 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
     optimizer = build_optimizer(model.parameters(), config.optim)
     scheduler = build_scheduler(optimizer, config.optim, tc.n_batch)
     t = Trainee(config, data, model, build_ema(model, tc.ema_decay), optimizer, scheduler,
-                build_scaler(config, device), build_watch(config), device, ranks, out_dir)
+                build_scaler(config, device), build_watch(config), device, ranks, out_dir,
+                build_word_decoder(config))
     where = f"{device}" + (f" x {ranks.world_size} processes ({ranks.backend}, "
                            f"{tc.batch_size // ranks.world_size} trials each)"
                            if ranks.enabled else "")
@@ -337,7 +369,7 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
         persistent_workers=tc.num_workers > 0, pin_memory=device.type == "cuda",
         generator=torch.Generator().manual_seed(tc.seed),
     )
-    best, latest, counters = Best(), LatestEval(), Counters()
+    best, latest, counters = Best(metric=tc.select_on), LatestEval(), Counters()
     if resume is not None:  # last: the RNG states are restored after everything drew from them
         restored = restore_state(resume, model, optimizer, scheduler, t.scaler, t.ema, t.watch,
                                  generator)

@@ -28,14 +28,22 @@ class Evaluation:
     split: str  # "val" or "test"
     weights: Weights
     score: Score
+    wer: float | None = None  # with eval.word_decoding, at the evaluations that decode words
+
+    def metric(self, name: str) -> float:
+        """``per`` or ``wer`` (inf when this evaluation decoded no words)."""
+        if name == "wer":
+            return self.wer if self.wer is not None else math.inf
+        return self.score.per
 
     def to_dict(self) -> dict:
         return {**self.score.to_dict(), "split": self.split, "step": self.step,
-                "weights": self.weights}
+                "weights": self.weights, "wer": self.wer}
 
     @classmethod
     def from_dict(cls, data: dict) -> Evaluation:
-        return cls(data["step"], data["split"], data.get("weights", "raw"), Score.from_dict(data))
+        return cls(data["step"], data["split"], data.get("weights", "raw"), Score.from_dict(data),
+                   data.get("wer"))
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,7 @@ class Best:
 
     evaluation: Evaluation | None = None
     stopped_early: StoppedEarly | None = None
+    metric: str = "per"  # what it was chosen on: train.select_on
 
     @property
     def per(self) -> float:
@@ -63,20 +72,27 @@ class Best:
     def step(self) -> int | None:
         return self.evaluation.step if self.evaluation else None
 
+    @property
+    def value(self) -> float:
+        """The chosen metric of the best evaluation (inf before the first)."""
+        return self.evaluation.metric(self.metric) if self.evaluation else math.inf
+
     def improved_by(self, candidate: Evaluation) -> bool:
-        return candidate.score.per < self.per
+        return candidate.metric(self.metric) < self.value
 
     def stop(self, step: int, reason: str) -> Best:
         return replace(self, stopped_early=StoppedEarly(step, reason, self.step))
 
     def to_dict(self) -> dict:
         return {"evaluation": self.evaluation.to_dict() if self.evaluation else None,
-                "stopped_early": self.stopped_early.to_dict() if self.stopped_early else None}
+                "stopped_early": self.stopped_early.to_dict() if self.stopped_early else None,
+                "metric": self.metric}
 
     @classmethod
     def from_dict(cls, data: dict) -> Best:
         ev, stop = data.get("evaluation"), data.get("stopped_early")
-        return cls(Evaluation.from_dict(ev) if ev else None, StoppedEarly(**stop) if stop else None)
+        return cls(Evaluation.from_dict(ev) if ev else None, StoppedEarly(**stop) if stop else None,
+                   data.get("metric", "per"))
 
 
 @dataclass(frozen=True)

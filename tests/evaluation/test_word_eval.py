@@ -1,0 +1,99 @@
+"""Words out of a trained run: lm tune on validation, evaluate --lm with WER and intervals,
+the hold-out's submission.txt, and one-line errors that leave nothing half-written."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from brain2text.cli import main
+from brain2text.config import load_run
+from brain2text.data.dataset import open_prepared
+from brain2text.decoding.lm import build_lm
+from brain2text.evaluation.words import normalize_words, rate_with_interval
+from brain2text.training.loop import train
+
+from tests.conftest import RUNS, tiny_overrides
+
+pytest.importorskip("flashlight.lib.text.decoder", reason="the lm extra is not installed")
+
+
+@pytest.fixture(scope="module")
+def run_and_lm(prepared_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("words")
+    config = load_run(RUNS / "run13_cpu_demo.yaml", tiny_overrides(prepared_dir))
+    train(config, root / "run", quiet=True)
+    train_split = open_prepared(prepared_dir).split("train")
+    corpus = root / "corpus.txt"
+    corpus.write_text("".join(train_split.text(i) + "\n" for i in range(len(train_split))))
+    build_lm(corpus, root / "lm")
+    return root / "run", root / "lm"
+
+
+def test_tune_then_evaluate_with_words(run_and_lm, prepared_dir, capsys):
+    run, lm = run_and_lm
+    assert main(["lm", "tune", str(run), "--lm", str(lm), "--lm-weights", "0.5,2",
+                 "--word-scores=-1,1", "--beam", "8"]) == 0
+    table = capsys.readouterr().out
+    assert table.count("\n") == 1 + 4 + 1 and "<- best" in table
+    tuning = json.loads((run / "lm_tuning.json").read_text())
+    assert tuning["split"] == "val" and len(tuning["table"]) == 4
+    assert tuning["best"] == min(tuning["table"], key=lambda p: (p["wer"], p["per"]))
+
+    assert main(["evaluate", str(run), "--lm", str(lm), "--nbest", "3"]) == 0
+    out = run / "eval" / "test-lm"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "decoded.txt", "errors.txt", "hypotheses.jsonl", "summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert "lm_tuning.json" in summary["options_from"] and "nbest=3" in summary["options_from"]
+    assert summary["options"]["lm_weight"] == tuning["best"]["lm_weight"]
+    rows = [json.loads(line) for line in (out / "hypotheses.jsonl").read_text().splitlines()]
+    assert len(rows) == summary["n_sentences"] == 15
+    again = rate_with_interval([normalize_words(r["text"]) for r in rows],
+                               [normalize_words(r["hyp"]) for r in rows])
+    assert summary["wer"] == again.rate and summary["wer_edits"] == again.edits
+    assert summary["wer_ci95"][0] <= summary["wer"] <= summary["wer_ci95"][1]
+    assert summary["per_ci95"][0] <= summary["per"] <= summary["per_ci95"][1]
+    test_days = {open_prepared(prepared_dir).days[d]
+                 for d in open_prepared(prepared_dir).split("test").day_index}
+    assert set(summary["wer_per_day"]) == test_days
+    assert all(1 <= len(r["nbest"]) <= 3 and r["nbest"][0]["text"] == r["hyp"] for r in rows)
+    assert all(a["score"] >= b["score"] for r in rows for a, b in zip(r["nbest"], r["nbest"][1:]))
+    assert (out / "decoded.txt").read_text().splitlines() == [r["hyp"] for r in rows]
+
+
+def test_the_hold_out_gets_a_submission(run_and_lm, prepared_dir, capsys):
+    run, lm = run_and_lm
+    assert main(["evaluate", str(run), "--lm", str(lm), "--split", "competition"]) == 0
+    out = run / "eval" / "competition-lm"
+    lines = (out / "submission.txt").read_text().splitlines()
+    assert len(lines) == len(open_prepared(prepared_dir).split("competition"))
+    assert lines == (out / "decoded.txt").read_text().splitlines()
+    assert json.loads((out / "summary.json").read_text())["labelled"] is False
+    assert "submission:" in capsys.readouterr().out
+
+
+def test_bad_word_decoding_input_is_one_line_and_writes_nothing(run_and_lm, tmp_path, capsys):
+    run, lm = run_and_lm
+    cases = [(["evaluate", str(run), "--lm", str(tmp_path / "nolm"), "--split", "val"],
+              "nolm"),
+             (["evaluate", str(run), "--lm-weight", "2", "--split", "val"], "give an LM folder"),
+             (["evaluate", str(run), "--lm", str(lm), "--beam", "0", "--split", "val"],
+              "beam_size"),
+             (["lm", "tune", str(run), "--lm", str(lm), "--lm-weights", "a,b"], "--lm-weights")]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert not (run / "eval" / "val-lm").exists()
+
+    other = tmp_path / "other"  # a model of another phoneme set: 42 classes
+    shutil.copytree(run, other, ignore=shutil.ignore_patterns("eval"))
+    payload = torch.load(other / "checkpoints" / "best.pt", weights_only=True)
+    for key in ("readout.weight", "readout.bias"):
+        payload["model"][key] = torch.cat([payload["model"][key], payload["model"][key][:1]])
+    torch.save(payload, other / "checkpoints" / "best.pt")
+    assert main(["evaluate", str(other), "--lm", str(lm)]) == 2
+    assert "emits 42 classes" in capsys.readouterr().err
+    assert not (other / "eval" / "test-lm").exists()
