@@ -12,6 +12,8 @@ from brain2text.config import load_run
 from brain2text.data.dataset import open_prepared
 from brain2text.decoding.lm import build_lm
 from brain2text.evaluation.words import normalize_words, rate_with_interval
+from brain2text.reports.criteria import judge
+from brain2text.runs.runlog import read_metrics
 from brain2text.training.loop import train
 
 from tests.conftest import RUNS, tiny_overrides
@@ -97,3 +99,33 @@ def test_bad_word_decoding_input_is_one_line_and_writes_nothing(run_and_lm, tmp_
     assert main(["evaluate", str(other), "--lm", str(lm)]) == 2
     assert "emits 42 classes" in capsys.readouterr().err
     assert not (other / "eval" / "test-lm").exists()
+
+
+def test_training_logs_val_wer_and_can_select_on_it(run_and_lm, prepared_dir, tmp_path):
+    _, lm = run_and_lm
+    config = load_run(RUNS / "run13_cpu_demo.yaml", tiny_overrides(prepared_dir, **{
+        "train.n_batch": 8, "train.eval_every": 2, "train.select_on": "wer",
+        "eval.word_decoding": f"{{lm: {lm}, every: 2, beam_size: 8}}",
+        "criteria.target_wer": 0.99}))
+    outcome = train(config, tmp_path / "run", quiet=True)
+    evals = [r for r in read_metrics(tmp_path / "run") if "val/per" in r]
+    assert [r["step"] for r in evals] == [1, 3, 5, 7]
+    # every 2nd evaluation decodes words (and the last one always)
+    assert [("val/wer" in r) for r in evals] == [False, True, False, True]
+    with_wer = [r for r in evals if "val/wer" in r]
+    best = min(with_wer, key=lambda r: r["val/wer"])
+    assert outcome.best.metric == "wer" and outcome.best.step == best["step"]
+    assert outcome.best.evaluation.wer == best["val/wer"]
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["best"]["selected_on"] == "wer" and record["best"]["wer"] == best["val/wer"]
+    assert f"WER {best['val/wer']:.4f}" in (tmp_path / "run" / "train.log").read_text()
+    verdicts = {v.name: v for v in judge(config, read_metrics(tmp_path / "run"))}
+    assert f"best val WER {best['val/wer']:.4f} at batch {best['step']}" in \
+        verdicts["target_wer"].figure
+
+
+def test_select_on_wer_needs_an_lm():
+    from brain2text.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="train.select_on=wer needs eval.word_decoding"):
+        load_run(RUNS / "run13_cpu_demo.yaml", ["train.select_on=wer"])
