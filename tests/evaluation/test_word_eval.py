@@ -13,6 +13,7 @@ from brain2text.data.dataset import open_prepared
 from brain2text.decoding.lm import build_lm
 from brain2text.evaluation.words import normalize_words, rate_with_interval
 from brain2text.reports.criteria import judge
+from brain2text.reports.report import write_report
 from brain2text.runs.runlog import read_metrics
 from brain2text.training.loop import train
 
@@ -63,6 +64,8 @@ def test_tune_then_evaluate_with_words(run_and_lm, prepared_dir, capsys):
     assert all(1 <= len(r["nbest"]) <= 3 and r["nbest"][0]["text"] == r["hyp"] for r in rows)
     assert all(a["score"] >= b["score"] for r in rows for a, b in zip(r["nbest"], r["nbest"][1:]))
     assert (out / "decoded.txt").read_text().splitlines() == [r["hyp"] for r in rows]
+    page = write_report(run).read_text()
+    assert f"WER <b>{summary['wer']:.4f}</b>" in page and "most frequent word errors" in page
 
 
 def test_the_hold_out_gets_a_submission(run_and_lm, prepared_dir, capsys):

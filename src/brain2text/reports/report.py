@@ -154,6 +154,9 @@ def plot_all(config: RunConfig, rows: list[dict]) -> dict[str, bytes]:
         if any(f"{split}/per_ema" in r for r in evals):  # train.ema_decay: the EMA weights
             ax.plot(eval_steps, _finite([r.get(f"{split}/per_ema") for r in evals]), "s--",
                     color="dimgray", lw=1.5, label="all days, EMA weights")
+        words = [(r["step"], as_float(r[f"{split}/wer"])) for r in evals if f"{split}/wer" in r]
+        if words:  # eval.word_decoding: WER on the same axis (both are error rates)
+            ax.plot(*zip(*words), "D-", color="tab:red", lw=1.5, label="WER (LM)")
         ax.legend(fontsize="x-small", ncol=max(1, len(days) // 12), loc="upper left",
                   bbox_to_anchor=(1.01, 1.0))
     else:
@@ -236,9 +239,40 @@ def _confusion_lines(folder: Path, hyps: list[dict]) -> list[str]:
     return [f"{n:6d}  {r} -> {h}" for (r, h), n in counts.most_common(N_CONFUSIONS)]
 
 
+def _words_section(folder: Path, summary: dict) -> str:
+    """An ``evaluate --lm`` folder: WER beside the PER of the decoded phonemes."""
+    split = html.escape(folder.name)
+    ci = lambda k: "-".join(_fmt(v) for v in summary.get(f"{k}_ci95", []))  # noqa: E731
+    parts = [(f"<h3>{split}</h3><p>WER <b>{_fmt(summary['wer'])}</b> (95% CI {ci('wer')}), "
+              f"PER of the decoded phonemes {_fmt(summary['per'])} (95% CI {ci('per')}) over "
+              f"{summary.get('n_sentences', '?')} sentences; LM {html.escape(summary['lm'])}, "
+              f"{html.escape(json.dumps(summary.get('options', {})))} from "
+              f"{html.escape(str(summary.get('options_from')))}; "
+              f"{_fmt(summary.get('decode_ms_per_sentence'), 1)} ms per sentence</p>")]
+    per_day = summary.get("wer_per_day", {})
+    if per_day:
+        parts.append(_table(["day", "WER"], [[d, _fmt(v)] for d, v in per_day.items()]))
+    hyp_path = folder / "hypotheses.jsonl"
+    hyps = [json.loads(ln) for ln in hyp_path.read_text().splitlines() if ln.strip()] \
+        if hyp_path.is_file() else []
+    worst = sorted(hyps, key=lambda h: -h.get("word_edits", 0))[:N_WORST]
+    if worst:
+        parts.append(f"<h4>{len(worst)} sentences with the most word errors</h4>" + _table(
+            ["session", "trial", "word errors", "reference", "decoded"],
+            [[h.get("session"), h.get("trial"), h.get("word_edits"), h.get("text", ""),
+              h.get("hyp", "")] for h in worst]))
+    confusion = _confusion_lines(folder, [])
+    if confusion:
+        parts.append("<h4>most frequent word errors (REF -&gt; HYP; * = nothing)</h4><pre>"
+                     + html.escape("\n".join(confusion)) + "</pre>")
+    return "\n".join(parts)
+
+
 def _eval_section(folder: Path) -> str:
     summary = _read_json(folder / "summary.json")
     split = html.escape(folder.name)
+    if "wer" in summary:
+        return _words_section(folder, summary)
     if "per" not in summary:
         return (f"<h3>{split}</h3><p>{summary.get('n_sentences', '?')} unlabelled sentences "
                 "decoded (no PER)</p>")
