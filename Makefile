@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean bench-train bench-eval bench-data
+.PHONY: demo test install clean bench-train bench-eval bench-data bench-decode
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -31,6 +31,9 @@ bench-eval: $(STAMP)
 
 bench-data: $(STAMP)
 	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/data_path.py
+
+bench-decode: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/decode_words.py --sentences 100000 --test 200 --beams 50,200
 
 clean:
 	rm -rf demo_workspace runs benchmarks_workspace .pytest_cache
