@@ -10,18 +10,17 @@ replaces ``out_dir`` only once everything, the manifest last, is written.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from brain2text import __version__
+from brain2text.atomic import OutputKind, check_output_folder, staged_folder
 from brain2text.data.dataset import (
     FEATURES_FILE,
     FORMAT,
@@ -275,64 +274,18 @@ def write_manifest(folder: Path, manifest: dict) -> None:
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
 
 
-@contextlib.contextmanager
-def staging_dir(out_dir: Path, *, overwrite: bool) -> Iterator[Path]:
-    """A fresh hidden sibling of ``out_dir`` that becomes ``out_dir`` when the block succeeds.
+PREPARED = OutputKind(MANIFEST_FILE, FORMAT, "a prepared dataset")
 
-    On any error the staging folder is removed and ``out_dir`` is left as it was.
-    """
-    out_dir = _absolute(out_dir)
-    check_output_dir(out_dir, overwrite=overwrite)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)  # a leftover of an earlier process with our pid
-    tmp.mkdir()
-    try:
-        yield tmp
-        check_output_dir(out_dir, overwrite=overwrite)  # it may have appeared meanwhile
-        _move_into_place(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+def staging_dir(out_dir: Path, *, overwrite: bool):
+    """A fresh hidden sibling of ``out_dir`` that becomes ``out_dir`` when the block succeeds;
+    on any error it is removed and ``out_dir`` is left as it was."""
+    return staged_folder(out_dir, PREPARED, overwrite=overwrite)
 
 
 def check_output_dir(out_dir: Path, *, overwrite: bool) -> None:
     """Refuse a non-empty ``out_dir`` unless ``overwrite``, and never replace a foreign folder."""
-    out_dir = Path(out_dir)
-    if not out_dir.exists():
-        return
-    if not out_dir.is_dir():
-        raise DataError(f"{out_dir}: exists and is not a folder; choose another output folder")
-    if not any(out_dir.iterdir()):
-        return
-    if not overwrite:
-        raise DataError(f"{out_dir}: already exists and is not empty; pass --overwrite to "
-                        "replace it, or choose another folder")
-    try:
-        ours = json.loads((out_dir / MANIFEST_FILE).read_text(encoding="utf-8"))["format"] == FORMAT
-    except (OSError, ValueError, KeyError, TypeError):
-        ours = False
-    if not ours:
-        raise DataError(f"{out_dir}: refusing to overwrite a folder that is not a prepared "
-                        f"dataset (no brain2text {MANIFEST_FILE}); remove it yourself or "
-                        "choose another folder")
-
-
-def _move_into_place(tmp: Path, out_dir: Path) -> None:
-    if out_dir.exists() and not any(out_dir.iterdir()):
-        out_dir.rmdir()
-    if not out_dir.exists():
-        os.replace(tmp, out_dir)
-        return
-    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(out_dir, old)
-    try:
-        os.replace(tmp, out_dir)
-    except BaseException:
-        os.replace(old, out_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+    check_output_folder(out_dir, PREPARED, overwrite=overwrite)
 
 
 def _absolute(path: Path) -> Path:

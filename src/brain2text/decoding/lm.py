@@ -18,20 +18,18 @@ Decisions:
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import math
 import os
-import shutil
 import sys
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from brain2text.atomic import OutputKind, check_output_folder, staged_folder
 from brain2text.decoding.arpa import (
     UNK,
     apply_min_count,
@@ -41,7 +39,7 @@ from brain2text.decoding.arpa import (
     kneser_ney,
     write_arpa,
 )
-from brain2text.errors import ConfigError, DataError, StorageError
+from brain2text.errors import ConfigError, DataError
 from brain2text.phonemes import (
     PHONEMES,
     cmudict_version,
@@ -192,7 +190,7 @@ def build_lm(corpus: Path, out_dir: Path, *, order: int = DEFAULT_ORDER,
         "versions": _versions(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    with staging_dir(out_dir, overwrite) as tmp:
+    with staged_folder(out_dir, LM_FOLDER, overwrite=overwrite) as tmp:
         with (tmp / ARPA_FILE).open("w", encoding="utf-8") as f:
             write_arpa(f, probs, bows)
         (tmp / LEXICON_FILE).write_text("".join(
@@ -209,61 +207,12 @@ def _versions() -> dict:
             "python": sys.version.split()[0]}
 
 
-def _is_lm_folder(folder: Path) -> bool:
-    try:
-        return json.loads((folder / INFO_FILE).read_text(encoding="utf-8"))["format"] == FORMAT
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
+LM_FOLDER = OutputKind(INFO_FILE, FORMAT, "an LM folder")
 
 
 def check_out_dir(out_dir: Path, overwrite: bool) -> None:
     """Refuse a non-empty ``out_dir`` unless ``overwrite``, and never replace a foreign folder."""
-    if not out_dir.exists():
-        return
-    if not out_dir.is_dir():
-        raise DataError(f"{out_dir}: exists and is not a folder; choose another output folder")
-    if not any(out_dir.iterdir()):
-        return
-    if not overwrite:
-        raise DataError(f"{out_dir}: already exists and is not empty; pass --overwrite to "
-                        "replace it, or choose another folder")
-    if not _is_lm_folder(out_dir):
-        raise DataError(f"{out_dir}: refusing to overwrite a folder that is not an LM folder "
-                        f"(no brain2text {INFO_FILE}); remove it yourself or choose another")
-
-
-@contextlib.contextmanager
-def staging_dir(out_dir: Path, overwrite: bool):
-    """A hidden sibling of ``out_dir`` that replaces it when the block succeeds (else removed)."""
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial",
-                                    dir=out_dir.parent))
-    except OSError as exc:
-        raise StorageError(f"{out_dir}: cannot write ({exc.strerror})") from None
-    try:
-        yield tmp
-        check_out_dir(out_dir, overwrite)  # it may have appeared meanwhile
-        if out_dir.exists() and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        if not out_dir.exists():
-            os.replace(tmp, out_dir)
-            return
-        old = tmp.with_suffix(".old")
-        os.replace(out_dir, old)
-        try:
-            os.replace(tmp, out_dir)
-        except BaseException:
-            os.replace(old, out_dir)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise StorageError(f"{out_dir}: cannot write ({exc.strerror}); it was left as it "
-                           "was") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    check_output_folder(out_dir, LM_FOLDER, overwrite=overwrite)
 
 
 def read_spellings(path: Path, unigrams: frozenset[str] | None = None,
