@@ -239,6 +239,16 @@ def _confusion_lines(folder: Path, hyps: list[dict]) -> list[str]:
     return [f"{n:6d}  {r} -> {h}" for (r, h), n in counts.most_common(N_CONFUSIONS)]
 
 
+def _per_day_table(per_day: dict, what: str) -> str:
+    return _table(["day", what], [[d, _fmt(v)] for d, v in per_day.items()]) if per_day else ""
+
+
+def _hypotheses(folder: Path) -> list[dict]:
+    path = folder / "hypotheses.jsonl"
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()] \
+        if path.is_file() else []
+
+
 def _words_section(folder: Path, summary: dict) -> str:
     """An ``evaluate --lm`` folder: WER beside the PER of the decoded phonemes."""
     split = html.escape(folder.name)
@@ -249,12 +259,8 @@ def _words_section(folder: Path, summary: dict) -> str:
               f"{html.escape(json.dumps(summary.get('options', {})))} from "
               f"{html.escape(str(summary.get('options_from')))}; "
               f"{_fmt(summary.get('decode_ms_per_sentence'), 1)} ms per sentence</p>")]
-    per_day = summary.get("wer_per_day", {})
-    if per_day:
-        parts.append(_table(["day", "WER"], [[d, _fmt(v)] for d, v in per_day.items()]))
-    hyp_path = folder / "hypotheses.jsonl"
-    hyps = [json.loads(ln) for ln in hyp_path.read_text().splitlines() if ln.strip()] \
-        if hyp_path.is_file() else []
+    parts.append(_per_day_table(summary.get("wer_per_day", {}), "WER"))
+    hyps = _hypotheses(folder)
     worst = sorted(hyps, key=lambda h: -h.get("word_edits", 0))[:N_WORST]
     if worst:
         parts.append(f"<h4>{len(worst)} sentences with the most word errors</h4>" + _table(
@@ -280,12 +286,8 @@ def _eval_section(folder: Path) -> str:
               f"{summary.get('n_sentences', '?')} sentences ({summary.get('edit_distance', '?')} "
               f"edits / {summary.get('n_phonemes', '?')} phonemes), checkpoint of batch "
               f"{summary.get('checkpoint_step', '?')}</p>")]
-    per_day = summary.get("per_day", {})
-    if per_day:
-        parts.append(_table(["day", "PER"], [[d, _fmt(v)] for d, v in per_day.items()]))
-    hyp_path = folder / "hypotheses.jsonl"
-    hyps = [json.loads(ln) for ln in hyp_path.read_text().splitlines() if ln.strip()] \
-        if hyp_path.is_file() else []
+    parts.append(_per_day_table(summary.get("per_day", {}), "PER"))
+    hyps = _hypotheses(folder)
     if hyps:
         worst = sorted(hyps, key=lambda h: -as_float(h.get("per")))[:N_WORST]
         parts.append(f"<h4>{len(worst)} worst sentences</h4>" + _table(
