@@ -206,7 +206,9 @@ def _cmd_lr_find(args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    if args.lm is not None:
+    if args.lm is not None and args.wfst is not None:
+        raise ConfigError("--lm and --wfst: decode with one of them")
+    if args.lm is not None or args.wfst is not None:
         _cmd_evaluate_words(args)
         return
     if any(v is not None for v in (args.beam, args.lm_weight, args.word_score, args.nbest)):
@@ -230,13 +232,18 @@ def _cmd_evaluate_words(args: argparse.Namespace) -> None:
     from brain2text.evaluation.evaluate import eval_folder
     from brain2text.evaluation.word_eval import evaluate_with_lm
 
-    summary = evaluate_with_lm(args.run_dir, args.lm, split_name=args.split,
+    if args.wfst is not None and any(v is not None for v in (args.beam, args.lm_weight,
+                                                             args.word_score, args.nbest)):
+        raise ConfigError("--beam, --lm-weight, --word-score and --nbest are options of --lm; "
+                          "--wfst searches with the Brain-to-Text '24 baseline's settings")
+    summary = evaluate_with_lm(args.run_dir, args.lm, wfst_dir=args.wfst, split_name=args.split,
                                checkpoint=args.checkpoint, weights=args.weights,
                                data_path=args.data, answers=args.answers,
                                device_name=args.device, beam_size=args.beam,
                                lm_weight=args.lm_weight, word_score=args.word_score,
                                nbest=args.nbest)
-    where = eval_folder(args.run_dir, args.split, args.weights, "-lm")
+    where = eval_folder(args.run_dir, args.split, args.weights,
+                        "-lm" if args.lm is not None else "-wfst")
     speed = f"{summary['decode_ms_per_sentence']:.1f} ms/sentence"
     if summary["labelled"]:
         low, high = summary["wer_ci95"]
@@ -400,6 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm", type=Path, default=None, metavar="LM_DIR",
                    help="decode words with this LM folder (brain2text lm build): WER, n-best, "
                         "files in eval/<split>-lm/ (submission.txt for the hold-out)")
+    p.add_argument("--wfst", type=Path, default=None, metavar="GRAPH_DIR",
+                   help="decode words with a Kaldi graph (TLG.fst + words.txt, as the "
+                        "Brain-to-Text '24 release ships it): files in eval/<split>-wfst/")
     p.add_argument("--beam", type=int, default=None, help="beam size (default 50)")
     p.add_argument("--lm-weight", type=float, default=None,
                    help="default: RUN/lm_tuning.json for this LM, else 2.0")

@@ -132,3 +132,24 @@ def test_select_on_wer_needs_an_lm():
 
     with pytest.raises(ConfigError, match="train.select_on=wer needs eval.word_decoding"):
         load_run(RUNS / "run13_cpu_demo.yaml", ["train.select_on=wer"])
+
+
+def test_evaluate_with_a_kaldi_graph(run_and_lm, tmp_path, capsys):
+    pytest.importorskip("kaldilm", reason="the test extra builds the graph with kaldilm")
+    from brain2text.decoding.lm import open_lm
+
+    from tests.decoding.test_wfst import build_tlg
+
+    run, lm_dir = run_and_lm
+    lm = open_lm(lm_dir)
+    lexicon = {w: spellings[0] for w, spellings in lm.spellings.items()}  # one spelling a word
+    build_tlg(tmp_path / "graph", lexicon, lm.arpa.read_text())
+    assert main(["evaluate", str(run), "--wfst", str(tmp_path / "graph")]) == 0
+    out = run / "eval" / "test-wfst"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["wfst"] == str(tmp_path / "graph") and "wer" in summary
+    rows = [json.loads(line) for line in (out / "hypotheses.jsonl").read_text().splitlines()]
+    assert all(set(r["hyp"].split()) <= set(lm.spellings) for r in rows)
+    assert f"test WER {summary['wer']:.4f}" in capsys.readouterr().out
+    assert main(["evaluate", str(run), "--wfst", str(tmp_path / "graph"), "--lm", str(lm_dir)]) == 2
+    assert main(["evaluate", str(run), "--wfst", str(tmp_path / "graph"), "--beam", "5"]) == 2

@@ -31,6 +31,7 @@ import numpy as np
 from brain2text.atomic import atomic_write_folder
 from brain2text.decoding.beam import BeamOptions, WordDecoder, WordHypothesis
 from brain2text.decoding.lm import LanguageModel, open_lm
+from brain2text.decoding.wfst import WfstDecoder
 from brain2text.errors import DataError
 from brain2text.evaluation.evaluate import (
     answer_sentences,
@@ -73,7 +74,7 @@ def choose_options(run_dir: Path, lm: LanguageModel, **given) -> tuple[BeamOptio
     return replace(base, **chosen), source
 
 
-def decode_words(decoder: WordDecoder, emissions: list[np.ndarray]
+def decode_words(decoder: WordDecoder | WfstDecoder, emissions: list[np.ndarray]
                  ) -> tuple[list[list[WordHypothesis]], list[float]]:
     """n-best lists and the seconds each sentence took."""
     nbests, seconds = [], []
@@ -102,25 +103,36 @@ def score_words(refs: list[str], hyps: list[str], day_of: np.ndarray, days: list
 
 
 def evaluate_with_lm(
-    run_dir: Path, lm_dir: Path, *, split_name: str = "test", checkpoint: str = "best",
-    weights: str = "raw", data_path: Path | None = None, answers: Path | None = None,
-    device_name: str = "auto", batch_size: int | None = None, beam_size: int | None = None,
+    run_dir: Path, lm_dir: Path | None = None, *, wfst_dir: Path | None = None,
+    split_name: str = "test", checkpoint: str = "best", weights: str = "raw",
+    data_path: Path | None = None, answers: Path | None = None, device_name: str = "auto",
+    batch_size: int | None = None, beam_size: int | None = None,
     lm_weight: float | None = None, word_score: float | None = None, nbest: int | None = None,
 ) -> dict:
-    lm = open_lm(Path(lm_dir))
+    """Words with an LM folder (``lm_dir``: files in ``eval/<split>-lm/``) or with a Kaldi
+    decoding graph (``wfst_dir``: ``TLG.fst`` + ``words.txt``, files in ``eval/<split>-wfst/``;
+    its search options are the Brain-to-Text '24 baseline's)."""
+    if (lm_dir is None) == (wfst_dir is None):
+        raise DataError("give an LM folder or a Kaldi graph folder, not both or neither")
+    if wfst_dir is not None:
+        decoder = WfstDecoder(Path(wfst_dir))
+        info = {"wfst": str(wfst_dir), "options": asdict(decoder.options),
+                "options_from": "the Brain-to-Text '24 baseline's graph search settings"}
+    else:
+        lm = open_lm(Path(lm_dir))
+        options, source = choose_options(run_dir, lm, beam_size=beam_size, lm_weight=lm_weight,
+                                         word_score=word_score, nbest=nbest)
+        decoder = WordDecoder(lm.arpa, lm.spellings, options)
+        info = {"lm": str(lm.folder), "options": asdict(options), "options_from": source,
+                "dropped_homophones": sum(len(v) for v in decoder.dropped_homophones.values())}
     target = load_target(run_dir, split_name, checkpoint, weights, data_path, device_name)
-    options, source = choose_options(run_dir, lm, beam_size=beam_size, lm_weight=lm_weight,
-                                     word_score=word_score, nbest=nbest)
-    decoder = WordDecoder(lm.arpa, lm.spellings, options)
     decoded = decode_target(target, batch_size, keep_log_probs=True)
     nbests, seconds = decode_words(decoder, decoded.log_probs)
     split, indices = target.split, target.indices
     hyps = [sentence_of(n) for n in nbests]
-    summary = {**target.info(split_name, weights), "lm": str(lm.folder),
-               "options": asdict(options), "options_from": source,
+    summary = {**target.info(split_name, weights), **info,
                "decode_ms_per_sentence": 1000 * statistics.fmean(seconds) if seconds else math.nan,
                "decode_ms_median": 1000 * statistics.median(seconds) if seconds else math.nan,
-               "dropped_homophones": sum(len(v) for v in decoder.dropped_homophones.values()),
                "n_sentences": len(hyps)}
     refs: list[str] | None = None
     ref_ids: list[list[int]] | None = None
@@ -153,7 +165,8 @@ def evaluate_with_lm(
     summary["labelled"] = refs is not None
     files["hypotheses.jsonl"] = "".join(json.dumps(r) + "\n" for r in rows)
     files["summary.json"] = json.dumps(summary, indent=2, default=_jsonable) + "\n"
-    atomic_write_folder(eval_folder(run_dir, split_name, weights, "-lm"), files)
+    suffix = "-lm" if lm_dir is not None else "-wfst"
+    atomic_write_folder(eval_folder(run_dir, split_name, weights, suffix), files)
     return summary
 
 
