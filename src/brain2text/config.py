@@ -111,6 +111,10 @@ class TrainConfig(_Section):
     """Length-bucketed batches: pools of this many batches are sorted by trial length before
     being cut into batches (less padding, batches still random). None: plain random batches,
     each padded to its longest trial."""
+    grad_accum: int = Field(1, ge=1)
+    """Gradient accumulation: each batch of ``batch_size`` trials is run as this many
+    micro-batches of ``batch_size / grad_accum`` (padded as the whole batch), their gradients
+    summed before one optimizer step, so the recipe is that of the whole batch in less memory."""
     max_nonfinite_in_a_row: int = Field(20, ge=1)
     """Stop after this many consecutive steps with a non-finite loss or gradient."""
     device: str = "auto"
@@ -140,6 +144,9 @@ class TrainConfig(_Section):
     def _select_on_ema_needs_ema(self) -> "TrainConfig":
         if self.select_on_ema and self.ema_decay is None:
             raise ValueError("train.select_on_ema needs train.ema_decay")
+        if self.batch_size % self.grad_accum:
+            raise ValueError(f"train.batch_size={self.batch_size} cannot be cut into "
+                             f"train.grad_accum={self.grad_accum} equal micro-batches")
         return self
 
 

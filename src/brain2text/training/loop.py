@@ -339,6 +339,11 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
                 ranks: Dist, log: RunLog | SilentLog, quiet: bool, resume: dict | None,
                 stop: StopRequest) -> RunOutcome:
     tc = config.train
+    share = tc.batch_size // ranks.world_size
+    if share % tc.grad_accum:
+        raise ConfigError(f"train.batch_size={tc.batch_size} over {ranks.world_size} processes "
+                          f"gives {share} trials each, which train.grad_accum={tc.grad_accum} "
+                          "cannot cut into equal micro-batches")
     generator = seed_everything(tc.seed, ranks.rank, device)
     model = GRUDecoder(config.model, n_days=data.dataset.n_days).to(device)
     net = build_network(model, config, ranks, device)

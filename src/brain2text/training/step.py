@@ -83,12 +83,28 @@ def batch_loss(model: torch.nn.Module, batch: Batch, config: RunConfig, device: 
     return ctc_losses(logits, n_in, batch.phonemes, batch.n_phones).mean()
 
 
+def clip_gradients(model: torch.nn.Module, scaler: torch.amp.GradScaler,
+                   optimizer: torch.optim.Optimizer, clip: float | None) -> float:
+    """Unscale, clip to ``clip`` (None: no clipping); returns the pre-clip norm."""
+    scaler.unscale_(optimizer)
+    return torch.nn.utils.clip_grad_norm_(model.parameters(), clip if clip else math.inf).item()
+
+
 def backward_clipped(loss: torch.Tensor, model: torch.nn.Module, scaler: torch.amp.GradScaler,
                      optimizer: torch.optim.Optimizer, clip: float | None) -> float:
     """Backward, unscale, clip to ``clip`` (None: no clipping); returns the pre-clip norm."""
     scaler.scale(loss).backward()
-    scaler.unscale_(optimizer)
-    return torch.nn.utils.clip_grad_norm_(model.parameters(), clip if clip else math.inf).item()
+    return clip_gradients(model, scaler, optimizer, clip)
+
+
+def micro_batches(batch: Batch, n: int) -> list[Batch]:
+    """``batch`` cut into ``n`` equal row slices (``train.grad_accum``), each keeping the whole
+    batch's padding, so together they are exactly the rows of the batch."""
+    if n == 1:
+        return [batch]
+    size = batch.features.shape[0] // n
+    return [Batch(*(t[j * size:(j + 1) * size] for t in batch.__dict__.values()))
+            for j in range(n)]
 
 
 @dataclass(frozen=True)
@@ -103,19 +119,24 @@ def train_step(net: torch.nn.Module, model: torch.nn.Module, batch: Batch, confi
                device: torch.device, generator: torch.Generator,
                optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                ema: AveragedModel | None, ranks: Dist, stop_flag: bool) -> StepResult:
-    """Forward, loss, backward, clip and update; a step whose loss or gradient is not finite
-    leaves the weights as they were (every rank skips it together)."""
-    loss = batch_loss(net, batch, config, device, generator)
-    # one reduction for the loss and the stop request: all ranks agree on both
-    shared = ranks.mean(torch.stack([loss.detach().float(),
-                                     torch.tensor(float(stop_flag), device=loss.device)]))
-    loss_value, stop_requested = shared.tolist()  # a CPU-GPU sync point
+    """Forward, loss, backward (micro-batch by micro-batch with ``train.grad_accum``), clip and
+    update; a step whose loss or gradient is not finite leaves the weights as they were (every
+    rank skips it together)."""
     optimizer.zero_grad(set_to_none=True)
+    parts = micro_batches(batch, config.train.grad_accum)
+    total = torch.zeros((), device=device)
+    for part in parts:  # each backward right after its forward: one micro-batch in memory
+        loss = batch_loss(net, part, config, device, generator) / len(parts)
+        scaler.scale(loss).backward()
+        total = total + loss.detach().float()
+    # one reduction for the loss and the stop request: all ranks agree on both
+    shared = ranks.mean(torch.stack([total, torch.tensor(float(stop_flag), device=device)]))
+    loss_value, stop_requested = shared.tolist()  # a CPU-GPU sync point
     grad_norm, problem = math.nan, None
     if not math.isfinite(loss_value):
         problem = f"loss is {loss_value}"
     else:
-        grad_norm = backward_clipped(loss, model, scaler, optimizer, config.optim.grad_clip_norm)
+        grad_norm = clip_gradients(model, scaler, optimizer, config.optim.grad_clip_norm)
         if not math.isfinite(grad_norm):
             problem = f"gradient norm is {grad_norm}"
     if problem is None:
