@@ -34,6 +34,7 @@ from brain2text.decoding.lm import LanguageModel, open_lm
 from brain2text.decoding.wfst import WfstDecoder
 from brain2text.errors import DataError
 from brain2text.evaluation.evaluate import (
+    EvalTarget,
     answer_sentences,
     dataset_labeller,
     decode_target,
@@ -102,6 +103,29 @@ def score_words(refs: list[str], hyps: list[str], day_of: np.ndarray, days: list
     return {**overall.to_dict("wer"), "wer_per_day": per_day}
 
 
+def word_search(run_dir: Path | None, lm_dir: Path | None = None, wfst_dir: Path | None = None,
+                **given) -> tuple[WordDecoder | WfstDecoder, dict]:
+    """The word decoder of an LM folder or a Kaldi graph, and what the summary says of it.
+    ``given``: beam options from the command line (None: not given); with ``run_dir`` the
+    options ``lm tune`` wrote there are the defaults."""
+    if (lm_dir is None) == (wfst_dir is None):
+        raise DataError("give an LM folder or a Kaldi graph folder, not both or neither")
+    if wfst_dir is not None:
+        decoder = WfstDecoder(Path(wfst_dir))
+        return decoder, {"wfst": str(wfst_dir), "options": asdict(decoder.options),
+                         "options_from": "the Brain-to-Text '24 baseline's graph search settings"}
+    lm = open_lm(Path(lm_dir))
+    if run_dir is not None:
+        options, source = choose_options(run_dir, lm, **given)
+    else:
+        chosen = {k: v for k, v in given.items() if v is not None}
+        options, source = replace(BeamOptions(), **chosen), "defaults + command line"
+    decoder = WordDecoder(lm.arpa, lm.spellings, options)
+    return decoder, {"lm": str(lm.folder), "options": asdict(options), "options_from": source,
+                     "dropped_homophones": sum(len(v) for v in
+                                               decoder.dropped_homophones.values())}
+
+
 def evaluate_with_lm(
     run_dir: Path, lm_dir: Path | None = None, *, wfst_dir: Path | None = None,
     split_name: str = "test", checkpoint: str = "best", weights: str = "raw",
@@ -112,25 +136,26 @@ def evaluate_with_lm(
     """Words with an LM folder (``lm_dir``: files in ``eval/<split>-lm/``) or with a Kaldi
     decoding graph (``wfst_dir``: ``TLG.fst`` + ``words.txt``, files in ``eval/<split>-wfst/``;
     its search options are the Brain-to-Text '24 baseline's)."""
-    if (lm_dir is None) == (wfst_dir is None):
-        raise DataError("give an LM folder or a Kaldi graph folder, not both or neither")
-    if wfst_dir is not None:
-        decoder = WfstDecoder(Path(wfst_dir))
-        info = {"wfst": str(wfst_dir), "options": asdict(decoder.options),
-                "options_from": "the Brain-to-Text '24 baseline's graph search settings"}
-    else:
-        lm = open_lm(Path(lm_dir))
-        options, source = choose_options(run_dir, lm, beam_size=beam_size, lm_weight=lm_weight,
-                                         word_score=word_score, nbest=nbest)
-        decoder = WordDecoder(lm.arpa, lm.spellings, options)
-        info = {"lm": str(lm.folder), "options": asdict(options), "options_from": source,
-                "dropped_homophones": sum(len(v) for v in decoder.dropped_homophones.values())}
+    decoder, info = word_search(run_dir, lm_dir, wfst_dir, beam_size=beam_size,
+                                lm_weight=lm_weight, word_score=word_score, nbest=nbest)
     target = load_target(run_dir, split_name, checkpoint, weights, data_path, device_name)
     decoded = decode_target(target, batch_size, keep_log_probs=True)
-    nbests, seconds = decode_words(decoder, decoded.log_probs)
+    summary, files = word_files(target, decoded.log_probs, decoder, split_name, answers,
+                                {**target.info(split_name, weights), **info})
+    suffix = "-lm" if lm_dir is not None else "-wfst"
+    atomic_write_folder(eval_folder(run_dir, split_name, weights, suffix), files)
+    return summary
+
+
+def word_files(target: EvalTarget, emissions: list[np.ndarray],
+               decoder: WordDecoder | WfstDecoder, split_name: str, answers: Path | None,
+               header: dict) -> tuple[dict, dict[str, str]]:
+    """Decode ``emissions`` (one per trial of ``target``) to words; the summary and the files
+    of a words evaluation folder."""
+    nbests, seconds = decode_words(decoder, emissions)
     split, indices = target.split, target.indices
     hyps = [sentence_of(n) for n in nbests]
-    summary = {**target.info(split_name, weights), **info,
+    summary = {**header,
                "decode_ms_per_sentence": 1000 * statistics.fmean(seconds) if seconds else math.nan,
                "decode_ms_median": 1000 * statistics.median(seconds) if seconds else math.nan,
                "n_sentences": len(hyps)}
@@ -165,9 +190,9 @@ def evaluate_with_lm(
     summary["labelled"] = refs is not None
     files["hypotheses.jsonl"] = "".join(json.dumps(r) + "\n" for r in rows)
     files["summary.json"] = json.dumps(summary, indent=2, default=_jsonable) + "\n"
-    suffix = "-lm" if lm_dir is not None else "-wfst"
-    atomic_write_folder(eval_folder(run_dir, split_name, weights, suffix), files)
-    return summary
+    return summary, files
+
+
 
 
 def word_error_report(rows: list[dict]) -> str:
