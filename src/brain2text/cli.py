@@ -208,6 +208,13 @@ def _cmd_lr_find(args: argparse.Namespace) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     if args.lm is not None and args.wfst is not None:
         raise ConfigError("--lm and --wfst: decode with one of them")
+    if args.ensemble:
+        _cmd_evaluate_ensemble(args)
+        return
+    if len(args.run_dirs) > 1 or args.out is not None:
+        raise ConfigError("evaluate: several run folders (or --out) make an ensemble: add "
+                          "--ensemble")
+    args.run_dir = args.run_dirs[0]
     if args.lm is not None or args.wfst is not None:
         _cmd_evaluate_words(args)
         return
@@ -226,6 +233,24 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
               f"files in {where}")
     else:
         print(f"decoded {summary['n_sentences']} unlabelled sentences to {where / 'decoded.txt'}")
+
+
+def _cmd_evaluate_ensemble(args: argparse.Namespace) -> None:
+    from brain2text.evaluation.ensemble import default_out, evaluate_ensemble
+
+    out = args.out or default_out(args.run_dirs)
+    summary = evaluate_ensemble(
+        args.run_dirs, split_name=args.split, checkpoint=args.checkpoint, weights=args.weights,
+        data_path=args.data, answers=args.answers, device_name=args.device, out=out,
+        lm_dir=args.lm, wfst_dir=args.wfst, beam_size=args.beam, lm_weight=args.lm_weight,
+        word_score=args.word_score, nbest=args.nbest)
+    for member, per in summary.get("members", {}).items():
+        print(f"  member {member}: {args.split} PER {per:.4f}")
+    what = [f"PER {summary['per']:.4f}"] if "per" in summary else []
+    if "wer" in summary:
+        what.append(f"WER {summary['wer']:.4f}")
+    print(f"ensemble of {len(args.run_dirs)}: {args.split} {', '.join(what) or 'decoded'} over "
+          f"{summary['n_sentences']} sentences; files in {out / 'eval'}")
 
 
 def _cmd_evaluate_words(args: argparse.Namespace) -> None:
@@ -394,8 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batches", type=int, default=200, help="batches of the sweep from start to end")
     p.set_defaults(func=_cmd_lr_find)
 
-    p = sub.add_parser("evaluate", help="evaluate a run's checkpoint")
-    p.add_argument("run_dir", type=Path)
+    p = sub.add_parser("evaluate", help="evaluate a run's checkpoint (or an ensemble of runs)")
+    p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    p.add_argument("--ensemble", action="store_true",
+                   help="average the runs' per-frame log-probabilities and decode them as one")
+    p.add_argument("--out", type=Path, default=None,
+                   help="the ensemble's folder (default runs/ensemble-<run>+<run>...)")
     p.add_argument("--split", default="test", choices=["test", "competition", "val"])
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--data", type=Path, default=None, help="prepared dataset (default: the run's data.path)")

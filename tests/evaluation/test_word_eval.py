@@ -153,3 +153,15 @@ def test_evaluate_with_a_kaldi_graph(run_and_lm, tmp_path, capsys):
     assert f"test WER {summary['wer']:.4f}" in capsys.readouterr().out
     assert main(["evaluate", str(run), "--wfst", str(tmp_path / "graph"), "--lm", str(lm_dir)]) == 2
     assert main(["evaluate", str(run), "--wfst", str(tmp_path / "graph"), "--beam", "5"]) == 2
+
+
+def test_an_ensemble_decodes_words_too(run_and_lm, tmp_path):
+    run, lm = run_and_lm
+    options = ["--lm", str(lm), "--lm-weight", "2", "--word-score", "0", "--beam", "8"]
+    assert main(["evaluate", str(run), *options]) == 0
+    single = json.loads((run / "eval" / "test-lm" / "summary.json").read_text())
+    assert main(["evaluate", str(run), str(run), "--ensemble", "--out", str(tmp_path / "ens"),
+                 *options]) == 0
+    both = json.loads((tmp_path / "ens" / "eval" / "test-lm" / "summary.json").read_text())
+    assert both["ensemble"] == [str(run), str(run)] and both["options"] == single["options"]
+    assert both["wer"] == single["wer"]  # a run with itself: the same emissions

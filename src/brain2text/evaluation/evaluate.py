@@ -101,6 +101,19 @@ def label_answer(labeller, sentence: str, answers: Path, where: str) -> list[int
                         f"{', '.join(exc.args[0])}") from None
 
 
+def reference_ids(target: EvalTarget, answers: Path | None) -> list[list[int]] | None:
+    """The reference phoneme ids of the target's trials: the split's labels, or the answers
+    file's sentences labelled as the dataset was; None for an unlabelled split without one."""
+    split, indices = target.split, target.indices
+    if split.labelled:
+        return references(split, indices)
+    if answers is None:
+        return None
+    labeller = dataset_labeller(target.data)
+    return [label_answer(labeller, s, answers, split.describe(int(i)))
+            for i, s in zip(indices, answer_sentences(split, answers, indices))]
+
+
 def dataset_labeller(data: PreparedDataset):
     """The phonemiser (and user lexicon) the prepared folder's labels were made with, so that
     hold-out answers are labelled the same way."""
@@ -198,19 +211,14 @@ def evaluate_run(
     out = eval_folder(run_dir, split_name, weights)
     out.mkdir(parents=True, exist_ok=True)
     info = target.info(split_name, weights)
-    if split.labelled:
-        refs = references(split, indices)
-    elif answers is not None:
-        labeller = dataset_labeller(data)
-        refs = [label_answer(labeller, sentence, answers, split.describe(int(i)))
-                for i, sentence in zip(indices, answer_sentences(split, answers, indices))]
-    else:
-        return _write_decoded(out, split, decoded, info)
+    refs = reference_ids(target, answers)
+    if refs is None:
+        return write_decoded(out, split, decoded, info)
     summary = score(refs, decoded, split.day_index[indices], data.days)
-    return _write_scored(out, split, decoded, refs, {**info, **summary.to_dict()})
+    return write_scored(out, split, decoded, refs, {**info, **summary.to_dict()})
 
 
-def _write_decoded(out: Path, split: PreparedSplit, decoded: Decoded, info: dict) -> dict:
+def write_decoded(out: Path, split: PreparedSplit, decoded: Decoded, info: dict) -> dict:
     rows = [{"session": split.session_of(int(i)), "trial": int(split.trial[i]),
              "hyp": " ".join(to_symbols(h.tolist()))}
             for i, h in zip(decoded.trial_ids, decoded.hypotheses)]
@@ -221,7 +229,7 @@ def _write_decoded(out: Path, split: PreparedSplit, decoded: Decoded, info: dict
     return summary
 
 
-def _write_scored(out: Path, split: PreparedSplit, decoded: Decoded, refs: list[list[int]],
+def write_scored(out: Path, split: PreparedSplit, decoded: Decoded, refs: list[list[int]],
                   summary: dict) -> dict:
     summary = {**summary, "labelled": True}
     rows = []
