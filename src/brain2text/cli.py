@@ -302,6 +302,17 @@ def _floats(text: str, flag: str) -> tuple[float, ...]:
     return values
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from brain2text.reports.listing import collect_runs, runs_table
+    from brain2text.sweep import parse_grid, run_sweep
+
+    out, interrupted = run_sweep(args.run_file, parse_grid(args.grid), seeds=args.seeds,
+                                 overrides=args.overrides, out_dir=args.out, quiet=args.quiet)
+    print(runs_table(collect_runs(out), out))
+    print(f"best PER against each varied key: {out / 'sweep.png'}")
+    return EXIT_INTERRUPTED if interrupted else 0
+
+
 def _cmd_report(args: argparse.Namespace) -> None:
     from brain2text.reports.report import write_report
 
@@ -446,6 +457,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: RUN/lm_tuning.json for this LM, else 0")
     p.add_argument("--nbest", type=int, default=None, help="hypotheses kept per sentence (default 1)")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("sweep", help="train a grid of child runs of a run file, one after another")
+    p.add_argument("run_file", type=Path)
+    p.add_argument("overrides", nargs="*", help="dotted overrides for every child, as in train")
+    p.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2",
+                   help="a dotted key and its values; repeat for a product of several keys")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="N seeds per grid point (train.seed, train.seed + 1, ...)")
+    p.add_argument("--out", type=Path, default=None, help="sweep folder (default runs/<name>-sweep)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("report", help="HTML page with a run's curves, success criteria and evaluation")
     p.add_argument("run_dir", type=Path)

@@ -7,6 +7,7 @@ up to ``MAX_DEPTH`` levels below the root, holding a run.json or a metrics.jsonl
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from dataclasses import dataclass
@@ -164,13 +165,26 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _sweep_values(root: Path) -> tuple[list[str], dict[str, dict]]:
+    """A sweep folder's varied keys and each child's values (none outside a sweep)."""
+    try:
+        record = json.loads((root / "sweep.json").read_text())
+        return list(record["varied"]), dict(record["children"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return [], {}
+
+
 def runs_table(runs: list[RunSummary], root: Path) -> str:
+    """One aligned line a run; in a sweep folder, its varied keys as columns."""
+    varied, children = _sweep_values(root)
     header = ["run", "parent", "status", "batches", "best PER", "at step", "final PER", "wall",
-              "samples/s", "folder", "verdicts"]
+              "samples/s", "folder", "verdicts", *varied]
     rows = []
     for r in runs:
         folder = r.folder.relative_to(root) if r.folder.is_relative_to(root) else r.folder
+        values = children.get(str(folder), {})
         rows.append([r.name, r.parent or "-", r.status, str(r.batches), _fmt(r.best_per, ".4f"),
                      _fmt(r.best_step, "d"), _fmt(r.final_per, ".4f"), _duration(r.wall_s),
-                     _fmt(r.samples_per_s, ".1f"), str(folder), r.verdicts or "-"])
+                     _fmt(r.samples_per_s, ".1f"), str(folder), r.verdicts or "-",
+                     *(str(values.get(k, "-")) for k in varied)])
     return format_table(header, rows)

@@ -1,0 +1,76 @@
+"""brain2text sweep: a grid of child runs, their table and plot, resumed where it stopped."""
+
+import json
+import signal
+import subprocess
+import time
+
+import matplotlib.image
+import pytest
+
+from brain2text.cli import EXIT_INTERRUPTED, main
+from brain2text.sweep import parse_grid, plan_children
+
+from tests.conftest import RUNS, tiny_overrides
+from tests.training.test_resume import ENV, _cli, _last_step
+
+RUN_FILE = RUNS / "run13_cpu_demo.yaml"
+
+
+def test_the_grid_is_a_product_of_typed_values():
+    grid = parse_grid(["optim.max_lr=0.002,0.01", "train.ema_decay=null,0.9"])
+    assert grid == {"optim.max_lr": [0.002, 0.01], "train.ema_decay": [None, 0.9]}
+    children = plan_children(RUN_FILE, grid, 2, ["train.seed=5"])
+    assert len(children) == 8
+    first = children[0]
+    assert first.name == "max_lr=0.002-ema_decay=None-seed=5"
+    assert first.config.optim.max_lr == 0.002 and first.config.train.ema_decay is None
+    assert [c.config.train.seed for c in children[:2]] == [5, 6]
+
+
+@pytest.mark.parametrize("grid, message", [
+    (["optim.max_lrr=0.1,0.2"], "max_lrr"),
+    (["optim.max_lr=fast,0.2"], "optim.max_lr"),
+    (["optim.max_lr"], "expected KEY=V1,V2"),
+])
+def test_a_bad_grid_stops_before_any_child(tmp_path, capsys, grid, message):
+    args = ["sweep", str(RUN_FILE), "--out", str(tmp_path / "sw")]
+    for g in grid:
+        args += ["--grid", g]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "sw").exists()
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_its_children_and_goes_on_where_it_stopped(prepared_dir, tmp_path, capsys):
+    out = tmp_path / "sw"
+    args = ["sweep", str(RUN_FILE), *tiny_overrides(prepared_dir, **{"train.n_batch": 12,
+                                                                      "train.eval_every": 4}),
+            "--grid", "optim.max_lr=0.002,0.01", "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(_cli(*args), env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    first = out / "max_lr=0.002"
+    deadline = time.monotonic() + 120
+    while _last_step(first) < 5 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    stdout, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert "sweep interrupted in max_lr=0.002" in stdout
+    assert not (out / "max_lr=0.01").exists()
+
+    assert main(args) == 0  # the same command: the interrupted child resumes, the next runs
+    printed = capsys.readouterr().out.splitlines()
+    table = printed[next(i for i, line in enumerate(printed) if line.startswith("run ")):]
+    assert table[0].split()[-1] == "optim.max_lr"
+    assert [line.split()[2] for line in table[1:3]] == ["finished", "finished"]
+    assert "resumed from step" in (first / "train.log").read_text()
+    image = matplotlib.image.imread(out / "sweep.png")
+    assert image.ndim == 3 and image.var() > 0
+    record = json.loads((out / "sweep.json").read_text())
+    assert record["children"] == {"max_lr=0.002": {"optim.max_lr": 0.002},
+                                  "max_lr=0.01": {"optim.max_lr": 0.01}}
+    assert main(args) == 0  # nothing left to do
+    assert capsys.readouterr().out.count("skipped") == 2
