@@ -9,8 +9,8 @@ import matplotlib.image
 import pytest
 
 from brain2text.cli import EXIT_INTERRUPTED, main
+from brain2text.config import load_run
 from brain2text.sweep import parse_grid, plan_children
-
 from tests.conftest import RUNS, tiny_overrides
 from tests.training.test_resume import ENV, _cli, _last_step
 
@@ -72,5 +72,10 @@ def test_a_sweep_runs_its_children_and_goes_on_where_it_stopped(prepared_dir, tm
     record = json.loads((out / "sweep.json").read_text())
     assert record["children"] == {"max_lr=0.002": {"optim.max_lr": 0.002},
                                   "max_lr=0.01": {"optim.max_lr": 0.01}}
+    best = load_run(out / "best.yaml")  # the best child as a run file of its own
+    pers = {line.split()[0]: float(line.split()[4]) for line in table[1:3]}
+    winner = min(pers, key=pers.get)
+    assert best.optim.max_lr == record["children"][winner]["optim.max_lr"]
+    assert best.parent == str(RUN_FILE.resolve()) and best.train.n_batch == 12
     assert main(args) == 0  # nothing left to do
     assert capsys.readouterr().out.count("skipped") == 2

@@ -6,7 +6,8 @@ own grid values, so ``brain2text runs OUT`` lists them (with the varied keys as 
 ``evaluate``, ``report`` and ``compare`` work on each. Every child's config is resolved before
 the first one starts, so a key that does not exist or a value of the wrong type stops the sweep
 at once. ``OUT/sweep.json`` records the grid; ``OUT/sweep.png`` draws each child's best PER
-against each varied key.
+against each varied key, and ``OUT/best.yaml`` the best child as a run file (parent: the
+sweep's run file; only its changes listed).
 
 Started again with the same arguments, a sweep skips the children that finished and continues
 an interrupted one from its ``last.pt`` (as ``train --auto-resume`` does); a child whose config
@@ -21,9 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from brain2text.atomic import atomic_write_text
 from brain2text.config import RunConfig, load_run, parse_override
 from brain2text.errors import ConfigError
+from brain2text.reports.listing import summarize_run
 from brain2text.reports.sweep import SWEEP_FILE, write_sweep_plot
 from brain2text.runs.folder import read_record
 from brain2text.training.loop import FINISHED, INTERRUPTED, STOPPED_EARLY, resume, train
@@ -106,4 +110,34 @@ def run_sweep(run_file: Path | str, grid: dict[str, list[Any]], *, seeds: int = 
             write_sweep_plot(out_dir)
             return out_dir, True
     write_sweep_plot(out_dir)
+    write_best_run_file(out_dir, run_file, overrides, children)
     return out_dir, False
+
+
+def write_best_run_file(out_dir: Path, run_file: Path | str, overrides: list[str],
+                        children: list[Child]) -> Path | None:
+    """``OUT/best.yaml``: the child of the lowest best PER as a run file naming the sweep's run
+    file as its parent and listing only what it changes."""
+    scored = [(summarize_run(out_dir / c.name).best_per, c) for c in children]
+    scored = [(per, c) for per, c in scored if per is not None]
+    if not scored:
+        return None
+    per, best = min(scored, key=lambda pc: pc[0])
+    changes: dict[str, Any] = {}
+    for text in [*overrides, *(f"{k}={json.dumps(v)}" for k, v in best.values.items())]:
+        keys, value = parse_override(text)
+        node = changes
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    ref = str(run_file)
+    parent = ref if len(Path(ref).parts) == 1 and not ref.endswith((".yaml", ".yml")) \
+        else str(Path(ref).resolve())
+    name = f"{load_run(run_file, overrides).name}-{best.name}"
+    text = (f"# brain2text train {out_dir / 'best.yaml'}\n#\n# The best child of the sweep in "
+            f"{out_dir}: best evaluation PER {per:.4f}.\n"
+            + yaml.safe_dump({"name": name, "parent": parent,
+                              "description": f"best child of the sweep in {out_dir}", **changes},
+                             sort_keys=False))
+    atomic_write_text(out_dir / "best.yaml", text)
+    return out_dir / "best.yaml"
