@@ -26,7 +26,8 @@ import numpy as np
 
 from brain2text.decoding.beam import BeamOptions, WordDecoder
 from brain2text.decoding.lm import build_lm, open_lm
-from brain2text.evaluation.words import normalize_words, rate_with_interval
+from brain2text.evaluation.metrics import error_rate
+from brain2text.evaluation.words import normalize_words
 from brain2text.phonemes import BLANK, N_CLASSES, cmu_dictionary, phonemize, to_ids
 from brain2text.runs.provenance import cpu_name
 from brain2text.synth.sentences import sample_sentences
@@ -94,7 +95,7 @@ def main() -> None:
                 best = decoder.decode(e)
                 times.append(time.perf_counter() - t0)
                 hyps.append(normalize_words(" ".join(best[0].words)) if best else [])
-            wer = rate_with_interval([normalize_words(t) for t in tests], hyps).rate
+            wer = error_rate([normalize_words(t) for t in tests], hyps).rate
             print(f"| {beam} | {load_s:.1f} | {1000 * statistics.fmean(times):.1f} | "
                   f"{1000 * statistics.median(times):.1f} | {wer:.3f} | {peak_rss_mb():.0f} |")
             del decoder

@@ -12,7 +12,6 @@ words), with every member's PER beside the ensemble's in ``summary.json``; ``OUT
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +101,7 @@ def evaluate_ensemble(
     refs = reference_ids(first, answers)
     if refs is not None:
         day_of, days = split.day_index[indices], first.data.days
-        info["members"] = {str(r): score(refs, replace(d, log_probs=None), day_of, days).per
+        info["members"] = {str(r): score(refs, d, day_of, days).per
                            for r, d in zip(run_dirs, decoded)}
     if words:
         decoder, header = search

@@ -25,12 +25,13 @@ from brain2text.decoding.beam import (
 from brain2text.decoding.lm import open_lm
 from brain2text.errors import DataError
 from brain2text.evaluation.evaluate import decode_target, load_target
+from brain2text.evaluation.metrics import error_rate
 from brain2text.evaluation.word_eval import (
     TUNING_FILE,
     decode_words,
     sentence_of,
 )
-from brain2text.evaluation.words import normalize_words, rate_with_interval
+from brain2text.evaluation.words import normalize_words
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,8 @@ def tune_lm(run_dir: Path, lm_dir: Path, *, lm_weights=DEFAULT_LM_WEIGHTS,
         start = time.perf_counter()
         nbests, _ = decode_words(decoder, decoded.log_probs)
         ms = 1000 * (time.perf_counter() - start) / max(len(nbests), 1)
-        wer = rate_with_interval(ref_words, [normalize_words(sentence_of(n)) for n in nbests])
-        per = rate_with_interval(ref_ids, [list(n[0].phonemes) if n else [] for n in nbests])
+        wer = error_rate(ref_words, [normalize_words(sentence_of(n)) for n in nbests])
+        per = error_rate(ref_ids, [list(n[0].phonemes) if n else [] for n in nbests])
         table.append(TuningPoint(float(lm_weight), float(word_score), wer.rate, per.rate, ms))
     best = min(table, key=lambda p: (p.wer, p.per))  # min keeps the first of equal points
     options = replace(base, lm_weight=best.lm_weight, word_score=best.word_score)

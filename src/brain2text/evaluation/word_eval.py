@@ -42,7 +42,13 @@ from brain2text.evaluation.evaluate import (
     label_answer,
     load_target,
 )
-from brain2text.evaluation.metrics import align, confusions, format_alignment
+from brain2text.evaluation.metrics import (
+    align,
+    confusions,
+    edit_distance,
+    error_rate,
+    format_alignment,
+)
 from brain2text.evaluation.words import normalize_words, rate_with_interval
 from brain2text.phonemes import to_symbols
 
@@ -98,8 +104,8 @@ def score_words(refs: list[str], hyps: list[str], day_of: np.ndarray, days: list
     per_day = {}
     for day in np.unique(day_of):
         rows = np.flatnonzero(day_of == day)
-        per_day[days[int(day)]] = rate_with_interval([ref_words[r] for r in rows],
-                                                     [hyp_words[r] for r in rows]).rate
+        per_day[days[int(day)]] = error_rate([ref_words[r] for r in rows],
+                                             [hyp_words[r] for r in rows]).rate
     return {**overall.to_dict("wer"), "wer_per_day": per_day}
 
 
@@ -176,8 +182,8 @@ def word_files(target: EvalTarget, emissions: list[np.ndarray],
                "nbest": [{"text": " ".join(h.words), "score": h.score} for h in nbests[k]]}
         if refs is not None:
             row |= {"text": refs[k],
-                    "word_edits": rate_with_interval([normalize_words(refs[k])],
-                                                     [normalize_words(hyps[k])]).edits}
+                    "word_edits": edit_distance(normalize_words(refs[k]),
+                                                normalize_words(hyps[k]))}
         rows.append(row)
     files = {"decoded.txt": "".join(h + "\n" for h in hyps)}
     if split_name == "competition":
