@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from brain2text.decoding.checks import check_integer, check_number
 from brain2text.decoding.greedy import collapse
 from brain2text.errors import ConfigError, DataError
 from brain2text.phonemes import BLANK, N_CLASSES, PHONEME_TO_ID, PHONEMES, SIL
@@ -103,36 +104,17 @@ class BeamOptions:
     log_add: bool = False
 
     def __post_init__(self) -> None:
-        def integer(name: str, low: int, high: int | None = None) -> None:
-            value = getattr(self, name)
-            if (isinstance(value, bool) or not isinstance(value, int) or value < low
-                    or (high is not None and value > high)):
-                span = f"in {low}..{high}" if high is not None else f">= {low}"
-                span = f"an integer {span}"
-                raise ConfigError(f"{name}: must be {span}, got {value!r}")
-
-        def number(name: str, *, positive: bool = False, allow_minus_inf: bool = False) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{name}: must be a number, got {value!r}")
-            if allow_minus_inf and value == -math.inf:
-                return
-            if not math.isfinite(value) or (positive and value <= 0):
-                kind = "a positive number" if positive else "a finite number"
-                extra = " or -inf" if allow_minus_inf else ""
-                raise ConfigError(f"{name}: must be {kind}{extra}, got {value!r}")
-
-        integer("beam_size", 1)
+        check_integer(self, "beam_size", 1)
         if self.beam_size_token is not None:
-            integer("beam_size_token", 1, N_CLASSES)
-        number("beam_threshold", positive=True)
-        number("lm_weight")
+            check_integer(self, "beam_size_token", 1, N_CLASSES)
+        check_number(self, "beam_threshold", positive=True)
+        check_number(self, "lm_weight")
         if self.lm_weight < 0:
             raise ConfigError(f"lm_weight: must be >= 0, got {self.lm_weight!r}")
-        number("word_score")
-        number("sil_score")
-        number("unk_score", allow_minus_inf=True)
-        integer("nbest", 1, self.beam_size)
+        check_number(self, "word_score")
+        check_number(self, "sil_score")
+        check_number(self, "unk_score", allow_minus_inf=True)
+        check_integer(self, "nbest", 1, self.beam_size)
         if not isinstance(self.log_add, bool):
             raise ConfigError(f"log_add: must be true or false, got {self.log_add!r}")
 

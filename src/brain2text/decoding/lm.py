@@ -39,6 +39,7 @@ from brain2text.decoding.arpa import (
     kneser_ney,
     write_arpa,
 )
+from brain2text.decoding.checks import read_utf8
 from brain2text.errors import ConfigError, DataError
 from brain2text.phonemes import (
     PHONEMES,
@@ -122,15 +123,7 @@ def spell(words, user: Spellings | None) -> tuple[Spellings, Counter]:
 
 def read_corpus(path: Path) -> tuple[list[list[str]], bytes]:
     """Cleaned sentences with words (one a line) and the file's bytes."""
-    try:
-        data = path.read_bytes()
-        text = data.decode("utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such corpus file") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the corpus ({exc.strerror})") from None
+    data, text = read_utf8(path, "corpus")
     sentences = [ws for line in text.splitlines()
                  if (ws := [w for w in words_of(line) if has_letters(w)])]
     if not sentences:

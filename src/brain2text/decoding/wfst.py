@@ -46,6 +46,7 @@ from brain2text.decoding.beam import (
     _quiet_stderr,
     as_emissions,
 )
+from brain2text.decoding.checks import check_integer, check_number, read_utf8
 from brain2text.decoding.greedy import collapse
 from brain2text.errors import ConfigError, DataError
 from brain2text.phonemes import BLANK, N_CLASSES, PHONEME_TO_ID, PHONEMES, SIL
@@ -107,39 +108,19 @@ class WfstOptions:
     blank_penalty: float = DEFAULT_BLANK_PENALTY
 
     def __post_init__(self) -> None:
-        def number(name: str, *, positive: bool) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{name}: must be a number, got {value!r}")
-            if not math.isfinite(value) or (positive and value <= 0):
-                kind = "a positive number" if positive else "a finite number"
-                raise ConfigError(f"{name}: must be {kind}, got {value!r}")
-
-        def integer(name: str, low: int) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"{name}: must be an integer >= {low}, got {value!r}")
-
-        number("beam", positive=True)
-        integer("max_active", 1)
-        integer("min_active", 0)
+        check_number(self, "beam", positive=True)
+        check_integer(self, "max_active", 1)
+        check_integer(self, "min_active", 0)
         if self.min_active > self.max_active:
             raise ConfigError(f"min_active: must be <= max_active ({self.max_active}), "
                               f"got {self.min_active!r}")
-        number("acoustic_scale", positive=True)
-        number("blank_penalty", positive=False)
+        check_number(self, "acoustic_scale", positive=True)
+        check_number(self, "blank_penalty", positive=False)
 
 
 def _read_symbols(path: Path, what: str) -> dict[int, str]:
     """A Kaldi symbol table (``symbol id`` lines) -> id -> symbol; one-line DataErrors."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such {what} file") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    lines = read_utf8(path, what)[1].splitlines()
     table: dict[int, str] = {}
     for number, line in enumerate(lines, start=1):
         fields = line.split()
