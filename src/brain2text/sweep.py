@@ -110,12 +110,12 @@ def run_sweep(run_file: Path | str, grid: dict[str, list[Any]], *, seeds: int = 
             write_sweep_plot(out_dir)
             return out_dir, True
     write_sweep_plot(out_dir)
-    write_best_run_file(out_dir, run_file, overrides, children)
+    write_best_run_file(out_dir, run_file, base.name, overrides, children)
     return out_dir, False
 
 
-def write_best_run_file(out_dir: Path, run_file: Path | str, overrides: list[str],
-                        children: list[Child]) -> Path | None:
+def write_best_run_file(out_dir: Path, run_file: Path | str, base_name: str,
+                        overrides: list[str], children: list[Child]) -> Path | None:
     """``OUT/best.yaml``: the child of the lowest best PER as a run file naming the sweep's run
     file as its parent and listing only what it changes."""
     scored = [(summarize_run(out_dir / c.name).best_per, c) for c in children]
@@ -133,7 +133,7 @@ def write_best_run_file(out_dir: Path, run_file: Path | str, overrides: list[str
     ref = str(run_file)
     parent = ref if len(Path(ref).parts) == 1 and not ref.endswith((".yaml", ".yml")) \
         else str(Path(ref).resolve())
-    name = f"{load_run(run_file, overrides).name}-{best.name}"
+    name = f"{base_name}-{best.name}"
     text = (f"# brain2text train {out_dir / 'best.yaml'}\n#\n# The best child of the sweep in "
             f"{out_dir}: best evaluation PER {per:.4f}.\n"
             + yaml.safe_dump({"name": name, "parent": parent,

@@ -23,6 +23,7 @@ from brain2text.runs.runlog import read_metrics
 
 MAX_DEPTH = 3
 RUN_MARKERS = ("run.json", "metrics.jsonl")
+SWEEP_FILE = "sweep.json"  # a sweep folder's record (brain2text sweep)
 EVAL_SPLITS = ("val", "test")  # the prefixes training writes its evaluation rows under
 UNREADABLE = "unreadable"
 
@@ -168,7 +169,7 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
 def _sweep_values(root: Path) -> tuple[list[str], dict[str, dict]]:
     """A sweep folder's varied keys and each child's values (none outside a sweep)."""
     try:
-        record = json.loads((root / "sweep.json").read_text())
+        record = json.loads((root / SWEEP_FILE).read_text())
         return list(record["varied"]), dict(record["children"])
     except (OSError, ValueError, KeyError, TypeError):
         return [], {}

@@ -11,9 +11,8 @@ from matplotlib.ticker import NullFormatter
 from brain2text.atomic import atomic_write_bytes
 from brain2text.errors import DataError
 from brain2text.plotting import new_figure, png_bytes
-from brain2text.reports.listing import summarize_run
+from brain2text.reports.listing import SWEEP_FILE, summarize_run
 
-SWEEP_FILE = "sweep.json"
 FIGURE_FILE = "sweep.png"
 
 
