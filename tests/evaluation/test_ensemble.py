@@ -10,7 +10,6 @@ from brain2text.cli import main
 from brain2text.config import load_run
 from brain2text.evaluation.ensemble import mean_emissions
 from brain2text.training.loop import train
-
 from tests.conftest import RUNS, tiny_overrides
 
 

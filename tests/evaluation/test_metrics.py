@@ -47,3 +47,12 @@ def test_alignment_and_confusions():
     assert format_alignment(pairs) == "AA (B->P) K (*->S)"
     assert confusions([pairs, [("T", "*")]]) == {("B", "P"): 1, ("*", "S"): 1, ("T", "*"): 1}
     assert sum(r != h for r, h in pairs) == edit_distance(["AA", "B", "K"], ["AA", "P", "K", "S"])
+
+
+def test_rates_by_day_group_sentences_by_their_day():
+    from brain2text.evaluation.metrics import rates_by_day
+
+    refs = [["a", "b"], ["c"], ["d", "e", "f"]]
+    hyps = [["a"], ["c"], ["x", "e", "f"]]
+    assert rates_by_day(refs, hyps, [1, 0, 1], ["d0", "d1"]) == {"d0": 0.0, "d1": 2 / 5}
+    assert rates_by_day([], [], [], ["d0"]) == {}

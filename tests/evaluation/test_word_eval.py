@@ -16,7 +16,6 @@ from brain2text.reports.criteria import judge
 from brain2text.reports.report import write_report
 from brain2text.runs.runlog import read_metrics
 from brain2text.training.loop import train
-
 from tests.conftest import RUNS, tiny_overrides
 
 pytest.importorskip("flashlight.lib.text.decoder", reason="the lm extra is not installed")
@@ -137,7 +136,6 @@ def test_select_on_wer_needs_an_lm():
 def test_evaluate_with_a_kaldi_graph(run_and_lm, tmp_path, capsys):
     pytest.importorskip("kaldilm", reason="the test extra builds the graph with kaldilm")
     from brain2text.decoding.lm import open_lm
-
     from tests.decoding.test_wfst import build_tlg
 
     run, lm_dir = run_and_lm

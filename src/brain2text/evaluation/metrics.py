@@ -45,6 +45,16 @@ def error_rate(refs: Sequence[Sequence], hyps: Sequence[Sequence]) -> ErrorRate:
     )
 
 
+def rates_by_day(refs: Sequence[Sequence], hyps: Sequence[Sequence], day_of: Sequence[int],
+                 days: Sequence[str]) -> dict[str, float]:
+    """Day name -> error rate of the sentences of that day (``day_of[i]``: sentence i's day)."""
+    rows_of: dict[int, list[int]] = {}
+    for row, day in enumerate(day_of):
+        rows_of.setdefault(int(day), []).append(row)
+    return {days[day]: error_rate([refs[r] for r in rows], [hyps[r] for r in rows]).rate
+            for day, rows in sorted(rows_of.items())}
+
+
 def align(ref: Sequence[str], hyp: Sequence[str]) -> list[tuple[str, str]]:
     """Minimal-edit alignment as (ref, hyp) pairs; EPS_SYMBOL marks insertions/deletions."""
     pairs: list[tuple[str, str]] = []

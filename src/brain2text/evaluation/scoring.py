@@ -11,7 +11,7 @@ from brain2text.data.batches import eval_batches
 from brain2text.data.dataset import PreparedSplit
 from brain2text.decoding.greedy import greedy_decode
 from brain2text.distributed import Dist
-from brain2text.evaluation.metrics import error_rate
+from brain2text.evaluation.metrics import error_rate, rates_by_day
 from brain2text.model.ctc import ctc_losses
 from brain2text.model.gru import GRUDecoder
 from brain2text.model.precision import autocast_context
@@ -101,10 +101,7 @@ def score(refs: list[list[int]], decoded: Decoded, day_of: np.ndarray, days: lis
     ``day_of`` gives the day index of each decoded trial."""
     hyps = [h.tolist() for h in decoded.hypotheses]
     overall = error_rate(refs, hyps)
-    per_day = {}
-    for day in np.unique(day_of):
-        rows = np.flatnonzero(day_of == day)
-        per_day[days[int(day)]] = error_rate([refs[r] for r in rows], [hyps[r] for r in rows]).rate
+    per_day = rates_by_day(refs, hyps, day_of, days)
     labelled_losses = decoded.losses[~np.isnan(decoded.losses)]
     return Score(
         loss=float(labelled_losses.mean()) if len(labelled_losses) else float("nan"),

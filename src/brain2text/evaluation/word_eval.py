@@ -46,8 +46,8 @@ from brain2text.evaluation.metrics import (
     align,
     confusions,
     edit_distance,
-    error_rate,
     format_alignment,
+    rates_by_day,
 )
 from brain2text.evaluation.words import normalize_words, rate_with_interval
 from brain2text.phonemes import to_symbols
@@ -101,12 +101,8 @@ def score_words(refs: list[str], hyps: list[str], day_of: np.ndarray, days: list
     ref_words = [normalize_words(r) for r in refs]
     hyp_words = [normalize_words(h) for h in hyps]
     overall = rate_with_interval(ref_words, hyp_words)
-    per_day = {}
-    for day in np.unique(day_of):
-        rows = np.flatnonzero(day_of == day)
-        per_day[days[int(day)]] = error_rate([ref_words[r] for r in rows],
-                                             [hyp_words[r] for r in rows]).rate
-    return {**overall.to_dict("wer"), "wer_per_day": per_day}
+    return {**overall.to_dict("wer"),
+            "wer_per_day": rates_by_day(ref_words, hyp_words, day_of, days)}
 
 
 def word_search(run_dir: Path | None, lm_dir: Path | None = None, wfst_dir: Path | None = None,
