@@ -10,7 +10,6 @@ from brain2text.config import load_run
 from brain2text.data.dataset import open_prepared
 from brain2text.evaluation.metrics import edit_distance
 from brain2text.training.rundata import load_run_data
-
 from tests.conftest import REPO, RUNS, tiny_overrides
 
 sys.path.insert(0, str(REPO / "benchmarks"))  # the scripts import their sibling _common

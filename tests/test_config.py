@@ -3,7 +3,6 @@ import yaml
 
 from brain2text.config import apply_overrides, load_run, to_yaml, validate
 from brain2text.errors import ConfigError
-
 from tests.conftest import RUNS
 
 

@@ -22,7 +22,8 @@ def test_a_figure_renders_to_png():
     fig.add_subplot().plot([0, 1], [1, 0])
     data = png_bytes(fig, dpi=50)
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    import matplotlib.image
     import io
+
+    import matplotlib.image
 
     assert matplotlib.image.imread(io.BytesIO(data)).shape[:2] == (50, 100)

@@ -19,7 +19,6 @@ import pytest
 
 from brain2text.cli import main
 from brain2text.runs.runlog import read_metrics
-
 from tests.conftest import RUNS, tiny_overrides
 
 # computed once on CPU (torch 2.13, 1 thread), run13_cpu_demo + tiny_overrides, 2 batches

@@ -119,18 +119,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nbest", type=int, default=None, help="hypotheses kept per sentence (default 1)")
     p.set_defaults(func=commands.cmd_evaluate)
 
-    p = sub.add_parser("sweep", help="train a grid of child runs of a run file, one after another")
+    p = sub.add_parser("sweep", help="train a family of child runs of a run file: a grid, or "
+                                     "an Optuna search")
     p.add_argument("run_file", type=Path)
     p.add_argument("overrides", nargs="*", help="dotted overrides for every child, as in train")
-    p.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2",
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                    help="a dotted key and its values; repeat for a product of several keys")
     p.add_argument("--seeds", type=int, default=1,
-                   help="N seeds per grid point (train.seed, train.seed + 1, ...)")
-    p.add_argument("--out", type=Path, default=None, help="sweep folder (default runs/<name>-sweep)")
+                   help="grid: N seeds per grid point (train.seed, train.seed + 1, ...)")
+    p.add_argument("--optuna", type=int, default=None, metavar="N",
+                   help="an Optuna (TPE) search of N trials over --space")
+    p.add_argument("--space", type=Path, default=None, metavar="SPACE.yaml",
+                   help="the search space: dotted keys, each {low, high[, log, step]} or "
+                        "{choices: [...]}")
+    p.add_argument("--storage", default=None, metavar="URL",
+                   help="Optuna RDB storage URL (default: sqlite:///OUT/study.db); workers "
+                        "given the same URL join one study")
+    p.add_argument("--study", default=None, help="the study's name (default: the run's name)")
+    p.add_argument("--sampler-seed", type=int, default=None, metavar="S",
+                   help="seed of the TPE sampler (default: fresh; with --workers K, worker k "
+                        "gets S + k)")
+    p.add_argument("--prune-startup", type=int, default=3, metavar="N",
+                   help="trials finished before the median pruner prunes (0: no pruning)")
+    p.add_argument("--workers", type=int, default=1, metavar="K",
+                   help="K processes at a time on this machine, the cores shared between them")
+    p.add_argument("--out", type=Path, default=None,
+                   help="sweep folder (default runs/<name>-sweep, or runs/<name>-optuna)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=commands.cmd_sweep)
 
-    p = sub.add_parser("report", help="HTML page with a run's curves, success criteria and evaluation")
+    p = sub.add_parser("report", help="HTML page with a run's curves, success criteria and "
+                                      "evaluation (or a sweep folder's page)")
     p.add_argument("run_dir", type=Path)
     p.set_defaults(func=commands.cmd_report)
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from brain2text.errors import ConfigError
+from brain2text.training.interrupt import EXIT_INTERRUPTED
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
@@ -92,7 +93,6 @@ def cmd_config(args: argparse.Namespace) -> None:
             print(f"#   momentum cycling off: Adam betas stay {tuple(optim.betas)}")
 
 
-EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped by SIGTERM/SIGUSR1, resumable with --resume
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -303,18 +303,55 @@ def _floats(text: str, flag: str) -> tuple[float, ...]:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from brain2text.reports.listing import collect_runs, runs_table
-    from brain2text.sweep import parse_grid, run_sweep
 
-    out, interrupted = run_sweep(args.run_file, parse_grid(args.grid), seeds=args.seeds,
-                                 overrides=args.overrides, out_dir=args.out, quiet=args.quiet)
-    print(runs_table(collect_runs(out), out))
-    print(f"best PER against each varied key: {out / 'sweep.png'}")
-    return EXIT_INTERRUPTED if interrupted else 0
+    if bool(args.grid) == (args.optuna is not None):
+        raise ConfigError("sweep: give --grid KEY=V1,V2 (repeatable) or --optuna N --space "
+                          "SPACE.yaml, one of the two")
+    if args.optuna is None:
+        from brain2text.sweep.grid import parse_grid, run_sweep
+
+        given = [flag for flag, on in (("--space", args.space), ("--storage", args.storage),
+                                       ("--study", args.study),
+                                       ("--sampler-seed", args.sampler_seed is not None)) if on]
+        if given:
+            raise ConfigError(f"sweep: {', '.join(given)} go with --optuna, not --grid")
+        outcome = run_sweep(args.run_file, parse_grid(args.grid), seeds=args.seeds,
+                            overrides=args.overrides, out_dir=args.out, workers=args.workers,
+                            quiet=args.quiet)
+    else:
+        from brain2text.sweep.search import plan_search, run_search, run_search_workers
+
+        if args.space is None:
+            raise ConfigError("sweep --optuna: give the search space with --space SPACE.yaml")
+        if args.seeds != 1:
+            raise ConfigError("sweep --optuna: --seeds goes with --grid (search train.seed "
+                              "in the space instead)")
+        if args.workers < 1:
+            raise ConfigError(f"--workers {args.workers}: give 1 or more")
+        plan = plan_search(args.run_file, args.space, args.optuna, overrides=args.overrides,
+                           out_dir=args.out, storage=args.storage, study_name=args.study,
+                           prune_startup=args.prune_startup, sampler_seed=args.sampler_seed)
+        outcome = (run_search(plan, quiet=args.quiet) if args.workers == 1
+                   else run_search_workers(plan, args.workers))
+    out = outcome.out_dir
+    runs = collect_runs(out)
+    print(runs_table(runs, out) if runs else f"no child run in {out} yet")
+    print(f"sweep page: {out / 'sweep.html'}")
+    for name, why in outcome.failed.items():
+        print(f"{name} failed: {why}", file=sys.stderr)
+    if outcome.interrupted:
+        return EXIT_INTERRUPTED
+    return 1 if outcome.failed else 0
 
 
 def cmd_report(args: argparse.Namespace) -> None:
+    from brain2text.reports.listing import SWEEP_FILE
     from brain2text.reports.report import write_report
+    from brain2text.reports.sweep import write_sweep_outputs
 
+    if (args.run_dir / SWEEP_FILE).is_file():  # a sweep folder: its page
+        print(f"sweep page in {write_sweep_outputs(args.run_dir)}")
+        return
     index = write_report(args.run_dir)
     print(f"report in {index}")
 

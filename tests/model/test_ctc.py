@@ -9,7 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.nn import functional as F
 
-from brain2text.model.ctc import ctc_frames_needed, ctc_input_lengths, ctc_losses, output_lengths
+from brain2text.model.ctc import (
+    ctc_frames_needed,
+    ctc_input_lengths,
+    ctc_losses,
+    output_lengths,
+)
 from brain2text.phonemes import BLANK, N_CLASSES
 
 

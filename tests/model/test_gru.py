@@ -1,16 +1,20 @@
 import pytest
 import scipy.signal
 import torch
-from torch import nn
-from torch.nn import functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
+from torch.nn import functional as F
 
 from brain2text.config import ModelConfig, load_run
 from brain2text.model.ctc import output_lengths
-from brain2text.model.gru import GaussianSmoother, GRUDecoder, count_parameters, gaussian_kernel
+from brain2text.model.gru import (
+    GaussianSmoother,
+    GRUDecoder,
+    count_parameters,
+    gaussian_kernel,
+)
 from brain2text.phonemes import N_CLASSES
-
 from tests.conftest import RUNS
 
 TINY = ModelConfig(n_units=8, n_layers=2, bidirectional=True, kernel_len=8, stride_len=3,

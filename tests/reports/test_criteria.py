@@ -2,7 +2,6 @@ import pytest
 
 from brain2text.config import RunConfig, validate
 from brain2text.reports.criteria import MET, NOT_MEASURABLE, NOT_MET, Verdict, judge
-
 from tests.conftest import RUNS
 
 

@@ -7,10 +7,9 @@ import pytest
 
 from brain2text.cli import main
 from brain2text.config import config_differences, load_run, to_yaml
-from brain2text.reports.compare import load_runs
 from brain2text.errors import DataError
+from brain2text.reports.compare import load_runs
 from brain2text.reports.listing import collect_runs, find_run_dirs, runs_table
-
 from tests.conftest import RUNS
 
 

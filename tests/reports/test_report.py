@@ -11,7 +11,6 @@ from brain2text.cli import main
 from brain2text.config import load_run, to_yaml
 from brain2text.errors import DataError
 from brain2text.reports.report import write_report
-
 from tests.conftest import RUNS
 
 DAYS = ("t12.2022.04.28", "t12.2022.05.05")

@@ -6,8 +6,15 @@ import socket
 import subprocess
 import time
 
-from brain2text.runs.folder import (HEARTBEAT_FILE, STALE_AFTER_S, Heartbeat, is_stale,
-                                    process_facts, status_of, write_run_record)
+from brain2text.runs.folder import (
+    HEARTBEAT_FILE,
+    STALE_AFTER_S,
+    Heartbeat,
+    is_stale,
+    process_facts,
+    status_of,
+    write_run_record,
+)
 
 
 def _dead_pid() -> int:

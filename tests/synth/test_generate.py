@@ -8,7 +8,6 @@ from brain2text.errors import ConfigError, DataError
 from brain2text.phonemes import clean_text, phonemize
 from brain2text.synth import DEFAULT_DAYS, generate
 from brain2text.synth.sentences import is_eval_sentence
-
 from tests.synth.conftest import TINY
 
 FIELDS = ("tx1", "tx2", "tx3", "tx4", "spikePow")

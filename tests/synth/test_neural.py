@@ -1,6 +1,12 @@
 import numpy as np
 
-from brain2text.synth.electrodes import DORSAL_6V, INFERIOR_44, SUPERIOR_44, VENTRAL_6V, array_of
+from brain2text.synth.electrodes import (
+    DORSAL_6V,
+    INFERIOR_44,
+    SUPERIOR_44,
+    VENTRAL_6V,
+    array_of,
+)
 from brain2text.synth.generate import simulate_day
 from brain2text.synth.params import SynthParams
 from brain2text.synth.session import build_world

@@ -2,8 +2,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from brain2text.training.augment import augment_batch, span_masks
 from brain2text.config import AugmentConfig
+from brain2text.training.augment import augment_batch, span_masks
 
 
 def _runs(row: torch.Tensor) -> list[int]:

@@ -17,7 +17,6 @@ from brain2text.distributed import Dist, check_batch_split, launch_command, pick
 from brain2text.errors import ConfigError
 from brain2text.runs.checkpoint import load_checkpoint
 from brain2text.runs.runlog import read_metrics
-
 from tests.conftest import RUNS, tiny_overrides
 from tests.training.test_resume import TIMING_KEYS, _last_step, _without_timing
 

@@ -8,17 +8,16 @@ import pytest
 import torch
 import yaml
 
-from brain2text.runs.checkpoint import load_checkpoint
 from brain2text.cli import main
 from brain2text.config import load_run, validate
-from brain2text.reports.criteria import judge
 from brain2text.errors import ConfigError, DataError
 from brain2text.evaluation.evaluate import evaluate_run
 from brain2text.model.gru import GRUDecoder
+from brain2text.reports.criteria import judge
+from brain2text.runs.checkpoint import load_checkpoint
 from brain2text.runs.runlog import read_metrics
-from brain2text.training.step import build_ema
 from brain2text.training.loop import train as train_run
-
+from brain2text.training.step import build_ema
 from tests.conftest import RUNS, tiny_overrides
 
 

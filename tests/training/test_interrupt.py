@@ -12,9 +12,15 @@ import pytest
 from brain2text.cli import EXIT_INTERRUPTED
 from brain2text.reports.listing import collect_runs
 from brain2text.runs.checkpoint import load_checkpoint
-
 from tests.conftest import RUNS
-from tests.training.test_resume import ENV, _cli, _last_step, _overrides, _run, _without_timing
+from tests.training.test_resume import (
+    ENV,
+    _cli,
+    _last_step,
+    _overrides,
+    _run,
+    _without_timing,
+)
 
 RUN_FILE = RUNS / "run13_cpu_demo.yaml"
 

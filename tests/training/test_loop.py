@@ -9,7 +9,6 @@ from brain2text.errors import DataError, TrainingError
 from brain2text.model.gru import GRUDecoder
 from brain2text.runs.runlog import read_metrics
 from brain2text.training.loop import train
-
 from tests.conftest import RUNS, tiny_overrides
 
 
@@ -103,8 +102,8 @@ def test_trials_too_short_for_the_kernel_error_or_skip(prepared_dir, tmp_path):
 
 def test_full_run13_config_builds_and_trains_one_step_on_cpu():
     """The full 5x1024 bidirectional model, one optimizer step on a batch of 2."""
-    from brain2text.training.augment import augment_batch
     from brain2text.model.ctc import ctc_losses
+    from brain2text.training.augment import augment_batch
     from brain2text.training.optim import build_optimizer, build_scheduler
 
     config = load_run(RUNS / "run13_onecycle_safe.yaml")
@@ -150,3 +149,34 @@ def test_compiled_training_matches_eager(prepared_dir, tmp_path):
               for name in ("eager", "compiled")]
     assert len(losses[0]) == 3 and losses[0] == pytest.approx(losses[1], rel=1e-4)
     assert "compiled with torch.compile" in (tmp_path / "compiled" / "train.log").read_text()
+
+
+def test_on_evaluation_true_prunes_the_run_after_that_evaluation(prepared_dir, tmp_path):
+    from brain2text.runs.checkpoint import load_checkpoint
+    from brain2text.training.loop import PRUNED
+
+    config = load_run(RUNS / "run13_cpu_demo.yaml",
+                      tiny_overrides(prepared_dir, **{"train.n_batch": 12}))
+    seen = []
+
+    def prune_at_second(evaluation) -> bool:
+        seen.append((evaluation.step, evaluation.split, evaluation.weights))
+        return len(seen) == 2
+
+    outcome = train(config, tmp_path / "run", quiet=True, on_evaluation=prune_at_second)
+    assert outcome.status == PRUNED and outcome.last_step == 5
+    assert seen == [(2, "val", "raw"), (5, "val", "raw")]
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["status"] == "pruned" and record["pruned"] == {"step": 5}
+    assert max(r["step"] for r in read_metrics(tmp_path / "run")) == 5
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 5
+
+
+def test_the_last_evaluation_is_reported_but_prunes_nothing(prepared_dir, tmp_path):
+    from brain2text.training.loop import FINISHED
+
+    config = load_run(RUNS / "run13_cpu_demo.yaml", tiny_overrides(prepared_dir))
+    steps = []
+    outcome = train(config, tmp_path / "run", quiet=True,
+                    on_evaluation=lambda e: steps.append(e.step) or e.step == 5)
+    assert outcome.status == FINISHED and steps == [2, 5]

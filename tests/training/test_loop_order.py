@@ -18,7 +18,6 @@ from brain2text.runs.runlog import read_metrics
 from brain2text.training.loop import train
 from brain2text.training.optim import build_optimizer, lr_trajectory
 from brain2text.training.step import backward_clipped, seed_everything
-
 from tests.conftest import RUNS, tiny_overrides
 
 CLIP = 1e-6  # far below any real gradient norm: every step is clipped

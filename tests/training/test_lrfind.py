@@ -18,7 +18,6 @@ from brain2text.training.lrfind import (
     suggest,
     summary,
 )
-
 from tests.conftest import RUNS, tiny_overrides
 
 RUN = RUNS / "run13_cpu_demo.yaml"

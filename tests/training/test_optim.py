@@ -4,9 +4,14 @@ import pytest
 import torch
 
 from brain2text.config import OptimConfig, load_run
-from brain2text.training.optim import (build_optimizer, build_scheduler, linear_factor, lr_trajectory,
-                                 summarize, warmup_cosine_factor)
-
+from brain2text.training.optim import (
+    build_optimizer,
+    build_scheduler,
+    linear_factor,
+    lr_trajectory,
+    summarize,
+    warmup_cosine_factor,
+)
 from tests.conftest import RUNS
 
 

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from brain2text.runs.runlog import read_metrics
-
 from tests.conftest import RUNS, tiny_overrides
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

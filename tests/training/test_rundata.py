@@ -10,7 +10,6 @@ from brain2text.data.pickle_import import import_pickle
 from brain2text.phonemes import phonemize, to_ids
 from brain2text.training.loop import train
 from brain2text.training.rundata import load_run_data
-
 from tests.conftest import RUNS
 
 SENTENCES = ("hello world", "i think so", "the cat sat on the mat", "good morning to you")

@@ -12,7 +12,6 @@ from brain2text.errors import ConfigError
 from brain2text.model.gru import GRUDecoder
 from brain2text.training.optim import build_optimizer
 from brain2text.training.step import build_scaler, micro_batches, train_step
-
 from tests.conftest import RUNS, tiny_overrides
 
 QUIET = {"augment.white_noise_sd": 0, "augment.constant_offset_sd": 0, "model.dropout": 0,

@@ -5,11 +5,10 @@ import math
 import pytest
 
 from brain2text.config import load_run
-from brain2text.runs.runlog import read_metrics
 from brain2text.reports.report import write_report
+from brain2text.runs.runlog import read_metrics
 from brain2text.training.loop import train
 from brain2text.training.watch import GRAD_NORM, NONFINITE, TREND, InstabilityWatch
-
 from tests.conftest import RUNS, tiny_overrides
 
 

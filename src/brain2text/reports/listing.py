@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from brain2text.config import validate
+from brain2text.config import flatten, validate
 from brain2text.errors import Brain2TextError, DataError
 from brain2text.reports.criteria import MET, judge
 from brain2text.runs.folder import read_config, read_record, status_of
@@ -79,15 +79,6 @@ class RunSummary:
     wall_s: float | None
     samples_per_s: float | None  # median over batches
     verdicts: str | None = None  # "2/4 met" when brain2text.reports.criteria is installed
-
-
-def _judge():
-    """brain2text.reports.criteria.judge, or None while that module does not exist."""
-    try:
-        from brain2text.reports.criteria import judge
-    except ImportError:
-        return None
-    return judge
 
 
 def _verdicts(run_dir: Path, rows: list[dict[str, Any]]) -> str:
@@ -166,26 +157,45 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _sweep_values(root: Path) -> tuple[list[str], dict[str, dict]]:
-    """A sweep folder's varied keys and each child's values (none outside a sweep)."""
+def sweep_varied(root: Path) -> list[str]:
+    """A sweep folder's varied keys (none outside a sweep)."""
     try:
-        record = json.loads((root / SWEEP_FILE).read_text())
-        return list(record["varied"]), dict(record["children"])
+        return [str(k) for k in json.loads((Path(root) / SWEEP_FILE).read_text())["varied"]]
     except (OSError, ValueError, KeyError, TypeError):
-        return [], {}
+        return []
+
+
+def varied_values(run_dir: Path, varied: list[str]) -> dict[str, Any]:
+    """The run's own values of a sweep's varied keys, read from its config.yaml."""
+    try:
+        flat = flatten(read_config(run_dir))
+    except DataError:
+        return {}
+    return {k: flat[k] for k in varied if k in flat}
+
+
+TABLE_HEADER = ["run", "parent", "status", "batches", "best PER", "at step", "final PER", "wall",
+                "samples/s", "folder", "verdicts"]
+
+
+def table_rows(runs: list[RunSummary], root: Path) -> tuple[list[str], list[list[str]]]:
+    """The table's header and cells; in a sweep folder, its varied keys as the last columns."""
+    varied = sweep_varied(root)
+    rows = []
+    for r in runs:
+        folder = r.folder.relative_to(root) if r.folder.is_relative_to(root) else r.folder
+        values = varied_values(r.folder, varied) if varied else {}
+        rows.append([r.name, r.parent or "-", r.status, str(r.batches), _fmt(r.best_per, ".4f"),
+                     _fmt(r.best_step, "d"), _fmt(r.final_per, ".4f"), _duration(r.wall_s),
+                     _fmt(r.samples_per_s, ".1f"), str(folder), r.verdicts or "-",
+                     *(_value(values.get(k, "-")) for k in varied)])
+    return [*TABLE_HEADER, *varied], rows
+
+
+def _value(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def runs_table(runs: list[RunSummary], root: Path) -> str:
     """One aligned line a run; in a sweep folder, its varied keys as columns."""
-    varied, children = _sweep_values(root)
-    header = ["run", "parent", "status", "batches", "best PER", "at step", "final PER", "wall",
-              "samples/s", "folder", "verdicts", *varied]
-    rows = []
-    for r in runs:
-        folder = r.folder.relative_to(root) if r.folder.is_relative_to(root) else r.folder
-        values = children.get(str(folder), {})
-        rows.append([r.name, r.parent or "-", r.status, str(r.batches), _fmt(r.best_per, ".4f"),
-                     _fmt(r.best_step, "d"), _fmt(r.final_per, ".4f"), _duration(r.wall_s),
-                     _fmt(r.samples_per_s, ".1f"), str(folder), r.verdicts or "-",
-                     *(str(values.get(k, "-")) for k in varied)])
-    return format_table(header, rows)
+    return format_table(*table_rows(runs, root))

@@ -75,7 +75,7 @@ def _find_relative(name: str) -> Path | None:
     return None
 
 
-def _reference_rows(config: RunConfig) -> list[dict] | None:
+def reference_rows(config: RunConfig) -> list[dict] | None:
     """The metrics rows of ``criteria.faster_than.run``, None when that run cannot be read."""
     ft = config.criteria.faster_than
     if ft is None:
@@ -194,7 +194,7 @@ def plot_all(config: RunConfig, rows: list[dict]) -> dict[str, bytes]:
 # ----------------------------------------------------------------------------- html pieces
 
 
-def _table(header: list[str] | None, rows: list[list], classes: list[str] | None = None) -> str:
+def html_table(header: list[str] | None, rows: list[list], classes: list[str] | None = None) -> str:
     def cells(tag: str, values: list) -> str:
         return "".join(f"<{tag}>{html.escape(str(v))}</{tag}>" for v in values)
 
@@ -240,7 +240,7 @@ def _confusion_lines(folder: Path, hyps: list[dict]) -> list[str]:
 
 
 def _per_day_table(per_day: dict, what: str) -> str:
-    return _table(["day", what], [[d, _fmt(v)] for d, v in per_day.items()]) if per_day else ""
+    return html_table(["day", what], [[d, _fmt(v)] for d, v in per_day.items()]) if per_day else ""
 
 
 def _hypotheses(folder: Path) -> list[dict]:
@@ -263,7 +263,7 @@ def _words_section(folder: Path, summary: dict) -> str:
     hyps = _hypotheses(folder)
     worst = sorted(hyps, key=lambda h: -h.get("word_edits", 0))[:N_WORST]
     if worst:
-        parts.append(f"<h4>{len(worst)} sentences with the most word errors</h4>" + _table(
+        parts.append(f"<h4>{len(worst)} sentences with the most word errors</h4>" + html_table(
             ["session", "trial", "word errors", "reference", "decoded"],
             [[h.get("session"), h.get("trial"), h.get("word_edits"), h.get("text", ""),
               h.get("hyp", "")] for h in worst]))
@@ -290,7 +290,7 @@ def _eval_section(folder: Path) -> str:
     hyps = _hypotheses(folder)
     if hyps:
         worst = sorted(hyps, key=lambda h: -as_float(h.get("per")))[:N_WORST]
-        parts.append(f"<h4>{len(worst)} worst sentences</h4>" + _table(
+        parts.append(f"<h4>{len(worst)} worst sentences</h4>" + html_table(
             ["session", "trial", "PER", "text", "reference", "hypothesis"],
             [[h.get("session"), h.get("trial"), _fmt(h.get("per"), 3), h.get("text", ""),
               h.get("ref", ""), h.get("hyp", "")] for h in worst]))
@@ -345,7 +345,7 @@ def _warnings_html(rows: list[dict], record: dict) -> str:
     if isinstance(stopped, dict):
         parts.append(f"<p><b>stopped early</b> at batch {html.escape(str(stopped.get('step')))}: "
                      f"{html.escape(str(stopped.get('reason')))}</p>")
-    parts.append(_table(["batch", "lr", "kind", "message"],
+    parts.append(html_table(["batch", "lr", "kind", "message"],
                         [[w.get("step"), f"{as_float(w.get('lr')):.3g}", w["warning"],
                           w.get("message", "")] for w in warnings]) if warnings
                  else "<p>no warning (or the watch was off: watch.enabled)</p>")
@@ -355,7 +355,7 @@ def _warnings_html(rows: list[dict], record: dict) -> str:
 def build_html(config: RunConfig, record: dict, rows: list[dict], verdicts: list[Verdict],
                pngs: dict[str, bytes], config_text: str, run_dir: Path) -> str:
     name = html.escape(config.name)
-    verdict_html = _table(["criterion", "status", "figure"],
+    verdict_html = html_table(["criterion", "status", "figure"],
                           [[v.name, v.status, v.figure] for v in verdicts],
                           [v.status.replace(" ", "-") for v in verdicts]) if verdicts \
         else "<p>no success criteria set (criteria section of the run file)</p>"
@@ -366,11 +366,11 @@ def build_html(config: RunConfig, record: dict, rows: list[dict], verdicts: list
     eval_html = "\n".join(_eval_section(f) for f in evals) or "<p>no evaluation files yet</p>"
     parent_line, diff = config_diff(config)
     diff_html = "" if diff is None else \
-        _table(["key", "parent", "this run"], diff) if diff else "<p>no differences</p>"
+        html_table(["key", "parent", "this run"], diff) if diff else "<p>no differences</p>"
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{name}: run report</title><style>{CSS}</style></head>
 <body><h1>Run report: {name}</h1>
-{_table(None, _facts(config, record, rows))}
+{html_table(None, _facts(config, record, rows))}
 <h2>Success criteria</h2>
 {verdict_html}
 <h2>Instability watch</h2>
@@ -400,7 +400,7 @@ def write_report(run_dir: Path) -> Path:
         raise DataError(f"{config_path}: missing; a run folder holds its resolved config")
     config_text = config_path.read_text()
     config = validate(yaml.safe_load(config_text) or {}, origin=str(config_path))
-    verdicts = judge(config, rows, _reference_rows(config))
+    verdicts = judge(config, rows, reference_rows(config))
     pngs = plot_all(config, rows)
     out = run_dir / "report"
     for file_name, data in pngs.items():

@@ -9,6 +9,7 @@ import signal
 import threading
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: the exit status of a run stopped by one of them
 
 
 class StopRequest:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,7 @@ from brain2text.training.rundata import RunData, load_run_data
 from brain2text.training.state import (
     Best,
     Counters,
+    Evaluation,
     LatestEval,
     restore_rng,
     restore_state,
@@ -88,20 +90,25 @@ from brain2text.training.step import (
 )
 
 FINISHED, STOPPED_EARLY, INTERRUPTED, FAILED = "finished", "stopped early", "interrupted", "failed"
+PRUNED = "pruned"  # stopped by its caller's on_evaluation (a sweep's pruner)
+
+# Called after every evaluation with the evaluation best.pt is chosen from (the EMA's with
+# train.select_on_ema); True stops the run there as "pruned" (last.pt is written first).
+OnEvaluation = Callable[[Evaluation], bool]
 
 
 @dataclass(frozen=True)
 class RunOutcome:
     """How a call of :func:`train` or :func:`resume` ended."""
 
-    status: str  # FINISHED, STOPPED_EARLY or INTERRUPTED
+    status: str  # FINISHED, STOPPED_EARLY, INTERRUPTED or PRUNED
     best: Best
     last_step: int  # the last batch trained (and saved in last.pt when interrupted)
     signal: str | None = None  # the signal that interrupted the run
 
 
 def train(config: RunConfig, out_dir: Path, *, overwrite: bool = False,
-          quiet: bool = False) -> RunOutcome:
+          quiet: bool = False, on_evaluation: OnEvaluation | None = None) -> RunOutcome:
     """Train a run. Data problems are found before the run folder is touched."""
     out_dir = Path(out_dir)
     set_threads(config.train.threads)
@@ -111,11 +118,11 @@ def train(config: RunConfig, out_dir: Path, *, overwrite: bool = False,
             prepare_run_dir(out_dir, overwrite)
             atomic_write_text(out_dir / "config.yaml", to_yaml(config))
         ranks.barrier()
-        return _run(config, data, out_dir, device, ranks, quiet, resume=None)
+        return _run(config, data, out_dir, device, ranks, quiet, None, on_evaluation)
 
 
-def resume(run_dir: Path, *, quiet: bool = False,
-           expected: RunConfig | None = None) -> RunOutcome:
+def resume(run_dir: Path, *, quiet: bool = False, expected: RunConfig | None = None,
+           on_evaluation: OnEvaluation | None = None) -> RunOutcome:
     """Continue a run from ``checkpoints/last.pt`` with the config stored in it: metrics.jsonl
     is cut back to the checkpoint's step, TensorBoard events after it are purged, and training
     goes on from the next batch with every state (weights, optimizer, schedule, scaler, EMA,
@@ -146,7 +153,7 @@ def resume(run_dir: Path, *, quiet: bool = False,
         if ranks.is_main:
             truncate_metrics(run_dir, step)  # everything after the checkpoint is replayed
         ranks.barrier()
-        return _run(config, data, run_dir, device, ranks, quiet, resume=payload)
+        return _run(config, data, run_dir, device, ranks, quiet, payload, on_evaluation)
 
 
 def _stored_config(path: Path) -> RunConfig | None:
@@ -157,12 +164,12 @@ def _stored_config(path: Path) -> RunConfig | None:
 
 
 def _run(config: RunConfig, data: RunData, out_dir: Path, device: torch.device, ranks: Dist,
-         quiet: bool, resume: dict | None) -> RunOutcome:
+         quiet: bool, resume: dict | None, on_evaluation: OnEvaluation | None) -> RunOutcome:
     """The run folder's record around the loop: status, timing, the log."""
     if not ranks.is_main:  # rank 0 alone writes the run folder
         with StopRequest() as stop:
             return _train_loop(config, data, out_dir, device, ranks, SilentLog(), True, resume,
-                               stop)
+                               stop, on_evaluation)
     started = time.time()
     timing = lambda: {"started": stamp(started), "wall_s": round(time.time() - started, 1)}  # noqa: E731
     base = {"name": config.name, "parent": config.parent,
@@ -184,7 +191,8 @@ def _run(config: RunConfig, data: RunData, out_dir: Path, device: torch.device, 
             log.info(f"skipped {s.where}: {s.reason}")
     try:
         with Heartbeat(out_dir), StopRequest() as stop:
-            outcome = _train_loop(config, data, out_dir, device, ranks, log, quiet, resume, stop)
+            outcome = _train_loop(config, data, out_dir, device, ranks, log, quiet, resume, stop,
+                                  on_evaluation)
     except BaseException as exc:
         status = INTERRUPTED if isinstance(exc, KeyboardInterrupt) else FAILED
         write_run_record(out_dir, base, status, {**timing(), "error": str(exc)[:500]})
@@ -203,6 +211,10 @@ def _run(config: RunConfig, data: RunData, out_dir: Path, device: torch.device, 
         log.info(f"interrupted by {outcome.signal} after step {outcome.last_step}: "
                  f"{out_dir / 'checkpoints' / 'last.pt'} holds it; continue with "
                  f"brain2text train --resume {out_dir}")
+    elif outcome.status == PRUNED:
+        extra["pruned"] = {"step": outcome.last_step}
+        log.info(f"pruned after the evaluation at step {outcome.last_step}: its PER lags the "
+                 f"other runs' at that step (best {best.per:.4f} at step {best.step})")
     elif best.evaluation is not None:
         log.info(f"done: best {best.evaluation.split} PER {best.per:.4f} at step {best.step}; "
                  f"checkpoints in {out_dir / 'checkpoints'}")
@@ -213,7 +225,7 @@ def _run(config: RunConfig, data: RunData, out_dir: Path, device: torch.device, 
 
 def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.device,
                 ranks: Dist, log: RunLog | SilentLog, quiet: bool, resume: dict | None,
-                stop: StopRequest) -> RunOutcome:
+                stop: StopRequest, on_evaluation: OnEvaluation | None = None) -> RunOutcome:
     tc = config.train
     share = tc.batch_size // ranks.world_size
     if share % tc.grad_accum:
@@ -304,8 +316,12 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
                         per=f"{best.per:.3f}" if math.isfinite(best.per) else "-")
 
         evaluated = (step + 1) % tc.eval_every == 0 or step + 1 == tc.n_batch
+        pruned = False
         if evaluated:
             best, latest = evaluate_and_select(t, step, lr, best, log)
+            if on_evaluation is not None:  # told of every evaluation; the last stops nothing
+                chosen = latest.ema if tc.select_on_ema and latest.ema else latest.raw
+                pruned = on_evaluation(chosen) and step + 1 < tc.n_batch
         # last.pt, the resume point, is written once everything of this step is logged
         every = tc.checkpoint_every
         if evaluated or result.stop_requested or (every and (step + 1) % every == 0):
@@ -313,6 +329,9 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
             tick = time.perf_counter()  # evaluation and checkpoint time is not training time
         if best.stopped_early is not None:
             break
+        if pruned:
+            bar.close()
+            return RunOutcome(PRUNED, best, step)
         if result.stop_requested and step + 1 < tc.n_batch:
             bar.close()
             return RunOutcome(INTERRUPTED, best, step, stop.signal_name or "a signal on another rank")

@@ -10,7 +10,7 @@ import pytest
 
 from brain2text.cli import EXIT_INTERRUPTED, main
 from brain2text.config import load_run
-from brain2text.sweep import parse_grid, plan_children
+from brain2text.sweep.grid import parse_grid, plan_children
 from tests.conftest import RUNS, tiny_overrides
 from tests.training.test_resume import ENV, _cli, _last_step
 
@@ -79,3 +79,49 @@ def test_a_sweep_runs_its_children_and_goes_on_where_it_stopped(prepared_dir, tm
     assert best.parent == str(RUN_FILE.resolve()) and best.train.n_batch == 12
     assert main(args) == 0  # nothing left to do
     assert capsys.readouterr().out.count("skipped") == 2
+
+
+@pytest.mark.slow
+def test_workers_train_children_side_by_side_and_pass_on_a_stop(prepared_dir, tmp_path, capsys):
+    out = tmp_path / "sw"
+    args = ["sweep", str(RUN_FILE), *tiny_overrides(prepared_dir, **{"train.n_batch": 60,
+                                                                      "train.eval_every": 10}),
+            "--grid", "optim.max_lr=0.002,0.01", "--workers", "2", "--out", str(out)]
+    proc = subprocess.Popen(_cli(*args), env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    children = [out / "max_lr=0.002", out / "max_lr=0.01"]
+    deadline = time.monotonic() + 120
+    while (min(_last_step(c) for c in children) < 12 and proc.poll() is None
+           and time.monotonic() < deadline):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)  # passed on to both children
+    stdout, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert "started max_lr=0.002" in stdout and "started max_lr=0.01" in stdout
+    for child in children:
+        record = json.loads((child / "run.json").read_text())
+        assert record["status"] == "interrupted" and record["interrupted"]["signal"] == "SIGTERM"
+        assert (out / "logs" / f"{child.name}.log").is_file()
+    assert not (out / "best.yaml").exists()
+
+    assert main(args) == 0
+    table = capsys.readouterr().out
+    assert table.count("finished") >= 2
+    for child in children:
+        assert "resumed from step" in (child / "train.log").read_text()
+    assert (out / "best.yaml").is_file() and (out / "sweep.html").is_file()
+
+
+def test_a_child_folder_holding_another_run_stops_the_sweep(prepared_dir, tmp_path, capsys):
+    from brain2text.training.loop import train
+
+    out = tmp_path / "sw"
+    overrides = tiny_overrides(prepared_dir, **{"train.n_batch": 3})
+    other = load_run(RUN_FILE, [*overrides, "optim.max_lr=0.003", 'name="max_lr=0.002"'])
+    train(other, out / "max_lr=0.002", quiet=True)
+    (out / "max_lr=0.002" / "run.json").unlink()  # an unfinished attempt of another run
+    args = ["sweep", str(RUN_FILE), *overrides, "--grid", "optim.max_lr=0.002", "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "max_lr=0.002: holds a run with optim.max_lr=0.003" in err and err.count("\n") == 1
+    assert not (out / "sweep.json").exists()
