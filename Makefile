@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean bench-train bench-eval bench-data bench-decode
+.PHONY: demo test install clean bench-train bench-eval bench-data bench-decode bench-quality
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -34,6 +34,10 @@ bench-data: $(STAMP)
 
 bench-decode: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/decode_words.py --sentences 100000 --test 200 --beams 50,200
+
+# about 45 minutes on 2 cores: 11 demo-sized runs, their test evaluations and an ensemble
+bench-quality: $(STAMP)
+	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/quality.py --batches 400
 
 clean:
 	rm -rf demo_workspace runs benchmarks_workspace .pytest_cache

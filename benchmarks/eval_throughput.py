@@ -118,7 +118,8 @@ def measure(mode: str, args: argparse.Namespace) -> dict:
         model = load_model(Path(args.checkpoint), device)[0]
     else:
         seed_everything(config.train.seed)
-        model = GRUDecoder(config.model, n_days=data.dataset.n_days).to(device)
+        model = GRUDecoder(config.model, n_days=data.dataset.n_days,
+                           n_features=data.dataset.n_features).to(device)
     load_s = 0.0
     if mode == "naive":
         trials, load_s = load_reference_trials(data.dataset.path, data.eval_split, idx)

@@ -68,7 +68,8 @@ def timed_steps(next_batch: Callable[[], Batch], config: RunConfig, data: RunDat
                 device: torch.device, generator: torch.Generator, warmup: int,
                 batches: int) -> dict:
     """Train ``warmup + batches`` steps on batches from ``next_batch``; time the last ones."""
-    model = GRUDecoder(config.model, n_days=data.dataset.n_days).to(device)
+    model = GRUDecoder(config.model, n_days=data.dataset.n_days,
+                       n_features=data.dataset.n_features).to(device)
     optimizer = build_optimizer(model.parameters(), config.optim)
     scheduler = build_scheduler(optimizer, config.optim, config.train.n_batch)
     scaler = build_scaler(config, device)

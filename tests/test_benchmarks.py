@@ -99,3 +99,26 @@ def test_fast_overrides_apply_to_the_fast_mode_only(prepared_dir):
     assert not naive.train.use_amp and naive.train.length_bucket_pool == 16
     assert _common.describe_fast_overrides(args) == (
         "fast mode also: train.use_amp=true train.length_bucket_pool=4")
+
+
+def test_quality_trains_every_recipe_and_its_seeds_and_scores_the_ensemble(prepared_dir,
+                                                                           tmp_path, capsys):
+    import quality
+
+    result = quality.main(["--batches", "4", "--lrs", "0.004,0.006", "--data", str(prepared_dir),
+                           "--workspace", str(tmp_path / "q"), "--extra", "model.n_units=16",
+                           "model.n_layers=1", "model.kernel_len=8", "train.batch_size=4",
+                           "train.threads=1", "train.length_bucket_pool=1"])
+    out = capsys.readouterr().out
+    rows = {row[0]: row for row in ([c.strip() for c in line.strip("|").split("|")]
+                                    for line in out.splitlines() if line.startswith("| "))}
+    names = {"baseline_cpu", "run13_cpu_demo", "run13_warmcos", "run16_5_ema_warmcos",
+             "run13_cpu_demo max_lr=0.004", "run13_cpu_demo max_lr=0.006"}
+    assert names | {result["best"] + " (best)"} >= {n for n in rows if "seed" not in n
+                                                   and "ensemble" not in n and n != "run"}
+    assert sum("seed" in n and "ensemble" not in n for n in rows) == 2
+    assert 0 <= result["ensemble"] and len(result["seed_tests"]) == 3
+    assert result["spread"] == max(result["seed_tests"]) - min(result["seed_tests"])
+    assert "spread (max - min)" in out and "ensemble vs best single seed" in out
+    warm = load_run(tmp_path / "q" / "run16_5_ema_warmcos" / "config.yaml")
+    assert warm.optim.warmup_batches == 1 and warm.train.ema_decay == 0.5  # scaled to 4 batches

@@ -21,7 +21,7 @@ def test_every_run_file_loads(path):
 
 def test_run13_holds_every_value_of_the_note():
     c = load_run(RUNS / "run13_onecycle_safe.yaml")
-    assert c.parent == "baseline"
+    assert c.parent == "run12_baseline_hybrid"  # the note: "Changes from Run #12"
     assert (c.optim.schedule, c.optim.max_lr, c.optim.pct_start) == ("onecycle", 0.01, 0.1)
     assert (c.optim.div_factor, c.optim.final_div_factor, c.optim.anneal_strategy) == (25.0, 1000.0, "cos")
     assert (c.optim.optimizer, c.optim.l2_decay, c.optim.betas, c.optim.eps) == ("adam", 1e-5, (0.9, 0.999), 1e-8)

@@ -20,8 +20,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"brain2text {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("synth", help="write realistic synthetic recordings in the competitionData layout")
+    p = sub.add_parser("synth", help="write realistic synthetic recordings in the competitionData "
+                                     "or the Brain-to-Text '25 layout")
     p.add_argument("out_dir", type=Path)
+    p.add_argument("--layout", choices=["competitionData", "b2t25"], default="competitionData",
+                   help="b2t25: OUT_DIR/hdf5_data_final/t15.*/data_{train,val,test}.hdf5 "
+                        "(--days sessions; --test-per-day val trials, --holdout-per-day "
+                        "unlabelled test trials a session)")
     p.add_argument("--days", type=int, default=24)
     p.add_argument("--train-per-day", type=int, default=40)
     p.add_argument("--test-per-day", type=int, default=10)
@@ -35,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=commands.cmd_synth)
 
-    p = sub.add_parser("prepare", help="competitionData .mat files -> memory-mappable dataset")
+    p = sub.add_parser("prepare", help="competitionData .mat files or Brain-to-Text '25 HDF5 "
+                                       "sessions -> memory-mappable dataset")
     p.add_argument("raw_dir", type=Path)
     p.add_argument("out_dir", type=Path)
     p.add_argument("--skip-bad-trials", action="store_true",
@@ -47,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "without POS tags), see docs/prepared-format.md")
     p.add_argument("--lexicon", type=Path, default=None, metavar="FILE",
                    help="CMU-format pronunciations ('WORD  P1 P2 ...') read before the CMU dictionary")
+    p.add_argument("--normalize", choices=["block", "none"], default=None,
+                   help="block: z-score each block of each file (competitionData default); none: "
+                        "the features as released (Brain-to-Text '25 default)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=commands.cmd_prepare)

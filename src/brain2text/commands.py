@@ -15,6 +15,19 @@ from brain2text.training.interrupt import EXIT_INTERRUPTED
 def cmd_synth(args: argparse.Namespace) -> None:
     from brain2text.synth import dataset_stats, generate
 
+    if args.layout == "b2t25":
+        from brain2text.synth.b2t25 import generate_b2t25
+
+        if args.stats or args.stats_only or args.compact:
+            raise ConfigError("synth --layout b2t25: --stats, --stats-only and --compact go "
+                              "with the competitionData layout")
+        root = generate_b2t25(args.out_dir, sessions=args.days,
+                              train_per_session=args.train_per_day,
+                              val_per_session=args.test_per_day,
+                              test_per_session=args.holdout_per_day, seed=args.seed,
+                              progress=not args.quiet, overwrite=args.overwrite)
+        print(f"wrote synthetic Brain-to-Text '25 sessions to {root}")
+        return
     if not args.stats_only:
         generate(args.out_dir, days=args.days, train_per_day=args.train_per_day,
                  test_per_day=args.test_per_day, holdout_per_day=args.holdout_per_day,
@@ -39,7 +52,8 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     try:
         manifest = prepare(args.raw_dir, args.out_dir, skip_bad_trials=args.skip_bad_trials,
                            overwrite=args.overwrite, progress=not args.quiet,
-                           phonemizer=args.phonemizer, lexicon=args.lexicon)
+                           phonemizer=args.phonemizer, lexicon=args.lexicon,
+                           normalize=args.normalize)
     finally:
         logger.removeHandler(console)
     splits = manifest["splits"]
@@ -47,6 +61,11 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     skipped = ", ".join(f"{name} {s['n_skipped']}" for name, s in splits.items() if s["n_skipped"])
     print(f"prepared {len(manifest['days'])} days ({counts} trials"
           f"{f'; left out: {skipped}' if skipped else ''}) in {args.out_dir}")
+    check = manifest.get("label_check")
+    if check is not None:
+        print(f"released labels against this project's phonemisation: {check['n_mismatched']} "
+              f"of {check['n_checked']} differ (kept as released; listed under 'label_check' in "
+              f"{Path(args.out_dir) / 'manifest.json'})")
     labels = manifest["phonemizer"]
     if labels["name"] == "reference":
         print(f"reference phonemizer: words guessed by g2p_en's network: {len(labels['guessed'])}, "

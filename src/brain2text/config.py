@@ -55,6 +55,9 @@ class ModelConfig(_Section):
     gaussian_smooth_width: float = Field(2.0, ge=0.0)
     """Sigma of the Gaussian smoother in bins (0 disables smoothing)."""
     smooth_kernel_size: int = Field(20, ge=1)
+    learnable_h0: bool = False
+    """A learned initial GRU state (one vector per layer and direction, Xavier-initialised, as
+    the Brain-to-Text '25 baseline) instead of zeros."""
     ctc_input_lengths: Literal["exact", "reference"] = "exact"
     """Input lengths given to the CTC loss: ``exact``, the true output length
     ``(T - K) // S + 1``; ``reference``, the reference decoder's ``(T - K) / S`` truncated (one
@@ -70,6 +73,9 @@ class AugmentConfig(_Section):
     freq_mask_prob: float = Field(0.0, ge=0.0, le=1.0)
     freq_mask_width: int = Field(0, ge=0)
     freq_mask_max_masks: int = Field(0, ge=0)
+    random_cut: int = Field(0, ge=0)
+    """Drop the first k bins of every trial of a training batch, k uniform in 0..random_cut and
+    the same for the whole batch (the Brain-to-Text '25 baseline's 3); 0: off."""
 
 
 class OptimConfig(_Section):
@@ -83,7 +89,10 @@ class OptimConfig(_Section):
     l2_decay: float = Field(1e-5, ge=0.0)
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = Field(0.1, gt=0.0)
-    schedule: Literal["onecycle", "linear", "constant", "warmup_cosine"] = "constant"
+    schedule: Literal["onecycle", "linear", "constant", "warmup_cosine", "plateau"] = "constant"
+    """``plateau``: torch's ReduceLROnPlateau on the evaluation PER, stepped at evaluations
+    (``plateau_patience`` evaluations without improvement multiply the LR by
+    ``plateau_factor``, down to ``end_lr``)."""
     pct_start: float = Field(0.3, gt=0.0, lt=1.0)
     div_factor: float = Field(25.0, gt=0.0)
     final_div_factor: float = Field(1e4, gt=0.0)
@@ -96,6 +105,27 @@ class OptimConfig(_Section):
     warmup_batches: int = Field(0, ge=0)
     """Linear warm-up length of ``warmup_cosine``."""
     grad_clip_norm: float | None = Field(None, gt=0.0)
+    plateau_factor: float = Field(0.5, gt=0.0, lt=1.0)
+    plateau_patience: int = Field(8, ge=0)
+    day_max_lr: float | None = Field(None, gt=0.0)
+    """The per-day input layers' own parameter group: its peak LR (None: ``max_lr``). Setting
+    any ``day_*`` key gives the day layers a group of their own, on the same schedule."""
+    day_end_lr: float | None = Field(None, ge=0.0)
+    """Final LR of the day layers' group (None: ``end_lr``; not with ``onecycle``)."""
+    day_weight_decay: float | None = Field(None, ge=0.0)
+    """Weight decay of the day layers' group (None: ``l2_decay``)."""
+
+    @property
+    def has_day_group(self) -> bool:
+        return any(v is not None for v in (self.day_max_lr, self.day_end_lr,
+                                           self.day_weight_decay))
+
+    @model_validator(mode="after")
+    def _day_group_schedules(self) -> OptimConfig:
+        if self.day_end_lr is not None and self.schedule == "onecycle":
+            raise ValueError("optim.day_end_lr: onecycle ends every group at its peak / "
+                             "(div_factor * final_div_factor); use warmup_cosine or linear")
+        return self
 
 
 class TrainConfig(_Section):
@@ -111,6 +141,9 @@ class TrainConfig(_Section):
     """Length-bucketed batches: pools of this many batches are sorted by trial length before
     being cut into batches (less padding, batches still random). None: plain random batches,
     each padded to its longest trial."""
+    days_per_batch: int | None = Field(None, ge=1)
+    """Each training batch draws its trials from this many random days, in equal shares (the
+    Brain-to-Text '25 baseline's 4); None: batches drawn from all training trials."""
     grad_accum: int = Field(1, ge=1)
     """Gradient accumulation: each batch of ``batch_size`` trials is run as this many
     micro-batches of ``batch_size / grad_accum`` (padded as the whole batch), their gradients
@@ -147,6 +180,9 @@ class TrainConfig(_Section):
         if self.batch_size % self.grad_accum:
             raise ValueError(f"train.batch_size={self.batch_size} cannot be cut into "
                              f"train.grad_accum={self.grad_accum} equal micro-batches")
+        if self.days_per_batch is not None and self.length_bucket_pool is not None:
+            raise ValueError("train.days_per_batch and train.length_bucket_pool choose batches "
+                             "two different ways: set one of them")
         return self
 
 

@@ -135,3 +135,47 @@ def test_eval_batches_are_dealt_to_ranks_in_turn(train_split):
              for r in range(3)]
     assert sorted(b for share in dealt for b in share) == sorted(single) and len(single) > 3
     assert all(dealt[r] == single[r::3] for r in range(3))
+
+
+def test_day_batches_draw_equal_shares_from_n_random_days():
+    from brain2text.data.batches import day_batch_positions
+
+    day_of = np.repeat(np.arange(6), [10, 10, 10, 10, 10, 2])  # day 5 has 2 trials only
+    seen_days = set()
+    for batch in range(50):
+        pos = day_batch_positions(batch, 16, day_of, 4, seed=3)
+        assert len(pos) == 16
+        days, counts = np.unique(day_of[pos], return_counts=True)
+        assert len(days) == 4 and sorted(counts) == [4, 4, 4, 4]
+        for d in days:  # without replacement where the day has enough trials
+            if d != 5:
+                assert len(set(pos[day_of[pos] == d])) == 4
+        seen_days |= set(days.tolist())
+        assert np.array_equal(pos, day_batch_positions(batch, 16, day_of, 4, seed=3))
+    assert seen_days == set(range(6))
+    uneven = day_batch_positions(0, 10, day_of, 4, seed=0)
+    assert sorted(np.unique(day_of[uneven], return_counts=True)[1]) == [2, 2, 3, 3]
+    fewer = day_batch_positions(0, 8, day_of[:20], 4, seed=0)  # 2 days only: both, 4 each
+    assert sorted(np.unique(day_of[:20][fewer], return_counts=True)[1]) == [4, 4]
+
+
+def test_days_per_batch_and_length_buckets_are_one_or_the_other():
+    from brain2text.config import TrainConfig
+
+    with pytest.raises(ValueError, match="days_per_batch and train.length_bucket_pool"):
+        TrainConfig(days_per_batch=4, length_bucket_pool=16)
+
+
+def test_the_releases_own_validation_split_is_used_whole(tmp_path):
+    from brain2text.data.prepare import prepare
+    from brain2text.data.splits import train_and_validation
+    from brain2text.synth.b2t25 import generate_b2t25
+
+    generate_b2t25(tmp_path / "raw", sessions=3, train_per_session=6, val_per_session=3,
+                   test_per_session=2, progress=False)
+    prepare(tmp_path / "raw", tmp_path / "prep", progress=False)
+    data = open_prepared(tmp_path / "prep")
+    chosen = train_and_validation(data, blocks_per_day=1)
+    assert chosen.val_split is data.split("val") and chosen.train_split is data.split("train")
+    assert len(chosen.train) == len(data.split("train")) == 18
+    assert len(chosen.val) == len(data.split("val")) == 6

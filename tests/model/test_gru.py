@@ -175,3 +175,16 @@ def test_gradients_are_bit_identical_across_repeats_with_two_threads():
     finally:
         torch.set_num_threads(threads)
 
+
+
+def test_a_learned_initial_state_is_a_parameter_that_trains():
+    config = ModelConfig(n_units=8, n_layers=2, kernel_len=4, stride_len=2, bidirectional=False,
+                         learnable_h0=True)
+    model = GRUDecoder(config, n_days=2, n_features=12)
+    assert model.h0.shape == (2, 1, 8) and model.h0.abs().sum() > 0
+    out = model(torch.randn(3, 20, 12), torch.tensor([0, 1, 1]))
+    assert out.shape == (3, 9, N_CLASSES)
+    out.sum().backward()
+    assert model.h0.grad is not None and model.h0.grad.abs().sum() > 0
+    zero = GRUDecoder(config.model_copy(update={"learnable_h0": False}), n_days=2, n_features=12)
+    assert zero.h0 is None and "h0" not in dict(zero.named_parameters())

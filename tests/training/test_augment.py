@@ -86,3 +86,21 @@ def test_augment_is_reproducible_with_a_seed():
     a = augment_batch(x, lens, cfg, torch.Generator().manual_seed(3))
     b = augment_batch(x, lens, cfg, torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
+
+
+def test_random_cut_drops_the_same_first_bins_of_the_whole_batch():
+    from brain2text.training.augment import random_cut
+
+    x = torch.arange(2 * 10 * 3, dtype=torch.float32).reshape(2, 10, 3)
+    lengths = torch.tensor([10, 7])
+    cuts = set()
+    for seed in range(40):
+        y, n = random_cut(x, lengths, 3, min_bins=2, generator=torch.Generator().manual_seed(seed))
+        k = 10 - y.shape[1]
+        cuts.add(k)
+        assert torch.equal(y, x[:, k:]) and torch.equal(n, lengths - k)
+    assert cuts == {0, 1, 2, 3}
+    y, n = random_cut(x, torch.tensor([10, 3]), 3, min_bins=2,
+                      generator=torch.Generator().manual_seed(0))
+    assert n.min() >= 2  # never shorter than the kernel
+    assert random_cut(x, lengths, 0, 2)[0] is x

@@ -44,15 +44,15 @@ def test_summary_shows_the_derived_lrs():
 
 def test_momentum_cycling_is_off_unless_asked():
     c = load_run(RUNS / "run13_onecycle_safe.yaml")
-    p = torch.nn.Parameter(torch.zeros(1))
-    opt = build_optimizer([p], c.optim)
+    p = torch.nn.Linear(1, 1)
+    opt = build_optimizer(p, c.optim)
     sched = build_scheduler(opt, c.optim, 100)
     for _ in range(50):
         opt.step()
         sched.step()
     assert opt.param_groups[0]["betas"] == (0.9, 0.999)
     cycling = c.optim.model_copy(update={"cycle_momentum": True})
-    opt = build_optimizer([p], cycling)
+    opt = build_optimizer(p, cycling)
     build_scheduler(opt, cycling, 100)
     assert opt.param_groups[0]["betas"][0] == pytest.approx(0.95)
 
@@ -72,3 +72,62 @@ def test_factor_functions_are_pure():
     assert linear_factor(0, 10, 0.5) == 1.0 and linear_factor(9, 10, 0.5) == 0.5
     assert warmup_cosine_factor(0, 0, 10, 0.0) == 1.0
     assert warmup_cosine_factor(9, 0, 10, 0.0) == pytest.approx(0.0, abs=1e-12)
+
+
+class _WithDays(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.day_weights = torch.nn.Parameter(torch.ones(2, 3, 3))
+        self.day_biases = torch.nn.Parameter(torch.zeros(2, 1, 3))
+        self.gru = torch.nn.Linear(3, 3)
+
+
+def _lrs(opt, sched, n):
+    out = []
+    for _ in range(n):
+        out.append([g["lr"] for g in opt.param_groups])
+        opt.step()
+        sched.step()
+    return out
+
+
+def test_the_day_layers_get_their_own_group_lr_and_weight_decay():
+    c = OptimConfig(optimizer="adamw", max_lr=5e-3, end_lr=1e-4, l2_decay=1e-3,
+                    schedule="warmup_cosine", warmup_batches=10, day_max_lr=2e-3,
+                    day_end_lr=5e-5, day_weight_decay=0.0)
+    model = _WithDays()
+    opt = build_optimizer(model, c)
+    rest, day = opt.param_groups
+    assert {id(p) for p in day["params"]} == {id(model.day_weights), id(model.day_biases)}
+    assert [id(p) for p in rest["params"]] == [id(p) for p in model.gru.parameters()]
+    assert rest["weight_decay"] == 1e-3 and day["weight_decay"] == 0.0
+    lrs = _lrs(opt, build_scheduler(opt, c, 100), 100)
+    assert max(r[0] for r in lrs) == pytest.approx(5e-3) and lrs[-1][0] == pytest.approx(1e-4)
+    assert max(r[1] for r in lrs) == pytest.approx(2e-3) and lrs[-1][1] == pytest.approx(5e-5)
+    assert lrs[0] == pytest.approx([5e-3 / 10, 2e-3 / 10])  # one warm-up, both groups
+
+
+def test_one_group_unless_a_day_key_is_set():
+    opt = build_optimizer(_WithDays(), OptimConfig())
+    assert len(opt.param_groups) == 1
+
+
+def test_onecycle_cannot_end_the_day_group_elsewhere():
+    with pytest.raises(ValueError, match="optim.day_end_lr: onecycle"):
+        OptimConfig(schedule="onecycle", day_end_lr=1e-5)
+
+
+def test_plateau_halves_the_lr_after_patience_evaluations_without_improvement():
+    c = OptimConfig(schedule="plateau", max_lr=8e-4, plateau_patience=2, plateau_factor=0.5,
+                    end_lr=3e-4)
+    model = torch.nn.Linear(1, 1)
+    opt = build_optimizer(model, c)
+    sched = build_scheduler(opt, c, 1000)
+    seen = []
+    for per in [0.9, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8]:
+        sched.step(per)
+        seen.append(opt.param_groups[0]["lr"])
+    assert seen[:4] == [8e-4] * 4  # improved, then 2 evaluations of patience
+    assert seen[4] == pytest.approx(4e-4)  # the third without improvement halves it
+    assert seen[-1] == pytest.approx(3e-4)  # never below end_lr
+    assert lr_trajectory(c, 5) == [8e-4] * 5  # `config` shows the ceiling

@@ -3,7 +3,10 @@
 The training order is a pure function of (seed, batch number): batch ``k`` takes positions
 ``k*B .. k*B+B-1`` of an endless stream of per-epoch permutations of the training trials, each
 permutation drawn from ``numpy.random.default_rng((seed, epoch))``. A run can therefore restart
-at any batch and see exactly the trials it would have seen.
+at any batch and see exactly the trials it would have seen. With ``days_per_batch``
+(:func:`day_batch_positions`, the Brain-to-Text '25 baseline's sampling) batch ``k`` is drawn
+from ``numpy.random.default_rng((seed, k, 2))``: that many random days, an equal share of
+trials from each.
 """
 
 from __future__ import annotations
@@ -27,6 +30,24 @@ def batch_positions(batch: int, batch_size: int, n: int, seed: int) -> np.ndarra
         where = epochs == epoch
         out[where] = order[offsets[where]]
     return out
+
+
+def day_batch_positions(batch: int, batch_size: int, day_of: np.ndarray, days_per_batch: int,
+                        seed: int) -> np.ndarray:
+    """Trial positions of training batch ``batch`` drawn from ``days_per_batch`` random days
+    (all days when there are fewer): the batch is shared out as evenly as possible between
+    them, each day's share drawn without replacement (with replacement if the day has fewer
+    trials than its share). ``day_of`` is the day of each training trial."""
+    rng = np.random.default_rng((seed, batch, 2))
+    days = np.unique(day_of)
+    chosen = np.sort(rng.choice(days, size=min(days_per_batch, len(days)), replace=False))
+    shares = np.full(len(chosen), batch_size // len(chosen))
+    shares[: batch_size % len(chosen)] += 1
+    out = []
+    for day, share in zip(chosen, shares):
+        rows = np.flatnonzero(day_of == day)
+        out.append(rng.choice(rows, size=share, replace=share > len(rows)))
+    return np.concatenate(out).astype(np.int64)
 
 
 @dataclass
@@ -90,8 +111,9 @@ def bucketed_epoch(lengths: np.ndarray, batch_size: int, pool_batches: int, seed
 class TrainBatches(Dataset):
     """Map-style dataset whose item ``k`` is the whole collated training batch ``start + k``.
 
-    With ``pool_batches`` set (and at least one full batch of trials), batches come from
-    :func:`bucketed_epoch`; otherwise from :func:`batch_positions`. With ``share`` (one rank of
+    With ``days_per_batch`` set, batches come from :func:`day_batch_positions`; with
+    ``pool_batches`` set (and at least one full batch of trials), from :func:`bucketed_epoch`;
+    otherwise from :func:`batch_positions`. With ``share`` (one rank of
     several), an item is that slice of the batch's rows, padded to the whole batch's longest
     trial so each row is exactly what one process would see.
     """
@@ -99,8 +121,10 @@ class TrainBatches(Dataset):
     def __init__(
         self, split: PreparedSplit, indices: np.ndarray, batch_size: int, seed: int,
         start: int, stop: int, pool_batches: int | None = None, share: slice | None = None,
+        days_per_batch: int | None = None,
     ) -> None:
         self.split, self.indices, self.share = split, indices, share
+        self.days_per_batch = days_per_batch
         self.batch_size, self.seed, self.start, self.stop = batch_size, seed, start, stop
         per_epoch = len(indices) // batch_size
         self.pool_batches = pool_batches if pool_batches and per_epoch > 0 else None
@@ -110,6 +134,9 @@ class TrainBatches(Dataset):
         return self.stop - self.start
 
     def positions(self, batch: int) -> np.ndarray:
+        if self.days_per_batch is not None:
+            return day_batch_positions(batch, self.batch_size, self.split.day_index[self.indices],
+                                       self.days_per_batch, self.seed)
         if self.pool_batches is None:
             return batch_positions(batch, self.batch_size, len(self.indices), self.seed)
         epoch, j = divmod(batch, len(self.indices) // self.batch_size)

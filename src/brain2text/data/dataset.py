@@ -26,15 +26,15 @@ from brain2text.phonemes import PHONEMES
 
 FORMAT = "brain2text-prepared"
 FORMAT_VERSION = 1
-N_FEATURES = 256
+N_FEATURES = 256  # the 2023 release's standard features (a manifest without n_features has them)
 FEATURE_DTYPE = np.dtype(np.float32)
-SPLITS = ("train", "test", "competition")
+SPLITS = ("train", "val", "test", "competition")  # val: a release's own validation files
 TRIAL_COLUMNS = ("start", "n_bins", "phone_start", "n_phones", "block", "trial")
 UNKNOWN_DAY = -1  # day index of a session that matches no train session (pickle imports only)
 UNKNOWN_BLOCK = -1  # block of a trial whose block is not recorded (pickle imports only)
 
 MANIFEST_FILE = "manifest.json"
-FEATURES_FILE = "features.npy"  # (sum T, 256) float32
+FEATURES_FILE = "features.npy"  # (sum T, n_features) float32
 TRIALS_FILE = "trials.npy"  # (n_trials, 6) int64, columns TRIAL_COLUMNS
 PHONEMES_FILE = "phonemes.npy"  # (sum n_phones,) uint8, ids 1..40
 TEXT_FILE = "text.json"  # list of n_trials cleaned sentences
@@ -136,6 +136,7 @@ class PreparedDataset:
         self.path = path
         self.manifest = manifest
         self.days: list[str] = list(manifest["days"])  # train sessions sorted: the day index
+        self.n_features: int = int(manifest.get("n_features", N_FEATURES))
         self._splits = splits
 
     def __repr__(self) -> str:
@@ -169,12 +170,16 @@ def open_prepared(path: Path) -> PreparedDataset:
     days = _field(manifest, "days", list, path)
     if not all(isinstance(d, str) for d in days):
         raise DataError(f"{path / MANIFEST_FILE}: 'days' must be a list of session names")
+    n_features = manifest.get("n_features", N_FEATURES)
+    if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
+        raise DataError(f"{path / MANIFEST_FILE}: malformed 'n_features' {n_features!r}; "
+                        "prepare the dataset again")
     splits: dict[str, PreparedSplit] = {}
     for name, entry in _field(manifest, "splits", dict, path).items():
         if name not in SPLITS:
             raise DataError(f"{path / MANIFEST_FILE}: unknown split {name!r} "
                             f"(expected {', '.join(SPLITS)})")
-        splits[name] = _open_split(path, name, entry, days)
+        splits[name] = _open_split(path, name, entry, days, n_features)
     return PreparedDataset(path, manifest, splits)
 
 
@@ -202,7 +207,8 @@ def read_manifest(path: Path) -> dict:
     return manifest
 
 
-def _open_split(root: Path, name: str, entry: Any, days: list[str]) -> PreparedSplit:
+def _open_split(root: Path, name: str, entry: Any, days: list[str],
+                n_features: int) -> PreparedSplit:
     where = f"splits.{name}"
     if not isinstance(entry, dict):
         raise DataError(f"{root / MANIFEST_FILE}: '{where}' must be an object")
@@ -216,7 +222,7 @@ def _open_split(root: Path, name: str, entry: Any, days: list[str]) -> PreparedS
                             "must be an object")
         folder = root / name / session
         table, feats, phones, text = _open_session(
-            folder, info, root, f"{where}.sessions.{session}"
+            folder, info, root, f"{where}.sessions.{session}", n_features
         )
         names.append(session)
         sources.append(str(info.get("source", f"{name}/{session}")))
@@ -230,13 +236,13 @@ def _open_split(root: Path, name: str, entry: Any, days: list[str]) -> PreparedS
 
 
 def _open_session(
-    folder: Path, info: dict, root: Path, where: str
+    folder: Path, info: dict, root: Path, where: str, n_features: int
 ) -> tuple[np.ndarray, MappedNpy, np.ndarray, list[str]]:
     n_trials = _field(info, "n_trials", int, root, where)
     n_bins = _field(info, "n_bins", int, root, where)
     n_phones = _field(info, "n_phones", int, root, where)
 
-    features = _map_features(folder / FEATURES_FILE, (n_bins, N_FEATURES))
+    features = _map_features(folder / FEATURES_FILE, (n_bins, n_features))
     table = _load_npy(folder / TRIALS_FILE, (n_trials, len(TRIAL_COLUMNS)), np.dtype(np.int64))
     phonemes = _load_npy(folder / PHONEMES_FILE, (n_phones,), np.dtype(np.uint8))
     text = _load_text(folder / TEXT_FILE, n_trials)

@@ -21,6 +21,7 @@ import numpy as np
 
 from brain2text import __version__
 from brain2text.atomic import OutputKind, check_output_folder, staged_folder
+from brain2text.data.b2t25 import detect_layout
 from brain2text.data.dataset import (
     FEATURES_FILE,
     FORMAT,
@@ -38,7 +39,7 @@ from brain2text.data.matfile import (
     read_session,
     trial_problem,
 )
-from brain2text.errors import DataError
+from brain2text.errors import ConfigError, DataError
 from brain2text.g2p import make_phonemizer
 from brain2text.phonemes import CmuPhonemizer, clean_text, has_letters, to_ids
 
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 N_AREA_6V = 128  # columns 0-127 of tx1/spikePow: area 6v, the informative array pair
 ZSCORE_EPS = 1e-8
 FEATURES_DESCRIPTION = "tx1[:, 0:128] + spikePow[:, 0:128], z-scored per block"
+FEATURE_NAMES = ["tx1 (threshold crossings, -4.5 RMS) x 128 electrodes of area 6v",
+                 "spikePow (spike-band power) x the same 128 electrodes"]
+NORMALIZATIONS = ("none", "block")
 # raw folder -> prepared split; train is required, the others optional; hold-out is unlabelled
 RAW_SPLITS = (("train", "train", True), ("test", "test", True),
               ("competitionHoldOut", "competition", False))
@@ -61,8 +65,14 @@ def prepare(
     progress: bool = True,
     phonemizer: str = "cmu",
     lexicon: Path | str | None = None,
+    normalize: str | None = None,
 ) -> dict:
-    """Prepare ``raw_dir`` (train/, test/, competitionHoldOut/) into ``out_dir``; return manifest.
+    """Prepare ``raw_dir`` into ``out_dir``; return the manifest. ``raw_dir`` holds either
+    layout: ``competitionData`` (train/, test/, competitionHoldOut/: prepared here) or
+    Brain-to-Text '25 sessions (:mod:`brain2text.data.prepare_b2t25`).
+
+    ``normalize``: ``block`` z-scores each block of each file (the 2023 default), ``none``
+    keeps the features as recorded (the B2T'25 default: they ship normalised).
 
     ``phonemizer`` is ``"cmu"`` or ``"reference"`` (see ``brain2text.g2p``); ``lexicon`` a
     CMU-format file read before the CMU dictionary. A bad trial (NaN/Inf, no bins, lengths
@@ -74,6 +84,19 @@ def prepare(
     from tqdm.auto import tqdm
 
     raw_dir, out_dir = Path(raw_dir), _absolute(out_dir)
+    if detect_layout(raw_dir) == "b2t25":
+        from brain2text.data.prepare_b2t25 import (
+            prepare_b2t25,  # it builds on this module
+        )
+
+        if skip_bad_trials:
+            raise ConfigError("--skip-bad-trials: Brain-to-Text '25 files are checked whole; "
+                              "a bad trial stops the preparation, naming it")
+        return prepare_b2t25(raw_dir, out_dir, overwrite=overwrite, progress=progress,
+                             phonemizer=phonemizer, lexicon=lexicon, normalize=normalize or "none")
+    if normalize not in (None, *NORMALIZATIONS):
+        raise ConfigError(f"--normalize {normalize}: choose one of {', '.join(NORMALIZATIONS)}")
+    zscored = normalize in (None, "block")
     labeller = make_phonemizer(phonemizer, lexicon)  # a bad lexicon fails before any reading
     plan, days = _plan(raw_dir)
     n_files = sum(len(paths) for *_, paths in plan)
@@ -87,7 +110,7 @@ def prepare(
                 bar.set_postfix_str(f"{folder}/{path.name}")
                 session = read_session(path, labelled=labelled, check_trials=False)
                 arrays = _session_arrays(session, f"{folder}/{path.name}", skip_bad_trials,
-                                         skipped, labeller)
+                                         skipped, labeller, zscored)
                 write_session(tmp / split / session.name, *arrays)
                 sessions[session.name] = session_entry(
                     f"{folder}/{path.name}", days.index(session.name), *arrays[:2]
@@ -96,7 +119,11 @@ def prepare(
                 bar.update()
             splits[split] = split_entry(labelled, sessions, skipped)
         manifest = new_manifest(days, splits, source=str(raw_dir.resolve()),
-                                features=FEATURES_DESCRIPTION, phonemizer=labeller.describe())
+                                features=FEATURES_DESCRIPTION if zscored else
+                                FEATURES_DESCRIPTION.replace(", z-scored per block", ""),
+                                feature_names=FEATURE_NAMES,
+                                normalization="block" if zscored else "none",
+                                phonemizer=labeller.describe())
         write_manifest(tmp, manifest)
     _report_skipped(manifest, out_dir)
     return manifest
@@ -126,7 +153,7 @@ def _plan(raw_dir: Path) -> tuple[list[tuple[str, str, bool, list[Path]]], list[
 
 def _session_arrays(
     session: RawSession, source: str, skip: bool, skipped: list[dict],
-    labeller: Callable[[str], list[str]] | None = None,
+    labeller: Callable[[str], list[str]] | None = None, zscored: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """features (sum T, 256) float32, trials (n, 6) int64, phonemes (sum n_phones,) uint8, texts."""
     usable: list[int] = []  # trials whose features enter the block statistics
@@ -153,7 +180,8 @@ def _session_arrays(
     features = np.empty((int(lengths.sum()), N_FEATURES), dtype=np.float32)  # (sum T, 256)
     start = 0
     for i in order:
-        features[start : start + len(feats[i])] = zscore(feats[i], *stats[session.block_idx[i]])
+        features[start : start + len(feats[i])] = (
+            zscore(feats[i], *stats[session.block_idx[i]]) if zscored else feats[i])
         start += len(feats[i])
     phone_lengths = np.array([len(kept[i][0]) for i in order], dtype=np.int64)
     trials = np.stack([
@@ -253,11 +281,13 @@ def split_entry(labelled: bool, sessions: dict[str, dict], skipped: list[dict]) 
 
 
 def new_manifest(days: list[str], splits: dict[str, dict], *, source: str, features: str,
+                 n_features: int = N_FEATURES, kind: str = "competitionData",
                  **extra: object) -> dict:
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "n_features": N_FEATURES,
+        "kind": kind,  # the layout prepared: competitionData (2023) or b2t25
+        "n_features": n_features,
         "feature_dtype": "float32",
         "features": features,
         "trial_columns": list(TRIAL_COLUMNS),

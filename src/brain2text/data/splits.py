@@ -1,4 +1,5 @@
-"""Carving a validation split out of the training trials.
+"""The validation split: the release's own (Brain-to-Text '25 ships one), or carved out of the
+training trials.
 
 Checkpoint choice and the instability watch need held-out sentences that are not the test
 split. A day recorded in several blocks gives its last ``blocks_per_day`` blocks to validation
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from brain2text.data.dataset import UNKNOWN_BLOCK, PreparedSplit
+from brain2text.data.dataset import UNKNOWN_BLOCK, PreparedDataset, PreparedSplit
 
 
 @dataclass(frozen=True)
@@ -60,3 +61,28 @@ def split_validation(split: PreparedSplit, blocks_per_day: int,
     """(train, validation) trial indices; :func:`carve_validation` without the day list."""
     carved = carve_validation(split, blocks_per_day, fraction_when_no_blocks)
     return carved.train, carved.val
+
+
+@dataclass(frozen=True)
+class TrainAndValidation:
+    """The trials a run trains on and the ones it validates on: the release's own validation
+    split when the prepared dataset has one (Brain-to-Text '25's data_val files), else trials
+    carved from the training split."""
+
+    train_split: PreparedSplit
+    train: np.ndarray
+    val_split: PreparedSplit
+    val: np.ndarray
+    days_by_fraction: tuple[int, ...] = ()
+
+
+def train_and_validation(dataset: PreparedDataset, blocks_per_day: int,
+                         fraction_when_no_blocks: float = 0.0) -> TrainAndValidation:
+    train_split = dataset.split("train")
+    if dataset.has_split("val"):
+        val_split = dataset.split("val")
+        return TrainAndValidation(train_split, np.arange(len(train_split), dtype=np.int64),
+                                  val_split, np.arange(len(val_split), dtype=np.int64))
+    carved = carve_validation(train_split, blocks_per_day, fraction_when_no_blocks)
+    return TrainAndValidation(train_split, carved.train, train_split, carved.val,
+                              carved.days_by_fraction)

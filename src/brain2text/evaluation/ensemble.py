@@ -23,6 +23,7 @@ from brain2text.errors import DataError
 from brain2text.evaluation.evaluate import (
     EvalTarget,
     decode_target,
+    is_submission,
     load_target,
     reference_ids,
     write_decoded,
@@ -112,7 +113,9 @@ def evaluate_ensemble(
         return summary
     folder = out / "eval" / split_name
     folder.mkdir(parents=True, exist_ok=True)
+    submission = is_submission(first.data, split_name)
     if refs is None:
-        return write_decoded(folder, split, ensemble, info)
+        return write_decoded(folder, split, ensemble, info, submission)
     summary = score(refs, ensemble, split.day_index[indices], first.data.days)
-    return write_scored(folder, split, ensemble, refs, {**info, **summary.to_dict()})
+    return write_scored(folder, split, ensemble, refs, {**info, **summary.to_dict()},
+                        submission)

@@ -15,6 +15,8 @@ its sentences in trial order, as ``brain2text synth`` writes) the hold-out is sc
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ import torch
 from brain2text.atomic import atomic_write_text
 from brain2text.config import RunConfig, validate
 from brain2text.data.dataset import PreparedDataset, PreparedSplit, open_prepared
-from brain2text.data.splits import split_validation
+from brain2text.data.splits import train_and_validation
 from brain2text.distributed import pick_device
 from brain2text.errors import DataError
 from brain2text.evaluation.metrics import (
@@ -64,7 +66,11 @@ def load_model(checkpoint: Path, device: torch.device,
     if classes != N_CLASSES:
         raise DataError(f"{checkpoint}: the model emits {classes} classes, this brain2text "
                         f"decodes {N_CLASSES} (CTC blank + 39 phonemes + SIL)")
-    model = GRUDecoder(config.model, n_days=len(payload["days"])).to(device)
+    n_features = state["day_weights"].shape[-1] if "day_weights" in state else None
+    if n_features is None:
+        raise DataError(f"{checkpoint}: no day_weights in its weights (not a brain2text GRU)")
+    model = GRUDecoder(config.model, n_days=len(payload["days"]),
+                       n_features=n_features).to(device)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -165,14 +171,19 @@ def load_target(run_dir: Path, split_name: str, checkpoint: str = "best", weight
     ckpt_path = run_dir / "checkpoints" / f"{checkpoint}.pt"
     model, config, payload = load_model(ckpt_path, device, weights)
     data = open_prepared(data_path or Path(config.data.path))
+    if model.n_features != data.n_features:
+        raise DataError(f"{data.path}: holds {data.n_features} features a bin, the model of "
+                        f"{ckpt_path} reads {model.n_features} (it was trained on another "
+                        "feature set)")
     if data.days != payload["days"]:
         raise DataError(f"{data.path}: its days differ from those the checkpoint was trained on "
                         f"({len(data.days)} vs {len(payload['days'])} train sessions)")
-    split = data.split(SPLITS[split_name])
     if split_name == "val":
-        indices = split_validation(split, config.data.val_blocks_per_day,
-                                   config.data.val_fraction_when_no_blocks)[1]
+        chosen = train_and_validation(data, config.data.val_blocks_per_day,
+                                      config.data.val_fraction_when_no_blocks)
+        split, indices = chosen.val_split, chosen.val
     else:
+        split = data.split(SPLITS[split_name])
         indices = np.arange(len(split), dtype=np.int64)
     unknown = [int(i) for i in indices if split.day_index[i] < 0]
     if unknown:
@@ -212,17 +223,39 @@ def evaluate_run(
     out.mkdir(parents=True, exist_ok=True)
     info = target.info(split_name, weights)
     refs = reference_ids(target, answers)
+    submission = is_submission(data, split_name)
     if refs is None:
-        return write_decoded(out, split, decoded, info)
+        return write_decoded(out, split, decoded, info, submission)
     summary = score(refs, decoded, split.day_index[indices], data.days)
     return write_scored(out, split, decoded, refs, {**info, **summary.to_dict()})
 
 
-def write_decoded(out: Path, split: PreparedSplit, decoded: Decoded, info: dict) -> dict:
+SUBMISSION_FILE = "submission.csv"
+
+
+def is_submission(data: PreparedDataset, split_name: str) -> bool:
+    """Brain-to-Text '25's test split: its decoding is also written as ``submission.csv``."""
+    return data.manifest.get("kind") == "b2t25" and split_name == "test"
+
+
+def submission_csv(texts: list[str]) -> str:
+    """The Brain-to-Text '25 submission: ``id,text``, ids 0..N-1 in the split's order
+    (sessions by date, trials in file order)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["id", "text"])
+    writer.writerows(enumerate(texts))
+    return buffer.getvalue()
+
+
+def write_decoded(out: Path, split: PreparedSplit, decoded: Decoded, info: dict,
+                  submission: bool = False) -> dict:
     rows = [{"session": split.session_of(int(i)), "trial": int(split.trial[i]),
              "hyp": " ".join(to_symbols(h.tolist()))}
             for i, h in zip(decoded.trial_ids, decoded.hypotheses)]
     atomic_write_text(out / "decoded.txt", "".join(r["hyp"] + "\n" for r in rows))
+    if submission:
+        atomic_write_text(out / SUBMISSION_FILE, submission_csv([r["hyp"] for r in rows]))
     atomic_write_text(out / "decoded.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     summary = {**info, "n_sentences": len(rows), "labelled": False}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -230,7 +263,7 @@ def write_decoded(out: Path, split: PreparedSplit, decoded: Decoded, info: dict)
 
 
 def write_scored(out: Path, split: PreparedSplit, decoded: Decoded, refs: list[list[int]],
-                  summary: dict) -> dict:
+                  summary: dict, submission: bool = False) -> dict:
     summary = {**summary, "labelled": True}
     rows = []
     for k, i in enumerate(decoded.trial_ids):
@@ -241,6 +274,8 @@ def write_scored(out: Path, split: PreparedSplit, decoded: Decoded, refs: list[l
                      "edit_distance": distance, "per": distance / max(len(ref), 1)})
     atomic_write_text(out / "hypotheses.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     atomic_write_text(out / "errors.txt", _error_report(rows))
+    if submission:
+        atomic_write_text(out / SUBMISSION_FILE, submission_csv([r["hyp"] for r in rows]))
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=_jsonable) + "\n")
     return summary
 

@@ -11,7 +11,8 @@ with the n-gram LM (:class:`brain2text.decoding.beam.WordDecoder`). Writes
   scores, word edits;
 * ``errors.txt``: the most frequent word confusions and aligned examples, worst first;
 * ``decoded.txt``: one decoded sentence per line; for the hold-out split ``submission.txt`` as
-  well, the same lines in hold-out trial order (the Brain-to-Text '24 submission format).
+  well, the same lines in hold-out trial order (the Brain-to-Text '24 submission format); for
+  the test split of Brain-to-Text '25 data ``submission.csv`` (``id,text``, its format).
 
 The beam options are, in order of precedence: those given, those ``brain2text lm tune`` wrote
 to ``RUN/lm_tuning.json`` for this LM folder, the defaults.
@@ -34,13 +35,16 @@ from brain2text.decoding.lm import LanguageModel, open_lm
 from brain2text.decoding.wfst import WfstDecoder
 from brain2text.errors import DataError
 from brain2text.evaluation.evaluate import (
+    SUBMISSION_FILE,
     EvalTarget,
     answer_sentences,
     dataset_labeller,
     decode_target,
     eval_folder,
+    is_submission,
     label_answer,
     load_target,
+    submission_csv,
 )
 from brain2text.evaluation.metrics import (
     align,
@@ -184,6 +188,8 @@ def word_files(target: EvalTarget, emissions: list[np.ndarray],
     files = {"decoded.txt": "".join(h + "\n" for h in hyps)}
     if split_name == "competition":
         files["submission.txt"] = files["decoded.txt"]
+    if is_submission(target.data, split_name):
+        files[SUBMISSION_FILE] = submission_csv(hyps)
     if refs is not None:
         summary |= score_words(refs, hyps, split.day_index[indices], target.data.days)
         decoded_ids = [list(n[0].phonemes) if n else [] for n in nbests]

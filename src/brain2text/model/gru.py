@@ -1,18 +1,21 @@
 """GRUDecoder: binned neural features -> per-step phoneme logits (CTC).
 
-The forward pass, with shapes (B trials, T bins, C=256 features, K=kernel_len, S=stride_len):
+The forward pass, with shapes (B trials, T bins, C features: 256 for the 2023 data, 512 for
+Brain-to-Text '25, K=kernel_len, S=stride_len):
 
 1. Gaussian smoothing along time, per feature (20-tap kernel, sigma ``gaussian_smooth_width``
    bins, torch "same" padding: 9 zeros left and 10 right for the even kernel, as the reference).
 2. Per-day affine input layer ``x @ W[day] + b[day]`` (W = identity, b = 0 at init), softsign.
-3. LayerNorm over the 256 features (``use_layer_norm``), then dropout on the inputs
+3. LayerNorm over the C features (``use_layer_norm``), then dropout on the inputs
    (``input_dropout``): both after the softsign and before patching, as in the fork that
    introduced them.
 4. Patching: windows of K bins every S bins, concatenated -> (B, T', C*K) with
    ``T' = (T - K) // S + 1`` (channel-major order, identical to the reference's ``nn.Unfold``).
 5. GRU (``n_layers`` x ``n_units``, dropout between layers, optionally bidirectional);
    weight_hh orthogonal, weight_ih Xavier-uniform, biases left at torch's default
-   (uniform in +-1/sqrt(n_units)), as the reference; zero initial state.
+   (uniform in +-1/sqrt(n_units)), as the reference; zero initial state, or a learned one
+   (``learnable_h0``, one Xavier-initialised vector per layer and direction, as the
+   Brain-to-Text '25 baseline).
 6. Linear read-out to 41 classes (40 phoneme symbols + CTC blank at index 0).
 
 Unlike the reference, no unused per-day ``nn.Linear`` layers are built. The CTC input length is
@@ -84,6 +87,9 @@ class GRUDecoder(nn.Module):
                 nn.init.xavier_uniform_(param)
             # biases keep torch's default init, as the reference's
         directions = 2 if config.bidirectional else 1
+        self.h0 = (nn.Parameter(nn.init.xavier_uniform_(
+            torch.empty(config.n_layers * directions, 1, config.n_units)))
+            if config.learnable_h0 else None)
         self.readout = nn.Linear(config.n_units * directions, N_CLASSES)
 
     def output_lengths(self, n_bins: torch.Tensor) -> torch.Tensor:
@@ -111,7 +117,8 @@ class GRUDecoder(nn.Module):
         k, s = self.config.kernel_len, self.config.stride_len
         x = x.unfold(1, k, s)  # (B, T', C, K)
         x = x.flatten(2)  # (B, T', C*K), channel-major like nn.Unfold
-        x, _ = self.gru(x)  # (B, T', H * directions)
+        h0 = None if self.h0 is None else self.h0.expand(-1, x.shape[0], -1).contiguous()
+        x, _ = self.gru(x, h0)  # (B, T', H * directions)
         return self.readout(x)
 
 

@@ -71,24 +71,25 @@ def ar1_sessions(n: int, ar: float, sd: float, shape: tuple[int, ...], rng: np.r
     return out
 
 
-def tuning_patterns(params: SynthParams, rng: np.random.Generator) -> np.ndarray:
-    """(24, 256, D) unit-variance tuning directions drifting across the real dates.
+def tuning_patterns(params: SynthParams, rng: np.random.Generator,
+                    names: tuple[str, ...] = DEFAULT_DAYS) -> np.ndarray:
+    """(days, 256, D) unit-variance tuning directions drifting across the dates ``names``.
 
     slow OU + fast OU + a fresh part each session, one extra break after ``break_after_day``,
     then spatial smoothing over grid neighbours (renormalised to unit variance).
     """
     shape = (N_CHANNELS, params.latent_dim)
-    gaps = np.diff(day_numbers(DEFAULT_DAYS))
+    gaps = np.diff(day_numbers(names))
     slow = ou_walk(gaps, params.drift_slow_tau_days, shape, rng)
     b = params.break_after_day + 1
-    if 0 < b < len(DEFAULT_DAYS):
+    if 0 < b < len(names):
         kick = rng.standard_normal(shape)
         # the break replaces part of the slow component from day b on, keeping unit variance
         slow[b:] = np.sqrt(1 - params.break_strength) * slow[b:] + np.sqrt(
             params.break_strength
         ) * kick
     fast = ou_walk(gaps, params.drift_fast_tau_days, shape, rng)
-    fresh = rng.standard_normal((len(DEFAULT_DAYS), *shape))
+    fresh = rng.standard_normal((len(names), *shape))
     w_fresh = max(0.0, 1.0 - params.drift_slow_weight - params.drift_fast_weight)
     raw = (
         np.sqrt(params.drift_slow_weight) * slow
@@ -120,9 +121,8 @@ def channel_scales(params: SynthParams, rng: np.random.Generator) -> np.ndarray:
     return scale
 
 
-def dead_masks(params: SynthParams, rng: np.random.Generator) -> np.ndarray:
-    """(24, 256) bool: dead electrodes, an initial set plus a small loss at each session."""
-    n_days = len(DEFAULT_DAYS)
+def dead_masks(params: SynthParams, rng: np.random.Generator, n_days: int) -> np.ndarray:
+    """(days, 256) bool: dead electrodes, an initial set plus a small loss at each session."""
     dead = np.zeros((n_days, N_CHANNELS), dtype=bool)
     dead[0] = rng.random(N_CHANNELS) < params.dead_initial
     for i in range(1, n_days):
@@ -130,22 +130,24 @@ def dead_masks(params: SynthParams, rng: np.random.Generator) -> np.ndarray:
     return dead
 
 
-def build_world(seed: int, params: SynthParams) -> World:
-    """All session states for the 24 real dates, from the dataset seed."""
+def build_world(seed: int, params: SynthParams, names: tuple[str, ...] = DEFAULT_DAYS,
+                mouthed_days: tuple[str, ...] = MOUTHED_DAYS) -> World:
+    """All session states for the dates ``names`` (the 2023 release's 24 by default), from
+    the dataset seed; ``mouthed_days`` are sessions of mouthed, not vocalised, speech."""
     rng = np.random.default_rng([seed, SESSION_STREAM])
     embeddings = phoneme_embeddings(params, rng)
     neighbours = nearest_phonemes(embeddings)
-    n_days, n = len(DEFAULT_DAYS), N_CHANNELS
+    n_days, n = len(names), N_CHANNELS
     is_6v = np.isin(array_of(), (VENTRAL_6V, DORSAL_6V))
     scale = channel_scales(params, rng)
-    patterns = tuning_patterns(params, rng)
+    patterns = tuning_patterns(params, rng, names)
     day_gain = np.exp(ar1_sessions(n_days, params.day_ar, params.day_gain_sd, (n,), rng))
     day_offset = ar1_sessions(n_days, params.day_ar, params.day_offset_sd, (1,), rng)
     day_offset -= day_offset.mean()  # day-to-day changes, not a shift of the whole release
 
     spread = np.exp(params.rate_spread_sd * rng.standard_normal(n))
     log_mean = np.log(params.mean_rate * spread / spread.mean())  # channel mean is exact
-    days_since = day_numbers(DEFAULT_DAYS)
+    days_since = day_numbers(names)
     steps = np.sqrt(np.diff(days_since, prepend=0.0))[:, None] * rng.standard_normal((n_days, n))
     walk = params.baseline_walk_sd * np.cumsum(steps, axis=0)
     walk -= 0.5 * params.baseline_walk_sd**2 * days_since[:, None]  # keep E[exp(walk)] = 1
@@ -160,11 +162,11 @@ def build_world(seed: int, params: SynthParams) -> World:
                      *params.floor_range)  # fmt: skip
     dead_floor = rng.uniform(*params.dead_floor_range, n)
     spike_power = rng.uniform(*params.spike_power, n)
-    dead = dead_masks(params, rng)
+    dead = dead_masks(params, rng, n_days)
 
     days = []
-    for i, name in enumerate(DEFAULT_DAYS):
-        mouthed = name in MOUTHED_DAYS
+    for i, name in enumerate(names):
+        mouthed = name in mouthed_days
         gain = params.gain * scale * day_gain[i] * (params.mouthed_gain if mouthed else 1.0)
         # centre the log-rate: E[exp(x)] = exp(E[x] + Var[x] / 2) for the zero-mean parts
         variance = (

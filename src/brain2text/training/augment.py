@@ -9,6 +9,10 @@
   mask covers consecutive feature columns. Masked values are set to 0, the block mean after
   z-scoring. Masks may overlap, so at most ``max_masks * width`` bins (or features) are masked.
 
+* Random cut (``random_cut``): the first k bins of every trial are dropped, k uniform in
+  0..random_cut and the same for the batch (the Brain-to-Text '25 baseline), never leaving a
+  trial shorter than the model's kernel.
+
 Everything is drawn on the batch's device from ``generator``, which must live on that device
 (a GPU run draws its noise on the GPU instead of copying millions of CPU normals every batch).
 The streams of a CPU and a GPU generator differ, so a run is reproducible on one kind of device.
@@ -48,6 +52,16 @@ def span_masks(
     )  # (B, M, size)
     inside &= present[..., None] & (lengths[:, None, None] > 0)
     return inside.any(dim=1)
+
+
+def random_cut(x: torch.Tensor, lengths: torch.Tensor, max_cut: int, min_bins: int,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T, C), (B,) -> the batch without its first k bins and the shortened lengths."""
+    if max_cut <= 0:
+        return x, lengths
+    k = int(torch.randint(0, max_cut + 1, (1,), generator=generator, device=x.device).item())
+    k = max(min(k, int(lengths.min()) - min_bins), 0)
+    return (x[:, k:], lengths - k) if k else (x, lengths)
 
 
 def augment_batch(

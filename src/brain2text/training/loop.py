@@ -7,7 +7,7 @@ evaluation and at a checkpoint is in :mod:`brain2text.training.evaluating`).
 
 A step whose loss or gradient is NaN/Inf is reported at that step, skipped (no optimizer
 update) and counted; after ``train.max_nonfinite_in_a_row`` such steps in a row the run stops
-with an error. The schedule advances every batch, skipped or not, so the LR stays a function of
+with an error. The schedule advances every batch (``plateau``: every evaluation), skipped or not, so the LR stays a function of
 the batch number.
 
 The instability watch (``watch`` section, :mod:`brain2text.training.watch`) sees every batch
@@ -70,7 +70,7 @@ from brain2text.training.evaluating import (
     save_resume_point,
 )
 from brain2text.training.interrupt import StopRequest
-from brain2text.training.optim import build_optimizer, build_scheduler
+from brain2text.training.optim import build_optimizer, build_scheduler, steps_per_batch
 from brain2text.training.rundata import RunData, load_run_data
 from brain2text.training.state import (
     Best,
@@ -233,9 +233,10 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
                           f"gives {share} trials each, which train.grad_accum={tc.grad_accum} "
                           "cannot cut into equal micro-batches")
     generator = seed_everything(tc.seed, ranks.rank, device)
-    model = GRUDecoder(config.model, n_days=data.dataset.n_days).to(device)
+    model = GRUDecoder(config.model, n_days=data.dataset.n_days,
+                       n_features=data.dataset.n_features).to(device)
     net = build_network(model, config, ranks, device)
-    optimizer = build_optimizer(model.parameters(), config.optim)
+    optimizer = build_optimizer(model, config.optim)
     scheduler = build_scheduler(optimizer, config.optim, tc.n_batch)
     t = Trainee(config, data, model, build_ema(model, tc.ema_decay), optimizer, scheduler,
                 build_scaler(config, device), build_watch(config), device, ranks, out_dir,
@@ -257,7 +258,8 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
     loader = DataLoader(
         TrainBatches(data.train_split, data.train_idx, tc.batch_size, tc.seed, first, tc.n_batch,
                      tc.length_bucket_pool,
-                     share=ranks.share(tc.batch_size) if ranks.enabled else None),
+                     share=ranks.share(tc.batch_size) if ranks.enabled else None,
+                     days_per_batch=tc.days_per_batch),
         batch_size=None, shuffle=False, num_workers=tc.num_workers,
         persistent_workers=tc.num_workers > 0, pin_memory=device.type == "cuda",
         generator=torch.Generator().manual_seed(tc.seed),
@@ -300,7 +302,8 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
                     f"step {step}: {counters.nonfinite_in_a_row} non-finite steps in a row "
                     f"(train.max_nonfinite_in_a_row); stopping. Last good checkpoints are in "
                     f"{out_dir / 'checkpoints'}")
-        scheduler.step()
+        if steps_per_batch(config.optim):
+            scheduler.step()
 
         now = time.perf_counter()
         dt, tick = now - tick, now
@@ -319,6 +322,9 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
         pruned = False
         if evaluated:
             best, latest = evaluate_and_select(t, step, lr, best, log)
+            if not steps_per_batch(config.optim):  # plateau: on the PER best.pt is chosen on
+                scheduler.step((latest.ema if tc.select_on_ema and latest.ema
+                                else latest.raw).score.per)
             if on_evaluation is not None:  # told of every evaluation; the last stops nothing
                 chosen = latest.ema if tc.select_on_ema and latest.ema else latest.raw
                 pruned = on_evaluation(chosen) and step + 1 < tc.n_batch

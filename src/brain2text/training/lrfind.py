@@ -156,13 +156,14 @@ def run_sweep(config: RunConfig, start_lr: float = DEFAULT_START_LR,
     device = pick_device(tc.device)
     data = load_run_data(config)
     generator = seed_everything(tc.seed, device=device)
-    model = GRUDecoder(config.model, n_days=data.dataset.n_days).to(device)
-    optimizer = build_optimizer(model.parameters(), config.optim)
+    model = GRUDecoder(config.model, n_days=data.dataset.n_days,
+                       n_features=data.dataset.n_features).to(device)
+    optimizer = build_optimizer(model, config.optim)
     scaler = build_scaler(config, device)
     clip = config.optim.grad_clip_norm
     loader = DataLoader(
         TrainBatches(data.train_split, data.train_idx, tc.batch_size, tc.seed, 0, batches,
-                     tc.length_bucket_pool),
+                     tc.length_bucket_pool, days_per_batch=tc.days_per_batch),
         batch_size=None, shuffle=False, num_workers=tc.num_workers,
         pin_memory=device.type == "cuda",
     )

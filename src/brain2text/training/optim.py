@@ -2,7 +2,12 @@
 
 ``onecycle`` is torch's OneCycleLR with the run file's numbers; ``linear`` goes from ``max_lr``
 to ``end_lr`` over the run; ``constant`` keeps ``max_lr``; ``warmup_cosine`` rises linearly from
-0 to ``max_lr`` over ``warmup_batches`` and then follows a cosine to ``end_lr``.
+0 to ``max_lr`` over ``warmup_batches`` and then follows a cosine to ``end_lr``. ``plateau`` is
+torch's ReduceLROnPlateau on the evaluation PER: it is stepped at evaluations only
+(:func:`steps_per_batch` is False for it).
+
+With any ``optim.day_*`` key the per-day input layers are a parameter group of their own (their
+peak and final LR and weight decay), on the same schedule as the rest.
 
 :func:`lr_trajectory` replays a schedule on a dummy parameter so that ``brain2text config`` can
 show the LR a run will really use at its first batch, its peak and its last batch.
@@ -14,8 +19,14 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
+from torch.optim.lr_scheduler import (
+    LambdaLR,
+    LRScheduler,
+    OneCycleLR,
+    ReduceLROnPlateau,
+)
 
 from brain2text.config import OptimConfig
 
@@ -35,12 +46,28 @@ def linear_factor(step: int, total: int, end_ratio: float) -> float:
     return 1.0 + (end_ratio - 1.0) * progress
 
 
-def build_scheduler(optimizer: Optimizer, config: OptimConfig, n_batch: int) -> LRScheduler:
-    end_ratio = config.end_lr / config.max_lr
+def group_lrs(config: OptimConfig) -> list[tuple[float, float]]:
+    """(peak, final) LR of each parameter group: the model, then the day layers if apart."""
+    groups = [(config.max_lr, config.end_lr)]
+    if config.has_day_group:
+        peak = config.day_max_lr if config.day_max_lr is not None else config.max_lr
+        groups.append((peak, config.day_end_lr if config.day_end_lr is not None
+                       else config.end_lr))
+    return groups
+
+
+def steps_per_batch(config: OptimConfig) -> bool:
+    """Whether the schedule is stepped after every batch (all but ``plateau``)."""
+    return config.schedule != "plateau"
+
+
+def build_scheduler(optimizer: Optimizer, config: OptimConfig,
+                    n_batch: int) -> LRScheduler | ReduceLROnPlateau:
+    lrs = group_lrs(config)
     if config.schedule == "onecycle":
         return OneCycleLR(
             optimizer,
-            max_lr=config.max_lr,
+            max_lr=[peak for peak, _ in lrs],
             total_steps=n_batch,
             pct_start=config.pct_start,
             anneal_strategy=config.anneal_strategy,
@@ -48,34 +75,59 @@ def build_scheduler(optimizer: Optimizer, config: OptimConfig, n_batch: int) -> 
             final_div_factor=config.final_div_factor,
             cycle_momentum=config.cycle_momentum,
         )
+    if config.schedule == "plateau":
+        return ReduceLROnPlateau(optimizer, mode="min", factor=config.plateau_factor,
+                                 patience=config.plateau_patience,
+                                 min_lr=[end for _, end in lrs])
     if config.schedule == "linear":
-        return LambdaLR(optimizer, lambda step: linear_factor(step, n_batch, end_ratio))
+        return LambdaLR(optimizer, [
+            lambda step, r=end / peak: linear_factor(step, n_batch, r) for peak, end in lrs])
     if config.schedule == "warmup_cosine":
-        return LambdaLR(
-            optimizer,
-            lambda step: warmup_cosine_factor(step, config.warmup_batches, n_batch, end_ratio),
-        )
-    return LambdaLR(optimizer, lambda step: 1.0)
+        return LambdaLR(optimizer, [
+            lambda step, r=end / peak: warmup_cosine_factor(step, config.warmup_batches,
+                                                            n_batch, r)
+            for peak, end in lrs])
+    return LambdaLR(optimizer, [lambda step: 1.0 for _ in lrs])
 
 
-def build_optimizer(params, config: OptimConfig) -> Optimizer:
+DAY_PARAMETERS = ("day_weights", "day_biases")
+
+
+def param_groups(model: nn.Module, config: OptimConfig) -> list[dict]:
+    """The optimizer's groups: every parameter in one, or the day layers apart
+    (``optim.day_*``)."""
+    if not config.has_day_group:
+        return [{"params": list(model.parameters())}]
+    named = list(model.named_parameters())
+    day = [p for n, p in named if n in DAY_PARAMETERS]
+    rest = [p for n, p in named if n not in DAY_PARAMETERS]
+    (_, _), (day_peak, _) = group_lrs(config)
+    decay = config.day_weight_decay if config.day_weight_decay is not None else config.l2_decay
+    return [{"params": rest}, {"params": day, "lr": day_peak, "weight_decay": decay}]
+
+
+def build_optimizer(model: nn.Module, config: OptimConfig) -> Optimizer:
     cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     return cls(
-        params, lr=config.max_lr, betas=tuple(config.betas), eps=config.eps,
-        weight_decay=config.l2_decay,
+        param_groups(model, config), lr=config.max_lr, betas=tuple(config.betas),
+        eps=config.eps, weight_decay=config.l2_decay,
     )
 
 
 def lr_trajectory(config: OptimConfig, n_batch: int) -> list[float]:
-    """The LR used at each batch 0..n_batch-1 (replayed on a dummy parameter, no model)."""
-    param = torch.nn.Parameter(torch.zeros(1))
-    optimizer = build_optimizer([param], config)
+    """The LR of the model's group at each batch 0..n_batch-1 (replayed on a dummy parameter,
+    no model); ``plateau`` is shown as if the PER never stopped improving."""
+    dummy = nn.Module()
+    dummy.weight = nn.Parameter(torch.zeros(1))
+    dummy.day_weights = nn.Parameter(torch.zeros(1))
+    optimizer = build_optimizer(dummy, config)
     scheduler = build_scheduler(optimizer, config, n_batch)
     lrs = []
     for _ in range(n_batch):
         lrs.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
-        scheduler.step()
+        if steps_per_batch(config):
+            scheduler.step()
     return lrs
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from brain2text.config import RunConfig
 from brain2text.data.dataset import PreparedDataset, PreparedSplit, open_prepared
-from brain2text.data.splits import carve_validation
+from brain2text.data.splits import train_and_validation
 from brain2text.errors import DataError
 from brain2text.model.ctc import ctc_frames_needed, output_lengths
 
@@ -68,19 +68,21 @@ class RunData:
 
 def load_run_data(config: RunConfig) -> RunData:
     dataset = open_prepared(Path(config.data.path))
-    train_split = dataset.split("train")
     dc = config.data
-    carved = carve_validation(train_split, dc.val_blocks_per_day, dc.val_fraction_when_no_blocks)
-    train_idx, val_idx = carved.train, carved.val
+    split = train_and_validation(dataset, dc.val_blocks_per_day, dc.val_fraction_when_no_blocks)
+    train_split, train_idx = split.train_split, split.train
     notes = []
-    if carved.days_by_fraction and dc.eval_split == "val":
+    if split.days_by_fraction and dc.eval_split == "val":
         notes.append(
-            f"{len(carved.days_by_fraction)} day(s) have no block numbers (a pickle import): "
+            f"{len(split.days_by_fraction)} day(s) have no block numbers (a pickle import): "
             f"their last {dc.val_fraction_when_no_blocks:g} of training trials, in file order, "
             "are the validation split (data.val_fraction_when_no_blocks)")
+    if dataset.has_split("val") and dc.eval_split == "val":
+        notes.append(f"validation on the dataset's own val split ({len(split.val)} trials); "
+                     "every training trial trains")
     if dc.eval_split == "val":
-        eval_split, eval_idx, eval_name = train_split, val_idx, "val"
-        if len(val_idx) == 0:
+        eval_split, eval_idx, eval_name = split.val_split, split.val, "val"
+        if len(eval_idx) == 0:
             raise DataError(f"{dataset.path}: no day has two training blocks, so no validation "
                             "split can be carved (set data.eval_split=test to select on test)")
     else:

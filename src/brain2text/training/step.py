@@ -19,7 +19,7 @@ from brain2text.distributed import Dist
 from brain2text.model.ctc import ctc_input_lengths, ctc_losses
 from brain2text.model.gru import GRUDecoder
 from brain2text.model.precision import autocast_context
-from brain2text.training.augment import augment_batch
+from brain2text.training.augment import augment_batch, random_cut
 
 
 def set_threads(threads: int | None) -> None:
@@ -75,11 +75,13 @@ def batch_loss(model: torch.nn.Module, batch: Batch, config: RunConfig, device: 
                generator: torch.Generator) -> torch.Tensor:
     """Augment a training batch (already on ``device``), run the model (a GRUDecoder, or it
     wrapped by DDP or torch.compile), mean CTC loss."""
-    features = augment_batch(batch.features, batch.n_bins, config.augment, generator)
+    mc = config.model
+    features, n_bins = random_cut(batch.features, batch.n_bins, config.augment.random_cut,
+                                  mc.kernel_len, generator)
+    features = augment_batch(features, n_bins, config.augment, generator)
     with autocast_context(device, config.train.use_amp, config.train.amp_dtype):
         logits = model(features, batch.day_index)  # (B, T', 41)
-    mc = config.model
-    n_in = ctc_input_lengths(batch.n_bins, mc.kernel_len, mc.stride_len, mc.ctc_input_lengths)
+    n_in = ctc_input_lengths(n_bins, mc.kernel_len, mc.stride_len, mc.ctc_input_lengths)
     return ctc_losses(logits, n_in, batch.phonemes, batch.n_phones).mean()
 
 
