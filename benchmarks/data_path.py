@@ -11,7 +11,10 @@ one with the same arguments is already there, then measures, each step in its ow
 * training ``run13_cpu_demo`` for ``--train-batches`` batches ending in one evaluation of the
   validation split: samples/s of the training steps and peak RSS;
 * optionally (``--double-days``) ``prepare`` of a small set of double-precision files, the class
-  the real files store.
+  the real files store;
+* a Brain-to-Text '25-sized set (``--b2t25-sessions``, default the release's 45 sessions, about
+  10.9k trials of 512 features): synthesis, ``prepare`` (MB/s of ``.hdf5`` read, peak RSS) and
+  training ``b2t25_cpu_demo`` (samples/s, peak RSS).
 
 Peak RSS is the child's own ``ru_maxrss`` (``os.wait4`` reports it per child). Prints the
 machine, the command and a markdown table.
@@ -33,6 +36,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_RUN = REPO / "configs" / "runs" / "run13_cpu_demo.yaml"
+B2T25_RUN = REPO / "configs" / "runs" / "b2t25_cpu_demo.yaml"
 SYNTH_MANIFEST = "synth_manifest.json"
 TIMING_FILE = "synth_timing.json"  # how long the set took to make, kept for reruns that reuse it
 MB = 1e6
@@ -107,8 +111,38 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def mat_bytes(raw: Path) -> int:
-    return sum(p.stat().st_size for p in raw.rglob("*.mat"))
+def mat_bytes(raw: Path, pattern: str = "*.mat") -> int:
+    return sum(p.stat().st_size for p in raw.rglob(pattern))
+
+
+def ensure_b2t25(raw: Path, sessions: int, train: int, val: int, test: int,
+                 seed: int) -> tuple[dict, bool]:
+    """Make the B2T'25-layout set unless one with these arguments exists; its timing."""
+    wanted = {"sessions": sessions, "train": train, "val": val, "test": test, "seed": seed}
+    timing = _read_json(raw / TIMING_FILE)
+    if timing and timing.get("arguments") == wanted:
+        return timing, True
+    run = measure(brain2text("synth", str(raw), "--layout", "b2t25", "--days", str(sessions),
+                             "--train-per-day", str(train), "--test-per-day", str(val),
+                             "--holdout-per-day", str(test), "--seed", str(seed),
+                             "--overwrite", "--quiet"))
+    timing = {"wall_s": run.wall_s, "peak_rss_mb": run.peak_rss_mb, "arguments": wanted,
+              "date": dt.date.today().isoformat(), "mat_mb": mat_bytes(raw, "*.hdf5") / MB,
+              "n_files": len(list(raw.rglob("*.hdf5")))}
+    (raw / TIMING_FILE).write_text(json.dumps(timing, indent=1) + "\n")
+    return timing, False
+
+
+def train_row(label: str, run_file: Path, prepared: Path, work: Path, n: int,
+              threads: int) -> tuple[str, str, str, str, str]:
+    run_dir = work / "runs" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run = measure(brain2text("train", str(run_file), f"data.path={prepared}",
+                             f"train.n_batch={n}", f"train.eval_every={n}",
+                             f"train.threads={threads}", "--out", str(run_dir), "--quiet"))
+    figures = train_figures(run_dir)
+    return (f"train {label}: {n} batches of 32 + {figures['n_evals']} evaluation(s) of the "
+            f"validation split, {figures['samples_per_s']:.1f} samples/s (median step)",
+            f"{run.wall_s:.0f}", "", "", f"{run.peak_rss_mb:.0f}")
 
 
 def read_pass(prepared: Path, batch_size: int) -> None:
@@ -161,6 +195,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
     parser.add_argument("--double-days", type=int, default=2,
                         help="days of a double-precision set to prepare as well (0: none)")
+    parser.add_argument("--b2t25-sessions", type=int, default=45,
+                        help="sessions of the B2T'25-layout set (0: none)")
+    parser.add_argument("--b2t25-trials", type=int, nargs=3, default=[180, 35, 35],
+                        metavar=("TRAIN", "VAL", "TEST"),
+                        help="trials a session (train-only sessions have train trials only); "
+                             "the default gives about the release's 10,948")
     parser.add_argument("--read-pass", type=Path, help=argparse.SUPPRESS)  # child process
     args = parser.parse_args()
     if args.read_pass:
@@ -192,16 +232,8 @@ def main() -> None:
                  f"{read['wall_s']:.1f}", f"{read['feature_mb']:.0f} float32",
                  f"{read['feature_mb'] / read['wall_s']:.0f}", f"{run.peak_rss_mb:.0f}"))
 
-    run_dir = work / "runs" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    n = args.train_batches
-    run = measure(brain2text("train", str(DEMO_RUN), f"data.path={prepared}",
-                             f"train.n_batch={n}", f"train.eval_every={n}",
-                             f"train.threads={args.threads}", "--out", str(run_dir), "--quiet"))
-    figures = train_figures(run_dir)
-    label = (f"train run13_cpu_demo: {n} batches of 32 + {figures['n_evals']} evaluation(s) "
-             f"of the validation split, {figures['samples_per_s']:.1f} samples/s (median step)")
-    rows.append((label,
-                 f"{run.wall_s:.0f}", "", "", f"{run.peak_rss_mb:.0f}"))
+    rows.append(train_row("run13_cpu_demo", DEMO_RUN, prepared, work, args.train_batches,
+                          args.threads))
 
     if args.double_days:
         raw_d = work / f"raw_double_{args.double_days}d"
@@ -214,6 +246,24 @@ def main() -> None:
         size = mat_bytes(raw_d) / MB
         rows.append((f"prepare ({args.double_days} day(s) of double .mat)", f"{run.wall_s:.1f}",
                      f"{size:.0f} read", f"{size / run.wall_s:.1f}", f"{run.peak_rss_mb:.0f}"))
+
+    if args.b2t25_sessions:
+        raw_b = work / "raw_b2t25"
+        timing_b, reused_b = ensure_b2t25(raw_b, args.b2t25_sessions, *args.b2t25_trials,
+                                          seed=args.seed)
+        rows.append(synth_row(f"synth B2T'25 layout, {args.b2t25_sessions} sessions", timing_b,
+                              reused_b))
+        prepared_b = work / "prepared_b2t25"
+        run = measure(brain2text("prepare", str(raw_b), str(prepared_b), "--overwrite",
+                                 "--quiet"))
+        size = mat_bytes(raw_b, "*.hdf5") / MB
+        n_trials = sum(s["n_trials"] for s in _read_json(prepared_b / "manifest.json")
+                       ["splits"].values())
+        rows.append((f"prepare (B2T'25 .hdf5, {n_trials} trials x 512 features)",
+                     f"{run.wall_s:.1f}", f"{size:.0f} read", f"{size / run.wall_s:.1f}",
+                     f"{run.peak_rss_mb:.0f}"))
+        rows.append(train_row("b2t25_cpu_demo", B2T25_RUN, prepared_b, work,
+                              args.train_batches, args.threads))
 
     print(f"prepared features on disk: {features_mb:.0f} MB float32")
     print()

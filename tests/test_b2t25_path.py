@@ -96,3 +96,25 @@ def test_run11_run12_run13_form_the_notes_lineage():
     assert run11.augment.white_noise_sd == run11.augment.constant_offset_sd == 0.0
     assert (run11.augment.time_mask_width, run11.augment.freq_mask_width) == (40, 12)
     assert run11.model.use_layer_norm and not run11.train.use_amp
+
+
+@pytest.mark.slow
+def test_run13s_faster_than_is_judged_against_a_run11_child_of_its_size(prepared_dir, tmp_path,
+                                                                        monkeypatch):
+    from brain2text.reports.criteria import NOT_MEASURABLE, judge
+    from brain2text.reports.report import reference_rows
+    from brain2text.runs.runlog import read_metrics
+    from tests.conftest import tiny_overrides
+
+    monkeypatch.chdir(tmp_path)  # criteria.faster_than.run is runs/run11, from here
+    tiny = tiny_overrides(prepared_dir, **{"train.n_batch": 6, "train.eval_every": 2})
+    assert main(["train", "run11_cpu_demo", *tiny, "--out", "runs/run11", "--quiet"]) == 0
+    assert main(["train", "run13_cpu_demo", *tiny, "criteria.faster_than.per=5",
+                 "--out", "runs/run13", "--quiet"]) == 0
+    config = load_run(tmp_path / "runs" / "run13" / "config.yaml")
+    assert config.criteria.faster_than.run == "runs/run11"
+    verdict = next(v for v in judge(config, read_metrics(tmp_path / "runs" / "run13"),
+                                    reference_rows(config)) if v.name == "faster_than")
+    assert verdict.status != NOT_MEASURABLE
+    assert "vs runs/run11 at batch 1" in verdict.figure
+    assert load_run(RUNS / "run11_cpu_demo.yaml").optim.schedule == "plateau"

@@ -53,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "without POS tags), see docs/prepared-format.md")
     p.add_argument("--lexicon", type=Path, default=None, metavar="FILE",
                    help="CMU-format pronunciations ('WORD  P1 P2 ...') read before the CMU dictionary")
+    p.add_argument("--features", default="tx1,spikePow", metavar="F1,F2",
+                   help="competitionData fields to take, among tx1..tx4 (-3.5 .. -6.5 RMS "
+                        "crossings) and spikePow (default tx1,spikePow)")
+    p.add_argument("--arrays", default="6v", metavar="A1,A2",
+                   help="competitionData electrode arrays to take: 6v (columns 0-127), "
+                        "44 (128-255); default 6v")
     p.add_argument("--normalize", choices=["block", "none"], default=None,
                    help="block: z-score each block of each file (competitionData default); none: "
                         "the features as released (Brain-to-Text '25 default)")
@@ -127,6 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: RUN/lm_tuning.json for this LM, else 0")
     p.add_argument("--nbest", type=int, default=None, help="hypotheses kept per sentence (default 1)")
     p.set_defaults(func=commands.cmd_evaluate)
+
+    p = sub.add_parser("decode", help="decode a raw recording (a .mat day file, a B2T'25 "
+                                      "split file or session folder) with a trained run")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("recording", type=Path)
+    p.add_argument("--lm", type=Path, default=None, help="LM folder (brain2text lm build): words")
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    p.add_argument("--weights", choices=["raw", "ema"], default="raw")
+    p.add_argument("--day", default=None,
+                   help="the session the recording belongs to (default: from its name)")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE.jsonl",
+                   help="one JSON line per trial (default: print a line per trial)")
+    p.set_defaults(func=commands.cmd_decode)
 
     p = sub.add_parser("sweep", help="train a family of child runs of a run file: a grid, or "
                                      "an Optuna search")

@@ -55,6 +55,10 @@ class ModelConfig(_Section):
     gaussian_smooth_width: float = Field(2.0, ge=0.0)
     """Sigma of the Gaussian smoother in bins (0 disables smoothing)."""
     smooth_kernel_size: int = Field(20, ge=1)
+    causal_smoothing: bool = False
+    """Pad the Gaussian smoother on the left only, so that a bin's output depends on that bin
+    and the ones before it (the centred kernel then lags by (smooth_kernel_size - 1) / 2 bins):
+    with a unidirectional GRU, the whole model is causal and can decode as bins arrive."""
     learnable_h0: bool = False
     """A learned initial GRU state (one vector per layer and direction, Xavier-initialised, as
     the Brain-to-Text '25 baseline) instead of zeros."""

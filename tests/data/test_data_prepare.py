@@ -9,7 +9,7 @@ import pytest
 from brain2text.data.dataset import open_prepared
 from brain2text.data.matfile import read_session
 from brain2text.data.prepare import block_stats, prepare, trial_features, zscore
-from brain2text.errors import DataError
+from brain2text.errors import ConfigError, DataError
 from brain2text.g2p import ReferencePhonemizer
 from brain2text.phonemes import clean_text, phonemize, to_ids, to_symbols
 
@@ -67,7 +67,7 @@ def test_features_follow_the_reference_recipe(tiny_raw, prepared):
     x = np.concatenate([np.concatenate([session.tx1[i][:, :128], session.spike_pow[i][:, :128]],
                                        axis=1) for i in block_2])
     i = block_2[1]
-    want = (trial_features(session.tx1[i], session.spike_pow[i]) - x.mean(0)) / (x.std(0) + 1e-8)
+    want = (trial_features(session, i) - x.mean(0)) / (x.std(0) + 1e-8)
     np.testing.assert_allclose(ds.split("train").features(i), want, rtol=1e-6, atol=1e-6)
 
 
@@ -291,3 +291,38 @@ def test_cli_phonemizer_and_lexicon_options(tmp_path, mk, capsys):
     err = capsys.readouterr().err
     assert err == f"error: {bad} line 1: no phonemes after 'zzyzxq'; expected 'WORD  P1 P2 ...' " \
                   "(CMU format)\n"
+
+
+def test_features_and_arrays_are_chosen_not_hard_coded(tiny_raw, tmp_path):
+    manifest = prepare(tiny_raw, tmp_path / "p", progress=False, features=["tx2", "spikePow"],
+                       arrays=["6v", "44"])
+    assert manifest["n_features"] == 512 and manifest["kind"] == "competitionData"
+    assert manifest["feature_names"][:2] == ["tx2 of area 6v (128 electrodes)",
+                                              "tx2 of area 44 (128 electrodes)"]
+    ds = open_prepared(tmp_path / "p")
+    assert ds.n_features == 512
+    session = read_session(tiny_raw / "train" / f"{DAYS[0]}.mat", fields=("tx2", "spikePow"))
+    block_2 = [i for i in range(session.n_trials) if session.block_idx[i] == 2]
+    x = np.concatenate([session.features["tx2"][i] for i in block_2])  # all 256 columns
+    i = block_2[0]
+    want = (session.features["tx2"][i] - x.mean(0)) / (x.std(0) + 1e-8)
+    np.testing.assert_allclose(ds.split("train").features(i)[:, :256], want, atol=1e-5)
+
+
+@pytest.mark.parametrize("features, arrays, message", [
+    (["tx5"], ["6v"], "--features tx5: choose distinct names among tx1, tx2"),
+    (["tx1", "tx1"], ["6v"], "--features tx1,tx1"),
+    (["tx1"], ["55b"], "--arrays 55b: choose distinct names among 6v, 44"),
+    (["tx1"], [], "--arrays : choose"),
+])
+def test_a_feature_set_the_files_do_not_hold_is_refused(tiny_raw, tmp_path, features, arrays,
+                                                        message):
+    with pytest.raises(ConfigError, match=None) as info:
+        prepare(tiny_raw, tmp_path / "p", progress=False, features=features, arrays=arrays)
+    assert message in str(info.value)
+    assert not (tmp_path / "p").exists()
+
+
+def test_a_field_missing_from_the_files_is_named(tiny_raw, tmp_path):
+    with pytest.raises(DataError, match="no field tx3"):
+        prepare(tiny_raw, tmp_path / "p", progress=False, features=["tx3"])

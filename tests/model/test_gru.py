@@ -188,3 +188,28 @@ def test_a_learned_initial_state_is_a_parameter_that_trains():
     assert model.h0.grad is not None and model.h0.grad.abs().sum() > 0
     zero = GRUDecoder(config.model_copy(update={"learnable_h0": False}), n_days=2, n_features=12)
     assert zero.h0 is None and "h0" not in dict(zero.named_parameters())
+
+
+def test_causal_smoothing_reads_no_future_bin():
+    smoother = GaussianSmoother(3, 2.0, 20, causal=True)
+    x = torch.randn(1, 40, 3)
+    y = smoother(x)
+    changed = x.clone()
+    changed[:, 25:] += 5.0  # the future of bin 24
+    assert torch.allclose(smoother(changed)[:, :25], y[:, :25])
+    assert not torch.allclose(smoother(changed)[:, 25], y[:, 25])
+    centred = GaussianSmoother(3, 2.0, 20)
+    assert torch.allclose(y[:, 19:], centred(x)[:, 9:-10], atol=1e-6)  # the same taps, later
+
+
+def test_a_bidirectional_trials_logits_do_not_depend_on_its_batch_when_packed():
+    model = GRUDecoder(TINY.model_copy(update={"bidirectional": True}), n_days=2).eval()
+    x = torch.randn(1, 60, 256)
+    batch = torch.cat([torch.cat([x, torch.zeros(1, 40, 256)], dim=1), torch.randn(1, 100, 256)])
+    n = output_lengths(60, TINY.kernel_len, TINY.stride_len)
+    alone = model(x, torch.tensor([1]))
+    packed = model(batch, torch.tensor([1, 0]), torch.tensor([60, 100]))
+    padded = model(batch, torch.tensor([1, 0]))
+    assert torch.allclose(packed[0, :n], alone[0], atol=1e-5)
+    assert not torch.allclose(padded[0, :n], alone[0], atol=1e-3)  # the padding leaks in
+    assert torch.allclose(packed[1], model(batch[1:], torch.tensor([0]))[0], atol=1e-5)

@@ -1,9 +1,6 @@
 """brain2text sweep: a grid of child runs, their table and plot, resumed where it stopped."""
 
 import json
-import signal
-import subprocess
-import time
 
 import matplotlib.image
 import pytest
@@ -12,7 +9,7 @@ from brain2text.cli import EXIT_INTERRUPTED, main
 from brain2text.config import load_run
 from brain2text.sweep.grid import parse_grid, plan_children
 from tests.conftest import RUNS, tiny_overrides
-from tests.training.test_resume import ENV, _cli, _last_step
+from tests.training.test_resume import sigterm_when
 
 RUN_FILE = RUNS / "run13_cpu_demo.yaml"
 
@@ -49,15 +46,9 @@ def test_a_sweep_runs_its_children_and_goes_on_where_it_stopped(prepared_dir, tm
     args = ["sweep", str(RUN_FILE), *tiny_overrides(prepared_dir, **{"train.n_batch": 12,
                                                                       "train.eval_every": 4}),
             "--grid", "optim.max_lr=0.002,0.01", "--out", str(out), "--quiet"]
-    proc = subprocess.Popen(_cli(*args), env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
     first = out / "max_lr=0.002"
-    deadline = time.monotonic() + 120
-    while _last_step(first) < 5 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGTERM)
-    stdout, err = proc.communicate(timeout=120)
-    assert proc.returncode == EXIT_INTERRUPTED, err
+    code, stdout, err = sigterm_when(args, [first], 5)
+    assert code == EXIT_INTERRUPTED, err
     assert "sweep interrupted in max_lr=0.002" in stdout
     assert not (out / "max_lr=0.01").exists()
 
@@ -87,16 +78,9 @@ def test_workers_train_children_side_by_side_and_pass_on_a_stop(prepared_dir, tm
     args = ["sweep", str(RUN_FILE), *tiny_overrides(prepared_dir, **{"train.n_batch": 60,
                                                                       "train.eval_every": 10}),
             "--grid", "optim.max_lr=0.002,0.01", "--workers", "2", "--out", str(out)]
-    proc = subprocess.Popen(_cli(*args), env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
     children = [out / "max_lr=0.002", out / "max_lr=0.01"]
-    deadline = time.monotonic() + 120
-    while (min(_last_step(c) for c in children) < 12 and proc.poll() is None
-           and time.monotonic() < deadline):
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGTERM)  # passed on to both children
-    stdout, err = proc.communicate(timeout=120)
-    assert proc.returncode == EXIT_INTERRUPTED, err
+    code, stdout, err = sigterm_when(args, children, 12)  # passed on to both children
+    assert code == EXIT_INTERRUPTED, err
     assert "started max_lr=0.002" in stdout and "started max_lr=0.01" in stdout
     for child in children:
         record = json.loads((child / "run.json").read_text())

@@ -1,7 +1,6 @@
 """brain2text sweep --optuna: an Optuna study of child runs, pruned, resumed, joined."""
 
 import json
-import signal
 import subprocess
 import time
 
@@ -11,7 +10,7 @@ import pytest
 from brain2text.cli import EXIT_INTERRUPTED, main
 from brain2text.config import load_run
 from tests.conftest import RUNS, tiny_overrides
-from tests.training.test_resume import ENV, _cli, _last_step
+from tests.training.test_resume import ENV, _cli, sigterm_when
 
 RUN_FILE = RUNS / "run13_cpu_demo.yaml"
 SPACE = """optim.max_lr: {choices: [0.01, 0.00001]}
@@ -104,15 +103,9 @@ def test_an_interrupted_trial_is_continued_by_the_next_worker(prepared_dir, tmp_
     out = tmp_path / "sw"
     args = _args(prepared_dir, tmp_path, 1, out, **{"train.n_batch": 40,
                                                      "train.eval_every": 10})
-    proc = subprocess.Popen(_cli(*args), env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
     first = out / "trial-0000"
-    deadline = time.monotonic() + 120
-    while _last_step(first) < 12 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGTERM)
-    stdout, err = proc.communicate(timeout=120)
-    assert proc.returncode == EXIT_INTERRUPTED, err
+    code, stdout, err = sigterm_when(args, [first], 12)
+    assert code == EXIT_INTERRUPTED, err
     assert "search interrupted in trial-0000" in stdout
     assert json.loads((first / "run.json").read_text())["status"] == "interrupted"
 

@@ -3,6 +3,7 @@ last.pt ends with the same metrics as the run left alone."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -29,6 +30,20 @@ def _run(*args, env: dict | None = None) -> subprocess.CompletedProcess:
 def _overrides(prepared_dir) -> list[str]:
     return tiny_overrides(prepared_dir, **{"train.checkpoint_every": 2, "train.n_batch": N_BATCH,
                                            "train.eval_every": 4, "train.ema_decay": 0.5})
+
+
+def sigterm_when(args, folders, step: int) -> tuple[int, str, str]:
+    """Start the CLI with ``args``, send SIGTERM once every folder's metrics reach ``step``;
+    its exit status, stdout and stderr."""
+    proc = subprocess.Popen(_cli(*args), env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while (min(_last_step(f) for f in folders) < step and proc.poll() is None
+           and time.monotonic() < deadline):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    stdout, err = proc.communicate(timeout=120)
+    return proc.returncode, stdout, err
 
 
 def _last_step(run_dir) -> int:

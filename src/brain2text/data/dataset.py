@@ -147,6 +147,15 @@ class PreparedDataset:
     def n_days(self) -> int:
         return len(self.days)
 
+    def feature_spec(self) -> dict:
+        """What a bin's features are: enough to compute them again from a raw file (a manifest
+        written before these keys existed holds the standard 2023 preparation)."""
+        m = self.manifest
+        return {"kind": m.get("kind", "competitionData"), "n_features": self.n_features,
+                "fields": m.get("feature_fields", ["tx1", "spikePow"]),
+                "arrays": m.get("arrays", ["6v"]), "normalization": m.get("normalization", "block"),
+                "feature_names": m.get("feature_names", [])}
+
     def has_split(self, name: str) -> bool:
         return name in self._splits
 

@@ -20,7 +20,8 @@ from brain2text.errors import DataError
 
 N_CHANNELS = 256  # columns of tx1..tx4 and spikePow: 4 arrays x 64 electrodes
 TEXT_FIELD = "sentenceText"
-FEATURE_FIELDS = ("tx1", "spikePow")
+FEATURE_FIELDS = ("tx1", "tx2", "tx3", "tx4", "spikePow")  # tx1..tx4: -3.5 .. -6.5 RMS
+DEFAULT_FIELDS = ("tx1", "spikePow")  # the standard preparation's
 BLOCK_FIELD = "blockIdx"
 _LAYOUT_HINT = "a competitionData file holds sentenceText, tx1..tx4, spikePow and blockIdx"
 
@@ -32,22 +33,31 @@ class RawSession:
     name: str  # file stem, e.g. "t12.2022.04.28"
     path: Path
     sentences: list[str]  # (S,) stripped; "" when unlabelled
-    tx1: list[np.ndarray]  # (S,) of (T_i, 256) threshold-crossing counts
-    spike_pow: list[np.ndarray]  # (S,) of (T_i, 256) spike-band power
+    features: dict[str, list[np.ndarray]]  # field read (tx1..tx4, spikePow) -> (S,) of (T_i, 256)
     block_idx: np.ndarray  # (S,) int64 block number of each trial
     labelled: bool = True
 
     @property
     def n_trials(self) -> int:
-        return len(self.tx1)
+        return len(self.block_idx)
+
+    @property
+    def tx1(self) -> list[np.ndarray]:
+        return self.features["tx1"]
+
+    @property
+    def spike_pow(self) -> list[np.ndarray]:
+        return self.features["spikePow"]
 
     def where(self, trial: int | None = None) -> str:
         """``path`` or ``path trial i``: the prefix of every message about this file."""
         return str(self.path) if trial is None else f"{self.path} trial {trial}"
 
 
-def read_session(path: Path, *, labelled: bool = True, check_trials: bool = True) -> RawSession:
-    """Read ``tx1``, ``spikePow``, ``blockIdx`` (and ``sentenceText`` when labelled) of one file.
+def read_session(path: Path, *, labelled: bool = True, check_trials: bool = True,
+                 fields: tuple[str, ...] = DEFAULT_FIELDS) -> RawSession:
+    """Read the feature ``fields`` (``tx1`` and ``spikePow`` by default; any of tx1..tx4,
+    spikePow), ``blockIdx`` (and ``sentenceText`` when labelled) of one file.
 
     File-level problems (missing file or field, unreadable file, a matrix that is not T x 256,
     fields disagreeing on the number of trials) always raise. Per-trial problems (see
@@ -60,21 +70,20 @@ def read_session(path: Path, *, labelled: bool = True, check_trials: bool = True
         raise DataError(f"{path}: no such file")
     if not path.is_file():
         raise DataError(f"{path}: not a file (expected one .mat file per recording day)")
-    names = ((TEXT_FIELD,) if labelled else ()) + FEATURE_FIELDS + (BLOCK_FIELD,)
-    fields = _load_fields(path, names)
-    missing = [n for n in names if n not in fields]
+    names = ((TEXT_FIELD,) if labelled else ()) + tuple(fields) + (BLOCK_FIELD,)
+    loaded = _load_fields(path, names)
+    missing = [n for n in names if n not in loaded]
     if missing:
         raise DataError(f"{path}: no field {', '.join(missing)} ({_LAYOUT_HINT})")
 
-    tx1 = _trial_matrices(path, "tx1", fields["tx1"])
-    spike_pow = _trial_matrices(path, "spikePow", fields["spikePow"])
-    block_idx = _block_numbers(path, fields[BLOCK_FIELD])
-    counts = {"tx1": len(tx1), "spikePow": len(spike_pow), BLOCK_FIELD: len(block_idx)}
+    features = {name: _trial_matrices(path, name, loaded[name]) for name in fields}
+    block_idx = _block_numbers(path, loaded[BLOCK_FIELD])
+    counts = {name: len(m) for name, m in features.items()} | {BLOCK_FIELD: len(block_idx)}
     if labelled:
-        sentences = _sentences(path, fields[TEXT_FIELD])
+        sentences = _sentences(path, loaded[TEXT_FIELD])
         counts[TEXT_FIELD] = len(sentences)
     else:
-        sentences = [""] * len(tx1)
+        sentences = [""] * len(block_idx)
     if len(set(counts.values())) > 1:
         listed = ", ".join(f"{k} {v}" for k, v in counts.items())
         raise DataError(f"{path}: the fields disagree on the number of trials ({listed})")
@@ -83,8 +92,7 @@ def read_session(path: Path, *, labelled: bool = True, check_trials: bool = True
         name=path.stem,
         path=path,
         sentences=sentences,
-        tx1=tx1,
-        spike_pow=spike_pow,
+        features=features,
         block_idx=block_idx,
         labelled=labelled,
     )
@@ -107,12 +115,14 @@ def trial_problem(session: RawSession, i: int) -> str | None:
 
 def feature_problem(session: RawSession, i: int) -> str | None:
     """The part of :func:`trial_problem` about the neural features only."""
-    tx1, spike_pow = session.tx1[i], session.spike_pow[i]
-    if tx1.shape[0] != spike_pow.shape[0]:
-        return f"tx1 has {tx1.shape[0]} time bins but spikePow has {spike_pow.shape[0]}"
-    if tx1.shape[0] == 0:
+    matrices = {name: m[i] for name, m in session.features.items()}
+    (first, x), *others = matrices.items()
+    for name, other in others:
+        if other.shape[0] != x.shape[0]:
+            return f"{first} has {x.shape[0]} time bins but {name} has {other.shape[0]}"
+    if x.shape[0] == 0:
         return "the trial has no time bins"
-    for field, matrix in (("tx1", tx1), ("spikePow", spike_pow)):
+    for field, matrix in matrices.items():
         n_bad = matrix.size - int(np.count_nonzero(np.isfinite(matrix)))
         if n_bad:
             return f"{field} holds {n_bad} NaN/Inf value{'s' if n_bad > 1 else ''}"

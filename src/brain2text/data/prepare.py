@@ -34,6 +34,8 @@ from brain2text.data.dataset import (
     TRIALS_FILE,
 )
 from brain2text.data.matfile import (
+    DEFAULT_FIELDS,
+    FEATURE_FIELDS,
     RawSession,
     feature_problem,
     read_session,
@@ -45,12 +47,32 @@ from brain2text.phonemes import CmuPhonemizer, clean_text, has_letters, to_ids
 
 log = logging.getLogger(__name__)
 
-N_AREA_6V = 128  # columns 0-127 of tx1/spikePow: area 6v, the informative array pair
+ARRAY_COLUMNS = {"6v": slice(0, 128), "44": slice(128, 256)}  # of tx1..tx4 and spikePow
+DEFAULT_FEATURES, DEFAULT_ARRAYS = DEFAULT_FIELDS, ("6v",)  # the standard preparation's
 ZSCORE_EPS = 1e-8
 FEATURES_DESCRIPTION = "tx1[:, 0:128] + spikePow[:, 0:128], z-scored per block"
-FEATURE_NAMES = ["tx1 (threshold crossings, -4.5 RMS) x 128 electrodes of area 6v",
-                 "spikePow (spike-band power) x the same 128 electrodes"]
 NORMALIZATIONS = ("none", "block")
+
+
+def check_feature_choice(features: Sequence[str], arrays: Sequence[str]) -> None:
+    """One-line ConfigError for a feature set that the 2023 files do not hold."""
+    for flag, given, known in (("--features", features, FEATURE_FIELDS),
+                               ("--arrays", arrays, tuple(ARRAY_COLUMNS))):
+        unknown = [g for g in given if g not in known]
+        if not given or unknown or len(set(given)) < len(given):
+            raise ConfigError(f"{flag} {','.join(given)}: choose distinct names among "
+                              f"{', '.join(known)}")
+
+
+def feature_names(features: Sequence[str], arrays: Sequence[str]) -> list[str]:
+    """One name per block of 128 columns, in the prepared order (feature-major)."""
+    return [f"{f} of area {a} (128 electrodes)" for f in features for a in arrays]
+
+
+def describe_features(features: Sequence[str], arrays: Sequence[str], zscored: bool) -> str:
+    columns = " + ".join(f"{f}[:, {ARRAY_COLUMNS[a].start}:{ARRAY_COLUMNS[a].stop}]"
+                         for f in features for a in arrays)
+    return columns + (", z-scored per block" if zscored else ", as recorded")
 # raw folder -> prepared split; train is required, the others optional; hold-out is unlabelled
 RAW_SPLITS = (("train", "train", True), ("test", "test", True),
               ("competitionHoldOut", "competition", False))
@@ -66,13 +88,17 @@ def prepare(
     phonemizer: str = "cmu",
     lexicon: Path | str | None = None,
     normalize: str | None = None,
+    features: Sequence[str] = DEFAULT_FEATURES,
+    arrays: Sequence[str] = DEFAULT_ARRAYS,
 ) -> dict:
     """Prepare ``raw_dir`` into ``out_dir``; return the manifest. ``raw_dir`` holds either
     layout: ``competitionData`` (train/, test/, competitionHoldOut/: prepared here) or
     Brain-to-Text '25 sessions (:mod:`brain2text.data.prepare_b2t25`).
 
     ``normalize``: ``block`` z-scores each block of each file (the 2023 default), ``none``
-    keeps the features as recorded (the B2T'25 default: they ship normalised).
+    keeps the features as recorded (the B2T'25 default: they ship normalised). ``features``
+    (any of tx1..tx4, spikePow) and ``arrays`` (6v, 44) choose the 2023 columns: 128 per
+    feature and array, feature-major; the default is the standard tx1 + spikePow of area 6v.
 
     ``phonemizer`` is ``"cmu"`` or ``"reference"`` (see ``brain2text.g2p``); ``lexicon`` a
     CMU-format file read before the CMU dictionary. A bad trial (NaN/Inf, no bins, lengths
@@ -92,8 +118,13 @@ def prepare(
         if skip_bad_trials:
             raise ConfigError("--skip-bad-trials: Brain-to-Text '25 files are checked whole; "
                               "a bad trial stops the preparation, naming it")
+        if (tuple(features), tuple(arrays)) != (DEFAULT_FEATURES, DEFAULT_ARRAYS):
+            raise ConfigError("--features/--arrays choose among the 2023 files' columns; "
+                              "Brain-to-Text '25's 512 features are taken as released")
         return prepare_b2t25(raw_dir, out_dir, overwrite=overwrite, progress=progress,
                              phonemizer=phonemizer, lexicon=lexicon, normalize=normalize or "none")
+    features, arrays = tuple(features), tuple(arrays)
+    check_feature_choice(features, arrays)
     if normalize not in (None, *NORMALIZATIONS):
         raise ConfigError(f"--normalize {normalize}: choose one of {', '.join(NORMALIZATIONS)}")
     zscored = normalize in (None, "block")
@@ -108,20 +139,22 @@ def prepare(
             sessions, skipped = {}, []
             for path in paths:
                 bar.set_postfix_str(f"{folder}/{path.name}")
-                session = read_session(path, labelled=labelled, check_trials=False)
-                arrays = _session_arrays(session, f"{folder}/{path.name}", skip_bad_trials,
-                                         skipped, labeller, zscored)
-                write_session(tmp / split / session.name, *arrays)
+                session = read_session(path, labelled=labelled, check_trials=False,
+                                       fields=features)
+                written = _session_arrays(session, f"{folder}/{path.name}", skip_bad_trials,
+                                          skipped, labeller, zscored, arrays)
+                write_session(tmp / split / session.name, *written)
                 sessions[session.name] = session_entry(
-                    f"{folder}/{path.name}", days.index(session.name), *arrays[:2]
+                    f"{folder}/{path.name}", days.index(session.name), *written[:2]
                 )
-                del session, arrays  # keep one day in memory, not two
+                del session, written  # keep one day in memory, not two
                 bar.update()
             splits[split] = split_entry(labelled, sessions, skipped)
         manifest = new_manifest(days, splits, source=str(raw_dir.resolve()),
-                                features=FEATURES_DESCRIPTION if zscored else
-                                FEATURES_DESCRIPTION.replace(", z-scored per block", ""),
-                                feature_names=FEATURE_NAMES,
+                                features=describe_features(features, arrays, zscored),
+                                n_features=len(features) * len(arrays) * 128,
+                                feature_names=feature_names(features, arrays),
+                                feature_fields=list(features), arrays=list(arrays),
                                 normalization="block" if zscored else "none",
                                 phonemizer=labeller.describe())
         write_manifest(tmp, manifest)
@@ -154,8 +187,9 @@ def _plan(raw_dir: Path) -> tuple[list[tuple[str, str, bool, list[Path]]], list[
 def _session_arrays(
     session: RawSession, source: str, skip: bool, skipped: list[dict],
     labeller: Callable[[str], list[str]] | None = None, zscored: bool = True,
+    arrays: Sequence[str] = DEFAULT_ARRAYS,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """features (sum T, 256) float32, trials (n, 6) int64, phonemes (sum n_phones,) uint8, texts."""
+    """features (sum T, F) float32, trials (n, 6) int64, phonemes (sum n_phones,) uint8, texts."""
     usable: list[int] = []  # trials whose features enter the block statistics
     kept: dict[int, tuple[list[int], str]] = {}  # trial -> (phoneme ids, cleaned text)
     for i in range(session.n_trials):
@@ -173,11 +207,12 @@ def _session_arrays(
             continue
         kept[i] = (ids, text)
 
-    feats = {i: trial_features(session.tx1[i], session.spike_pow[i]) for i in usable}
+    feats = {i: trial_features(session, i, arrays) for i in usable}
     stats = block_stats([feats[i] for i in usable], session.block_idx[usable])
     order = list(kept)
     lengths = np.array([len(feats[i]) for i in order], dtype=np.int64)
-    features = np.empty((int(lengths.sum()), N_FEATURES), dtype=np.float32)  # (sum T, 256)
+    width = len(session.features) * len(arrays) * 128
+    features = np.empty((int(lengths.sum()), width), dtype=np.float32)  # (sum T, F)
     start = 0
     for i in order:
         features[start : start + len(feats[i])] = (
@@ -212,10 +247,13 @@ def _label(sentence: str, labeller: Callable[[str], list[str]]
 # --- maths --------------------------------------------------------------------------------
 
 
-def trial_features(tx1: np.ndarray, spike_pow: np.ndarray) -> np.ndarray:
-    """(T, 256), (T, 256) -> (T, 256) float64: tx1 then spikePow of area 6v."""
+def trial_features(session: RawSession, i: int,
+                   arrays: Sequence[str] = DEFAULT_ARRAYS) -> np.ndarray:
+    """Trial ``i`` as (T, F) float64: the 128 columns of each array of each field the session
+    read, feature-major (by default tx1 then spikePow of area 6v: the standard 256)."""
     return np.concatenate(
-        [tx1[:, :N_AREA_6V], spike_pow[:, :N_AREA_6V]], axis=1
+        [matrix[i][:, ARRAY_COLUMNS[a]] for matrix in session.features.values() for a in arrays],
+        axis=1,
     ).astype(np.float64, copy=False)
 
 

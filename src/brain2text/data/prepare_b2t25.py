@@ -90,7 +90,8 @@ def session_arrays(raw: B2T25File, labeller: Callable[[str], list[str]], normali
                 counts["mismatched"] += 1
                 if len(mismatches) < MAX_LISTED:
                     mismatches.append({
-                        "file": str(raw.path), "trial": i, "sentence": raw.sentences[i],
+                        "file": str(raw.path), "trial": i, "group": raw.groups[i],
+                        "sentence": raw.sentences[i],
                         "released": " ".join(PHONEMES[k - 1] for k in given),
                         "ours": "(cannot phonemise)" if ours is None
                         else " ".join(PHONEMES[k - 1] for k in ours)})
@@ -145,6 +146,7 @@ def prepare_b2t25(raw_dir: Path, out_dir: Path, *, overwrite: bool = False,
                       "spike-band power)" + (", z-scored per block" if normalize == "block"
                                              else ", not re-normalised")),
             kind="b2t25", feature_names=FEATURE_NAMES, normalization=normalize,
+            feature_fields=["input_features"], arrays=["ventral 6v", "area 4", "55b", "dorsal 6v"],
             phonemizer=labeller.describe(),
             label_check={"n_checked": counts["checked"], "n_mismatched": counts["mismatched"],
                          "listed": mismatches,

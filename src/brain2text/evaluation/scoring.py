@@ -44,7 +44,7 @@ def decode_split(
     for batch in eval_batches(split, indices, batch_size, ranks.rank, ranks.world_size):
         batch = batch.to(device)
         with autocast_context(device, use_amp, amp_dtype):
-            logits = model(batch.features, batch.day_index)
+            logits = model(batch.features, batch.day_index, batch.n_bins)  # packed
         out_lengths = model.output_lengths(batch.n_bins)
         ids = batch.trial_ids.tolist()
         for i, hyp in zip(ids, greedy_decode(logits, out_lengths)):

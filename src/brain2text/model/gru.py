@@ -4,7 +4,8 @@ The forward pass, with shapes (B trials, T bins, C features: 256 for the 2023 da
 Brain-to-Text '25, K=kernel_len, S=stride_len):
 
 1. Gaussian smoothing along time, per feature (20-tap kernel, sigma ``gaussian_smooth_width``
-   bins, torch "same" padding: 9 zeros left and 10 right for the even kernel, as the reference).
+   bins, torch "same" padding: 9 zeros left and 10 right for the even kernel, as the reference;
+   ``causal_smoothing``: all 19 on the left, so the model can run as bins arrive).
 2. Per-day affine input layer ``x @ W[day] + b[day]`` (W = identity, b = 0 at init), softsign.
 3. LayerNorm over the C features (``use_layer_norm``), then dropout on the inputs
    (``input_dropout``): both after the softsign and before patching, as in the fork that
@@ -27,6 +28,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from brain2text.config import ModelConfig
 from brain2text.data.dataset import N_FEATURES
@@ -42,16 +44,19 @@ def gaussian_kernel(size: int, sigma: float) -> torch.Tensor:
 
 
 class GaussianSmoother(nn.Module):
-    """Depthwise Gaussian smoothing along time with "same" padding; (B, T, C) -> (B, T, C)."""
+    """Depthwise Gaussian smoothing along time with "same" padding (or, ``causal``, all of it
+    on the left: output t reads inputs t - size + 1 .. t); (B, T, C) -> (B, T, C)."""
 
-    def __init__(self, n_channels: int, sigma: float, size: int) -> None:
+    def __init__(self, n_channels: int, sigma: float, size: int, causal: bool = False) -> None:
         super().__init__()
         self.n_channels = n_channels
+        self.causal = causal
         self.register_buffer("kernel", gaussian_kernel(size, sigma).repeat(n_channels, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = self.kernel.shape[-1]
-        left = (size - 1) // 2  # torch's "same": 9 left, 10 right for 20 taps
+        # torch's "same": 9 left, 10 right for 20 taps; causal: 19 left
+        left = size - 1 if self.causal else (size - 1) // 2
         x = F.pad(x.transpose(1, 2), (left, size - 1 - left))  # (B, C, T + size - 1)
         x = F.conv1d(x, self.kernel.to(x.dtype), groups=self.n_channels)
         return x.transpose(1, 2)
@@ -64,7 +69,8 @@ class GRUDecoder(nn.Module):
         self.n_days = n_days
         self.n_features = n_features
         self.smoother = (
-            GaussianSmoother(n_features, config.gaussian_smooth_width, config.smooth_kernel_size)
+            GaussianSmoother(n_features, config.gaussian_smooth_width, config.smooth_kernel_size,
+                             config.causal_smoothing)
             if config.gaussian_smooth_width > 0
             else nn.Identity()
         )
@@ -101,8 +107,15 @@ class GRUDecoder(nn.Module):
         c = self.config
         return ctc_input_lengths(n_bins, c.kernel_len, c.stride_len, c.ctc_input_lengths)
 
-    def forward(self, x: torch.Tensor, day_idx: torch.Tensor) -> torch.Tensor:
-        """(B, T, C) features and (B,) day indices -> (B, T', 41) logits."""
+    def forward(self, x: torch.Tensor, day_idx: torch.Tensor,
+                n_bins: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, C) features and (B,) day indices -> (B, T', 41) logits.
+
+        With ``n_bins`` (each trial's real length) a bidirectional GRU reads each trial as a
+        packed sequence, so its backward direction starts at the trial's last real frame, not
+        in the batch's padding: a trial's logits are then the same in any batch as alone.
+        (Training passes none, as the reference; a unidirectional GRU never reads padding
+        before a real frame, so it needs no packing.)"""
         x = self.smoother(x)
         # index_select, not day_weights[day_idx]: the backward of advanced indexing is
         # index_put_(accumulate=True), which on a CPU with several threads adds the trials of one
@@ -118,7 +131,13 @@ class GRUDecoder(nn.Module):
         x = x.unfold(1, k, s)  # (B, T', C, K)
         x = x.flatten(2)  # (B, T', C*K), channel-major like nn.Unfold
         h0 = None if self.h0 is None else self.h0.expand(-1, x.shape[0], -1).contiguous()
-        x, _ = self.gru(x, h0)  # (B, T', H * directions)
+        if n_bins is not None and self.config.bidirectional:
+            frames = self.output_lengths(n_bins).clamp(min=1, max=x.shape[1]).cpu()
+            packed = pack_padded_sequence(x, frames, batch_first=True, enforce_sorted=False)
+            out, _ = self.gru(packed, h0)
+            x, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        else:
+            x, _ = self.gru(x, h0)  # (B, T', H * directions)
         return self.readout(x)
 
 

@@ -1,0 +1,159 @@
+"""``Decoder``: a trained run as a Python object that decodes trials.
+
+    from brain2text import Decoder
+    dec = Decoder.load("runs/run13", checkpoint="best", weights="raw", lm="lm/")  # lm optional
+    out = dec.decode(features, day="t12.2022.05.05")   # features: (T, n_features) floats
+    out.phonemes, out.text, out.nbest, out.logits       # a frozen Decoding
+    dec.decode_batch([(features_1, day_1), (features_2, day_2)])
+
+The model is rebuilt from the checkpoint alone (as ``brain2text evaluate`` does), in eval mode,
+with the run's autocast settings, so a trial decoded here gets the hypothesis ``evaluate`` gives
+it. A bidirectional model reads each trial of a batch as a packed sequence, so a trial's result
+does not depend on what it is batched with. With ``lm`` the emissions also go through the word
+beam search (the options ``lm tune`` wrote to the run folder for that LM, else the defaults).
+
+A day the checkpoint was not trained on borrows the input layer of the nearest earlier training
+day (by session name, i.e. date), with a warning naming both; a day earlier than every training
+day is an error.
+"""
+
+from __future__ import annotations
+
+import bisect
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from brain2text.config import RunConfig
+from brain2text.decoding.beam import WordHypothesis
+from brain2text.decoding.greedy import greedy_decode
+from brain2text.distributed import pick_device
+from brain2text.errors import DataError
+from brain2text.evaluation.evaluate import load_model
+from brain2text.evaluation.word_eval import sentence_of, word_search
+from brain2text.inference.raw import STANDARD_2023
+from brain2text.model.gru import GRUDecoder
+from brain2text.model.precision import autocast_context
+from brain2text.phonemes import to_symbols
+
+
+class NewDayWarning(UserWarning):
+    """A day the checkpoint has no input layer for borrows the nearest earlier day's."""
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """One trial decoded."""
+
+    day: str  # the day asked for
+    day_used: str  # the training day whose input layer read it (differs for a new day)
+    phoneme_ids: tuple[int, ...]  # greedy CTC path, ids 1..40
+    phonemes: tuple[str, ...]
+    logits: np.ndarray  # (T', 41) float32, the model's raw output
+    text: str | None = None  # the best sentence, with an LM
+    nbest: tuple[WordHypothesis, ...] = ()  # with an LM
+
+
+class Decoder:
+    def __init__(self, model: GRUDecoder, config: RunConfig, days: list[str],
+                 features: dict, device: torch.device, words=None) -> None:
+        self.model, self.config, self.days = model.eval(), config, list(days)
+        self.feature_spec, self.device, self.words = features, device, words
+
+    @classmethod
+    def load(cls, run_dir: Path | str, *, checkpoint: str = "best", weights: str = "raw",
+             lm: Path | str | None = None, device: str = "cpu", **beam_options) -> Decoder:
+        run_dir = Path(run_dir)
+        device_ = pick_device(device)
+        model, config, payload = load_model(run_dir / "checkpoints" / f"{checkpoint}.pt",
+                                            device_, weights)
+        words = None
+        if lm is not None:
+            words = word_search(run_dir, Path(lm), **beam_options)[0]
+        spec = payload.get("features") or {**STANDARD_2023, "n_features": model.n_features}
+        return cls(model, config, payload["days"], spec, device_, words)
+
+    @property
+    def n_features(self) -> int:
+        return self.model.n_features
+
+    @property
+    def causal(self) -> bool:
+        """Whether every output frame reads only bins up to its own (it can stream)."""
+        m = self.config.model
+        return not m.bidirectional and (m.causal_smoothing or m.gaussian_smooth_width == 0)
+
+    def day_index(self, day: str) -> int:
+        """The input layer that reads ``day``: its own, or the nearest earlier day's."""
+        if day in self.days:
+            return self.days.index(day)
+        ordered = sorted(range(len(self.days)), key=lambda i: self.days[i])
+        k = bisect.bisect_left([self.days[i] for i in ordered], day)
+        if k == 0:
+            raise DataError(f"day {day}: not a training day of this decoder, and earlier than "
+                            f"all of them (first: {self.days[ordered[0]]}): no input layer to "
+                            "borrow; adapt the decoder to it first")
+        used = ordered[k - 1]
+        warnings.warn(f"day {day} is not a training day: decoding it with the input layer of "
+                      f"{self.days[used]}, the nearest earlier one", NewDayWarning, stacklevel=3)
+        return used
+
+    def check_features(self, features, where: str = "features") -> np.ndarray:
+        """(T, n_features) finite real numbers, at least kernel_len bins, as float32."""
+        x = np.asarray(features)
+        if x.dtype.kind not in "iuf":
+            raise DataError(f"{where}: dtype {x.dtype}, expected real numbers")
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise DataError(f"{where}: shape {x.shape}, expected (T, {self.n_features}) "
+                            "(bins x features, as the decoder was trained)")
+        if x.shape[0] < self.config.model.kernel_len:
+            raise DataError(f"{where}: {x.shape[0]} bins, fewer than model.kernel_len="
+                            f"{self.config.model.kernel_len}")
+        bad = x.size - int(np.count_nonzero(np.isfinite(x)))
+        if bad:
+            raise DataError(f"{where}: {bad} NaN/Inf value{'s' if bad > 1 else ''}")
+        return x.astype(np.float32, copy=False)
+
+    def decode(self, features, day: str) -> Decoding:
+        return self.decode_batch([(features, day)])[0]
+
+    def decode_batch(self, trials: Sequence[tuple[object, str]],
+                     batch_size: int | None = None) -> list[Decoding]:
+        """Decode ``(features, day)`` pairs, ``batch_size`` at a time (the run's
+        ``train.eval_batch_size`` by default); results in the order given."""
+        checked = [(self.check_features(x, f"trial {k}"), day, self.day_index(day))
+                   for k, (x, day) in enumerate(trials)]
+        size = batch_size or self.config.train.eval_batch_size
+        out: list[Decoding] = []
+        for start in range(0, len(checked), size):
+            out.extend(self._decode(checked[start:start + size]))
+        return out
+
+    def _decode(self, chunk: list[tuple[np.ndarray, str, int]]) -> list[Decoding]:
+        n_bins = torch.tensor([len(x) for x, _, _ in chunk])
+        padded = np.zeros((len(chunk), int(n_bins.max()), self.n_features), np.float32)
+        for row, (x, _, _) in enumerate(chunk):
+            padded[row, : len(x)] = x
+        batch = torch.from_numpy(padded)
+        days = torch.tensor([i for _, _, i in chunk])
+        tc = self.config.train
+        with torch.no_grad(), autocast_context(self.device, tc.use_amp, tc.amp_dtype):
+            logits = self.model(batch.to(self.device), days.to(self.device),
+                                n_bins.to(self.device))
+        lengths = self.model.output_lengths(n_bins.to(self.device))
+        results = []
+        for row, ids in enumerate(greedy_decode(logits, lengths)):
+            frames = logits[row, : int(lengths[row])].float().cpu().numpy()
+            text, nbest = None, ()
+            if self.words is not None:
+                log_probs = torch.from_numpy(frames).log_softmax(-1).numpy()
+                nbest = tuple(self.words.decode(log_probs))
+                text = sentence_of(list(nbest))
+            ids_ = tuple(int(i) for i in ids)
+            results.append(Decoding(chunk[row][1], self.days[chunk[row][2]], ids_,
+                                    tuple(to_symbols(list(ids_))), frames, text, nbest))
+        return results

@@ -1,0 +1,88 @@
+"""A recording nobody prepared, turned into the features a checkpoint was trained on.
+
+``read_recording(path, spec)`` takes a ``competitionData`` day file (``.mat``), a Brain-to-Text
+'25 split file (``data_*.hdf5``) or a B2T'25 session folder (every split file in it) and
+computes each trial's features as ``prepare`` did for the checkpoint's data (``spec``: the
+``features`` entry of the checkpoint, :meth:`PreparedDataset.feature_spec`): the same fields
+and arrays, and block-wise z-scoring from the file's own statistics when the data was
+z-scored per block (the only statistics a new file has).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from brain2text.data.b2t25 import SPLIT_FILES, read_b2t25_file
+from brain2text.data.matfile import feature_problem, read_session
+from brain2text.data.prepare import block_stats, trial_features, zscore
+from brain2text.errors import DataError
+
+STANDARD_2023 = {"kind": "competitionData", "n_features": 256, "fields": ["tx1", "spikePow"],
+                 "arrays": ["6v"], "normalization": "block", "feature_names": []}
+
+
+@dataclass(frozen=True)
+class RawTrial:
+    source: str  # the file
+    trial: int  # its index in the file
+    day: str  # the session the file belongs to
+    block: int
+    features: np.ndarray  # (T, n_features) float32
+    sentence: str  # "" when the file carries none
+
+
+def read_recording(path: Path, spec: dict | None = None) -> list[RawTrial]:
+    spec = spec or STANDARD_2023
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    if spec["kind"] == "b2t25":
+        files = _b2t25_files(path)
+        return [t for split, f in files for t in _b2t25_trials(f, split, spec)]
+    if path.suffix != ".mat":
+        raise DataError(f"{path}: the checkpoint was trained on competitionData features; give "
+                        "one of its .mat day files")
+    return _mat_trials(path, spec)
+
+
+def _mat_trials(path: Path, spec: dict) -> list[RawTrial]:
+    session = read_session(path, labelled=True, check_trials=False, fields=tuple(spec["fields"]))
+    for i in range(session.n_trials):  # a blank sentence is fine here (hold-out files)
+        if (problem := feature_problem(session, i)) is not None:
+            raise DataError(f"{session.where(i)}: {problem}")
+    feats = [trial_features(session, i, spec["arrays"]) for i in range(session.n_trials)]
+    if spec["normalization"] == "block":
+        stats = block_stats(feats, session.block_idx)
+        feats = [zscore(f, *stats[b]) for f, b in zip(feats, session.block_idx)]
+    return [RawTrial(str(path), i, session.name, int(session.block_idx[i]),
+                     np.asarray(f, dtype=np.float32), session.sentences[i])
+            for i, f in enumerate(feats)]
+
+
+def _b2t25_files(path: Path) -> list[tuple[str, Path]]:
+    by_name = {name: split for split, name in SPLIT_FILES.items()}
+    if path.is_file():
+        if path.name not in by_name:
+            raise DataError(f"{path}: not a Brain-to-Text '25 split file "
+                            f"({', '.join(SPLIT_FILES.values())})")
+        return [(by_name[path.name], path)]
+    files = [(split, path / name) for split, name in SPLIT_FILES.items()
+             if (path / name).is_file()]
+    if not files:
+        raise DataError(f"{path}: a Brain-to-Text '25 session folder holds "
+                        f"{', '.join(SPLIT_FILES.values())}; none is here")
+    return files
+
+
+def _b2t25_trials(path: Path, split: str, spec: dict) -> list[RawTrial]:
+    raw = read_b2t25_file(path, split)
+    feats = raw.features
+    if spec["normalization"] == "block":
+        stats = block_stats(feats, raw.block_num)
+        feats = [zscore(f, *stats[b]) for f, b in zip(feats, raw.block_num)]
+    return [RawTrial(str(path), i, raw.session, int(raw.block_num[i]),
+                     np.asarray(f, dtype=np.float32), raw.sentences[i])
+            for i, f in enumerate(feats)]

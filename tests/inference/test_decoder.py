@@ -1,0 +1,107 @@
+"""The Python API of a trained run: the same hypotheses as evaluate, batch-independent, new
+days, bad input; and `brain2text decode` on a raw file nobody prepared."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from brain2text import Decoder, Decoding
+from brain2text.cli import main
+from brain2text.config import load_run
+from brain2text.data.dataset import open_prepared
+from brain2text.errors import DataError
+from brain2text.inference.decoder import NewDayWarning
+from brain2text.training.loop import train
+from tests.conftest import RUNS, tiny_overrides
+
+
+@pytest.fixture(scope="module")
+def run(prepared_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("decoder") / "run"
+    config = load_run(RUNS / "run13_cpu_demo.yaml", tiny_overrides(prepared_dir))
+    assert config.model.bidirectional
+    train(config, folder, quiet=True)
+    assert main(["evaluate", str(folder), "--split", "test"]) == 0
+    return folder
+
+
+def _evaluated(run):
+    return [json.loads(line) for line in
+            (run / "eval" / "test" / "hypotheses.jsonl").read_text().splitlines()]
+
+
+def test_a_trial_decoded_alone_gets_the_hypothesis_evaluate_gave_it(run, prepared_dir):
+    dec = Decoder.load(run)
+    test = open_prepared(prepared_dir).split("test")
+    rows = _evaluated(run)
+    assert len(rows) == len(test)
+    for i, row in enumerate(rows):
+        out = dec.decode(test.features(i), day=row["session"])
+        assert isinstance(out, Decoding) and " ".join(out.phonemes) == row["hyp"]
+        assert out.day == out.day_used == row["session"] and out.text is None
+        assert out.logits.shape == (dec.model.output_lengths(np.array(len(test.features(i)))),
+                                    41)
+
+
+def test_batch_results_do_not_depend_on_the_batch(run, prepared_dir):
+    dec = Decoder.load(run)
+    test = open_prepared(prepared_dir).split("test")
+    days = open_prepared(prepared_dir).days
+    trials = [(test.features(i), days[test.day_index[i]]) for i in range(len(test))]
+    alone = [dec.decode(x, d) for x, d in trials]
+    order = np.random.default_rng(0).permutation(len(trials))
+    batched = dec.decode_batch([trials[k] for k in order], batch_size=4)
+    for k, out in zip(order, batched):
+        assert out.phonemes == alone[k].phonemes
+        np.testing.assert_allclose(out.logits, alone[k].logits, atol=1e-5)
+
+
+def test_a_new_day_borrows_the_nearest_earlier_days_layer(run, prepared_dir):
+    dec = Decoder.load(run)
+    x = open_prepared(prepared_dir).split("test").features(0)
+    later = dec.days[1][:-2] + "06"  # after day 1, before day 2 by date
+    with pytest.warns(NewDayWarning, match=f"day {later} .* input layer of {dec.days[1]}"):
+        out = dec.decode(x, later)
+    assert out.day == later and out.day_used == dec.days[1]
+    assert out.phonemes == dec.decode(x, dec.days[1]).phonemes
+    with pytest.raises(DataError, match="earlier than all of them"):
+        dec.decode(x, "t01.2000.01.01")
+
+
+@pytest.mark.parametrize("features, message", [
+    (np.zeros((40, 255), np.float32), "shape (40, 255), expected (T, 256)"),
+    (np.zeros(40, np.float32), "expected (T, 256)"),
+    (np.zeros((40, 256), bool), "dtype bool, expected real numbers"),
+    (np.full((40, 256), "a"), "expected real numbers"),
+    (np.zeros((3, 256), np.float32), "3 bins, fewer than model.kernel_len=8"),
+    (np.where(np.eye(40, 256) > 0, np.nan, 0.0), "40 NaN/Inf values"),
+])
+def test_bad_features_are_one_line_errors(run, features, message):
+    dec = Decoder.load(run)
+    with pytest.raises(DataError) as info:
+        dec.decode(features, dec.days[0])
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_decode_reads_a_raw_file_nobody_prepared(run, raw_dir, tmp_path, capsys):
+    day = open_prepared(load_run(run / "config.yaml").data.path).days[0]
+    out = tmp_path / "decoded.jsonl"
+    assert main(["decode", str(run), str(raw_dir / "test" / f"{day}.mat"), "--out",
+                 str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    evaluated = [r for r in _evaluated(run) if r["session"] == day]
+    assert [r["phonemes"] for r in rows] == [r["hyp"] for r in evaluated]
+    assert all(r["day_used"] == day and "sentence" in r and 0 <= r["per"] for r in rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a known day: no warning
+        assert main(["decode", str(run), str(raw_dir / "test" / f"{day}.mat")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1].startswith(f"{day} trial {len(rows) - 1}: ")
+
+
+def test_decode_names_a_file_of_the_wrong_kind(run, tmp_path, capsys):
+    (tmp_path / "x.hdf5").write_bytes(b"")
+    assert main(["decode", str(run), str(tmp_path / "x.hdf5")]) == 2
+    assert "trained on competitionData features" in capsys.readouterr().err
