@@ -41,7 +41,7 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
     model = GRUDecoder(config.model, n_days=24).to(device)
-    optimizer = build_optimizer(model.parameters(), config.optim)
+    optimizer = build_optimizer(model, config.optim)
     scheduler = build_scheduler(optimizer, config.optim, config.train.n_batch)
     b = args.batch
     x = torch.randn(b, args.bins, 256)

@@ -70,7 +70,7 @@ def timed_steps(next_batch: Callable[[], Batch], config: RunConfig, data: RunDat
     """Train ``warmup + batches`` steps on batches from ``next_batch``; time the last ones."""
     model = GRUDecoder(config.model, n_days=data.dataset.n_days,
                        n_features=data.dataset.n_features).to(device)
-    optimizer = build_optimizer(model.parameters(), config.optim)
+    optimizer = build_optimizer(model, config.optim)
     scheduler = build_scheduler(optimizer, config.optim, config.train.n_batch)
     scaler = build_scaler(config, device)
     samples = padded = real = 0

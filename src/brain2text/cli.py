@@ -147,6 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one JSON line per trial (default: print a line per trial)")
     p.set_defaults(func=commands.cmd_decode)
 
+    p = sub.add_parser("adapt", help="fit a new recording day's input layer alone on its "
+                                     "labelled sentences; a new run folder that knows the day")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("recording", type=Path, help="the new day's .mat file (or B2T'25 session "
+                                                "folder / split file)")
+    p.add_argument("overrides", nargs="*", help="adapt.steps=N adapt.lr=X adapt.batch_size=N "
+                                                "adapt.held_out_fraction=F")
+    p.add_argument("--day", required=True, help="the new day's session name")
+    p.add_argument("--out", type=Path, default=None, help="default runs/<run>+<day>")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=commands.cmd_adapt)
+
     p = sub.add_parser("sweep", help="train a family of child runs of a run file: a grid, or "
                                      "an Optuna search")
     p.add_argument("run_file", type=Path)

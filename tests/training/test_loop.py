@@ -109,7 +109,7 @@ def test_full_run13_config_builds_and_trains_one_step_on_cpu():
     config = load_run(RUNS / "run13_onecycle_safe.yaml")
     torch.manual_seed(0)
     model = GRUDecoder(config.model, n_days=24)
-    optimizer = build_optimizer(model.parameters(), config.optim)
+    optimizer = build_optimizer(model, config.optim)
     scheduler = build_scheduler(optimizer, config.optim, config.train.n_batch)
     n_bins = torch.tensor([120, 100])
     x = augment_batch(torch.randn(2, 120, 256), n_bins, config.augment)

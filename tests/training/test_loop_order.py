@@ -96,7 +96,7 @@ def test_backward_clipped_returns_the_pre_clip_norm_and_leaves_clipped_gradients
 
     loss_of(twin).backward()  # the reference: plain backward, no clipping
     unclipped = grad_norm(twin)
-    optimizer = build_optimizer(model.parameters(), load_run(RUNS / "run13_cpu_demo.yaml").optim)
+    optimizer = build_optimizer(model, load_run(RUNS / "run13_cpu_demo.yaml").optim)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     returned = backward_clipped(loss_of(model), model, scaler, optimizer, CLIP)
     assert unclipped > 1e4 * CLIP and math.isfinite(returned)
@@ -113,7 +113,7 @@ def test_backward_clipped_without_a_clip_leaves_gradients_alone():
     twin = copy.deepcopy(model)
     x, day = torch.randn(1, 20, 256), torch.zeros(1, dtype=torch.long)
     twin(x, day).square().mean().backward()
-    optimizer = build_optimizer(model.parameters(), load_run(RUNS / "run13_cpu_demo.yaml").optim)
+    optimizer = build_optimizer(model, load_run(RUNS / "run13_cpu_demo.yaml").optim)
     returned = backward_clipped(model(x, day).square().mean(), model,
                                 torch.amp.GradScaler("cpu", enabled=False), optimizer, None)
     assert returned == pytest.approx(grad_norm(twin), rel=1e-5)

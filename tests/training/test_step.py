@@ -25,7 +25,7 @@ def _gradients(prepared_dir, accum: int) -> tuple[list[torch.Tensor], float]:
     batch = collate(split, np.arange(8))
     torch.manual_seed(0)
     model = GRUDecoder(config.model, n_days=3)
-    optimizer = build_optimizer(model.parameters(), config.optim)
+    optimizer = build_optimizer(model, config.optim)
     result = train_step(model, model, batch, config, torch.device("cpu"),
                         torch.Generator().manual_seed(0), optimizer,
                         build_scaler(config, torch.device("cpu")), None, Dist(), False)
@@ -68,7 +68,7 @@ def test_full_run16_5_builds_and_takes_one_accumulated_bf16_step():
     assert (config.train.grad_accum, config.train.use_amp, config.optim.grad_clip_norm) == (2, True, 1.0)
     torch.manual_seed(0)
     model = GRUDecoder(config.model, n_days=24)
-    optimizer = build_optimizer(model.parameters(), config.optim)
+    optimizer = build_optimizer(model, config.optim)
     ema = build_ema(model, config.train.ema_decay)
     n_bins = torch.tensor([120, 100])
     batch = Batch(torch.randn(2, 120, 256), n_bins, torch.randint(1, 41, (2, 10)),

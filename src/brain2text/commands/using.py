@@ -1,0 +1,59 @@
+"""Using a trained decoder: ``decode`` (raw recordings), ``adapt`` (a new day)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def cmd_decode(args: argparse.Namespace) -> None:
+    import json
+    import warnings
+
+    from brain2text.atomic import atomic_write_text
+    from brain2text.evaluation.metrics import edit_distance
+    from brain2text.inference.decoder import Decoder
+    from brain2text.inference.raw import read_recording
+    from brain2text.phonemes import clean_text, phonemize
+
+    decoder = Decoder.load(args.run_dir, checkpoint=args.checkpoint, weights=args.weights,
+                           lm=args.lm)
+    trials = read_recording(args.recording, decoder.feature_spec)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        outs = decoder.decode_batch([(t.features, args.day or t.day) for t in trials])
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        print(f"warning: {message}", file=sys.stderr)
+    rows = []
+    for trial, out in zip(trials, outs):
+        row = {"file": trial.source, "trial": trial.trial, "block": trial.block,
+               "day": out.day, "day_used": out.day_used, "phonemes": " ".join(out.phonemes)}
+        if out.text is not None:
+            row["text"] = out.text
+        if trial.sentence:
+            row["sentence"] = trial.sentence
+            try:
+                ref = phonemize(clean_text(trial.sentence))
+                row["per"] = edit_distance(ref, list(out.phonemes)) / max(len(ref), 1)
+            except KeyError:
+                pass  # a word outside the CMU dictionary: no PER for this trial
+        rows.append(row)
+    if args.out is not None:
+        atomic_write_text(args.out, "".join(json.dumps(r) + "\n" for r in rows))
+        print(f"decoded {len(rows)} trials of {args.recording} to {args.out}")
+        return
+    for row in rows:
+        print(f"{row['day']} trial {row['trial']}: {row.get('text', row['phonemes'])}")
+
+
+def cmd_adapt(args: argparse.Namespace) -> None:
+    from brain2text.training.adapt import adapt
+
+    out = args.out or Path("runs") / f"{args.run_dir.name}+{args.day}"
+    r = adapt(args.run_dir, args.recording, args.day, out, overrides=args.overrides,
+              overwrite=args.overwrite)
+    print(f"day {r.day}: input layer started from {r.started_from}, fitted on {r.n_fitted} "
+          f"sentences for {r.steps} steps (final loss {r.final_loss:.3f}); PER on its "
+          f"{r.n_held_out} held-out sentences {r.per_before:.4f} -> {r.per_after:.4f}; "
+          f"run folder {out}")

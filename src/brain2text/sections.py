@@ -1,0 +1,274 @@
+"""The typed sections of a run config, one per concern (data, model, augment, optim, train,
+adapt, criteria, watch, eval) and :class:`RunConfig`, which holds them. Loading run files,
+overrides and differences are in :mod:`brain2text.config`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    path: str = "data/prepared"
+    """Prepared dataset folder (output of ``brain2text prepare``)."""
+    val_blocks_per_day: int = Field(1, ge=0)
+    """Last N training blocks of each day held out as the validation split (days with a single
+    training block keep it for training)."""
+    val_fraction_when_no_blocks: float = Field(0.1, ge=0.0, lt=1.0)
+    """A day whose block numbers are unknown (a reference pickle import) gives the last this
+    fraction of its training trials, in file order, to the validation split instead."""
+    eval_split: Literal["val", "test"] = "val"
+    """Split decoded during training for checkpoint choice. ``test`` reproduces the reference's
+    practice of selecting on the test split: its test PER is then optimistically biased."""
+    on_invalid_trial: Literal["error", "skip"] = "error"
+    """A trial shorter than ``kernel_len`` or with more phonemes than the model's output length:
+    stop with an error naming it, or skip it (counted and reported)."""
+
+
+class ModelConfig(_Section):
+    n_units: int = Field(1024, ge=1)
+    n_layers: int = Field(5, ge=1)
+    dropout: float = Field(0.4, ge=0.0, lt=1.0)
+    use_layer_norm: bool = False
+    input_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    bidirectional: bool = False
+    stride_len: int = Field(4, ge=1)
+    kernel_len: int = Field(32, ge=1)
+    gaussian_smooth_width: float = Field(2.0, ge=0.0)
+    """Sigma of the Gaussian smoother in bins (0 disables smoothing)."""
+    smooth_kernel_size: int = Field(20, ge=1)
+    causal_smoothing: bool = False
+    """Pad the Gaussian smoother on the left only, so that a bin's output depends on that bin
+    and the ones before it (the centred kernel then lags by (smooth_kernel_size - 1) / 2 bins):
+    with a unidirectional GRU, the whole model is causal and can decode as bins arrive."""
+    learnable_h0: bool = False
+    """A learned initial GRU state (one vector per layer and direction, Xavier-initialised, as
+    the Brain-to-Text '25 baseline) instead of zeros."""
+    ctc_input_lengths: Literal["exact", "reference"] = "exact"
+    """Input lengths given to the CTC loss: ``exact``, the true output length
+    ``(T - K) // S + 1``; ``reference``, the reference decoder's ``(T - K) / S`` truncated (one
+    frame fewer), to reproduce its baseline exactly."""
+
+
+class AugmentConfig(_Section):
+    white_noise_sd: float = Field(0.8, ge=0.0)
+    constant_offset_sd: float = Field(0.2, ge=0.0)
+    time_mask_prob: float = Field(0.0, ge=0.0, le=1.0)
+    time_mask_width: int = Field(0, ge=0)
+    time_mask_max_masks: int = Field(0, ge=0)
+    freq_mask_prob: float = Field(0.0, ge=0.0, le=1.0)
+    freq_mask_width: int = Field(0, ge=0)
+    freq_mask_max_masks: int = Field(0, ge=0)
+    random_cut: int = Field(0, ge=0)
+    """Drop the first k bins of every trial of a training batch, k uniform in 0..random_cut and
+    the same for the whole batch (the Brain-to-Text '25 baseline's 3); 0: off."""
+
+
+class OptimConfig(_Section):
+    optimizer: Literal["adam", "adamw"] = "adam"
+    max_lr: float = Field(0.02, gt=0.0)
+    """Peak learning rate (the constant one for ``schedule: constant``)."""
+    max_lr_from: str | None = None
+    """An ``lr_find.json`` written by ``brain2text lr-find`` (relative to the working
+    directory): resolving the run (:func:`load_run`) sets ``max_lr`` to its suggestion and keeps
+    this key as the record of where the number came from."""
+    l2_decay: float = Field(1e-5, ge=0.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(0.1, gt=0.0)
+    schedule: Literal["onecycle", "linear", "constant", "warmup_cosine", "plateau"] = "constant"
+    """``plateau``: torch's ReduceLROnPlateau on the evaluation PER, stepped at evaluations
+    (``plateau_patience`` evaluations without improvement multiply the LR by
+    ``plateau_factor``, down to ``end_lr``)."""
+    pct_start: float = Field(0.3, gt=0.0, lt=1.0)
+    div_factor: float = Field(25.0, gt=0.0)
+    final_div_factor: float = Field(1e4, gt=0.0)
+    anneal_strategy: Literal["cos", "linear"] = "cos"
+    cycle_momentum: bool = False
+    """OneCycle only: cycle Adam's beta1 between 0.85 and 0.95 (torch's default is True, which
+    overrides ``betas[0]`` during the run)."""
+    end_lr: float = Field(0.0, ge=0.0)
+    """Final LR of ``linear`` and ``warmup_cosine``."""
+    warmup_batches: int = Field(0, ge=0)
+    """Linear warm-up length of ``warmup_cosine``."""
+    grad_clip_norm: float | None = Field(None, gt=0.0)
+    plateau_factor: float = Field(0.5, gt=0.0, lt=1.0)
+    plateau_patience: int = Field(8, ge=0)
+    day_max_lr: float | None = Field(None, gt=0.0)
+    """The per-day input layers' own parameter group: its peak LR (None: ``max_lr``). Setting
+    any ``day_*`` key gives the day layers a group of their own, on the same schedule."""
+    day_end_lr: float | None = Field(None, ge=0.0)
+    """Final LR of the day layers' group (None: ``end_lr``; not with ``onecycle``)."""
+    day_weight_decay: float | None = Field(None, ge=0.0)
+    """Weight decay of the day layers' group (None: ``l2_decay``)."""
+
+    @property
+    def has_day_group(self) -> bool:
+        return any(v is not None for v in (self.day_max_lr, self.day_end_lr,
+                                           self.day_weight_decay))
+
+    @model_validator(mode="after")
+    def _day_group_schedules(self) -> OptimConfig:
+        if self.day_end_lr is not None and self.schedule == "onecycle":
+            raise ValueError("optim.day_end_lr: onecycle ends every group at its peak / "
+                             "(div_factor * final_div_factor); use warmup_cosine or linear")
+        return self
+
+
+class TrainConfig(_Section):
+    batch_size: int = Field(64, ge=1)
+    n_batch: int = Field(10000, ge=1)
+    use_amp: bool = False
+    amp_dtype: Literal["bf16", "fp16"] = "bf16"
+    num_workers: int = Field(0, ge=0)
+    seed: int = 0
+    eval_every: int = Field(100, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    length_bucket_pool: int | None = Field(None, ge=1)
+    """Length-bucketed batches: pools of this many batches are sorted by trial length before
+    being cut into batches (less padding, batches still random). None: plain random batches,
+    each padded to its longest trial."""
+    days_per_batch: int | None = Field(None, ge=1)
+    """Each training batch draws its trials from this many random days, in equal shares (the
+    Brain-to-Text '25 baseline's 4); None: batches drawn from all training trials."""
+    grad_accum: int = Field(1, ge=1)
+    """Gradient accumulation: each batch of ``batch_size`` trials is run as this many
+    micro-batches of ``batch_size / grad_accum`` (padded as the whole batch), their gradients
+    summed before one optimizer step, so the recipe is that of the whole batch in less memory."""
+    max_nonfinite_in_a_row: int = Field(20, ge=1)
+    """Stop after this many consecutive steps with a non-finite loss or gradient."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``..."""
+    threads: int | None = Field(None, ge=1)
+    """torch intra-op threads (None: torch's default)."""
+    checkpoint_every: int | None = Field(None, ge=1)
+    """Batches between saves of ``checkpoints/last.pt``, the point ``brain2text train --resume``
+    continues from (None: at every evaluation only). ``last.pt`` is also saved at every
+    evaluation."""
+    ema_decay: float | None = Field(None, ge=0.0, lt=1.0)
+    """Keep an exponential moving average of the weights (``ema = decay * ema + (1 - decay) *
+    weights`` after every optimizer step that was not skipped, buffers included); each
+    evaluation then also scores the EMA weights (``<split>/per_ema``, ``<split>/loss_ema``) and
+    checkpoints hold them beside the raw ones. None: off."""
+    select_on_ema: bool = False
+    """Choose ``best.pt`` on the EMA weights' PER instead of the raw weights' (needs
+    ``ema_decay``)."""
+    select_on: Literal["per", "wer"] = "per"
+    """What ``best.pt`` is chosen on: the evaluation PER, or the WER of
+    ``eval.word_decoding`` (then only evaluations that decode words can improve it)."""
+    compile: bool = False
+    """Compile the training forward pass with ``torch.compile`` (dynamic shapes: trial lengths
+    vary). Worth it on GPU for long runs; the first batches are slow while it compiles."""
+
+    @model_validator(mode="after")
+    def _select_on_ema_needs_ema(self) -> "TrainConfig":
+        if self.select_on_ema and self.ema_decay is None:
+            raise ValueError("train.select_on_ema needs train.ema_decay")
+        if self.batch_size % self.grad_accum:
+            raise ValueError(f"train.batch_size={self.batch_size} cannot be cut into "
+                             f"train.grad_accum={self.grad_accum} equal micro-batches")
+        if self.days_per_batch is not None and self.length_bucket_pool is not None:
+            raise ValueError("train.days_per_batch and train.length_bucket_pool choose batches "
+                             "two different ways: set one of them")
+        return self
+
+
+class FasterThanConfig(_Section):
+    run: str
+    """Another run folder (absolute, or relative to the working directory or the repo root)."""
+    per: float = Field(gt=0.0)
+    """This run must reach an eval PER <= ``per`` in fewer batches than that run did."""
+
+
+class AdaptConfig(_Section):
+    """``brain2text adapt``: fitting a new day's input layer alone on a few labelled sentences."""
+
+    steps: int = Field(200, ge=1)
+    lr: float = Field(1e-3, gt=0.0)
+    batch_size: int = Field(8, ge=1)
+    held_out_fraction: float = Field(0.3, gt=0.0, lt=1.0)
+    """The last trials of the new day (this share, in file order) are not fitted: the PER
+    before and after adaptation is measured on them."""
+
+
+class CriteriaConfig(_Section):
+    """A run note's success criteria, judged from metrics.jsonl (``brain2text report``).
+    Every criterion is optional: None (or false for ``no_nonfinite``) leaves it unjudged."""
+
+    target_per: float | None = Field(None, gt=0.0)
+    """The best eval PER must be < this."""
+    target_wer: float | None = Field(None, gt=0.0)
+    """The best eval WER must be < this (needs ``eval.word_decoding``)."""
+    final_per: float | None = Field(None, gt=0.0)
+    """The PER of the last evaluation must be <= this."""
+    max_grad_norm: float | None = Field(None, gt=0.0)
+    """Every finite pre-clip gradient norm must stay < this."""
+    no_nonfinite: bool | None = None
+    """True: no step may be skipped for a non-finite loss or gradient."""
+    faster_than: FasterThanConfig | None = None
+
+
+class WatchConfig(_Section):
+    """The instability watch (brain2text.training.watch): warnings logged as training goes."""
+
+    enabled: bool = True
+    trend_evals: int = Field(3, ge=2)
+    """Evaluations in the trend window: eval loss and PER rose at each, the LR rose and the
+    mean pre-clip grad norm between evaluations rose over it."""
+    min_rel_rise: float = Field(0.01, ge=0.0)
+    """Relative rise that counts as a rise (0.01: more than 1% above the value before)."""
+    grad_norm_ceiling: float | None = Field(None, gt=0.0)
+    """Warn (once per evaluation interval) at a pre-clip grad norm >= this; None: use
+    ``criteria.max_grad_norm`` when it is set, else no ceiling."""
+    stop_after: int | None = Field(None, ge=1)
+    """Stop the run after this many evaluations in a row with a trend warning (None: warn
+    only). The best checkpoint stays, since checkpoints are only written on improvement."""
+
+
+class WordDecodingConfig(_Section):
+    """Word decoding of the evaluation split during training (needs the ``lm`` extra)."""
+
+    lm: str
+    """An LM folder written by ``brain2text lm build``."""
+    every: int = Field(1, ge=1)
+    """Decode words at every N-th evaluation (the beam search costs more than greedy PER)."""
+    beam_size: int = Field(50, ge=1)
+    lm_weight: float = Field(2.0, ge=0.0)
+    word_score: float = 0.0
+
+
+class EvalConfig(_Section):
+    word_decoding: WordDecodingConfig | None = None
+    """Log ``<split>/wer`` during training (None: PER only)."""
+
+
+class RunConfig(_Section):
+    name: str
+    parent: str | None = None
+    description: str = ""
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    augment: AugmentConfig = AugmentConfig()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()
+    criteria: CriteriaConfig = CriteriaConfig()
+    watch: WatchConfig = WatchConfig()
+    eval: EvalConfig = EvalConfig()
+    adapt: AdaptConfig = AdaptConfig()
+
+    @model_validator(mode="after")
+    def _select_on_wer_needs_words(self) -> "RunConfig":
+        if self.train.select_on == "wer" and self.eval.word_decoding is None:
+            raise ValueError("train.select_on=wer needs eval.word_decoding (an LM folder)")
+        if self.train.select_on == "wer" and self.train.select_on_ema:
+            raise ValueError("train.select_on=wer chooses on the raw weights' WER: leave "
+                             "train.select_on_ema off")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
