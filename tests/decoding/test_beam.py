@@ -407,3 +407,30 @@ def test_with_options_reuses_the_lexicon_and_lm(arpa):
     assert reused.decode(log_probs) == fresh.decode(log_probs)
     assert base.decode(log_probs)[0].words == ("yellow", "world")  # the original is unchanged
     assert reused.decode(log_probs)[0].words == ("hello", "world")
+
+
+@needs_flashlight
+@pytest.mark.parametrize("chunk", [1, 3, 8, 1000])
+def test_a_streamed_search_ends_where_the_whole_trial_search_does(arpa, chunk):
+    decoder = WordDecoder(arpa, SPELLINGS, BeamOptions(nbest=3))
+    log_probs = emissions(*AMBIGUOUS, seed=3)
+    stream = decoder.stream()
+    partials = []
+    for start in range(0, len(log_probs), chunk):
+        partials.append(stream.step(log_probs[start:start + chunk]))
+    assert stream.n_frames == len(log_probs)
+    assert stream.finish() == decoder.decode(log_probs)
+    assert partials[-1].words in {("hello", "world"), ("hello",)}
+    with pytest.raises(DataError, match="finished"):
+        stream.step(log_probs[:1])
+
+
+@needs_flashlight
+def test_a_partial_sentence_grows_word_by_word(arpa):
+    decoder = WordDecoder(arpa, SPELLINGS)
+    log_probs = sentence(HELLO_WORLD)
+    stream = decoder.stream()
+    assert stream.partial().words == ()
+    half = stream.step(log_probs[: len(log_probs) // 2 + 1])
+    assert half.words == ("hello",)
+    assert stream.step(log_probs[len(log_probs) // 2 + 1:]).words == ("hello", "world")

@@ -307,22 +307,69 @@ class WordDecoder:
         emissions = as_emissions(log_probs)  # (T, C) float32, C-contiguous; alive until return
         n_frames = emissions.shape[0]
         results = self._decoder.decode(emissions.ctypes.data, n_frames, N_CLASSES)
+        return self._nbest(results, n_frames)
+
+    def _hypothesis(self, result, n_frames: int) -> WordHypothesis:
+        words = tuple(self._word_dict.get_entry(i) for i in result.words if i >= 0)
+        phonemes = collapse(_frame_path(result.tokens, n_frames))
+        return WordHypothesis(words, tuple(phonemes.tolist()), float(result.score))
+
+    def _nbest(self, results, n_frames: int) -> list[WordHypothesis]:
         out: list[WordHypothesis] = []
         seen: set[tuple[str, ...]] = set()
         for result in sorted(results, key=lambda r: -r.score):  # already sorted; made sure
-            words = tuple(self._word_dict.get_entry(i) for i in result.words if i >= 0)
-            if words in seen:  # a safety net: flashlight merges equal word sequences itself
+            hypothesis = self._hypothesis(result, n_frames)
+            if hypothesis.words in seen:  # a safety net: flashlight merges equal sequences
                 continue
-            seen.add(words)
-            phonemes = collapse(_frame_path(result.tokens, n_frames))
-            out.append(WordHypothesis(words, tuple(phonemes.tolist()), float(result.score)))
+            seen.add(hypothesis.words)
+            out.append(hypothesis)
             if len(out) == self.options.nbest:
                 break
         return out
 
+    def stream(self) -> WordStream:
+        """An incremental search of one trial (flashlight's decode_begin / decode_step /
+        decode_end): frames in chunks, the best partial sentence after each."""
+        return WordStream(self)
+
     def decode_batch(self, log_probs: Sequence[np.ndarray]) -> list[list[WordHypothesis]]:
         """One ``decode`` per trial, in order (each array already cut to its output length)."""
         return [_per_trial(self.decode, i, x) for i, x in enumerate(log_probs)]
+
+
+class WordStream:
+    """One trial's beam search fed chunk by chunk; its final n-best equals ``decode`` of the
+    whole trial (the same begin / step / end flashlight's ``decode`` runs)."""
+
+    def __init__(self, words: WordDecoder) -> None:
+        self._words = words
+        self._search = words._search(words.options)  # a search state of its own
+        self._search.decode_begin()
+        self.n_frames = 0
+        self._finished: list[WordHypothesis] | None = None
+
+    def step(self, log_probs: np.ndarray) -> WordHypothesis:
+        """Read the next frames' (n, N_CLASSES) log-probabilities; the best partial sentence."""
+        if self._finished is not None:
+            raise DataError("this word stream is finished; start another one")
+        emissions = as_emissions(log_probs)  # alive until decode_step returns
+        if len(emissions):
+            self._search.decode_step(emissions.ctypes.data, len(emissions), N_CLASSES)
+            self.n_frames += len(emissions)
+        return self.partial()
+
+    def partial(self) -> WordHypothesis:
+        if self.n_frames == 0:
+            return WordHypothesis((), (), 0.0)
+        return self._words._hypothesis(self._search.get_best_hypothesis(), self.n_frames)
+
+    def finish(self) -> list[WordHypothesis]:
+        """End the sentence (the LM's end-of-sentence score); the n-best, best first."""
+        if self._finished is None:
+            self._search.decode_end()
+            self._finished = self._words._nbest(self._search.get_all_final_hypothesis(),
+                                                self.n_frames)
+        return self._finished
 
 
 class PhonemeBeamDecoder:
