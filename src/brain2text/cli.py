@@ -159,6 +159,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=commands.cmd_adapt)
 
+    p = sub.add_parser("export", help="write a trained decoder as ONNX, TorchScript or "
+                                      "safetensors, with a JSON sidecar")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--format", choices=["onnx", "torchscript", "safetensors"], required=True)
+    p.add_argument("--out", type=Path, required=True, metavar="FILE")
+    p.add_argument("--day", action="append", default=None, metavar="D",
+                   help="a day whose input layer to include (repeatable; default all)")
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    p.add_argument("--weights", choices=["raw", "ema"], default="raw")
+    p.set_defaults(func=commands.cmd_export)
+
     p = sub.add_parser("sweep", help="train a family of child runs of a run file: a grid, or "
                                      "an Optuna search")
     p.add_argument("run_file", type=Path)

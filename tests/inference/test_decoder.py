@@ -105,3 +105,39 @@ def test_decode_names_a_file_of_the_wrong_kind(run, tmp_path, capsys):
     (tmp_path / "x.hdf5").write_bytes(b"")
     assert main(["decode", str(run), str(tmp_path / "x.hdf5")]) == 2
     assert "trained on competitionData features" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript", "safetensors"])
+def test_export_writes_a_model_that_gives_the_decoders_logits(run, prepared_dir, tmp_path, fmt):
+    pytest.importorskip("onnxruntime", reason="the export extra is not installed")
+    import torch
+
+    dec = Decoder.load(run)
+    day = dec.days[1]
+    out = tmp_path / f"model.{fmt}"
+    args = ["export", str(run), "--format", fmt, "--out", str(out)]
+    assert main(args + ([] if fmt == "safetensors" else ["--day", day])) == 0
+    side = json.loads(out.with_name(out.name + ".json").read_text())
+    assert side["n_features"] == 256 and len(side["feature_names"]) == 256
+    assert side["feature_names"][0] == "tx1 of area 6v (128 electrodes) #0"
+    x = open_prepared(prepared_dir).split("test").features(0)
+    want = dec.decode(x, day).logits
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        got = session.run(["logits"], {"features": np.array(x)[None],
+                                       "day": np.array([0], dtype=np.int64)})[0][0]
+        assert side["days"] == [day]
+    elif fmt == "torchscript":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            model = torch.jit.load(str(out))
+        got = model(torch.from_numpy(np.array(x))[None], torch.tensor([0]))[0].detach().numpy()
+    else:
+        from safetensors.torch import load_file
+
+        state = load_file(str(out))
+        assert torch.equal(state["day_weights"], dec.model.day_weights.detach())
+        return
+    np.testing.assert_allclose(got, want, atol=1e-4)

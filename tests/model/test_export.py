@@ -17,6 +17,8 @@ from brain2text.model.export import (
 from brain2text.model.gru import GRUDecoder
 from brain2text.phonemes import N_CLASSES, PHONEMES
 
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
+
 N_FEATURES = 12
 DAYS = ["d0", "d1", "d2", "d3"]
 VARIANTS = [  # (bidirectional, learnable_h0, use_layer_norm, causal_smoothing)

@@ -172,15 +172,15 @@ def test_a_bad_chunk_is_refused_and_the_stream_goes_on(bad):
     chunk, message = BAD_CHUNKS[bad]
     model = make_model()
     x = torch.randn(31, C)
-    clean = stream_in_chunks(model, x, 1, 4)
-    stream = stream_in_chunks(model, x[:10], 1, 4)
+    clean, stream = stream_in_chunks(model, x[:10], 1, 4), stream_in_chunks(model, x[:10], 1, 4)
     with pytest.raises(DataError, match=message) as e:
         stream.push(chunk)
     assert "\n" not in str(e.value)
     assert stream.n_bins == 10
-    for i in range(10, 31, 4):
-        stream.push(x[i:i + 4])
+    for i in range(10, 31, 4):  # the same chunks as if the bad one never came: the same floats
+        assert torch.equal(stream.push(x[i:i + 4]), clean.push(x[i:i + 4]))
     assert torch.equal(stream.logits, clean.logits)
+    torch.testing.assert_close(stream.logits, offline(model, x, 1), rtol=0, atol=1e-5)
 
 
 def test_real_numbers_of_any_dtype_are_cast_to_float32():

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from brain2text.errors import ConfigError
+
 
 def cmd_decode(args: argparse.Namespace) -> None:
     import json
@@ -57,3 +59,31 @@ def cmd_adapt(args: argparse.Namespace) -> None:
           f"sentences for {r.steps} steps (final loss {r.final_loss:.3f}); PER on its "
           f"{r.n_held_out} held-out sentences {r.per_before:.4f} -> {r.per_after:.4f}; "
           f"run folder {out}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    import json
+
+    from brain2text.distributed import pick_device
+    from brain2text.evaluation.evaluate import load_model
+    from brain2text.model import export
+
+    ckpt = args.run_dir / "checkpoints" / f"{args.checkpoint}.pt"
+    model, config, payload = load_model(ckpt, pick_device("cpu"), args.weights)
+    days = list(payload["days"])
+    spec = payload.get("features") or {}
+    blocks = spec.get("feature_names") or []  # one name per block of columns
+    names = ([f"{block} #{k}" for block in blocks for k in range(model.n_features // len(blocks))]
+             if blocks and model.n_features % len(blocks) == 0 else None)
+    info = export.sidecar(config.to_dict(), days, args.day, model.n_features, names,
+                          spec.get("normalization"))
+    if args.format == "onnx":
+        out = export.export_onnx(model, days, args.day, args.out, info=info)
+    elif args.format == "torchscript":
+        out = export.export_torchscript(model, days, args.day, args.out, info=info)
+    else:
+        if args.day is not None:
+            raise ConfigError("--day: a safetensors export holds every day's weights")
+        out = export.export_safetensors(model, args.out, {"days": json.dumps(days)}, info=info)
+    print(f"wrote {out} and {out}.json ({args.format}, days: "
+          f"{', '.join(args.day or days)})")

@@ -15,11 +15,23 @@ beam search (the options ``lm tune`` wrote to the run folder for that LM, else t
 A day the checkpoint was not trained on borrows the input layer of the nearest earlier training
 day (by session name, i.e. date), with a warning naming both; a day earlier than every training
 day is an error.
+
+A causal model (unidirectional GRU, causal or no smoothing) also decodes as bins arrive:
+
+    stream = dec.stream(day="t15.2024.06.14")
+    for chunk in chunks:                       # any size, e.g. 4 bins = 80 ms
+        update = stream.push(chunk)            # new frames, phonemes so far, partial sentence
+    out = stream.finish()                      # a Decoding, as decode() of the whole trial
+
+The streamed logits equal the whole trial's (:mod:`brain2text.model.streaming`); with an LM the
+partial sentence comes from flashlight's incremental search, and ``finish`` ends it as the
+whole-trial search does.
 """
 
 from __future__ import annotations
 
 import bisect
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +42,7 @@ import torch
 
 from brain2text.config import RunConfig
 from brain2text.decoding.beam import WordHypothesis
-from brain2text.decoding.greedy import greedy_decode
+from brain2text.decoding.greedy import collapse, greedy_decode
 from brain2text.distributed import pick_device
 from brain2text.errors import DataError
 from brain2text.evaluation.evaluate import load_model
@@ -38,6 +50,7 @@ from brain2text.evaluation.word_eval import sentence_of, word_search
 from brain2text.inference.raw import STANDARD_2023
 from brain2text.model.gru import GRUDecoder
 from brain2text.model.precision import autocast_context
+from brain2text.model.streaming import Stream
 from brain2text.phonemes import to_symbols
 
 
@@ -118,6 +131,11 @@ class Decoder:
             raise DataError(f"{where}: {bad} NaN/Inf value{'s' if bad > 1 else ''}")
         return x.astype(np.float32, copy=False)
 
+    def stream(self, day: str) -> DecoderStream:
+        """Decode one trial of ``day`` as its bins arrive (a causal model only: a one-line
+        ConfigError says why another cannot)."""
+        return DecoderStream(self, day)
+
     def decode(self, features, day: str) -> Decoding:
         return self.decode_batch([(features, day)])[0]
 
@@ -157,3 +175,59 @@ class Decoder:
             results.append(Decoding(chunk[row][1], self.days[chunk[row][2]], ids_,
                                     tuple(to_symbols(list(ids_))), frames, text, nbest))
         return results
+
+
+@dataclass(frozen=True)
+class StreamUpdate:
+    """What one chunk of bins changed."""
+
+    n_bins: int  # bins received so far
+    new_frames: int  # output frames this chunk completed
+    phonemes: tuple[str, ...]  # the greedy hypothesis so far
+    new_phonemes: tuple[str, ...]  # what this chunk added to it
+    text: str | None  # the best partial sentence, with an LM
+    seconds: float  # compute time of this chunk (model, and the LM step with an LM)
+
+
+class DecoderStream:
+    """One trial streamed through a :class:`Decoder` (see the module docstring)."""
+
+    def __init__(self, decoder: Decoder, day: str) -> None:
+        self.decoder, self.day = decoder, day
+        index = decoder.day_index(day)
+        self.day_used = decoder.days[index]
+        self._stream = Stream(decoder.model, index)
+        self._words = decoder.words.stream() if decoder.words is not None else None
+        self._phonemes: tuple[str, ...] = ()
+
+    def push(self, bins) -> StreamUpdate:
+        """Add bins (n, n_features); a bad chunk raises a one-line DataError and changes
+        nothing (the stream stays usable)."""
+        start = time.perf_counter()
+        logits = self._stream.push(bins)
+        text = None
+        if self._words is not None:
+            text = " ".join(self._words.step(
+                logits.float().log_softmax(-1).cpu().numpy()).words)
+        frames = self._stream.logits
+        ids = collapse(frames.argmax(-1).cpu().numpy()) if len(frames) else np.zeros(0, int)
+        phonemes = tuple(to_symbols([int(i) for i in ids if i != 0]))
+        new = phonemes[len(self._phonemes):]
+        self._phonemes = phonemes
+        return StreamUpdate(self._stream.n_bins, len(logits), phonemes, new, text,
+                            time.perf_counter() - start)
+
+    def finish(self) -> Decoding:
+        """The whole trial's Decoding (the LM's end of sentence applied)."""
+        frames = self._stream.logits.float().cpu().numpy()
+        if len(frames) == 0:
+            raise DataError(f"stream of day {self.day}: {self._stream.n_bins} bins, fewer than "
+                            f"model.kernel_len={self.decoder.config.model.kernel_len}: "
+                            "nothing to decode")
+        ids = tuple(int(i) for i in collapse(frames.argmax(-1)) if i != 0)
+        text, nbest = None, ()
+        if self._words is not None:
+            nbest = tuple(self._words.finish())
+            text = sentence_of(list(nbest))
+        return Decoding(self.day, self.day_used, ids, tuple(to_symbols(list(ids))), frames, text,
+                        nbest)

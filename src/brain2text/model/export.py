@@ -182,8 +182,10 @@ def export_torchscript(model: GRUDecoder, days_all: list[str], chosen: list[str]
                        out: Path, *, info: dict[str, Any] | None = None) -> Path:
     """Script the chosen days' decoder to ``out`` (``torch.jit.load``) and its sidecar."""
     wrapper, info = _prepare(model, days_all, chosen, info)
-    scripted = torch.jit.script(wrapper)
-    atomic_write_bytes(Path(out), lambda f: torch.jit.save(scripted, f))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated, works
+        scripted = torch.jit.script(wrapper)
+        atomic_write_bytes(Path(out), lambda f: torch.jit.save(scripted, f))
     write_sidecar(Path(out), info, "torchscript")
     return Path(out)
 
