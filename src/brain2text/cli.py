@@ -159,6 +159,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=commands.cmd_adapt)
 
+    p = sub.add_parser("stream", help="replay one recorded trial through a causal decoder "
+                                      "chunk by chunk, with the growing hypothesis and latency")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("recording", type=Path)
+    p.add_argument("--trial", type=int, required=True, help="the trial's index in the file")
+    p.add_argument("--chunk", type=int, default=4, help="bins per step (4 = 80 ms)")
+    p.add_argument("--realtime", action="store_true", help="wait 20 ms per bin, as it arrives")
+    p.add_argument("--lm", type=Path, default=None, help="LM folder: the partial sentence too")
+    p.add_argument("--day", default=None, help="default: the recording's session")
+    p.set_defaults(func=commands.cmd_stream)
+
     p = sub.add_parser("export", help="write a trained decoder as ONNX, TorchScript or "
                                       "safetensors, with a JSON sidecar")
     p.add_argument("run_dir", type=Path)

@@ -87,3 +87,43 @@ def cmd_export(args: argparse.Namespace) -> None:
         out = export.export_safetensors(model, args.out, {"days": json.dumps(days)}, info=info)
     print(f"wrote {out} and {out}.json ({args.format}, days: "
           f"{', '.join(args.day or days)})")
+
+
+BIN_S = 0.02  # 20 ms bins
+
+
+def cmd_stream(args: argparse.Namespace) -> None:
+    import statistics
+    import time
+
+    from brain2text.inference.decoder import Decoder
+    from brain2text.inference.raw import read_recording
+
+    if args.chunk < 1:
+        raise ConfigError(f"--chunk {args.chunk}: give 1 or more bins")
+    decoder = Decoder.load(args.run_dir, lm=args.lm)
+    trials = read_recording(args.recording, decoder.feature_spec)
+    if not 0 <= args.trial < len(trials):
+        raise ConfigError(f"--trial {args.trial}: {args.recording} has trials 0..{len(trials) - 1}")
+    trial = trials[args.trial]
+    stream = decoder.stream(args.day or trial.day)
+    latencies = []
+    start = time.perf_counter()
+    for first in range(0, len(trial.features), args.chunk):
+        chunk = trial.features[first:first + args.chunk]
+        if args.realtime:  # the chunk's last bin arrives at (first + len) * 20 ms
+            time.sleep(max(0.0, start + (first + len(chunk)) * BIN_S - time.perf_counter()))
+        update = stream.push(chunk)
+        latencies.append(update.seconds)
+        shown = update.text if update.text is not None else " ".join(update.phonemes)
+        print(f"{update.n_bins * BIN_S * 1000:7.0f} ms  +{update.new_frames} frame(s)  "
+              f"{1000 * update.seconds:6.2f} ms  {shown}", flush=True)
+    final = stream.finish()
+    ms = sorted(1000 * s for s in latencies)
+    p99 = ms[min(len(ms) - 1, int(round(0.99 * (len(ms) - 1))))]
+    print(f"final: {final.text if final.text is not None else ' '.join(final.phonemes)}")
+    print(f"{len(ms)} steps of {args.chunk} bins: latency p50 {statistics.median(ms):.2f} ms, "
+          f"p99 {p99:.2f} ms, max {ms[-1]:.2f} ms (real time: {args.chunk * BIN_S * 1000:.0f} ms "
+          "a step)")
+    if trial.sentence:
+        print(f"sentence: {trial.sentence}")

@@ -1,0 +1,82 @@
+"""Streaming a causal decoder: the logits of chunk after chunk are the whole trial's, the
+hypothesis grows, bad chunks leave the stream usable, and bidirectional models refuse."""
+
+import numpy as np
+import pytest
+
+from brain2text import Decoder
+from brain2text.cli import main
+from brain2text.config import load_run
+from brain2text.data.dataset import open_prepared
+from brain2text.errors import ConfigError, DataError
+from brain2text.training.loop import train
+from tests.conftest import RUNS, tiny_overrides
+
+
+@pytest.fixture(scope="module")
+def causal_run(prepared_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("stream") / "run"
+    config = load_run(RUNS / "run13_causal.yaml",
+                      tiny_overrides(prepared_dir, **{"train.num_workers": 0}))
+    assert not config.model.bidirectional and config.model.causal_smoothing
+    train(config, folder, quiet=True)
+    return folder
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 13])
+def test_streamed_logits_and_hypothesis_are_the_whole_trials(causal_run, prepared_dir, chunk):
+    dec = Decoder.load(causal_run)
+    data = open_prepared(prepared_dir)
+    test = data.split("test")
+    x, day = test.features(2), data.days[test.day_index[2]]
+    whole = dec.decode(x, day)
+    stream = dec.stream(day)
+    grown, frames = [], 0
+    for first in range(0, len(x), chunk):
+        update = stream.push(x[first:first + chunk])
+        grown.extend(update.new_phonemes)
+        frames += update.new_frames
+        assert update.n_bins == min(first + chunk, len(x)) and update.text is None
+        assert update.phonemes == tuple(grown)
+    out = stream.finish()
+    assert frames == len(whole.logits)
+    np.testing.assert_allclose(out.logits, whole.logits, atol=1e-5)
+    assert out.phonemes == whole.phonemes == tuple(grown)
+
+
+def test_a_bad_chunk_is_refused_and_the_stream_goes_on(causal_run, prepared_dir):
+    dec = Decoder.load(causal_run)
+    data = open_prepared(prepared_dir)
+    x = data.split("test").features(0)
+    day = data.days[data.split("test").day_index[0]]
+    stream = dec.stream(day)
+    stream.push(x[:10])
+    bad = np.array(x[10:14])
+    bad[1, 3] = np.nan
+    with pytest.raises(DataError, match="NaN/Inf") as info:
+        stream.push(bad)
+    assert "\n" not in str(info.value)
+    with pytest.raises(DataError, match="256"):
+        stream.push(np.zeros((4, 12), np.float32))
+    stream.push(x[10:])
+    np.testing.assert_allclose(stream.finish().logits, dec.decode(x, day).logits, atol=1e-5)
+
+
+def test_a_bidirectional_model_refuses_to_stream(prepared_dir, tmp_path):
+    config = load_run(RUNS / "run13_cpu_demo.yaml",
+                      tiny_overrides(prepared_dir, **{"train.n_batch": 2, "train.eval_every": 2}))
+    train(config, tmp_path / "bi", quiet=True)
+    dec = Decoder.load(tmp_path / "bi")
+    with pytest.raises(ConfigError, match="bidirectional") as info:
+        dec.stream(dec.days[0])
+    assert "\n" not in str(info.value)
+
+
+def test_stream_replays_a_recorded_trial(causal_run, raw_dir, capsys):
+    day = Decoder.load(causal_run).days[0]
+    assert main(["stream", str(causal_run), str(raw_dir / "test" / f"{day}.mat"),
+                 "--trial", "1", "--chunk", "4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].lstrip().startswith("80 ms")
+    assert any(line.startswith("final: ") for line in lines)
+    assert "latency p50" in lines[-2] or "latency p50" in lines[-1]
