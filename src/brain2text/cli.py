@@ -177,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, metavar="FILE")
     p.add_argument("--day", action="append", default=None, metavar="D",
                    help="a day whose input layer to include (repeatable; default all)")
+    p.add_argument("--streaming", action="store_true",
+                   help="onnx: the streaming form of a causal model for one --day (a step per "
+                        "stride_len bins, state in and out)")
     p.add_argument("--checkpoint", choices=["best", "last"], default="best")
     p.add_argument("--weights", choices=["raw", "ema"], default="raw")
     p.set_defaults(func=commands.cmd_export)

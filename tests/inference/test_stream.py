@@ -80,3 +80,25 @@ def test_stream_replays_a_recorded_trial(causal_run, raw_dir, capsys):
     assert lines[0].lstrip().startswith("80 ms")
     assert any(line.startswith("final: ") for line in lines)
     assert "latency p50" in lines[-2] or "latency p50" in lines[-1]
+
+
+def test_export_streaming_writes_an_onnx_step_that_streams_the_same_logits(causal_run,
+                                                                           prepared_dir,
+                                                                           tmp_path, capsys):
+    pytest.importorskip("onnxruntime", reason="the export extra is not installed")
+    from brain2text.model.stream_export import OnnxStream
+
+    dec = Decoder.load(causal_run)
+    data = open_prepared(prepared_dir)
+    x, day = data.split("test").features(1), data.days[data.split("test").day_index[1]]
+    out = tmp_path / "step.onnx"
+    assert main(["export", str(causal_run), "--format", "onnx", "--streaming", "--day", day,
+                 "--out", str(out)]) == 0
+    stream = OnnxStream(out)
+    got = np.concatenate([stream.push(x[i:i + 4]) for i in range(0, len(x), 4)]
+                         + [stream.push(np.zeros(((-len(x)) % 4, 256), np.float32))])
+    want = dec.decode(x, day).logits
+    np.testing.assert_allclose(got[:len(want)], want, atol=1e-4)
+    assert main(["export", str(causal_run), "--format", "onnx", "--streaming",
+                 "--out", str(out)]) == 2
+    assert "--day D" in capsys.readouterr().err

@@ -107,6 +107,7 @@ def test_a_batch_of_trials_steps_in_lockstep():
     assert state[2].tolist() == [29]
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("variant", ["base", "no_smoothing", "kernel_below_stride"])
 def test_the_step_scripts_and_matches_eager(variant):
     model = make_model(**VARIANTS[variant])

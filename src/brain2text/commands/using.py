@@ -77,7 +77,17 @@ def cmd_export(args: argparse.Namespace) -> None:
              if blocks and model.n_features % len(blocks) == 0 else None)
     info = export.sidecar(config.to_dict(), days, args.day, model.n_features, names,
                           spec.get("normalization"))
-    if args.format == "onnx":
+    if args.streaming:
+        from brain2text.model.stream_export import (
+            check_stream_export,
+            export_onnx_stream,
+        )
+
+        if args.format != "onnx" or (args.day is not None and len(args.day) != 1):
+            raise ConfigError("--streaming: an ONNX step for one day (--format onnx --day D)")
+        day = check_stream_export(model, args.day[0] if args.day else None)
+        out = export_onnx_stream(model, days, day, args.out, info)
+    elif args.format == "onnx":
         out = export.export_onnx(model, days, args.day, args.out, info=info)
     elif args.format == "torchscript":
         out = export.export_torchscript(model, days, args.day, args.out, info=info)

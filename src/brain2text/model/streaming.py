@@ -25,6 +25,11 @@ from ``h`` and the read-out: the concatenated logits of a trial equal ``model(x,
 float rounding. Input dropout and the GRU's inter-layer dropout are never applied (eval pass).
 The step is built for one day: that day's affine weights are copied at construction; the
 smoother kernel, LayerNorm, GRU and read-out are the model's own modules, shared.
+
+Export: ``torch.jit.script(StreamStep(model, day))`` works (the frame count m is computed with
+tensor ops; a step that completes no frame skips the GRU, which refuses empty sequences, in a
+scripted ``if``). ``torch.jit.trace`` would freeze one chunk's phase, and ``torch.export`` cannot
+guard on the data-dependent ``m > 0``; use the scripted module.
 """
 
 from __future__ import annotations

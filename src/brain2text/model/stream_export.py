@@ -1,0 +1,147 @@
+"""The streaming form of a causal decoder for ONNX: one step per ``stride_len`` bins.
+
+:class:`~brain2text.model.streaming.StreamStep` takes chunks of any size, which needs a
+data-dependent choice of frames (and skips the GRU when a chunk completes none): fine for
+TorchScript, not for a static ONNX graph. Clinical decoders step at a fixed rate, so the ONNX
+form is :class:`FrameStep`: its chunk is exactly ``S = stride_len`` bins (80 ms for S = 4 and
+20 ms bins), which completes at most one output frame, always the window ending at offset
+``(K - 1) mod S`` of the chunk (K = kernel_len). Inputs and outputs, for one trial:
+
+- ``chunk`` (1, S, C) float32, ``smoother_buf`` (1, Z-1, C), ``patch_buf`` (1, K-1, C),
+  ``h`` (n_layers, 1, H), ``count`` (1,) int64 (bins before this chunk, a multiple of S);
+- outputs ``logits`` (1, 1, 41), ``ready`` (1,) bool (whether the chunk completed a frame: false
+  for the chunks before the first K bins; the GRU state is then left as it was) and the four
+  new states.
+
+The initial state is zeros, ``h0`` (the learned initial state or zeros) and count 0; the
+sidecar (``<out>.json``) lists the shapes. A trial whose length is not a multiple of S ends
+with a chunk padded with zeros: frames ending past the trial's last bin are not its frames
+(``T' = (T - K) // S + 1`` of them are), and a causal frame never reads a later bin, so the
+ones kept are exact. :class:`OnnxStream` runs the exported file with onnxruntime that way.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from brain2text.atomic import atomic_write_bytes
+from brain2text.errors import ConfigError, DataError
+from brain2text.model.export import DEFAULT_OPSET, resolve_days, write_sidecar
+from brain2text.model.gru import GaussianSmoother, GRUDecoder
+from brain2text.model.streaming import check_streamable
+
+STATE_NAMES = ("smoother_buf", "patch_buf", "h", "count")
+
+
+class FrameStep(nn.Module):
+    def __init__(self, model: GRUDecoder, day_index: int) -> None:
+        super().__init__()
+        check_streamable(model)
+        c, k, s = model.n_features, model.config.kernel_len, model.config.stride_len
+        self.n_features, self.kernel_len, self.stride_len = c, k, s
+        self.offset = (k - 1) % s  # where in a chunk its frame's window ends
+        like = model.day_weights.detach()
+        kernel = (model.smoother.kernel.detach().clone()
+                  if isinstance(model.smoother, GaussianSmoother)
+                  else torch.ones(c, 1, 1, dtype=like.dtype))
+        self.register_buffer("kernel", kernel)
+        self.register_buffer("weight", like[day_index:day_index + 1].clone())
+        self.register_buffer("bias", model.day_biases.detach()[day_index:day_index + 1].clone())
+        h0 = (model.h0.detach().clone() if model.h0 is not None else
+              torch.zeros(model.config.n_layers, 1, model.config.n_units, dtype=like.dtype))
+        self.register_buffer("h0", h0)
+        self.layer_norm, self.gru, self.readout = model.layer_norm, model.gru, model.readout
+        self.eval()
+
+    def initial_state(self) -> tuple[torch.Tensor, ...]:
+        z = self.kernel.shape[-1]
+        return (torch.zeros(1, z - 1, self.n_features), torch.zeros(1, self.kernel_len - 1,
+                                                                    self.n_features),
+                self.h0.clone(), torch.zeros(1, dtype=torch.long))
+
+    def forward(self, chunk: torch.Tensor, smoother_buf: torch.Tensor, patch_buf: torch.Tensor,
+                h: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        raw = torch.cat([smoother_buf, chunk], 1)  # (1, Z-1+S, C)
+        x = F.conv1d(raw.transpose(1, 2), self.kernel, groups=self.n_features).transpose(1, 2)
+        x = self.layer_norm(F.softsign(torch.bmm(x, self.weight) + self.bias))  # (1, S, C)
+        seq = torch.cat([patch_buf, x], 1)  # row i is bin count - K + 1 + i
+        window = seq[:, self.offset:self.offset + self.kernel_len]  # (1, K, C)
+        patch = window.transpose(1, 2).reshape(1, 1, -1)  # channel-major, as unfold
+        out, h_next = self.gru(patch, h)
+        ready = count + self.offset >= self.kernel_len - 1  # (1,)
+        h_next = torch.where(ready.view(1, 1, 1), h_next, h)
+        s = self.stride_len
+        return (self.readout(out), ready, raw[:, s:], seq[:, s:], h_next, count + s)
+
+
+def export_onnx_stream(model: GRUDecoder, days_all: list[str], day: str, out: Path,
+                       info: dict[str, Any], opset: int = DEFAULT_OPSET) -> Path:
+    """The streaming form of ``model`` for ``day`` as ONNX, and its sidecar."""
+    [index] = resolve_days(days_all, [day])
+    step = FrameStep(model.cpu() if next(model.parameters()).device.type != "cpu" else model,
+                     index)
+    example = (torch.zeros(1, step.stride_len, step.n_features), *step.initial_state())
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(step, example, buffer, dynamo=False, opset_version=opset,
+                          input_names=["chunk", *STATE_NAMES],
+                          output_names=["logits", "ready", *(f"next_{n}" for n in STATE_NAMES)])
+    data = buffer.getvalue()
+    atomic_write_bytes(Path(out), lambda f: f.write(data))
+    state = {name: list(t.shape) for name, t in zip(STATE_NAMES, step.initial_state())}
+    write_sidecar(Path(out), {**info, "streaming": {
+        "chunk_bins": step.stride_len, "state_shapes": state,
+        "initial_h": "h0.npy beside this file" if model.h0 is not None else "zeros"}},
+        "onnx-stream", opset)
+    if model.h0 is not None:
+        np.save(Path(out).with_name(Path(out).name + ".h0.npy"), step.h0.numpy())
+    return Path(out)
+
+
+class OnnxStream:
+    """Runs an exported streaming step with onnxruntime: ``push`` any number of bins."""
+
+    def __init__(self, path: Path, h0: np.ndarray | None = None) -> None:
+        import onnxruntime
+
+        self.session = onnxruntime.InferenceSession(str(path),
+                                                    providers=["CPUExecutionProvider"])
+        shapes = {i.name: i.shape for i in self.session.get_inputs()}
+        self.chunk_bins, self.n_features = shapes["chunk"][1], shapes["chunk"][2]
+        self.state = {n: np.zeros(shapes[n], np.int64 if n == "count" else np.float32)
+                      for n in STATE_NAMES}
+        if h0 is not None:
+            self.state["h"] = h0.astype(np.float32)
+        self.pending = np.zeros((0, self.n_features), np.float32)
+
+    def push(self, bins: np.ndarray) -> np.ndarray:
+        """Frames (m, 41) completed by ``bins`` (n, C): one step per ``chunk_bins`` bins."""
+        bins = np.asarray(bins, np.float32)
+        if bins.ndim != 2 or bins.shape[1] != self.n_features:
+            raise DataError(f"chunk of shape {bins.shape}: expected (n, {self.n_features})")
+        self.pending = np.concatenate([self.pending, bins])
+        frames = []
+        while len(self.pending) >= self.chunk_bins:
+            chunk, self.pending = self.pending[:self.chunk_bins], self.pending[self.chunk_bins:]
+            logits, ready, *state = self.session.run(None, {"chunk": chunk[None], **self.state})
+            self.state = dict(zip(STATE_NAMES, state))
+            if ready[0]:
+                frames.append(logits[0, 0])
+        return np.stack(frames) if frames else np.zeros((0, 41), np.float32)
+
+
+def check_stream_export(model: GRUDecoder, day: str | None) -> str:
+    """The one day a streaming export is for (a one-line ConfigError otherwise)."""
+    check_streamable(model)
+    if day is None:
+        raise ConfigError("--streaming: give the day its input layer is for (--day D)")
+    return day
