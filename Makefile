@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean bench-train bench-eval bench-data bench-decode bench-quality bench-packing
+.PHONY: demo test install clean bench-train bench-eval bench-data bench-decode bench-quality bench-packing bench-stream
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -38,6 +38,9 @@ bench-decode: $(STAMP)
 # about 45 minutes on 2 cores: 11 demo-sized runs, their test evaluations and an ensemble
 bench-quality: $(STAMP)
 	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/quality.py --batches 400
+
+bench-stream: $(STAMP)
+	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/stream_latency.py --steps 500 --threads 2
 
 # a bidirectional run's evaluation padded, packed and trial by trial (after `make demo`)
 RUN ?= demo_workspace/runs/run13_cpu_demo

@@ -5,6 +5,7 @@ import math
 import sys
 
 import numpy as np
+import pytest
 
 from brain2text.config import load_run
 from brain2text.data.dataset import open_prepared
@@ -122,3 +123,17 @@ def test_quality_trains_every_recipe_and_its_seeds_and_scores_the_ensemble(prepa
     assert "spread (max - min)" in out and "ensemble vs best single seed" in out
     warm = load_run(tmp_path / "q" / "run16_5_ema_warmcos" / "config.yaml")
     assert warm.optim.warmup_batches == 1 and warm.train.ema_decay == 0.5  # scaled to 4 batches
+
+
+def test_stream_latency_measures_both_runtimes_with_and_without_words(capsys):
+    pytest.importorskip("onnxruntime", reason="the export extra is not installed")
+    pytest.importorskip("flashlight.lib.text.decoder", reason="the lm extra is not installed")
+    import stream_latency
+
+    rows = stream_latency.main(["--steps", "5", "--threads", "1", "--lm-sentences", "50",
+                                "--override", "model.n_units=8", "model.n_layers=1"])
+    out = capsys.readouterr().out
+    assert len(rows) == 2 * 5 and "p99 ms" in out
+    assert {(r[1], r[2]) for r in rows if "whole" not in r[1]} == {
+        ("torch", "no"), ("torch", "yes"), ("onnxruntime", "no"), ("onnxruntime", "yes")}
+    assert all(float(r[3]) > 0 for r in rows)

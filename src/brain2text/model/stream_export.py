@@ -110,10 +110,14 @@ def export_onnx_stream(model: GRUDecoder, days_all: list[str], day: str, out: Pa
 class OnnxStream:
     """Runs an exported streaming step with onnxruntime: ``push`` any number of bins."""
 
-    def __init__(self, path: Path, h0: np.ndarray | None = None) -> None:
+    def __init__(self, path: Path, h0: np.ndarray | None = None,
+                 threads: int | None = None) -> None:
         import onnxruntime
 
-        self.session = onnxruntime.InferenceSession(str(path),
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(str(path), options,
                                                     providers=["CPUExecutionProvider"])
         shapes = {i.name: i.shape for i in self.session.get_inputs()}
         self.chunk_bins, self.n_features = shapes["chunk"][1], shapes["chunk"][2]
