@@ -183,37 +183,9 @@ def machine() -> str:
             f"torch {torch.__version__}, OMP_NUM_THREADS={child_env()['OMP_NUM_THREADS']}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=REPO / "benchmarks_workspace" / "full_size")
-    parser.add_argument("--days", type=int, default=24)
-    parser.add_argument("--train-per-day", type=int, default=370)
-    parser.add_argument("--test-per-day", type=int, default=37)
-    parser.add_argument("--holdout-per-day", type=int, default=80)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--train-batches", type=int, default=40)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
-    parser.add_argument("--double-days", type=int, default=2,
-                        help="days of a double-precision set to prepare as well (0: none)")
-    parser.add_argument("--b2t25-sessions", type=int, default=45,
-                        help="sessions of the B2T'25-layout set (0: none)")
-    parser.add_argument("--b2t25-trials", type=int, nargs=3, default=[180, 35, 35],
-                        metavar=("TRAIN", "VAL", "TEST"),
-                        help="trials a session (train-only sessions have train trials only); "
-                             "the default gives about the release's 10,948")
-    parser.add_argument("--read-pass", type=Path, help=argparse.SUPPRESS)  # child process
-    args = parser.parse_args()
-    if args.read_pass:
-        read_pass(args.read_pass, batch_size=32)
-        return
-
-    work = args.work.resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    print(f"date: {dt.date.today().isoformat()}")
-    print(f"machine: {machine()}")
-    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
-    rows: list[tuple[str, str, str, str, str]] = []  # step, wall, MB, MB/s, peak RSS
-
+def full_size_2023(args: argparse.Namespace, work: Path,
+                   rows: list[tuple[str, str, str, str, str]]) -> float:
+    """The competitionData rows; returns the prepared features' size on disk (MB)."""
     raw = work / "raw"
     timing, reused = ensure_synth(raw, args.days, args.train_per_day, args.test_per_day,
                                   args.holdout_per_day, compact=True, seed=args.seed)
@@ -246,7 +218,45 @@ def main() -> None:
         size = mat_bytes(raw_d) / MB
         rows.append((f"prepare ({args.double_days} day(s) of double .mat)", f"{run.wall_s:.1f}",
                      f"{size:.0f} read", f"{size / run.wall_s:.1f}", f"{run.peak_rss_mb:.0f}"))
+    return features_mb
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=REPO / "benchmarks_workspace" / "full_size")
+    parser.add_argument("--days", type=int, default=24)
+    parser.add_argument("--train-per-day", type=int, default=370)
+    parser.add_argument("--test-per-day", type=int, default=37)
+    parser.add_argument("--holdout-per-day", type=int, default=80)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-batches", type=int, default=40)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
+    parser.add_argument("--double-days", type=int, default=2,
+                        help="days of a double-precision set to prepare as well (0: none)")
+    parser.add_argument("--b2t25-sessions", type=int, default=45,
+                        help="sessions of the B2T'25-layout set (0: none)")
+    parser.add_argument("--b2t25-trials", type=int, nargs=3, default=[180, 35, 35],
+                        metavar=("TRAIN", "VAL", "TEST"),
+                        help="trials a session (train-only sessions have train trials only); "
+                             "the default gives about the release's 10,948")
+    parser.add_argument("--b2t25-only", action="store_true",
+                        help="only the B2T'25-layout set (the 2023 rows measured before)")
+    parser.add_argument("--read-pass", type=Path, help=argparse.SUPPRESS)  # child process
+    args = parser.parse_args()
+    if args.read_pass:
+        read_pass(args.read_pass, batch_size=32)
+        return
+
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"date: {dt.date.today().isoformat()}")
+    print(f"machine: {machine()}")
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    rows: list[tuple[str, str, str, str, str]] = []  # step, wall, MB, MB/s, peak RSS
+
+    features_mb = 0.0
+    if not args.b2t25_only:
+        features_mb = full_size_2023(args, work, rows)
     if args.b2t25_sessions:
         raw_b = work / "raw_b2t25"
         timing_b, reused_b = ensure_b2t25(raw_b, args.b2t25_sessions, *args.b2t25_trials,
@@ -265,7 +275,8 @@ def main() -> None:
         rows.append(train_row("b2t25_cpu_demo", B2T25_RUN, prepared_b, work,
                               args.train_batches, args.threads))
 
-    print(f"prepared features on disk: {features_mb:.0f} MB float32")
+    if features_mb:
+        print(f"prepared features on disk: {features_mb:.0f} MB float32")
     print()
     print("| step | wall (s) | data (MB) | MB/s | peak RSS (MB) |")
     print("|---|---|---|---|---|")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import NullFormatter, NullLocator
 
 from brain2text.atomic import atomic_write_bytes, atomic_write_text
 from brain2text.config import validate
@@ -42,6 +42,7 @@ CURVES_FILE = "sweep_curves.png"
 PAGE_FILE = "sweep.html"
 ENDED = ("finished", "stopped early")
 PRUNED = "pruned"
+MAX_TICKS = 8  # a numeric key with at most this many values gets a labelled tick at each
 PAGE_CSS = ".pruned{color:#777;font-style:italic;background:#eee}"
 
 
@@ -102,6 +103,10 @@ def plot_per_against_keys(children: list[SweepChild], varied: list[str]) -> byte
         if numeric and key.endswith("lr") and min(xs) > 0:
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: no overlap
+        if numeric and len(set(xs)) <= MAX_TICKS:  # a grid: a tick at each value tried
+            values = sorted(set(xs))
+            ax.set_xticks(values, [f"{v:g}" for v in values], rotation=30)
+            ax.xaxis.set_minor_locator(NullLocator())
         elif xs and not numeric:
             ax.set_xticks(range(len(labels)), labels)
         if not xs:

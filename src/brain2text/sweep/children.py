@@ -48,16 +48,21 @@ def value_overrides(values: dict[str, Any]) -> list[str]:
     return [f"{k}={json.dumps(v)}" for k, v in values.items()]
 
 
-def child_arguments(name: str, values: dict[str, Any], overrides: list[str]) -> list[str]:
+def child_arguments(name: str, values: dict[str, Any], overrides: list[str],
+                    parent: str | None = None) -> list[str]:
     """The overrides that make the child from the run file (``brain2text train`` takes them)."""
-    return [*overrides, *value_overrides(values), f"name={json.dumps(name)}"]
+    return [*overrides, *value_overrides(values), f"name={json.dumps(name)}",
+            *([f"parent={json.dumps(parent)}"] if parent else [])]
 
 
 def make_child(run_file: Path | str, name: str, values: dict[str, Any],
-               overrides: list[str]) -> Child:
-    """The child's resolved config; a key that does not exist or a value of the wrong type
-    raises a ConfigError naming it."""
-    return Child(name, dict(values), load_run(run_file, child_arguments(name, values, overrides)))
+               overrides: list[str], parent: str | None = None) -> Child:
+    """The child's resolved config, its ``parent`` the run it varies (the run file's name, by
+    default); a key that does not exist or a value of the wrong type raises a ConfigError
+    naming it."""
+    parent = parent or load_run(run_file, overrides).name
+    arguments = child_arguments(name, values, overrides, parent)
+    return Child(name, dict(values), load_run(run_file, arguments))
 
 
 def child_status(folder: Path) -> str | None:
@@ -117,6 +122,7 @@ def write_best_run_file(out_dir: Path, run_file: Path | str, base_name: str,
             node = node.setdefault(key, {})
         node[keys[-1]] = value
     changes.pop("name", None)
+    changes.pop("parent", None)
     ref = str(run_file)
     parent = ref if len(Path(ref).parts) == 1 and not ref.endswith((".yaml", ".yml")) \
         else str(Path(ref).resolve())

@@ -75,7 +75,7 @@ def plan_children(run_file: Path | str, grid: dict[str, list[Any]], seeds: int,
             if seeds > 1:
                 values["train.seed"] = base.train.seed + seed
             name = "-".join(_label(k, v) for k, v in values.items()) or base.name
-            children.append(make_child(run_file, name, values, overrides))
+            children.append(make_child(run_file, name, values, overrides, base.name))
     return children
 
 
@@ -135,7 +135,8 @@ def _one_after_another(children: list[Child], out_dir: Path, quiet: bool) -> Swe
 
 def _in_processes(children: list[Child], out_dir: Path, run_file: Path | str,
                   overrides: list[str], workers: int) -> SweepOutcome:
-    jobs = [Job(c.name, ["train", str(run_file), *child_arguments(c.name, c.values, overrides),
+    jobs = [Job(c.name, ["train", str(run_file),
+                         *child_arguments(c.name, c.values, overrides, c.config.parent),
                          "--out", str(out_dir / c.name), "--auto-resume", "--overwrite",
                          "--quiet"]) for c in children]
 

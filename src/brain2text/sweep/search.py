@@ -115,7 +115,7 @@ def plan_search(run_file: Path | str, space_file: Path | str, n_trials: int, *,
     base = load_run(run_file, overrides)
     for key, distribution in space.items():
         for value in probe_values(distribution):
-            make_child(run_file, "probe", {key: value}, overrides)
+            make_child(run_file, "probe", {key: value}, overrides, base.name)
     out_dir = Path(out_dir) if out_dir is not None else Path("runs") / f"{base.name}-optuna"
     url = storage or default_storage(out_dir)
     return SearchPlan(run_file, list(overrides), Path(space_file), space, n_trials, out_dir, url,
@@ -206,7 +206,7 @@ class _Objective:
         name = trial.user_attrs.get("folder") or f"trial-{trial.number:04d}"
         trial.set_user_attr("folder", name)
         values: dict[str, Any] = {k: suggest(trial, k, d) for k, d in plan.space.items()}
-        child = make_child(plan.run_file, name, values, plan.overrides)
+        child = make_child(plan.run_file, name, values, plan.overrides, plan.base_name)
         folder = plan.out_dir / name
         shown = " ".join(f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in values.items())
         again = " (continued)" if child_status(folder) is not None else ""
