@@ -88,12 +88,12 @@ def test_report_without_parent_file_says_so(tmp_path, monkeypatch):
 
 
 def test_faster_than_reads_the_other_run(tmp_path, monkeypatch):
-    make_run(tmp_path / "runs" / "run11")  # reaches PER 0.30 at batch 39
+    make_run(tmp_path / "runs" / "run11")  # reaches run13_cpu_demo's PER 0.5 at batch 19
     run_dir = tmp_path / "runs" / "run13"
-    make_run(run_dir, per_drop=0.11)  # reaches it at batch 29
+    make_run(run_dir, per_drop=0.11)  # reaches it at batch 9
     monkeypatch.chdir(tmp_path)
     page = write_report(run_dir).read_text()
-    assert "val PER &lt;= 0.3 at batch 29 vs runs/run11 at batch 39" in page
+    assert "val PER &lt;= 0.5 at batch 9 vs runs/run11 at batch 19" in page
 
 
 def test_missing_metrics_is_a_one_line_data_error(tmp_path, capsys):

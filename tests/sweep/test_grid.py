@@ -101,7 +101,8 @@ def test_a_child_folder_holding_another_run_stops_the_sweep(prepared_dir, tmp_pa
 
     out = tmp_path / "sw"
     overrides = tiny_overrides(prepared_dir, **{"train.n_batch": 3})
-    other = load_run(RUN_FILE, [*overrides, "optim.max_lr=0.003", 'name="max_lr=0.002"'])
+    other = load_run(RUN_FILE, [*overrides, "optim.max_lr=0.003", 'name="max_lr=0.002"',
+                                "parent=run13_cpu_demo"])
     train(other, out / "max_lr=0.002", quiet=True)
     (out / "max_lr=0.002" / "run.json").unlink()  # an unfinished attempt of another run
     args = ["sweep", str(RUN_FILE), *overrides, "--grid", "optim.max_lr=0.002", "--out", str(out)]
