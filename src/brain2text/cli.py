@@ -143,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", choices=["raw", "ema"], default="raw")
     p.add_argument("--day", default=None,
                    help="the session the recording belongs to (default: from its name)")
+    p.add_argument("--norm", choices=["file", "train"], default="file",
+                   help="z-score with the file's own block statistics (default), or with the "
+                        "training statistics of its day (2023 layout)")
     p.add_argument("--out", type=Path, default=None, metavar="FILE.jsonl",
                    help="one JSON line per trial (default: print a line per trial)")
     p.set_defaults(func=commands.cmd_decode)

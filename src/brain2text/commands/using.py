@@ -21,7 +21,7 @@ def cmd_decode(args: argparse.Namespace) -> None:
 
     decoder = Decoder.load(args.run_dir, checkpoint=args.checkpoint, weights=args.weights,
                            lm=args.lm)
-    trials = read_recording(args.recording, decoder.feature_spec)
+    trials = read_recording(args.recording, decoder.feature_spec, args.norm, args.day)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         outs = decoder.decode_batch([(t.features, args.day or t.day) for t in trials])

@@ -38,6 +38,7 @@ FEATURES_FILE = "features.npy"  # (sum T, n_features) float32
 TRIALS_FILE = "trials.npy"  # (n_trials, 6) int64, columns TRIAL_COLUMNS
 PHONEMES_FILE = "phonemes.npy"  # (sum n_phones,) uint8, ids 1..40
 TEXT_FILE = "text.json"  # list of n_trials cleaned sentences
+NORM_FILE = "norm.npy"  # train sessions (2023 layout): (2, F) mean and std of all the day's bins
 
 _START, _N_BINS, _PHONE_START, _N_PHONES, _BLOCK, _TRIAL = range(len(TRIAL_COLUMNS))
 
@@ -151,10 +152,16 @@ class PreparedDataset:
         """What a bin's features are: enough to compute them again from a raw file (a manifest
         written before these keys existed holds the standard 2023 preparation)."""
         m = self.manifest
+        stats = {}
+        for day in self.days:  # written by prepare for the 2023 layout's train sessions
+            file = self.path / "train" / day / NORM_FILE
+            if file.is_file():
+                mean, std = np.load(file, allow_pickle=False)
+                stats[day] = {"mean": mean.tolist(), "std": std.tolist()}
         return {"kind": m.get("kind", "competitionData"), "n_features": self.n_features,
                 "fields": m.get("feature_fields", ["tx1", "spikePow"]),
                 "arrays": m.get("arrays", ["6v"]), "normalization": m.get("normalization", "block"),
-                "feature_names": m.get("feature_names", [])}
+                "feature_names": m.get("feature_names", []), "day_norm": stats}
 
     def has_split(self, name: str) -> bool:
         return name in self._splits

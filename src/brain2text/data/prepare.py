@@ -28,6 +28,7 @@ from brain2text.data.dataset import (
     FORMAT_VERSION,
     MANIFEST_FILE,
     N_FEATURES,
+    NORM_FILE,
     PHONEMES_FILE,
     TEXT_FILE,
     TRIAL_COLUMNS,
@@ -141,9 +142,13 @@ def prepare(
                 bar.set_postfix_str(f"{folder}/{path.name}")
                 session = read_session(path, labelled=labelled, check_trials=False,
                                        fields=features)
+                norm: list = []
                 written = _session_arrays(session, f"{folder}/{path.name}", skip_bad_trials,
-                                          skipped, labeller, zscored, arrays)
+                                          skipped, labeller, zscored, arrays,
+                                          norm if split == "train" else None)
                 write_session(tmp / split / session.name, *written)
+                if norm:
+                    np.save(tmp / split / session.name / NORM_FILE, np.stack(norm[0]))
                 sessions[session.name] = session_entry(
                     f"{folder}/{path.name}", days.index(session.name), *written[:2]
                 )
@@ -187,9 +192,11 @@ def _plan(raw_dir: Path) -> tuple[list[tuple[str, str, bool, list[Path]]], list[
 def _session_arrays(
     session: RawSession, source: str, skip: bool, skipped: list[dict],
     labeller: Callable[[str], list[str]] | None = None, zscored: bool = True,
-    arrays: Sequence[str] = DEFAULT_ARRAYS,
+    arrays: Sequence[str] = DEFAULT_ARRAYS, day_norm: list | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """features (sum T, F) float32, trials (n, 6) int64, phonemes (sum n_phones,) uint8, texts."""
+    """features (sum T, F) float32, trials (n, 6) int64, phonemes (sum n_phones,) uint8, texts.
+    ``day_norm``: receives the (mean, std) over every usable bin of the session (what
+    ``brain2text decode --norm train`` normalises a new file of that day with)."""
     usable: list[int] = []  # trials whose features enter the block statistics
     kept: dict[int, tuple[list[int], str]] = {}  # trial -> (phoneme ids, cleaned text)
     for i in range(session.n_trials):
@@ -209,6 +216,8 @@ def _session_arrays(
 
     feats = {i: trial_features(session, i, arrays) for i in usable}
     stats = block_stats([feats[i] for i in usable], session.block_idx[usable])
+    if day_norm is not None and usable:
+        day_norm.append(block_stats([feats[i] for i in usable], np.zeros(len(usable)))[0])
     order = list(kept)
     lengths = np.array([len(feats[i]) for i in order], dtype=np.int64)
     width = len(session.features) * len(arrays) * 128
