@@ -170,3 +170,20 @@ def test_decode_can_normalise_with_the_days_training_statistics(run, raw_dir, tm
     assert main(["decode", str(run), str(recording), "--norm", "train", "--day",
                  "t99.2099.01.01"]) == 2
     assert "no training statistics of day t99.2099.01.01" in capsys.readouterr().err
+
+
+def test_a_checkpoint_of_another_phoneme_set_is_refused(run, tmp_path):
+    import shutil
+
+    import torch
+
+    other = tmp_path / "other"
+    shutil.copytree(run, other)
+    ckpt = other / "checkpoints" / "best.pt"
+    payload = torch.load(ckpt, weights_only=True)
+    for key in ("readout.weight", "readout.bias"):
+        payload["model"][key] = torch.cat([payload["model"][key], payload["model"][key][:1]])
+    torch.save(payload, ckpt)
+    with pytest.raises(DataError, match="emits 42 classes") as info:
+        Decoder.load(other)
+    assert "\n" not in str(info.value)

@@ -102,3 +102,27 @@ def test_export_streaming_writes_an_onnx_step_that_streams_the_same_logits(causa
     assert main(["export", str(causal_run), "--format", "onnx", "--streaming",
                  "--out", str(out)]) == 2
     assert "--day D" in capsys.readouterr().err
+
+
+def test_with_an_lm_the_stream_ends_on_the_whole_trials_sentence(causal_run, prepared_dir,
+                                                                 tmp_path):
+    pytest.importorskip("flashlight.lib.text.decoder", reason="the lm extra is not installed")
+    from brain2text.decoding.lm import build_lm
+
+    data = open_prepared(prepared_dir)
+    train_split = data.split("train")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(train_split.text(i) + "\n" for i in range(len(train_split))))
+    build_lm(corpus, tmp_path / "lm")
+    dec = Decoder.load(causal_run, lm=tmp_path / "lm")
+    test = data.split("test")
+    x, day = test.features(3), data.days[test.day_index[3]]
+    stream = dec.stream(day)
+    texts = [stream.push(x[i:i + 4]).text for i in range(0, len(x), 4)]
+    assert all(isinstance(t, str) for t in texts)
+    out, whole = stream.finish(), dec.decode(x, day)
+    assert out.text == whole.text  # the streamed logits match to float rounding, so the scores
+    assert [(h.words, h.phonemes) for h in out.nbest] == [(h.words, h.phonemes)
+                                                          for h in whole.nbest]
+    assert [h.score for h in out.nbest] == pytest.approx([h.score for h in whole.nbest],
+                                                         rel=1e-6)
