@@ -42,10 +42,13 @@ def test_writes_the_format_and_manifest(tiny_raw, tmp_path):
     for name in DAYS:
         folder = out / "train" / name
         assert sorted(p.name for p in folder.iterdir()) == [
-            "features.npy", "phonemes.npy", "text.json", "trials.npy"]
+            "features.npy", "norm.npy", "phonemes.npy", "text.json", "trials.npy"]
+        assert np.load(folder / "norm.npy").shape == (2, 256)  # the day's mean and SD
         features = np.load(folder / "features.npy")
         assert features.dtype == np.float32 and features.shape == (
             train["sessions"][name]["n_bins"], 256)
+    for session in test["sessions"]:  # only training days record their statistics
+        assert not (out / "test" / session / "norm.npy").exists()
     assert leftovers(out) == []
 
 

@@ -41,6 +41,12 @@ def test_resume_truncates_metrics_and_purges_later_tensorboard_events(tmp_path):
         f.write('{"step": 6, "train/lo')  # a row cut short by kill -9
     assert truncate_metrics(tmp_path, 3) == 4
     assert [r["step"] for r in read_metrics(tmp_path)] == [0, 1, 2, 3]
+    # a resume is another process, seconds later: its event file sorts after the first one
+    # (files of one second are ordered by a per-process counter, compared as text)
+    for events_file in (tmp_path / "tensorboard").glob("events.out.tfevents.*"):
+        stamp = events_file.name.split(".")[3]
+        events_file.rename(events_file.with_name(
+            events_file.name.replace(f".{stamp}.", f".{int(stamp) - 10:010d}.", 1)))
     log = RunLog(tmp_path, quiet=True, purge_step=4)
     log.metrics({"step": 4, "train/loss": 40.0})
     log.close()
