@@ -21,6 +21,7 @@ once the heartbeat is ``HEARTBEAT_GRACE_S`` old.
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from dataclasses import dataclass
@@ -52,6 +53,15 @@ from brain2text.sweep.space import describe, load_space, probe_values, suggest
 from brain2text.training.loop import INTERRUPTED, PRUNED
 from brain2text.training.state import Evaluation
 
+# the callback that queues a dead worker's trial again (its class and argument were renamed
+# in Optuna 4.9; the behaviour is the same)
+if "heartbeat_stale_trial_callback" in inspect.signature(RDBStorage).parameters:
+    from optuna.storages import RetryHeartbeatStaleTrialCallback as RetryStaleTrial
+
+    RETRY_ARGUMENT = "heartbeat_stale_trial_callback"
+else:  # Optuna 4.0-4.8
+    RetryStaleTrial = RetryFailedTrialCallback
+    RETRY_ARGUMENT = "failed_trial_callback"
 HEARTBEAT_S = 60
 HEARTBEAT_GRACE_S = 300
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -93,8 +103,9 @@ def open_storage(url: str) -> RDBStorage:
     try:
         # SQLite: several workers on one file wait for each other's writes, up to a minute
         engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else None
-        return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=HEARTBEAT_GRACE_S,
-                          failed_trial_callback=RetryFailedTrialCallback(max_retry=3))
+        return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S,
+                          grace_period=HEARTBEAT_GRACE_S,
+                          **{RETRY_ARGUMENT: RetryStaleTrial(max_retry=3)})
     except Exception as exc:  # sqlalchemy's errors, a missing database driver, a bad URL
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         raise ConfigError(f"--storage {masked(url)}: cannot be opened "
