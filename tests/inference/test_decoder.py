@@ -71,12 +71,13 @@ def test_a_new_day_borrows_the_nearest_earlier_days_layer(run, prepared_dir):
 
 
 @pytest.mark.parametrize("features, message", [
-    (np.zeros((40, 255), np.float32), "shape (40, 255), expected (T, 256)"),
-    (np.zeros(40, np.float32), "expected (T, 256)"),
-    (np.zeros((40, 256), bool), "dtype bool, expected real numbers"),
+    (np.zeros((40, 255), np.float32), "trial 0 of shape (40, 255): expected (bins, 256)"),
+    (np.zeros(40, np.float32), "expected (bins, 256)"),
+    (np.zeros((40, 256), bool), "trial 0 of dtype bool: expected real numbers"),
     (np.full((40, 256), "a"), "expected real numbers"),
-    (np.zeros((3, 256), np.float32), "3 bins, fewer than model.kernel_len=8"),
-    (np.where(np.eye(40, 256) > 0, np.nan, 0.0), "40 NaN/Inf values"),
+    ([[1.0, 2.0], [3.0]], "trial 0 is not an array of numbers"),
+    (np.zeros((3, 256), np.float32), "trial 0: 3 bins, fewer than model.kernel_len=8"),
+    (np.where(np.eye(40, 256) > 0, np.nan, 0.0), "trial 0 of 40 bins: 40 NaN/Inf values"),
 ])
 def test_bad_features_are_one_line_errors(run, features, message):
     dec = Decoder.load(run)

@@ -141,3 +141,19 @@ def test_a_second_worker_joins_the_study(prepared_dir, tmp_path):
             for t in complete}
     assert len(pids) == 2  # both workers ran trials of the one study
     assert "trial 0 -> " in stdout and "trial 0 -> " not in second.stdout
+
+
+@pytest.mark.slow
+def test_workers_on_this_machine_share_one_study(prepared_dir, tmp_path, capsys):
+    out = tmp_path / "sw"
+    args = _args(prepared_dir, tmp_path, 3, out) + ["--workers", "2", "--prune-startup", "0",
+                                                     "--sampler-seed", "4"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "started worker-1" in printed and "started worker-2" in printed
+    logs = sorted(p.name for p in (out / "logs").iterdir())
+    assert logs == ["worker-1.log", "worker-2.log"]
+    trials = _study(out).get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert 3 <= len(trials) <= 4
+    assert len({t.user_attrs["folder"] for t in trials}) == len(trials)
+    assert (out / "sweep.html").is_file() and (out / "best.yaml").is_file()

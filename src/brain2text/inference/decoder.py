@@ -50,7 +50,7 @@ from brain2text.evaluation.word_eval import sentence_of, word_search
 from brain2text.inference.raw import STANDARD_2023
 from brain2text.model.gru import GRUDecoder
 from brain2text.model.precision import autocast_context
-from brain2text.model.streaming import Stream
+from brain2text.model.streaming import Stream, as_bins
 from brain2text.phonemes import to_symbols
 
 
@@ -117,19 +117,11 @@ class Decoder:
 
     def check_features(self, features, where: str = "features") -> np.ndarray:
         """(T, n_features) finite real numbers, at least kernel_len bins, as float32."""
-        x = np.asarray(features)
-        if x.dtype.kind not in "iuf":
-            raise DataError(f"{where}: dtype {x.dtype}, expected real numbers")
-        if x.ndim != 2 or x.shape[1] != self.n_features:
-            raise DataError(f"{where}: shape {x.shape}, expected (T, {self.n_features}) "
-                            "(bins x features, as the decoder was trained)")
+        x = as_bins(features, self.n_features, torch.float32, what=where, then="").numpy()
         if x.shape[0] < self.config.model.kernel_len:
             raise DataError(f"{where}: {x.shape[0]} bins, fewer than model.kernel_len="
                             f"{self.config.model.kernel_len}")
-        bad = x.size - int(np.count_nonzero(np.isfinite(x)))
-        if bad:
-            raise DataError(f"{where}: {bad} NaN/Inf value{'s' if bad > 1 else ''}")
-        return x.astype(np.float32, copy=False)
+        return x
 
     def stream(self, day: str) -> DecoderStream:
         """Decode one trial of ``day`` as its bins arrive (a causal model only: a one-line

@@ -120,9 +120,12 @@ class StreamStep(nn.Module):
         return self.readout(out), raw[:, n:], seq[:, n:], count + n, h
 
 
-def _as_chunk(bins: object, n_features: int, dtype: torch.dtype) -> torch.Tensor:
-    """``bins`` as a (n, C) tensor of ``dtype``, or a one-line :class:`DataError`."""
-    unchanged = "the stream is unchanged and still usable"
+def as_bins(bins: object, n_features: int, dtype: torch.dtype = torch.float32,
+            what: str = "chunk", then: str = "the stream is unchanged and still usable"
+            ) -> torch.Tensor:
+    """``bins`` (n, C) real numbers of any dtype as a tensor of ``dtype``, or a one-line
+    :class:`DataError` naming ``what`` (and ending with ``then``)."""
+    end = f"; {then}" if then else ""
     if isinstance(bins, torch.Tensor):
         bad = bins.dtype == torch.bool or bins.dtype.is_complex
         kind, shape = str(bins.dtype).removeprefix("torch."), tuple(bins.shape)
@@ -130,21 +133,21 @@ def _as_chunk(bins: object, n_features: int, dtype: torch.dtype) -> torch.Tensor
         try:
             bins = np.asarray(bins)
         except (TypeError, ValueError) as e:
-            raise DataError(f"chunk is not an array of numbers ({e}); {unchanged}") from None
+            raise DataError(f"{what} is not an array of numbers ({e}){end}") from None
         bad = bins.dtype.kind not in "iuf"
         kind, shape = str(bins.dtype), bins.shape
     if bad:
-        raise DataError(f"chunk of dtype {kind}: expected real numbers (floats or integers, cast "
-                        f"to float32); {unchanged}")
+        raise DataError(f"{what} of dtype {kind}: expected real numbers (floats or integers, "
+                        f"cast to float32){end}")
     if len(shape) != 2 or shape[1] != n_features:
-        raise DataError(f"chunk of shape {shape}: expected (bins, {n_features}), one row of "
-                        f"{n_features} features per bin; {unchanged}")
+        raise DataError(f"{what} of shape {shape}: expected (bins, {n_features}), one row of "
+                        f"{n_features} features per bin{end}")
     chunk = (bins if isinstance(bins, torch.Tensor)
              else torch.from_numpy(np.array(bins, dtype=np.float64))).to(dtype)
     n_bad = int((~torch.isfinite(chunk)).sum())
     if n_bad:
-        raise DataError(f"chunk of {shape[0]} bins: {n_bad} NaN/Inf values (after the cast to "
-                        f"{str(dtype).removeprefix('torch.')}); {unchanged}")
+        raise DataError(f"{what} of {shape[0]} bins: {n_bad} NaN/Inf values (after the cast to "
+                        f"{str(dtype).removeprefix('torch.')}){end}")
     return chunk
 
 
@@ -179,7 +182,7 @@ class Stream:
         shape, bool/complex/non-numeric, NaN/Inf) raises :class:`DataError` and changes nothing.
         An empty chunk (0, C) returns no frames."""
         step = self.step
-        chunk = _as_chunk(bins, step.n_features, step.kernel.dtype).to(step.kernel.device)
+        chunk = as_bins(bins, step.n_features, step.kernel.dtype).to(step.kernel.device)
         if chunk.shape[0] == 0:
             return self.step.h0.new_zeros(0, N_CLASSES)
         modes = [(m, m.training) for m in step.modules()]
