@@ -166,7 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "chunk by chunk, with the growing hypothesis and latency")
     p.add_argument("run_dir", type=Path)
     p.add_argument("recording", type=Path)
-    p.add_argument("--trial", type=int, required=True, help="the trial's index in the file")
+    p.add_argument("--trial", type=int, required=True,
+                   help="the trial's index in the recording (a B2T'25 session folder: its files "
+                        "in train, val, test order)")
     p.add_argument("--chunk", type=int, default=4, help="bins per step (4 = 80 ms)")
     p.add_argument("--realtime", action="store_true", help="wait 20 ms per bin, as it arrives")
     p.add_argument("--lm", type=Path, default=None, help="LM folder: the partial sentence too")
