@@ -278,6 +278,13 @@ def block_stats(
     return stats
 
 
+def zscore_blocks(trials: Sequence[np.ndarray], blocks: Sequence[int] | np.ndarray
+                  ) -> list[np.ndarray]:
+    """Each trial z-scored with the statistics of its block over ``trials`` (float32)."""
+    stats = block_stats(trials, blocks)
+    return [zscore(x, *stats[int(b)]) for x, b in zip(trials, blocks)]
+
+
 def zscore(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """(T, F) -> (T, F) float32: ``(x - mean) / (std + 1e-8)`` as in the reference."""
     return ((x - mean) / (std + ZSCORE_EPS)).astype(np.float32)

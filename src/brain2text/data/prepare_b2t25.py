@@ -30,7 +30,6 @@ from brain2text.data.b2t25 import (
 from brain2text.data.dataset import TRIAL_COLUMNS
 from brain2text.data.prepare import (
     NORMALIZATIONS,
-    block_stats,
     new_manifest,
     offsets,
     session_entry,
@@ -38,7 +37,7 @@ from brain2text.data.prepare import (
     staging_dir,
     write_manifest,
     write_session,
-    zscore,
+    zscore_blocks,
 )
 from brain2text.errors import ConfigError, DataError
 from brain2text.g2p import make_phonemizer
@@ -75,8 +74,7 @@ def session_arrays(raw: B2T25File, labeller: Callable[[str], list[str]], normali
     the cleaned sentences of one file; label checks go to ``mismatches`` and ``counts``."""
     feats = raw.features
     if normalize == "block":
-        stats = block_stats(feats, raw.block_num)
-        feats = [zscore(f, *stats[b]) for f, b in zip(feats, raw.block_num)]
+        feats = zscore_blocks(feats, raw.block_num)
     lengths = np.array([len(f) for f in feats], dtype=np.int64)
     features = np.concatenate(feats).astype(np.float32) if feats else \
         np.empty((0, N_FEATURES_B2T25), np.float32)

@@ -19,7 +19,7 @@ import numpy as np
 
 from brain2text.data.b2t25 import SPLIT_FILES, read_b2t25_file
 from brain2text.data.matfile import feature_problem, read_session
-from brain2text.data.prepare import block_stats, trial_features, zscore
+from brain2text.data.prepare import trial_features, zscore, zscore_blocks
 from brain2text.errors import ConfigError, DataError
 
 STANDARD_2023 = {"kind": "competitionData", "n_features": 256, "fields": ["tx1", "spikePow"],
@@ -83,8 +83,7 @@ def _mat_trials(path: Path, spec: dict, norm: str = "file") -> list[RawTrial]:
             raise DataError(f"{session.where(i)}: {problem}")
     feats = [trial_features(session, i, spec["arrays"]) for i in range(session.n_trials)]
     if spec["normalization"] == "block" and norm == "file":
-        stats = block_stats(feats, session.block_idx)
-        feats = [zscore(f, *stats[b]) for f, b in zip(feats, session.block_idx)]
+        feats = zscore_blocks(feats, session.block_idx)
     return [RawTrial(str(path), i, session.name, int(session.block_idx[i]),
                      np.asarray(f, dtype=np.float32 if norm == "file" else np.float64),
                      session.sentences[i])
@@ -110,8 +109,7 @@ def _b2t25_trials(path: Path, split: str, spec: dict, norm: str = "file") -> lis
     raw = read_b2t25_file(path, split)
     feats = raw.features
     if spec["normalization"] == "block" and norm == "file":
-        stats = block_stats(feats, raw.block_num)
-        feats = [zscore(f, *stats[b]) for f, b in zip(feats, raw.block_num)]
+        feats = zscore_blocks(feats, raw.block_num)
     return [RawTrial(str(path), i, raw.session, int(raw.block_num[i]),
                      np.asarray(f, dtype=np.float32), raw.sentences[i])
             for i, f in enumerate(feats)]
