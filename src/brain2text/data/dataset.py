@@ -14,6 +14,7 @@ instead (no copy, pages kept until the dataset is dropped), for inspection and t
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -148,9 +149,11 @@ class PreparedDataset:
     def n_days(self) -> int:
         return len(self.days)
 
+    @functools.cached_property
     def feature_spec(self) -> dict:
         """What a bin's features are: enough to compute them again from a raw file (a manifest
-        written before these keys existed holds the standard 2023 preparation)."""
+        written before these keys existed holds the standard 2023 preparation). Read once:
+        every best.pt a run saves carries it."""
         m = self.manifest
         stats = {}
         for day in self.days:  # written by prepare for the 2023 layout's train sessions

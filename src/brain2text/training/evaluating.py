@@ -67,7 +67,7 @@ class Trainee:
     def weights_state(self, latest: LatestEval) -> dict:
         """What ``best.pt`` holds beside the raw weights: enough to evaluate and fine-tune."""
         out = {"config": self.config.to_dict(), "days": self.data.dataset.days,
-               "features": self.data.dataset.feature_spec(), **latest.checkpoint_entries()}
+               "features": self.data.dataset.feature_spec, **latest.checkpoint_entries()}
         if self.ema is not None:
             out |= {"ema": self.ema.module.state_dict(),
                     "ema_n_averaged": int(self.ema.n_averaged.item())}
