@@ -22,6 +22,7 @@ ones kept are exact. :class:`OnnxStream` runs the exported file with onnxruntime
 
 from __future__ import annotations
 
+import copy
 import io
 import warnings
 from pathlib import Path
@@ -29,49 +30,33 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
-from torch.nn import functional as F
 
 from brain2text.atomic import atomic_write_bytes
 from brain2text.errors import ConfigError, DataError
 from brain2text.model.export import DEFAULT_OPSET, resolve_days, write_sidecar
-from brain2text.model.gru import GaussianSmoother, GRUDecoder
-from brain2text.model.streaming import check_streamable
+from brain2text.model.gru import GRUDecoder
+from brain2text.model.streaming import StreamStep, check_streamable
 
 STATE_NAMES = ("smoother_buf", "patch_buf", "h", "count")
 
 
-class FrameStep(nn.Module):
+class FrameStep(StreamStep):
+    """:class:`StreamStep`'s buffers and per-bin pass, with a fixed chunk of S bins and at most
+    one frame a step (see the module docstring)."""
+
     def __init__(self, model: GRUDecoder, day_index: int) -> None:
-        super().__init__()
-        check_streamable(model)
-        c, k, s = model.n_features, model.config.kernel_len, model.config.stride_len
-        self.n_features, self.kernel_len, self.stride_len = c, k, s
-        self.offset = (k - 1) % s  # where in a chunk its frame's window ends
-        like = model.day_weights.detach()
-        kernel = (model.smoother.kernel.detach().clone()
-                  if isinstance(model.smoother, GaussianSmoother)
-                  else torch.ones(c, 1, 1, dtype=like.dtype))
-        self.register_buffer("kernel", kernel)
-        self.register_buffer("weight", like[day_index:day_index + 1].clone())
-        self.register_buffer("bias", model.day_biases.detach()[day_index:day_index + 1].clone())
-        h0 = (model.h0.detach().clone() if model.h0 is not None else
-              torch.zeros(model.config.n_layers, 1, model.config.n_units, dtype=like.dtype))
-        self.register_buffer("h0", h0)
-        self.layer_norm, self.gru, self.readout = model.layer_norm, model.gru, model.readout
+        super().__init__(model, day_index)
+        self.offset = (self.kernel_len - 1) % self.stride_len  # where a chunk's frame ends
         self.eval()
 
-    def initial_state(self) -> tuple[torch.Tensor, ...]:
-        z = self.kernel.shape[-1]
-        return (torch.zeros(1, z - 1, self.n_features), torch.zeros(1, self.kernel_len - 1,
-                                                                    self.n_features),
-                self.h0.clone(), torch.zeros(1, dtype=torch.long))
+    def initial_state(self) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
+        smoother_buf, patch_buf, count, h = super().initial_state(1)
+        return smoother_buf, patch_buf, h, count
 
-    def forward(self, chunk: torch.Tensor, smoother_buf: torch.Tensor, patch_buf: torch.Tensor,
-                h: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        raw = torch.cat([smoother_buf, chunk], 1)  # (1, Z-1+S, C)
-        x = F.conv1d(raw.transpose(1, 2), self.kernel, groups=self.n_features).transpose(1, 2)
-        x = self.layer_norm(F.softsign(torch.bmm(x, self.weight) + self.bias))  # (1, S, C)
+    def forward(self, chunk: torch.Tensor, smoother_buf: torch.Tensor,  # type: ignore[override]
+                patch_buf: torch.Tensor, h: torch.Tensor,
+                count: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x, raw = self.new_bins(chunk, smoother_buf)  # (1, S, C)
         seq = torch.cat([patch_buf, x], 1)  # row i is bin count - K + 1 + i
         window = seq[:, self.offset:self.offset + self.kernel_len]  # (1, K, C)
         patch = window.transpose(1, 2).reshape(1, 1, -1)  # channel-major, as unfold
@@ -86,8 +71,7 @@ def export_onnx_stream(model: GRUDecoder, days_all: list[str], day: str, out: Pa
                        info: dict[str, Any], opset: int = DEFAULT_OPSET) -> Path:
     """The streaming form of ``model`` for ``day`` as ONNX, and its sidecar."""
     [index] = resolve_days(days_all, [day])
-    step = FrameStep(model.cpu() if next(model.parameters()).device.type != "cpu" else model,
-                     index)
+    step = FrameStep(copy.deepcopy(model).cpu(), index)  # the caller's model is not moved
     example = (torch.zeros(1, step.stride_len, step.n_features), *step.initial_state())
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():

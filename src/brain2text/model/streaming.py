@@ -101,14 +101,21 @@ class StreamStep(nn.Module):
                 torch.zeros(1, dtype=torch.long, device=opts[1]),
                 self.h0.expand(-1, batch_size, -1).contiguous())
 
+    @torch.jit.export
+    def new_bins(self, chunk: torch.Tensor, smoother_buf: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The chunk's bins (B, n, C) smoothed, through the day layer, softsign and LayerNorm,
+        and ``[smoother_buf, chunk]`` (B, Z-1+n, C), whose last Z-1 bins are the next buffer."""
+        raw = torch.cat([smoother_buf, chunk], 1)
+        x = F.conv1d(raw.transpose(1, 2), self.kernel, groups=self.n_features).transpose(1, 2)
+        x = torch.bmm(x, self.weight.expand(chunk.shape[0], -1, -1)) + self.bias
+        return self.layer_norm(F.softsign(x)), raw
+
     def forward(self, chunk: torch.Tensor, smoother_buf: torch.Tensor, patch_buf: torch.Tensor,
                 count: torch.Tensor, h: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         b, n = chunk.shape[0], chunk.shape[1]
-        raw = torch.cat([smoother_buf, chunk], 1)  # (B, Z-1+n, C)
-        x = F.conv1d(raw.transpose(1, 2), self.kernel, groups=self.n_features).transpose(1, 2)
-        x = torch.bmm(x, self.weight.expand(b, -1, -1)) + self.bias  # (B, n, C)
-        x = self.layer_norm(F.softsign(x))
+        x, raw = self.new_bins(chunk, smoother_buf)
         seq = torch.cat([patch_buf, x], 1)  # (B, K-1+n, C): row i is bin count - K + 1 + i
         starts = count + torch.arange(n, device=count.device) - (self.kernel_len - 1)
         emit = torch.nonzero((starts >= 0) & (starts % self.stride_len == 0)).squeeze(1)  # (m,)
