@@ -32,7 +32,7 @@ from brain2text.sweep.children import (
     write_best_run_file,
     write_record,
 )
-from brain2text.sweep.processes import Job, log_tail, run_jobs
+from brain2text.sweep.processes import Job, run_jobs
 from brain2text.training.loop import INTERRUPTED
 
 
@@ -147,11 +147,9 @@ def _in_processes(children: list[Child], out_dir: Path, run_file: Path | str,
         write_sweep_outputs(out_dir)
 
     result = run_jobs(jobs, workers, out_dir / "logs", on_end=ended)
-    failed = {name: f"exit {code}: {log_tail(out_dir / 'logs' / f'{name}.log')}"
-              for name, code in result.failed.items()}
     if result.interrupted:
         print("sweep interrupted; run the same command again to go on")
-    return SweepOutcome(out_dir, result.interrupted, failed)
+    return SweepOutcome(out_dir, result.interrupted, result.failed)
 
 
 def _write_best(out_dir: Path, run_file: Path | str, base_name: str, overrides: list[str],

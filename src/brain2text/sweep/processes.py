@@ -33,7 +33,7 @@ class Job:
 @dataclass(frozen=True)
 class JobsOutcome:
     interrupted: bool  # a stop signal arrived (the jobs it reached stopped resumably)
-    failed: dict[str, int]  # job name -> its exit status, for those that ended in an error
+    failed: dict[str, str]  # job name -> "exit N: its log's last line", for those that failed
 
 
 def threads_per_process(workers: int) -> int:
@@ -55,7 +55,7 @@ def run_jobs(jobs: list[Job], workers: int, log_dir: Path,
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads_per_process(workers))}
     pending, running = list(jobs), {}
-    failed: dict[str, int] = {}
+    failed: dict[str, str] = {}
     caught: list[int] = []
 
     def forward(signum: int, frame) -> None:
@@ -80,7 +80,8 @@ def run_jobs(jobs: list[Job], workers: int, log_dir: Path,
             for proc in [p for p in running if p.poll() is not None]:
                 job = running.pop(proc)
                 if proc.returncode not in (0, EXIT_INTERRUPTED):
-                    failed[job.name] = proc.returncode
+                    failed[job.name] = (f"exit {proc.returncode}: "
+                                        f"{log_tail(log_dir / f'{job.name}.log')}")
                 if on_end is not None:
                     on_end(job, proc.returncode)
     finally:

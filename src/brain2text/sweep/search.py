@@ -48,7 +48,7 @@ from brain2text.sweep.children import (
     write_record,
 )
 from brain2text.sweep.grid import SweepOutcome
-from brain2text.sweep.processes import Job, log_tail, run_jobs
+from brain2text.sweep.processes import Job, run_jobs
 from brain2text.sweep.space import describe, load_space, probe_values, suggest
 from brain2text.training.loop import INTERRUPTED, PRUNED
 from brain2text.training.state import Evaluation
@@ -197,11 +197,9 @@ def run_search_workers(plan: SearchPlan, workers: int) -> SweepOutcome:
     result = run_jobs(jobs, workers, plan.out_dir / "logs",
                       on_end=lambda job, code: print(f"{job.name} ended (exit {code})", flush=True))
     write_sweep_outputs(plan.out_dir)
-    failed = {name: f"exit {code}: {log_tail(plan.out_dir / 'logs' / f'{name}.log')}"
-              for name, code in result.failed.items()}
     if result.interrupted:
         print("search interrupted; run the same command again to go on")
-    return SweepOutcome(plan.out_dir, result.interrupted, failed)
+    return SweepOutcome(plan.out_dir, result.interrupted, result.failed)
 
 
 class _Objective:
