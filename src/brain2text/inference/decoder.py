@@ -54,6 +54,15 @@ from brain2text.model.streaming import Stream, as_bins
 from brain2text.phonemes import to_symbols
 
 
+def pad_bins(trials: Sequence[np.ndarray], n_features: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(T_i, C) trials -> a (B, max T, C) float32 batch zero-padded at the end, and (B,) T_i."""
+    n_bins = torch.tensor([len(x) for x in trials])
+    padded = np.zeros((len(trials), int(n_bins.max()), n_features), np.float32)
+    for row, x in enumerate(trials):
+        padded[row, : len(x)] = x
+    return torch.from_numpy(padded), n_bins
+
+
 class NewDayWarning(UserWarning):
     """A day the checkpoint has no input layer for borrows the nearest earlier day's."""
 
@@ -144,11 +153,7 @@ class Decoder:
         return out
 
     def _decode(self, chunk: list[tuple[np.ndarray, str, int]]) -> list[Decoding]:
-        n_bins = torch.tensor([len(x) for x, _, _ in chunk])
-        padded = np.zeros((len(chunk), int(n_bins.max()), self.n_features), np.float32)
-        for row, (x, _, _) in enumerate(chunk):
-            padded[row, : len(x)] = x
-        batch = torch.from_numpy(padded)
+        batch, n_bins = pad_bins([x for x, _, _ in chunk], self.n_features)
         days = torch.tensor([i for _, _, i in chunk])
         tc = self.config.train
         with torch.no_grad(), autocast_context(self.device, tc.use_amp, tc.amp_dtype):

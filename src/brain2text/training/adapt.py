@@ -24,7 +24,7 @@ from brain2text.atomic import atomic_write_text
 from brain2text.config import RunConfig, load_run, to_yaml
 from brain2text.errors import ConfigError, DataError
 from brain2text.evaluation.metrics import edit_distance
-from brain2text.inference.decoder import Decoder, NewDayWarning
+from brain2text.inference.decoder import Decoder, NewDayWarning, pad_bins
 from brain2text.inference.raw import RawTrial, read_recording
 from brain2text.model.ctc import ctc_losses
 from brain2text.model.gru import GRUDecoder
@@ -94,11 +94,9 @@ def _fit(model: GRUDecoder, trials: list[tuple[RawTrial, list[int]]], day: int,
     for _ in range(ac.steps):
         pick = rng.choice(len(trials), size=min(ac.batch_size, len(trials)), replace=False)
         batch = [trials[k] for k in pick]
-        n_bins = torch.tensor([len(t.features) for t, _ in batch])
-        x = torch.zeros(len(batch), int(n_bins.max()), model.n_features)
+        x, n_bins = pad_bins([t.features for t, _ in batch], model.n_features)
         targets = torch.zeros(len(batch), max(len(ids) for _, ids in batch), dtype=torch.long)
-        for row, (t, ids) in enumerate(batch):
-            x[row, : len(t.features)] = torch.from_numpy(np.array(t.features))
+        for row, (_, ids) in enumerate(batch):
             targets[row, : len(ids)] = torch.tensor(ids)
         days = torch.full((len(batch),), day)
         logits = model(x.to(mask.device), days.to(mask.device), n_bins.to(mask.device))
