@@ -46,8 +46,10 @@ REFERENCE_PHONEME_PAD = 500  # the reference pickle pads every phoneme sequence 
 def machine_line(threads: int, device: torch.device) -> str:
     ram_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "no GPU"
-    return (f"{cpu_name()}, {os.cpu_count()} cores, {ram_gib:.0f} GiB RAM, "
-            f"torch {torch.__version__}, {threads} torch threads, {where}")
+    return (
+        f"{cpu_name()}, {os.cpu_count()} cores, {ram_gib:.0f} GiB RAM, "
+        f"torch {torch.__version__}, {threads} torch threads, {where}"
+    )
 
 
 def command_line() -> str:
@@ -70,14 +72,26 @@ def children_peak_rss_mb() -> float:
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_file")
     parser.add_argument("overrides", nargs="*", help="key.sub=value overrides of the run file")
-    parser.add_argument("--data", default=None,
-                        help=f"prepared data set (default: a demo-sized synthetic one, built "
-                             f"once in {WORKSPACE.name}/)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: train.threads, else all cores)")
-    parser.add_argument("--fast", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="overrides for the fast mode only, e.g. on a GPU: "
-                             "train.use_amp=true train.compile=true (the naive mode stays fp32)")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help=f"prepared data set (default: a demo-sized synthetic one, built "
+        f"once in {WORKSPACE.name}/)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: train.threads, else all cores)",
+    )
+    parser.add_argument(
+        "--fast",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="overrides for the fast mode only, e.g. on a GPU: "
+        "train.use_amp=true train.compile=true (the naive mode stays fp32)",
+    )
     parser.add_argument("--mode", default=None, help=argparse.SUPPRESS)  # set for subprocesses
 
 
@@ -92,9 +106,17 @@ def default_data() -> Path:
     raw, prepared = WORKSPACE / "raw", WORKSPACE / "prepared"
     if not (prepared / MANIFEST_FILE).is_file():
         print(f"building the benchmark data set in {WORKSPACE} (once)", file=sys.stderr)
-        generate(raw, days=demo.DEMO_DAYS, train_per_day=demo.DEMO_TRAIN_PER_DAY,
-                 test_per_day=demo.DEMO_TEST_PER_DAY, holdout_per_day=demo.DEMO_HOLDOUT_PER_DAY,
-                 seed=demo.DEMO_SEED, overwrite=True, compact=True, progress=False)
+        generate(
+            raw,
+            days=demo.DEMO_DAYS,
+            train_per_day=demo.DEMO_TRAIN_PER_DAY,
+            test_per_day=demo.DEMO_TEST_PER_DAY,
+            holdout_per_day=demo.DEMO_HOLDOUT_PER_DAY,
+            seed=demo.DEMO_SEED,
+            overwrite=True,
+            compact=True,
+            progress=False,
+        )
         prepare(raw, prepared, overwrite=True, progress=False)
     return prepared
 
@@ -110,8 +132,7 @@ def describe_fast_overrides(args: argparse.Namespace) -> str:
     return f"fast mode also: {' '.join(args.fast)}" if args.fast else ""
 
 
-def set_up_mode(args: argparse.Namespace, mode: str
-                ) -> tuple[RunConfig, torch.device, RunData]:
+def set_up_mode(args: argparse.Namespace, mode: str) -> tuple[RunConfig, torch.device, RunData]:
     """What a mode's process measures with: the config, its threads and device, its data."""
     config = load_config(args, mode)
     torch.set_num_threads(thread_count(args, config))
@@ -139,12 +160,16 @@ def run_modes(modes: list[str], args: argparse.Namespace, threads: int) -> dict[
     results = {}
     for mode in modes:
         print(f"running mode {mode} ...", file=sys.stderr, flush=True)
-        done = subprocess.run([sys.executable, sys.argv[0], *argv, "--mode", mode], env=env,
-                              stdout=subprocess.PIPE, text=True)
+        done = subprocess.run(
+            [sys.executable, sys.argv[0], *argv, "--mode", mode],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
         if done.returncode != 0 or not lines:
             sys.exit(f"mode {mode} failed (exit code {done.returncode}):\n{done.stdout}")
-        results[mode] = json.loads(lines[-1][len(RESULT_PREFIX):])
+        results[mode] = json.loads(lines[-1][len(RESULT_PREFIX) :])
     return results
 
 
@@ -213,8 +238,9 @@ def read_float64(root: Path, split: PreparedSplit, indices: np.ndarray) -> list[
     return out
 
 
-def load_reference_trials(root: Path, split: PreparedSplit,
-                          indices: np.ndarray) -> tuple[ReferenceTrials, float]:
+def load_reference_trials(
+    root: Path, split: PreparedSplit, indices: np.ndarray
+) -> tuple[ReferenceTrials, float]:
     """The trials read into RAM as float64 (the reference's pickle load), and the seconds it took."""
     start = time.perf_counter()
     trials = ReferenceTrials(root, split, indices)
@@ -224,7 +250,7 @@ def load_reference_trials(root: Path, split: PreparedSplit,
 def pad_to_longest(items) -> Batch:
     """Collate as the reference does: pad features and phonemes to the batch's longest, zeros.
     The result is the project's ``Batch``, so both modes share model, loss and step code."""
-    features, phonemes, n_bins, n_phones, days, ids = zip(*items)
+    features, phonemes, n_bins, n_phones, days, ids = zip(*items, strict=False)
     return Batch(
         pad_sequence(features, batch_first=True, padding_value=0),  # (B, T_max, 256)
         torch.stack(n_bins).long(),

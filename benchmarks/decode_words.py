@@ -73,18 +73,22 @@ def main() -> None:
         info = build_lm(corpus, Path(tmp) / "lm")
         build_s = time.perf_counter() - start
         rss_build = peak_rss_mb()
-        print(f"lm build: {len(texts)} sentences + {len(words)} one-word lines -> "
-              f"{info['vocabulary_size']} words, n-grams {info['ngrams']}: {build_s:.1f} s "
-              f"({build_s * 100_000 / len(texts):.1f} s per 100k sentences), "
-              f"peak RSS {rss_build:.0f} MB")
+        print(
+            f"lm build: {len(texts)} sentences + {len(words)} one-word lines -> "
+            f"{info['vocabulary_size']} words, n-grams {info['ngrams']}: {build_s:.1f} s "
+            f"({build_s * 100_000 / len(texts):.1f} s per 100k sentences), "
+            f"peak RSS {rss_build:.0f} MB"
+        )
 
         lm = open_lm(Path(tmp) / "lm")
         tests = sample_sentences(rng, args.test, evaluation=True)
         emissions = [emissions_for(t, rng) for t in tests]
         frames = statistics.fmean(len(e) for e in emissions)
         print(f"emissions: {len(tests)} held-out sentences, {frames:.0f} frames on average")
-        print("\n| beam | LM load + trie build (s) | ms per sentence (mean) | median | "
-              "WER | peak RSS (MB) |\n|---|---|---|---|---|---|")
+        print(
+            "\n| beam | LM load + trie build (s) | ms per sentence (mean) | median | "
+            "WER | peak RSS (MB) |\n|---|---|---|---|---|---|"
+        )
         for beam in (int(b) for b in args.beams.split(",")):
             start = time.perf_counter()
             decoder = WordDecoder(lm.arpa, lm.spellings, BeamOptions(beam_size=beam))
@@ -96,8 +100,10 @@ def main() -> None:
                 times.append(time.perf_counter() - t0)
                 hyps.append(normalize_words(" ".join(best[0].words)) if best else [])
             wer = error_rate([normalize_words(t) for t in tests], hyps).rate
-            print(f"| {beam} | {load_s:.1f} | {1000 * statistics.fmean(times):.1f} | "
-                  f"{1000 * statistics.median(times):.1f} | {wer:.3f} | {peak_rss_mb():.0f} |")
+            print(
+                f"| {beam} | {load_s:.1f} | {1000 * statistics.fmean(times):.1f} | "
+                f"{1000 * statistics.median(times):.1f} | {wer:.3f} | {peak_rss_mb():.0f} |"
+            )
             del decoder
 
 

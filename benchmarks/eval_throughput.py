@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
+
 from _common import (
     add_common_arguments,
     benchmark_main,
@@ -46,8 +48,6 @@ from _common import (
     set_up_mode,
     thread_count,
 )
-from torch.utils.data import DataLoader
-
 from brain2text.distributed import pick_device
 from brain2text.evaluation.evaluate import load_model
 from brain2text.evaluation.metrics import edit_distance
@@ -63,13 +63,19 @@ REFERENCE_BATCH_SIZE = 64  # the reference's test loader uses the training batch
 
 def fast_pass(model: GRUDecoder, data: RunData, idx: np.ndarray, config, device) -> dict:
     tc = config.train
-    decoded = decode_split(model, data.eval_split, idx, device, tc.eval_batch_size, tc.use_amp,
-                           tc.amp_dtype)
-    summary = score(references(data.eval_split, idx), decoded, data.eval_split.day_index[idx],
-                    data.dataset.days)
-    hyps = {int(i): h.tolist() for i, h in zip(decoded.trial_ids, decoded.hypotheses)}
-    return {"per": summary.per, "loss": summary.loss, "edits": summary.edit_distance,
-            "hypotheses": hyps}
+    decoded = decode_split(
+        model, data.eval_split, idx, device, tc.eval_batch_size, tc.use_amp, tc.amp_dtype
+    )
+    summary = score(
+        references(data.eval_split, idx), decoded, data.eval_split.day_index[idx], data.dataset.days
+    )
+    hyps = {int(i): h.tolist() for i, h in zip(decoded.trial_ids, decoded.hypotheses, strict=False)}
+    return {
+        "per": summary.per,
+        "loss": summary.loss,
+        "edits": summary.edit_distance,
+        "hypotheses": hyps,
+    }
 
 
 @torch.no_grad()
@@ -95,15 +101,23 @@ def naive_pass(model: GRUDecoder, loader: DataLoader, device) -> dict:
             hyps[int(batch.trial_ids[k])] = hyp.tolist()
         loop_s += time.perf_counter() - loop_start
     # the reference averages the per-batch mean losses; the fast mode the per-trial ones
-    return {"per": edits / n_phonemes, "loss": float(np.mean(losses)), "edits": edits,
-            "hypotheses": hyps, "loop_s": loop_s}
+    return {
+        "per": edits / n_phonemes,
+        "loss": float(np.mean(losses)),
+        "edits": edits,
+        "hypotheses": hyps,
+        "loop_s": loop_s,
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_arguments(parser)
-    parser.add_argument("--checkpoint", default=None, help="weights to evaluate (default: the "
-                        "run's model at its seeded random initialisation)")
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="weights to evaluate (default: the run's model at its seeded random initialisation)",
+    )
     parser.add_argument("--passes", type=int, default=3, help="timed passes per mode")
     parser.add_argument("--warmup", type=int, default=1, help="untimed passes before them")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N trials")
@@ -118,14 +132,20 @@ def measure(mode: str, args: argparse.Namespace) -> dict:
         model = load_model(Path(args.checkpoint), device)[0]
     else:
         seed_everything(config.train.seed)
-        model = GRUDecoder(config.model, n_days=data.dataset.n_days,
-                           n_features=data.dataset.n_features).to(device)
+        model = GRUDecoder(
+            config.model, n_days=data.dataset.n_days, n_features=data.dataset.n_features
+        ).to(device)
     load_s = 0.0
     if mode == "naive":
         trials, load_s = load_reference_trials(data.dataset.path, data.eval_split, idx)
-        loader = DataLoader(trials, batch_size=REFERENCE_BATCH_SIZE, shuffle=False,
-                            num_workers=0, pin_memory=device.type == "cuda",
-                            collate_fn=pad_to_longest)
+        loader = DataLoader(
+            trials,
+            batch_size=REFERENCE_BATCH_SIZE,
+            shuffle=False,
+            num_workers=0,
+            pin_memory=device.type == "cuda",
+            collate_fn=pad_to_longest,
+        )
         one_pass = lambda: naive_pass(model, loader, device)  # noqa: E731
     else:
         one_pass = lambda: fast_pass(model, data, idx, config, device)  # noqa: E731
@@ -135,9 +155,16 @@ def measure(mode: str, args: argparse.Namespace) -> dict:
     for _ in range(args.passes):
         result = one_pass()
     wall = time.perf_counter() - start
-    return {**result, "sentences": len(idx), "passes": args.passes, "wall_s": wall,
-            "load_s": load_s, "parameters": count_parameters(model), "split": data.eval_name,
-            "peak_rss_mb": peak_rss_mb()}
+    return {
+        **result,
+        "sentences": len(idx),
+        "passes": args.passes,
+        "wall_s": wall,
+        "load_s": load_s,
+        "parameters": count_parameters(model),
+        "split": data.eval_name,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def print_report(args: argparse.Namespace, results: dict[str, dict]) -> None:
@@ -147,26 +174,54 @@ def print_report(args: argparse.Namespace, results: dict[str, dict]) -> None:
     print(f"command: {command_line()}")
     if args.fast:
         print(describe_fast_overrides(args))
-    print(f"run: {config.name}, {describe_size(fast['parameters'])} parameters, weights "
-          f"{args.checkpoint or 'random (seeded)'}; {fast['sentences']} {fast['split']} "
-          f"sentences; data {args.data}; {args.warmup} warm-up + {args.passes} timed passes "
-          f"per mode; eval batch {config.train.eval_batch_size} (fast), "
-          f"{REFERENCE_BATCH_SIZE} (naive)")
+    print(
+        f"run: {config.name}, {describe_size(fast['parameters'])} parameters, weights "
+        f"{args.checkpoint or 'random (seeded)'}; {fast['sentences']} {fast['split']} "
+        f"sentences; data {args.data}; {args.warmup} warm-up + {args.passes} timed passes "
+        f"per mode; eval batch {config.train.eval_batch_size} (fast), "
+        f"{REFERENCE_BATCH_SIZE} (naive)"
+    )
     print()
     rows = []
     for mode in MODES:
         r = results[mode]
         loop = f"{r['loop_s']:.3f}" if "loop_s" in r else "-"  # the last pass's
-        rows.append([mode, f"{r['sentences'] * r['passes'] / r['wall_s']:.1f}",
-                     f"{r['wall_s'] / r['passes']:.3f}", loop, f"{r['per']:.4f}", r["edits"],
-                     f"{r['loss']:.4f}", f"{r['peak_rss_mb']:.0f}", f"{r['load_s']:.1f}"])
-    print(markdown_table(["mode", "sentences/s", "s/pass", "of which Python loop", "PER",
-                          "edits", "CTC loss", "peak RSS (MB)", "data to RAM (s)"], rows))
+        rows.append(
+            [
+                mode,
+                f"{r['sentences'] * r['passes'] / r['wall_s']:.1f}",
+                f"{r['wall_s'] / r['passes']:.3f}",
+                loop,
+                f"{r['per']:.4f}",
+                r["edits"],
+                f"{r['loss']:.4f}",
+                f"{r['peak_rss_mb']:.0f}",
+                f"{r['load_s']:.1f}",
+            ]
+        )
+    print(
+        markdown_table(
+            [
+                "mode",
+                "sentences/s",
+                "s/pass",
+                "of which Python loop",
+                "PER",
+                "edits",
+                "CTC loss",
+                "peak RSS (MB)",
+                "data to RAM (s)",
+            ],
+            rows,
+        )
+    )
     ratio = naive["wall_s"] / naive["passes"] / (fast["wall_s"] / fast["passes"])
     differ = sum(naive["hypotheses"][i] != h for i, h in fast["hypotheses"].items())
     print(f"\nfast / naive sentences/s: {ratio:.2f}x")
-    print(f"PER fast - naive: {fast['per'] - naive['per']:+.4f}; hypotheses differ in {differ} "
-          f"of {fast['sentences']} sentences (padding: the GRU is not length-masked)")
+    print(
+        f"PER fast - naive: {fast['per'] - naive['per']:+.4f}; hypotheses differ in {differ} "
+        f"of {fast['sentences']} sentences (padding: the GRU is not length-masked)"
+    )
 
 
 if __name__ == "__main__":

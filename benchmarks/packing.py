@@ -28,8 +28,9 @@ def one_pass(target, batches, packed: bool) -> tuple[dict[int, list[int]], float
     with torch.no_grad():
         for batch in batches:
             logits = model(batch.features, batch.day_index, batch.n_bins if packed else None)
-            for i, h in zip(batch.trial_ids.tolist(),
-                            greedy_decode(logits, model.output_lengths(batch.n_bins))):
+            for i, h in zip(
+                batch.trial_ids.tolist(), greedy_decode(logits, model.output_lengths(batch.n_bins)), strict=False
+            ):
                 hyps[i] = h.tolist()
     return hyps, time.perf_counter() - start
 
@@ -48,26 +49,33 @@ def main() -> None:
     batched = list(eval_batches(split, indices, args.batch_size))
     alone = [collate(split, np.array([i])) for i in indices]
     rows, results = [], {}
-    for name, batches, packed in (("padded batches", batched, False),
-                                  ("packed batches (evaluate)", batched, True),
-                                  ("each trial alone", alone, False)):
+    for name, batches, packed in (
+        ("padded batches", batched, False),
+        ("packed batches (evaluate)", batched, True),
+        ("each trial alone", alone, False),
+    ):
         one_pass(target, batches[:2], packed)  # warm-up
         hyps, seconds = one_pass(target, batches, packed)
         results[name] = hyps
         rate = error_rate([refs[i] for i in refs], [hyps[i] for i in refs])
-        rows.append([name, f"{rate.rate:.4f}", f"{seconds:.2f}",
-                     f"{1000 * seconds / len(refs):.1f}"])
-    same = sum(results["packed batches (evaluate)"][i] == results["each trial alone"][i]
-               for i in refs)
+        rows.append(
+            [name, f"{rate.rate:.4f}", f"{seconds:.2f}", f"{1000 * seconds / len(refs):.1f}"]
+        )
+    same = sum(
+        results["packed batches (evaluate)"][i] == results["each trial alone"][i] for i in refs
+    )
     differ = sum(results["padded batches"][i] != results["each trial alone"][i] for i in refs)
     print(f"machine: {machine_line(args.threads, torch.device('cpu'))}")
     print(f"command: {command_line()}")
-    print(f"run: {args.run_dir} ({target.config.name}, bidirectional="
-          f"{target.config.model.bidirectional}), {args.split} split, {len(refs)} trials, "
-          f"batches of {args.batch_size}")
+    print(
+        f"run: {args.run_dir} ({target.config.name}, bidirectional="
+        f"{target.config.model.bidirectional}), {args.split} split, {len(refs)} trials, "
+        f"batches of {args.batch_size}"
+    )
     print(markdown_table(["pass", "PER", "seconds", "ms / trial"], rows))
-    print(f"packed = alone for {same} of {len(refs)} trials; padded differs from alone for "
-          f"{differ}")
+    print(
+        f"packed = alone for {same} of {len(refs)} trials; padded differs from alone for {differ}"
+    )
 
 
 if __name__ == "__main__":

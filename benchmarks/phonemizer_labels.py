@@ -85,8 +85,11 @@ def report(comparison: LabelComparison) -> str:
     ]
     for row in comparison.sentences:
         if row.cmu != row.reference:
-            lines += [f"{row.text}", f"  cmu:       {' '.join(row.cmu) if row.cmu else '(stops)'}",
-                      f"  reference: {' '.join(row.reference)}  [{row.edits} edits]"]
+            lines += [
+                f"{row.text}",
+                f"  cmu:       {' '.join(row.cmu) if row.cmu else '(stops)'}",
+                f"  reference: {' '.join(row.reference)}  [{row.edits} edits]",
+            ]
     return "\n".join(lines)
 
 
@@ -95,8 +98,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sentences", type=Path, default=None, help="one sentence a line")
     parser.add_argument("--lexicon", type=Path, default=None, help="CMU-format user lexicon")
     args = parser.parse_args(argv)
-    sentences = (SENTENCES if args.sentences is None else
-                 [t for t in args.sentences.read_text(encoding="utf-8").splitlines() if t.strip()])
+    sentences = (
+        SENTENCES
+        if args.sentences is None
+        else [t for t in args.sentences.read_text(encoding="utf-8").splitlines() if t.strip()]
+    )
     lexicon = read_lexicon(args.lexicon) if args.lexicon is not None else None
     print(report(compare_phonemizers(sentences, lexicon)))
 

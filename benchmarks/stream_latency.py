@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import command_line, machine_line, markdown_table
-from decode_words import emissions_for
 
+from _common import command_line, machine_line, markdown_table
 from brain2text.config import load_run
 from brain2text.decoding.beam import BeamOptions, WordDecoder
 from brain2text.decoding.lm import build_lm, open_lm
@@ -32,6 +31,7 @@ from brain2text.model.stream_export import OnnxStream, export_onnx_stream
 from brain2text.model.streaming import Stream
 from brain2text.phonemes import cmu_dictionary
 from brain2text.synth.sentences import sample_sentences
+from decode_words import emissions_for
 
 SIZES = {"b2t25_causal": 512, "run13_causal": 256}
 STEP_BINS = 4
@@ -51,7 +51,7 @@ class WordSteps:
 
     def step(self) -> None:
         e = self.emissions[self.sentence]
-        self.stream.step(e[self.frame:self.frame + 1])
+        self.stream.step(e[self.frame : self.frame + 1])
         self.frame += 1
         if self.frame == len(e):  # the sentence ends: the next one starts afresh
             self.stream.finish()
@@ -59,14 +59,15 @@ class WordSteps:
             self.frame, self.stream = 0, self.decoder.stream()
 
 
-def run_steps(push, steps: int, n_features: int, words: WordSteps | None,
-              rng: np.random.Generator) -> list[float]:
+def run_steps(
+    push, steps: int, n_features: int, words: WordSteps | None, rng: np.random.Generator
+) -> list[float]:
     bins = rng.standard_normal((steps * STEP_BINS, n_features)).astype(np.float32)
     for k in range(8):  # warm-up
-        push(bins[k * STEP_BINS:(k + 1) * STEP_BINS])
+        push(bins[k * STEP_BINS : (k + 1) * STEP_BINS])
     out = []
     for k in range(steps):
-        chunk = bins[k * STEP_BINS:(k + 1) * STEP_BINS]
+        chunk = bins[k * STEP_BINS : (k + 1) * STEP_BINS]
         start = time.perf_counter()
         push(chunk)
         if words is not None:
@@ -81,8 +82,13 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--lm-sentences", type=int, default=20_000)
     parser.add_argument("--beam", type=int, default=50)
-    parser.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="overrides of both run files (e.g. a smaller model.n_units)")
+    parser.add_argument(
+        "--override",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="overrides of both run files (e.g. a smaller model.n_units)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
@@ -102,8 +108,13 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
             model = GRUDecoder(config, n_days=1, n_features=n_features).eval()
             size = describe_size(count_parameters(model))
             out = Path(tmp) / f"{run_file}.onnx"
-            export_onnx_stream(model, ["day"], "day", out,
-                               sidecar({"model": config.model_dump()}, ["day"], None, n_features))
+            export_onnx_stream(
+                model,
+                ["day"],
+                "day",
+                out,
+                sidecar({"model": config.model_dump()}, ["day"], None, n_features),
+            )
             h0 = out.with_name(out.name + ".h0.npy")
             for runtime in ("torch", "onnxruntime"):
                 for with_words in (False, True):
@@ -111,15 +122,24 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
                         stream = Stream(model, 0)
                         push = stream.push
                     else:
-                        onnx_stream = OnnxStream(out, np.load(h0) if h0.exists() else None,
-                                                 threads=args.threads)
+                        onnx_stream = OnnxStream(
+                            out, np.load(h0) if h0.exists() else None, threads=args.threads
+                        )
                         push = onnx_stream.push
                     steps = WordSteps(decoder, emissions) if with_words else None
-                    p50, p99, worst = percentiles(run_steps(push, args.steps, n_features,
-                                                            steps, rng))
-                    rows.append([f"{run_file} ({size})", runtime,
-                                 "yes" if with_words else "no", f"{p50:.2f}", f"{p99:.2f}",
-                                 f"{worst:.2f}"])
+                    p50, p99, worst = percentiles(
+                        run_steps(push, args.steps, n_features, steps, rng)
+                    )
+                    rows.append(
+                        [
+                            f"{run_file} ({size})",
+                            runtime,
+                            "yes" if with_words else "no",
+                            f"{p50:.2f}",
+                            f"{p99:.2f}",
+                            f"{worst:.2f}",
+                        ]
+                    )
             x = torch.from_numpy(rng.standard_normal((1, 500, n_features)).astype(np.float32))
             with torch.no_grad():
                 model(x, torch.tensor([0]))
@@ -127,12 +147,22 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
                 for _ in range(3):
                     model(x, torch.tensor([0]))
             whole = (time.perf_counter() - start) / 3
-            rows.append([f"{run_file} ({size})", "torch, whole 10 s trial at once", "no",
-                         f"{1000 * whole:.1f}", "-", "-"])
+            rows.append(
+                [
+                    f"{run_file} ({size})",
+                    "torch, whole 10 s trial at once",
+                    "no",
+                    f"{1000 * whole:.1f}",
+                    "-",
+                    "-",
+                ]
+            )
     print(f"machine: {machine_line(args.threads, torch.device('cpu'))}")
     print(f"command: {command_line()}")
-    print(f"{args.steps} steps of {STEP_BINS} bins (80 ms) each; word step: beam {args.beam}, "
-          f"3-gram over {len(words)} lexicon words + {args.lm_sentences} sentences")
+    print(
+        f"{args.steps} steps of {STEP_BINS} bins (80 ms) each; word step: beam {args.beam}, "
+        f"3-gram over {len(words)} lexicon words + {args.lm_sentences} sentences"
+    )
     print(markdown_table(["model", "runtime", "word step", "p50 ms", "p99 ms", "max ms"], rows))
     return rows
 

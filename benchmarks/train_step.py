@@ -50,19 +50,27 @@ def main() -> None:
     target_lengths = torch.full((b,), TYPICAL_PHONEMES, device=device)
     days = torch.randint(0, 24, (b,), device=device)
 
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-          f"{device}, torch {torch.__version__}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"{device}, torch {torch.__version__}"
+    )
     print(f"command: {' '.join(sys.argv)}")
-    print(f"model: {describe_size(count_parameters(model))} parameters; batch {b} x {args.bins} bins")
+    print(
+        f"model: {describe_size(count_parameters(model))} parameters; batch {b} x {args.bins} bins"
+    )
     print(f"{'step':>4}  {'seconds':>8}  {'samples/s':>9}  {'peak RSS (MB)':>13}")
     for step in range(args.steps):
         start = time.perf_counter()
         features = augment_batch(x.to(device), n_bins.to(device), config.augment)
         logits = model(features, days)
-        loss = ctc_losses(logits, model.output_lengths(n_bins.to(device)), targets, target_lengths).mean()
+        loss = ctc_losses(
+            logits, model.output_lengths(n_bins.to(device)), targets, target_lengths
+        ).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip_norm or float("inf"))
+        torch.nn.utils.clip_grad_norm_(
+            model.parameters(), config.optim.grad_clip_norm or float("inf")
+        )
         optimizer.step()
         scheduler.step()
         if device.type == "cuda":

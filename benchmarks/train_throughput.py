@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable
 
 import torch
+from torch.utils.data import DataLoader
+
 from _common import (
     add_common_arguments,
     benchmark_main,
@@ -46,8 +48,6 @@ from _common import (
     set_up_mode,
     thread_count,
 )
-from torch.utils.data import DataLoader
-
 from brain2text.config import RunConfig
 from brain2text.data.batches import Batch, TrainBatches
 from brain2text.distributed import pick_device
@@ -64,12 +64,19 @@ from brain2text.training.step import (
 MODES = ["naive", "fast"]
 
 
-def timed_steps(next_batch: Callable[[], Batch], config: RunConfig, data: RunData,
-                device: torch.device, generator: torch.Generator, warmup: int,
-                batches: int) -> dict:
+def timed_steps(
+    next_batch: Callable[[], Batch],
+    config: RunConfig,
+    data: RunData,
+    device: torch.device,
+    generator: torch.Generator,
+    warmup: int,
+    batches: int,
+) -> dict:
     """Train ``warmup + batches`` steps on batches from ``next_batch``; time the last ones."""
-    model = GRUDecoder(config.model, n_days=data.dataset.n_days,
-                       n_features=data.dataset.n_features).to(device)
+    model = GRUDecoder(
+        config.model, n_days=data.dataset.n_days, n_features=data.dataset.n_features
+    ).to(device)
     optimizer = build_optimizer(model, config.optim)
     scheduler = build_scheduler(optimizer, config.optim, config.train.n_batch)
     scaler = build_scaler(config, device)
@@ -97,26 +104,46 @@ def timed_steps(next_batch: Callable[[], Batch], config: RunConfig, data: RunDat
         losses.append(loss.item())  # the training loop logs it: a sync point on a GPU
         b, t = batch.features.shape[:2]
         samples, padded, real = samples + b, padded + b * t, real + int(batch.n_bins.sum())
-        print(f"  step {step}{' (warm-up)' if step < warmup else ''}: {b} x {t} bins, "
-              f"loss {losses[-1]:.3f}", file=sys.stderr, flush=True)
+        print(
+            f"  step {step}{' (warm-up)' if step < warmup else ''}: {b} x {t} bins, "
+            f"loss {losses[-1]:.3f}",
+            file=sys.stderr,
+            flush=True,
+        )
     if device.type == "cuda":
         torch.cuda.synchronize()
     wall = time.perf_counter() - start
-    return {"samples": samples, "wall_s": wall, "batches": batches, "data_s": data_s,
-            "padded_bins_per_batch": padded / batches, "padding_share": 1 - real / padded,
-            "parameters": count_parameters(model), "first_loss": losses[0]}
+    return {
+        "samples": samples,
+        "wall_s": wall,
+        "batches": batches,
+        "data_s": data_s,
+        "padded_bins_per_batch": padded / batches,
+        "padding_share": 1 - real / padded,
+        "parameters": count_parameters(model),
+        "first_loss": losses[0],
+    }
 
 
-def fast(config: RunConfig, data: RunData, device: torch.device, warmup: int,
-         batches: int) -> dict:
+def fast(config: RunConfig, data: RunData, device: torch.device, warmup: int, batches: int) -> dict:
     """The project's path, built as ``train._train_loop`` builds it."""
     tc = config.train
     generator = seed_everything(tc.seed, device=device)
     loader = DataLoader(
-        TrainBatches(data.train_split, data.train_idx, tc.batch_size, tc.seed, 0,
-                     warmup + batches, tc.length_bucket_pool),
-        batch_size=None, shuffle=False, num_workers=tc.num_workers,
-        persistent_workers=tc.num_workers > 0, pin_memory=device.type == "cuda",
+        TrainBatches(
+            data.train_split,
+            data.train_idx,
+            tc.batch_size,
+            tc.seed,
+            0,
+            warmup + batches,
+            tc.length_bucket_pool,
+        ),
+        batch_size=None,
+        shuffle=False,
+        num_workers=tc.num_workers,
+        persistent_workers=tc.num_workers > 0,
+        pin_memory=device.type == "cuda",
         generator=torch.Generator().manual_seed(tc.seed),
     )
     stream = iter(loader)
@@ -125,18 +152,25 @@ def fast(config: RunConfig, data: RunData, device: torch.device, warmup: int,
     return {**result, "load_s": 0.0, "workers": tc.num_workers}
 
 
-def naive(config: RunConfig, data: RunData, device: torch.device, warmup: int,
-          batches: int) -> dict:
+def naive(
+    config: RunConfig, data: RunData, device: torch.device, warmup: int, batches: int
+) -> dict:
     """The reference's path: float64 trials in RAM, shuffled DataLoader padding to the batch's
     longest trial, a new iterator (and so a new permutation) for every batch."""
     tc = config.train
     generator = seed_everything(tc.seed, device=device)
-    trials, load_s = load_reference_trials(data.dataset.path, data.train_split,
-                                             data.train_idx)
-    loader = DataLoader(trials, batch_size=tc.batch_size, shuffle=True, num_workers=0,
-                        pin_memory=device.type == "cuda", collate_fn=pad_to_longest)
-    result = timed_steps(lambda: next(iter(loader)), config, data, device, generator, warmup,
-                         batches)
+    trials, load_s = load_reference_trials(data.dataset.path, data.train_split, data.train_idx)
+    loader = DataLoader(
+        trials,
+        batch_size=tc.batch_size,
+        shuffle=True,
+        num_workers=0,
+        pin_memory=device.type == "cuda",
+        collate_fn=pad_to_longest,
+    )
+    result = timed_steps(
+        lambda: next(iter(loader)), config, data, device, generator, warmup, batches
+    )
     return {**result, "load_s": load_s, "workers": 0}
 
 
@@ -163,10 +197,12 @@ def print_report(args: argparse.Namespace, results: dict[str, dict]) -> None:
     print(f"command: {command_line()}")
     if args.fast:
         print(describe_fast_overrides(args))
-    print(f"run: {config.name}, {describe_size(results['fast']['parameters'])} parameters, "
-          f"batch {tc.batch_size}, length_bucket_pool {tc.length_bucket_pool}, "
-          f"num_workers {tc.num_workers} (fast mode); data {args.data}; "
-          f"{args.warmup} warm-up + {args.batches} timed batches per mode")
+    print(
+        f"run: {config.name}, {describe_size(results['fast']['parameters'])} parameters, "
+        f"batch {tc.batch_size}, length_bucket_pool {tc.length_bucket_pool}, "
+        f"num_workers {tc.num_workers} (fast mode); data {args.data}; "
+        f"{args.warmup} warm-up + {args.batches} timed batches per mode"
+    )
     print()
     rows = []
     for mode in MODES:
@@ -174,11 +210,33 @@ def print_report(args: argparse.Namespace, results: dict[str, dict]) -> None:
         rss = f"{r['peak_rss_mb']:.0f}"
         if r["workers"]:
             rss += f" (+{r['workers']} workers, {r['workers_peak_rss_mb']:.0f} each at most)"
-        rows.append([mode, f"{r['samples'] / r['wall_s']:.2f}", f"{r['wall_s'] / r['batches']:.3f}",
-                     f"{r['data_s'] / r['batches']:.3f}", f"{r['padded_bins_per_batch']:.0f}",
-                     f"{100 * r['padding_share']:.0f}%", rss, f"{r['load_s']:.1f}"])
-    print(markdown_table(["mode", "samples/s", "s/batch", "of which data", "padded bins/batch",
-                          "padding", "peak RSS (MB)", "data to RAM (s)"], rows))
+        rows.append(
+            [
+                mode,
+                f"{r['samples'] / r['wall_s']:.2f}",
+                f"{r['wall_s'] / r['batches']:.3f}",
+                f"{r['data_s'] / r['batches']:.3f}",
+                f"{r['padded_bins_per_batch']:.0f}",
+                f"{100 * r['padding_share']:.0f}%",
+                rss,
+                f"{r['load_s']:.1f}",
+            ]
+        )
+    print(
+        markdown_table(
+            [
+                "mode",
+                "samples/s",
+                "s/batch",
+                "of which data",
+                "padded bins/batch",
+                "padding",
+                "peak RSS (MB)",
+                "data to RAM (s)",
+            ],
+            rows,
+        )
+    )
     speed = {m: results[m]["samples"] / results[m]["wall_s"] for m in MODES}
     print(f"\nfast / naive samples/s: {speed['fast'] / speed['naive']:.2f}x")
 

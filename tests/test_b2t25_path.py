@@ -14,32 +14,69 @@ from brain2text.config import load_run
 from brain2text.data.dataset import open_prepared
 from tests.conftest import RUNS
 
-TINY = ["model.n_units=16", "model.n_layers=1", "train.batch_size=8", "train.n_batch=6",
-        "train.eval_every=3", "train.threads=1"]
+TINY = [
+    "model.n_units=16",
+    "model.n_layers=1",
+    "train.batch_size=8",
+    "train.n_batch=6",
+    "train.eval_every=3",
+    "train.threads=1",
+]
 
 
 @pytest.fixture(scope="module")
 def b2t25_prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("b2t25")
-    assert main(["synth", str(root / "raw"), "--layout", "b2t25", "--days", "4",
-                 "--train-per-day", "12", "--test-per-day", "4", "--holdout-per-day", "3",
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                str(root / "raw"),
+                "--layout",
+                "b2t25",
+                "--days",
+                "4",
+                "--train-per-day",
+                "12",
+                "--test-per-day",
+                "4",
+                "--holdout-per-day",
+                "3",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert main(["prepare", str(root / "raw"), str(root / "prep"), "--quiet"]) == 0
     return root
 
 
 @pytest.mark.slow
-def test_b2t25_sessions_train_evaluate_and_make_a_submission(b2t25_prepared, prepared_dir,
-                                                              tmp_path, capsys):
+def test_b2t25_sessions_train_evaluate_and_make_a_submission(
+    b2t25_prepared, prepared_dir, tmp_path, capsys
+):
     root = b2t25_prepared
     run = tmp_path / "run"
-    assert main(["train", "b2t25_cpu_demo", f"data.path={root / 'prep'}", *TINY,
-                 "--out", str(run), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "b2t25_cpu_demo",
+                f"data.path={root / 'prep'}",
+                *TINY,
+                "--out",
+                str(run),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     log = (run / "train.log").read_text()
     assert "validation on the dataset's own val split (12 trials)" in log
     val = json.loads((run / "metrics.jsonl").read_text().splitlines()[3])  # first evaluation
     assert val["step"] == 2 and set(k for k in val if k.startswith("val/per/")) == {
-        f"val/per/{d}" for d in open_prepared(root / "prep").days[1:]}  # the days with val
+        f"val/per/{d}" for d in open_prepared(root / "prep").days[1:]
+    }  # the days with val
 
     assert main(["evaluate", str(run), "--split", "val"]) == 0
     summary = json.loads((run / "eval" / "val" / "summary.json").read_text())
@@ -53,8 +90,19 @@ def test_b2t25_sessions_train_evaluate_and_make_a_submission(b2t25_prepared, pre
     assert order == sorted(order)  # sessions by date, trials in file order
     assert [r[1] for r in rows[1:]] == [json.loads(d)["hyp"] for d in decoded]
 
-    assert main(["evaluate", str(run), "--split", "test", "--answers",
-                 str(root / "raw" / "test_answers.json")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run),
+                "--split",
+                "test",
+                "--answers",
+                str(root / "raw" / "test_answers.json"),
+            ]
+        )
+        == 0
+    )
     assert "test PER" in capsys.readouterr().out
 
     capsys.readouterr()
@@ -67,15 +115,23 @@ def test_the_b2t25_baseline_spells_out_the_public_recipe():
     c = load_run(RUNS / "b2t25_baseline.yaml")
     m, a, o, t = c.model, c.augment, c.optim, c.train
     assert (m.n_units, m.n_layers, m.dropout, m.bidirectional, m.learnable_h0) == (
-        768, 5, 0.4, False, True)
+        768,
+        5,
+        0.4,
+        False,
+        True,
+    )
     assert (m.input_dropout, m.use_layer_norm, m.kernel_len, m.stride_len) == (0.2, False, 14, 4)
     assert (m.gaussian_smooth_width, m.smooth_kernel_size) == (2.0, 100)
     assert (a.white_noise_sd, a.constant_offset_sd, a.random_cut) == (1.0, 0.2, 3)
     assert (o.optimizer, tuple(o.betas), o.eps, o.l2_decay) == ("adamw", (0.9, 0.999), 0.1, 1e-3)
-    assert (o.schedule, o.max_lr, o.end_lr, o.warmup_batches) == (
-        "warmup_cosine", 5e-3, 1e-4, 1000)
+    assert (o.schedule, o.max_lr, o.end_lr, o.warmup_batches) == ("warmup_cosine", 5e-3, 1e-4, 1000)
     assert (o.day_max_lr, o.day_end_lr, o.day_weight_decay, o.grad_clip_norm) == (
-        5e-3, 1e-4, 0.0, 10.0)
+        5e-3,
+        1e-4,
+        0.0,
+        10.0,
+    )
     assert (t.batch_size, t.n_batch, t.days_per_batch, t.eval_every) == (64, 120000, 4, 2000)
     assert (t.use_amp, t.amp_dtype) == (True, "bf16")
 
@@ -91,16 +147,16 @@ def test_run11_run12_run13_form_the_notes_lineage():
     assert run12.augment.time_mask_prob == run12.augment.freq_mask_prob == 0.1
     o = run11.optim
     assert (o.optimizer, o.max_lr, o.l2_decay, o.schedule) == ("adamw", 8e-4, 1e-4, "plateau")
-    assert (o.plateau_patience, o.plateau_factor, o.end_lr, o.grad_clip_norm) == (
-        8, 0.5, 1e-5, 1.5)
+    assert (o.plateau_patience, o.plateau_factor, o.end_lr, o.grad_clip_norm) == (8, 0.5, 1e-5, 1.5)
     assert run11.augment.white_noise_sd == run11.augment.constant_offset_sd == 0.0
     assert (run11.augment.time_mask_width, run11.augment.freq_mask_width) == (40, 12)
     assert run11.model.use_layer_norm and not run11.train.use_amp
 
 
 @pytest.mark.slow
-def test_run13s_faster_than_is_judged_against_a_run11_child_of_its_size(prepared_dir, tmp_path,
-                                                                        monkeypatch):
+def test_run13s_faster_than_is_judged_against_a_run11_child_of_its_size(
+    prepared_dir, tmp_path, monkeypatch
+):
     from brain2text.reports.criteria import NOT_MEASURABLE, judge
     from brain2text.reports.report import reference_rows
     from brain2text.runs.runlog import read_metrics
@@ -109,12 +165,27 @@ def test_run13s_faster_than_is_judged_against_a_run11_child_of_its_size(prepared
     monkeypatch.chdir(tmp_path)  # criteria.faster_than.run is runs/run11, from here
     tiny = tiny_overrides(prepared_dir, **{"train.n_batch": 6, "train.eval_every": 2})
     assert main(["train", "run11_cpu_demo", *tiny, "--out", "runs/run11", "--quiet"]) == 0
-    assert main(["train", "run13_cpu_demo", *tiny, "criteria.faster_than.per=5",
-                 "--out", "runs/run13", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "run13_cpu_demo",
+                *tiny,
+                "criteria.faster_than.per=5",
+                "--out",
+                "runs/run13",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     config = load_run(tmp_path / "runs" / "run13" / "config.yaml")
     assert config.criteria.faster_than.run == "runs/run11"
-    verdict = next(v for v in judge(config, read_metrics(tmp_path / "runs" / "run13"),
-                                    reference_rows(config)) if v.name == "faster_than")
+    verdict = next(
+        v
+        for v in judge(config, read_metrics(tmp_path / "runs" / "run13"), reference_rows(config))
+        if v.name == "faster_than"
+    )
     assert verdict.status != NOT_MEASURABLE
     assert "vs runs/run11 at batch 1" in verdict.figure
     assert load_run(RUNS / "run11_cpu_demo.yaml").optim.schedule == "plateau"

@@ -21,8 +21,11 @@ import train_throughput  # noqa: E402
 
 def table_rows(text: str) -> dict[str, list[str]]:
     """Markdown table rows of the printed report, by first cell (the mode)."""
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
-            if line.startswith("| ") and not line.startswith("| mode")]
+    rows = [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in text.splitlines()
+        if line.startswith("| ") and not line.startswith("| mode")
+    ]
     return {row[0]: row[1:] for row in rows}
 
 
@@ -34,8 +37,14 @@ def run_both_modes(benchmark, prepared_dir, *options: str) -> dict:
     """Both modes of ``benchmark`` run in this process on a tiny config; their results (the
     report is printed)."""
     args = benchmark.build_parser().parse_args(
-        [str(RUNS / "run13_cpu_demo.yaml"), *tiny_overrides(prepared_dir),
-         "--data", str(prepared_dir), *options])
+        [
+            str(RUNS / "run13_cpu_demo.yaml"),
+            *tiny_overrides(prepared_dir),
+            "--data",
+            str(prepared_dir),
+            *options,
+        ]
+    )
     results = {m: benchmark.measure(m, args) for m in benchmark.MODES}
     benchmark.print_report(args, results)
     return results
@@ -93,30 +102,67 @@ def test_naive_data_is_the_prepared_data_in_float64(prepared_dir):
 
 def test_fast_overrides_apply_to_the_fast_mode_only(prepared_dir):
     args = train_throughput.build_parser().parse_args(
-        [str(RUNS / "run13_cpu_demo.yaml"), "--data", str(prepared_dir),
-         "--fast", "train.use_amp=true", "train.length_bucket_pool=4"])
+        [
+            str(RUNS / "run13_cpu_demo.yaml"),
+            "--data",
+            str(prepared_dir),
+            "--fast",
+            "train.use_amp=true",
+            "train.length_bucket_pool=4",
+        ]
+    )
     fast, naive = (_common.load_config(args, mode) for mode in ("fast", "naive"))
     assert fast.train.use_amp and fast.train.length_bucket_pool == 4
     assert not naive.train.use_amp and naive.train.length_bucket_pool == 16
     assert _common.describe_fast_overrides(args) == (
-        "fast mode also: train.use_amp=true train.length_bucket_pool=4")
+        "fast mode also: train.use_amp=true train.length_bucket_pool=4"
+    )
 
 
-def test_quality_trains_every_recipe_and_its_seeds_and_scores_the_ensemble(prepared_dir,
-                                                                           tmp_path, capsys):
+def test_quality_trains_every_recipe_and_its_seeds_and_scores_the_ensemble(
+    prepared_dir, tmp_path, capsys
+):
     import quality
 
-    result = quality.main(["--batches", "4", "--lrs", "0.004,0.006", "--data", str(prepared_dir),
-                           "--workspace", str(tmp_path / "q"), "--extra", "model.n_units=16",
-                           "model.n_layers=1", "model.kernel_len=8", "train.batch_size=4",
-                           "train.threads=1", "train.length_bucket_pool=1"])
+    result = quality.main(
+        [
+            "--batches",
+            "4",
+            "--lrs",
+            "0.004,0.006",
+            "--data",
+            str(prepared_dir),
+            "--workspace",
+            str(tmp_path / "q"),
+            "--extra",
+            "model.n_units=16",
+            "model.n_layers=1",
+            "model.kernel_len=8",
+            "train.batch_size=4",
+            "train.threads=1",
+            "train.length_bucket_pool=1",
+        ]
+    )
     out = capsys.readouterr().out
-    rows = {row[0]: row for row in ([c.strip() for c in line.strip("|").split("|")]
-                                    for line in out.splitlines() if line.startswith("| "))}
-    names = {"baseline_cpu", "run13_cpu_demo", "run13_warmcos", "run16_5_ema_warmcos",
-             "run13_cpu_demo max_lr=0.004", "run13_cpu_demo max_lr=0.006"}
-    assert names | {result["best"] + " (best)"} >= {n for n in rows if "seed" not in n
-                                                   and "ensemble" not in n and n != "run"}
+    rows = {
+        row[0]: row
+        for row in (
+            [c.strip() for c in line.strip("|").split("|")]
+            for line in out.splitlines()
+            if line.startswith("| ")
+        )
+    }
+    names = {
+        "baseline_cpu",
+        "run13_cpu_demo",
+        "run13_warmcos",
+        "run16_5_ema_warmcos",
+        "run13_cpu_demo max_lr=0.004",
+        "run13_cpu_demo max_lr=0.006",
+    }
+    assert names | {result["best"] + " (best)"} >= {
+        n for n in rows if "seed" not in n and "ensemble" not in n and n != "run"
+    }
     assert sum("seed" in n and "ensemble" not in n for n in rows) == 2
     assert 0 <= result["ensemble"] and len(result["seed_tests"]) == 3
     assert result["spread"] == max(result["seed_tests"]) - min(result["seed_tests"])
@@ -130,10 +176,25 @@ def test_stream_latency_measures_both_runtimes_with_and_without_words(capsys):
     pytest.importorskip("flashlight.lib.text.decoder", reason="the lm extra is not installed")
     import stream_latency
 
-    rows = stream_latency.main(["--steps", "5", "--threads", "1", "--lm-sentences", "50",
-                                "--override", "model.n_units=8", "model.n_layers=1"])
+    rows = stream_latency.main(
+        [
+            "--steps",
+            "5",
+            "--threads",
+            "1",
+            "--lm-sentences",
+            "50",
+            "--override",
+            "model.n_units=8",
+            "model.n_layers=1",
+        ]
+    )
     out = capsys.readouterr().out
     assert len(rows) == 2 * 5 and "p99 ms" in out
     assert {(r[1], r[2]) for r in rows if "whole" not in r[1]} == {
-        ("torch", "no"), ("torch", "yes"), ("onnxruntime", "no"), ("onnxruntime", "yes")}
+        ("torch", "no"),
+        ("torch", "yes"),
+        ("onnxruntime", "no"),
+        ("onnxruntime", "yes"),
+    }
     assert all(float(r[3]) > 0 for r in rows)

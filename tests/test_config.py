@@ -9,7 +9,8 @@ from tests.conftest import RUNS
 def test_the_run_files_are_found():
     # the test below is parametrised by a glob: were RUNS to move, it would silently skip
     assert {"baseline", "baseline_cpu", "run13_cpu_demo", "run13_onecycle_safe"} <= {
-        p.stem for p in RUNS.glob("*.yaml")}
+        p.stem for p in RUNS.glob("*.yaml")
+    }
 
 
 @pytest.mark.parametrize("path", sorted(RUNS.glob("*.yaml")), ids=lambda p: p.stem)
@@ -23,11 +24,31 @@ def test_run13_holds_every_value_of_the_note():
     c = load_run(RUNS / "run13_onecycle_safe.yaml")
     assert c.parent == "run12_baseline_hybrid"  # the note: "Changes from Run #12"
     assert (c.optim.schedule, c.optim.max_lr, c.optim.pct_start) == ("onecycle", 0.01, 0.1)
-    assert (c.optim.div_factor, c.optim.final_div_factor, c.optim.anneal_strategy) == (25.0, 1000.0, "cos")
-    assert (c.optim.optimizer, c.optim.l2_decay, c.optim.betas, c.optim.eps) == ("adam", 1e-5, (0.9, 0.999), 1e-8)
+    assert (c.optim.div_factor, c.optim.final_div_factor, c.optim.anneal_strategy) == (
+        25.0,
+        1000.0,
+        "cos",
+    )
+    assert (c.optim.optimizer, c.optim.l2_decay, c.optim.betas, c.optim.eps) == (
+        "adam",
+        1e-5,
+        (0.9, 0.999),
+        1e-8,
+    )
     m = c.model
-    assert (m.n_units, m.n_layers, m.dropout, m.use_layer_norm, m.input_dropout) == (1024, 5, 0.4, True, 0.0)
-    assert (m.bidirectional, m.stride_len, m.kernel_len, m.gaussian_smooth_width) == (True, 4, 32, 2.0)
+    assert (m.n_units, m.n_layers, m.dropout, m.use_layer_norm, m.input_dropout) == (
+        1024,
+        5,
+        0.4,
+        True,
+        0.0,
+    )
+    assert (m.bidirectional, m.stride_len, m.kernel_len, m.gaussian_smooth_width) == (
+        True,
+        4,
+        32,
+        2.0,
+    )
     a = c.augment
     assert (a.white_noise_sd, a.constant_offset_sd) == (0.3, 0.1)
     assert (a.time_mask_prob, a.time_mask_width, a.time_mask_max_masks) == (0.1, 40, 2)
@@ -44,7 +65,9 @@ def test_baseline_is_the_reference_recipe():
 
 
 def test_child_inherits_and_overrides(tmp_path):
-    (tmp_path / "parent.yaml").write_text("model: {n_units: 64, n_layers: 3}\ntrain: {n_batch: 7}\n")
+    (tmp_path / "parent.yaml").write_text(
+        "model: {n_units: 64, n_layers: 3}\ntrain: {n_batch: 7}\n"
+    )
     (tmp_path / "child.yaml").write_text("parent: parent\nmodel: {n_units: 32}\n")
     c = load_run(tmp_path / "child.yaml", ["train.n_batch=50", "optim.betas=[0.8, 0.9]"])
     assert (c.name, c.parent) == ("child", "parent")
@@ -54,9 +77,13 @@ def test_child_inherits_and_overrides(tmp_path):
 
 @pytest.mark.parametrize(
     "override, key",
-    [("train.n_batchx=3", "train.n_batchx"), ("train.n_batch=abc", "train.n_batch"),
-     ("model.dropout=1.5", "model.dropout"), ("optim.schedule=cosine", "optim.schedule"),
-     ("nosuch.key=1", "nosuch")],
+    [
+        ("train.n_batchx=3", "train.n_batchx"),
+        ("train.n_batch=abc", "train.n_batch"),
+        ("model.dropout=1.5", "model.dropout"),
+        ("optim.schedule=cosine", "optim.schedule"),
+        ("nosuch.key=1", "nosuch"),
+    ],
 )
 def test_bad_overrides_name_the_key(override, key):
     with pytest.raises(ConfigError) as err:
@@ -95,16 +122,22 @@ def test_flatten_and_config_differences():
     from brain2text.config import config_differences, flatten
 
     assert flatten({"optim": {"max_lr": 0.02, "betas": [0.9, 0.999]}, "name": "a"}) == {
-        "optim.max_lr": 0.02, "optim.betas": [0.9, 0.999], "name": "a"}
+        "optim.max_lr": 0.02,
+        "optim.betas": [0.9, 0.999],
+        "name": "a",
+    }
     assert config_differences([{"x": {"y": 1}}, {"x": {"y": 1, "z": [1, 2]}}]) == [
-        ("x.z", [None, [1, 2]])]
+        ("x.z", [None, [1, 2]])
+    ]
     # a section set in one config and null in the other shows by its sub-keys only
     assert config_differences([{"f": {"run": "r", "per": 0.3}}, {"f": None}]) == [
-        ("f.run", ["r", None]), ("f.per", [0.3, None])]
-    assert config_differences([{"name": "a", "k": 1}, {"name": "b", "k": 1}],
-                              ignore=("name",)) == []
+        ("f.run", ["r", None]),
+        ("f.per", [0.3, None]),
+    ]
+    assert (
+        config_differences([{"name": "a", "k": 1}, {"name": "b", "k": 1}], ignore=("name",)) == []
+    )
     assert config_differences([{"name": "a"}, {"name": "b"}]) == [("name", ["a", "b"])]
-
 
 
 def test_packaged_run_files_load_by_name_from_anywhere(tmp_path, monkeypatch):

@@ -12,9 +12,14 @@ LINT = Path(sys.executable).parent / "lint-imports"
 
 
 def _lint(root: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(LINT), "--no-cache", str(root / "pyproject.toml")], cwd=root,
-                          env={"PYTHONPATH": str(root / "src"), "PATH": "/usr/bin:/bin"},
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(LINT), "--no-cache", str(root / "pyproject.toml")],
+        cwd=root,
+        env={"PYTHONPATH": str(root / "src"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_import_contracts_are_kept():
@@ -24,8 +29,11 @@ def test_the_import_contracts_are_kept():
 
 
 def test_a_lower_stage_importing_a_higher_one_breaks_the_contract(tmp_path):
-    shutil.copytree(REPO / "src" / "brain2text", tmp_path / "src" / "brain2text",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "src" / "brain2text",
+        tmp_path / "src" / "brain2text",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
     batches = tmp_path / "src" / "brain2text" / "data" / "batches.py"
     batches.write_text(batches.read_text() + "\nfrom brain2text.model.gru import GRUDecoder\n")

@@ -37,8 +37,10 @@ from brain2text.phonemes import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-FACTS_ORDER = ("AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH "
-               "T TH UH UW V W Y Z ZH SIL")  # FACTS §2, ids 1..40
+FACTS_ORDER = (
+    "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH "
+    "T TH UH UW V W Y Z ZH SIL"
+)  # FACTS §2, ids 1..40
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +97,8 @@ def test_sil_after_every_word_including_the_last():
 
 def test_cmu_mode_contractions_hyphens_and_quotes():
     assert phonemize("I don't know, it's fine") == sym(
-        "AY SIL D OW N T SIL N OW SIL IH T S SIL F AY N SIL")  # contractions stay whole
+        "AY SIL D OW N T SIL N OW SIL IH T S SIL F AY N SIL"
+    )  # contractions stay whole
     assert phonemize("well-known") == sym("W EH L N OW N SIL")  # in the dictionary as a whole
     assert phonemize("go-getter") == sym("G OW G EH T ER SIL")  # not: part by part
     assert phonemize("the kids' toys") == sym("DH AH SIL K IH D Z SIL T OY Z SIL")
@@ -124,9 +127,22 @@ def test_reference_tokens_are_g2p_en_2_1_0s(ref):
     # TweetTokenizer: contractions and hyphenated words stay whole; edge quotes and lone dashes
     # become tokens of their own
     assert ref.tokens("I don't know, it's well-known") == [
-        "i", "don't", "know", "it's", "well-known"]
+        "i",
+        "don't",
+        "know",
+        "it's",
+        "well-known",
+    ]
     assert ref.tokens("the kids' toys 'cause - yes") == [
-        "the", "kids", "'", "toys", "'", "cause", "-", "yes"]
+        "the",
+        "kids",
+        "'",
+        "toys",
+        "'",
+        "cause",
+        "-",
+        "yes",
+    ]
 
 
 def test_reference_mode_contractions_hyphens_and_quotes(ref):
@@ -147,7 +163,19 @@ def test_reference_homographs_take_the_second_pronunciation(ref):
 def test_neural_guess_matches_g2p_en(ref):
     # g2p_en's README prints this guess for "activationist"
     assert NeuralG2p.from_g2p_en().predict("activationist") == [
-        "AE2", "K", "T", "IH0", "V", "EY1", "SH", "AH0", "N", "IH0", "S", "T"]
+        "AE2",
+        "K",
+        "T",
+        "IH0",
+        "V",
+        "EY1",
+        "SH",
+        "AH0",
+        "N",
+        "IH0",
+        "S",
+        "T",
+    ]
     assert ref("zzyzxq") == sym("Z IY K S K SIL")
     assert ref.guessed["zzyzxq"] == "Z IY K S K"
 
@@ -162,10 +190,10 @@ def test_gru_step_is_torchs_gru_cell():
     cell = torch.nn.GRUCell(5, 3)
     x, h = torch.randn(1, 5), torch.randn(1, 3)
     want = cell(x, h).detach().numpy()
-    params = [p.detach().numpy() for p in (cell.weight_ih, cell.weight_hh, cell.bias_ih,
-                                           cell.bias_hh)]
-    np.testing.assert_allclose(gru_step(x.numpy(), h.numpy(), *params), want, rtol=1e-5,
-                               atol=1e-6)
+    params = [
+        p.detach().numpy() for p in (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
+    ]
+    np.testing.assert_allclose(gru_step(x.numpy(), h.numpy(), *params), want, rtol=1e-5, atol=1e-6)
 
 
 def test_missing_g2p_en_files_are_a_one_line_error(monkeypatch):
@@ -201,14 +229,18 @@ def lexicon_file(tmp_path, text: str) -> Path:
 
 
 def test_lexicon_format(tmp_path):
-    path = lexicon_file(tmp_path, ";;; my words\n\nZZYZXQ  Z IH1 Z IH0 K S\n"
-                                  "ZZYZXQ(2)  Z AY1 Z\nhello hh eh0 l ow1  # British\n")
+    path = lexicon_file(
+        tmp_path,
+        ";;; my words\n\nZZYZXQ  Z IH1 Z IH0 K S\n"
+        "ZZYZXQ(2)  Z AY1 Z\nhello hh eh0 l ow1  # British\n",
+    )
     assert read_lexicon(path) == {"zzyzxq": sym("Z IH Z IH K S"), "hello": sym("HH EH L OW")}
 
 
 def test_lexicon_comes_before_the_dictionary_in_both_modes(tmp_path):
-    lexicon = read_lexicon(lexicon_file(tmp_path, "HELLO  HH EH1 L OW0\nZZYZXQ  Z IH1 K\n"
-                                                  "REFUSE  R IY1 F Y UW0 Z\n"))
+    lexicon = read_lexicon(
+        lexicon_file(tmp_path, "HELLO  HH EH1 L OW0\nZZYZXQ  Z IH1 K\nREFUSE  R IY1 F Y UW0 Z\n")
+    )
     assert phonemize("hello zzyzxq", lexicon) == sym("HH EH L OW SIL Z IH K SIL")
     assert phonemize("hello") == sym("HH AH L OW SIL")  # without it, the dictionary
     ref = ReferencePhonemizer(lexicon)
@@ -217,14 +249,17 @@ def test_lexicon_comes_before_the_dictionary_in_both_modes(tmp_path):
     assert ref.counts["lexicon"] == 3 and not ref.guessed
 
 
-@pytest.mark.parametrize(("text", "line", "what"), [
-    ("HELLO  HH AH0 L OW1\nWORLD\n", 2, "no phonemes"),
-    (";;; c\nHELLO  HH AH0 L QQ1\n", 2, "unknown phoneme 'QQ1'"),
-    ("HELLO  HH AH3 L OW\n", 1, "unknown phoneme 'AH3'"),
-    ("HELLO  HH AH L OW SIL\n", 1, "unknown phoneme 'SIL'"),
-    ("\nE.G.  IY JH IY\n", 2, "can never match"),
-    ("HELLO  HH AH L OW\nhello  HH EH L OW\n", 2, "already defined on line 1"),
-])
+@pytest.mark.parametrize(
+    ("text", "line", "what"),
+    [
+        ("HELLO  HH AH0 L OW1\nWORLD\n", 2, "no phonemes"),
+        (";;; c\nHELLO  HH AH0 L QQ1\n", 2, "unknown phoneme 'QQ1'"),
+        ("HELLO  HH AH3 L OW\n", 1, "unknown phoneme 'AH3'"),
+        ("HELLO  HH AH L OW SIL\n", 1, "unknown phoneme 'SIL'"),
+        ("\nE.G.  IY JH IY\n", 2, "can never match"),
+        ("HELLO  HH AH L OW\nhello  HH EH L OW\n", 2, "already defined on line 1"),
+    ],
+)
 def test_malformed_lexicon_line_is_a_one_line_error(tmp_path, text, line, what):
     path = lexicon_file(tmp_path, text)
     with pytest.raises(DataError) as info:
@@ -245,8 +280,9 @@ def test_unreadable_lexicon_names_the_file(tmp_path):
 
 
 def test_comparison_names_the_causes():
-    result = compare_phonemizers(["the kids' toys", "I refuse", "go-getter", "a zzyzxq",
-                                  "we agree"])
+    result = compare_phonemizers(
+        ["the kids' toys", "I refuse", "go-getter", "a zzyzxq", "we agree"]
+    )
     rows = {r.text: r for r in result.sentences}
     assert rows["we agree"].edits == 0 and rows["we agree"].causes == ()
     assert rows["the kids' toys"].causes == ("split by the tokenizer (extra SIL)",)
@@ -256,10 +292,18 @@ def test_comparison_names_the_causes():
     assert rows["go-getter"].causes == ("cmu by parts, reference guesses",)
     assert rows["a zzyzxq"].cmu is None
     assert result.summary() == {
-        "n_sentences": 5, "n_cmu_unlabelled": 1, "n_differing": 3, "edits": 3,
-        "n_reference_phonemes": 13 + 9 + 7 + 8, "n_untagged_homographs": 1,
-        "causes": {"split by the tokenizer (extra SIL)": 1, "homograph (second pronunciation)": 1,
-                   "cmu by parts, reference guesses": 1, "unknown to cmu (reference guesses)": 1},
+        "n_sentences": 5,
+        "n_cmu_unlabelled": 1,
+        "n_differing": 3,
+        "edits": 3,
+        "n_reference_phonemes": 13 + 9 + 7 + 8,
+        "n_untagged_homographs": 1,
+        "causes": {
+            "split by the tokenizer (extra SIL)": 1,
+            "homograph (second pronunciation)": 1,
+            "cmu by parts, reference guesses": 1,
+            "unknown to cmu (reference guesses)": 1,
+        },
     }
 
 
@@ -274,7 +318,11 @@ def test_documented_measurement(capsys):
     result = compare_phonemizers(phonemizer_labels.SENTENCES)
     s = result.summary()
     assert (s["n_cmu_unlabelled"], s["n_differing"], s["edits"], s["n_reference_phonemes"]) == (
-        1, 10, 22, 1317)
+        1,
+        10,
+        22,
+        1317,
+    )
     assert s["n_untagged_homographs"] == 10
     print(phonemizer_labels.report(result))
     assert "| 40 | 1 | 10 | 22 | 1317 | 1.67% |" in capsys.readouterr().out

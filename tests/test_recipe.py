@@ -28,15 +28,19 @@ PINNED_VAL_LOSS = 7.5563711524009705
 # PER = edits / reference phonemes, over the 3 days' validation trials: (201 + 230 + 200) edits
 # against (209 + 218 + 186) phonemes; above 1, an untrained model's greedy output inserts
 PINNED_VAL_PER = 631 / 613
-PINNED_VAL_PER_BY_DAY = {"t12.2022.04.28": 201 / 209, "t12.2022.05.05": 230 / 218,
-                         "t12.2022.05.17": 200 / 186}
+PINNED_VAL_PER_BY_DAY = {
+    "t12.2022.04.28": 201 / 209,
+    "t12.2022.05.05": 230 / 218,
+    "t12.2022.05.17": 200 / 186,
+}
 
 
 def test_two_steps_of_the_cli_recipe_are_pinned(prepared_dir: Path, tmp_path: Path):
     run = tmp_path / "run"
     overrides = tiny_overrides(prepared_dir, **{"train.n_batch": 2, "train.eval_every": 2})
-    code = main(["train", str(RUNS / "run13_cpu_demo.yaml"), *overrides, "--out", str(run),
-                 "--quiet"])
+    code = main(
+        ["train", str(RUNS / "run13_cpu_demo.yaml"), *overrides, "--out", str(run), "--quiet"]
+    )
     assert code == 0
     rows = read_metrics(run)
     steps = [r for r in rows if "train/loss" in r]

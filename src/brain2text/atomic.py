@@ -80,8 +80,9 @@ def _replace_folder(tmp: Path, folder: Path) -> None:
 def _staging_folder(folder: Path) -> Path:
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial",
-                                     dir=folder.parent))
+        return Path(
+            tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent)
+        )
     except OSError as exc:
         raise StorageError(f"{folder}: cannot write ({exc.strerror})") from None
 
@@ -120,17 +121,22 @@ def check_output_folder(folder: Path, kind: OutputKind, *, overwrite: bool) -> N
     if not any(folder.iterdir()):
         return
     if not overwrite:
-        raise DataError(f"{folder}: already exists and is not empty; pass --overwrite to "
-                        "replace it, or choose another folder")
+        raise DataError(
+            f"{folder}: already exists and is not empty; pass --overwrite to "
+            "replace it, or choose another folder"
+        )
     try:
-        ours = json.loads((folder / kind.marker).read_text(encoding="utf-8"))["format"] \
-            == kind.format
+        ours = (
+            json.loads((folder / kind.marker).read_text(encoding="utf-8"))["format"] == kind.format
+        )
     except (OSError, ValueError, KeyError, TypeError):
         ours = False
     if not ours:
-        raise DataError(f"{folder}: refusing to overwrite a folder that is not "
-                        f"{kind.description} (no brain2text {kind.marker}); remove it yourself "
-                        "or choose another folder")
+        raise DataError(
+            f"{folder}: refusing to overwrite a folder that is not "
+            f"{kind.description} (no brain2text {kind.marker}); remove it yourself "
+            "or choose another folder"
+        )
 
 
 @contextlib.contextmanager
@@ -147,8 +153,9 @@ def staged_folder(folder: Path, kind: OutputKind, *, overwrite: bool) -> Iterato
         _replace_folder(tmp, folder)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise StorageError(f"{folder}: cannot write ({exc.strerror}); it was left as it "
-                           "was") from None
+        raise StorageError(
+            f"{folder}: cannot write ({exc.strerror}); it was left as it was"
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

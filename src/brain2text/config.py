@@ -82,8 +82,10 @@ def find_run_file(ref: Path | str) -> Path:
         packaged = packaged_run_files()
         if str(ref) in packaged:
             return packaged[str(ref)]
-        raise ConfigError(f"{ref}: no such run file, nor a packaged run of that name "
-                          f"(packaged: {', '.join(packaged)})")
+        raise ConfigError(
+            f"{ref}: no such run file, nor a packaged run of that name "
+            f"(packaged: {', '.join(packaged)})"
+        )
     raise ConfigError(f"{path}: run file not found")
 
 
@@ -176,14 +178,18 @@ def read_suggested_max_lr(file: str, origin: str = "config") -> float:
         value = json.loads(path.read_text()).get(LR_FIND_KEY)
     except (OSError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{where}: not a readable lr_find.json ({type(exc).__name__})") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            math.isfinite(value) and value > 0):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (math.isfinite(value) and value > 0)
+    ):
         raise ConfigError(f"{where}: {LR_FIND_KEY} is {value!r}, not a positive number")
     return float(value)
 
 
-def load_run(path: Path | str, overrides: list[str] | None = None, *,
-             resolve_max_lr: bool = True) -> RunConfig:
+def load_run(
+    path: Path | str, overrides: list[str] | None = None, *, resolve_max_lr: bool = True
+) -> RunConfig:
     """Load a run file, resolve its parents, apply dotted overrides and validate.
 
     With ``optim.max_lr_from`` set (and ``resolve_max_lr``), ``optim.max_lr`` becomes that
@@ -197,8 +203,10 @@ def load_run(path: Path | str, overrides: list[str] | None = None, *,
     if not resolve_max_lr or source is None:
         return config
     if any(parse_override(o)[0] == ["optim", "max_lr"] for o in overrides or []):
-        raise ConfigError(f"{path}: optim.max_lr override conflicts with optim.max_lr_from="
-                          f"{source} (also override optim.max_lr_from=null)")
+        raise ConfigError(
+            f"{path}: optim.max_lr override conflicts with optim.max_lr_from="
+            f"{source} (also override optim.max_lr_from=null)"
+        )
     max_lr = read_suggested_max_lr(source, origin=str(path))
     return validate(_merge(config.to_dict(), {"optim": {"max_lr": max_lr}}), origin=str(path))
 
@@ -225,8 +233,9 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 _MISSING = object()
 
 
-def config_differences(configs: list[dict[str, Any]],
-                       ignore: tuple[str, ...] = ()) -> list[tuple[str, list[Any]]]:
+def config_differences(
+    configs: list[dict[str, Any]], ignore: tuple[str, ...] = ()
+) -> list[tuple[str, list[Any]]]:
     """(dotted key, one value per config) for every key whose values are not all equal, in the
     order the keys first appear; a key a config lacks gets None. A section set in one config
     and null in another shows by its sub-keys."""
@@ -240,4 +249,3 @@ def config_differences(configs: list[dict[str, Any]],
         if any(v != values[0] for v in values[1:]):
             diffs.append((key, [None if v is _MISSING else v for v in values]))
     return diffs
-

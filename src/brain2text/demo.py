@@ -61,10 +61,16 @@ def write_lm_corpus(prepared: Path, out: Path, seed: int = DEMO_SEED) -> int:
 
 def show_sentences(run_dir: Path, n: int = N_SHOWN) -> None:
     """A few test sentences: reference, greedy phonemes, decoded words."""
-    greedy = [json.loads(line) for line in
-              (run_dir / "eval" / "test" / "hypotheses.jsonl").read_text().splitlines()]
-    words = {(r["session"], r["trial"]): r for r in map(json.loads, (
-        run_dir / "eval" / "test-lm" / "hypotheses.jsonl").read_text().splitlines())}
+    greedy = [
+        json.loads(line)
+        for line in (run_dir / "eval" / "test" / "hypotheses.jsonl").read_text().splitlines()
+    ]
+    words = {
+        (r["session"], r["trial"]): r
+        for r in map(
+            json.loads, (run_dir / "eval" / "test-lm" / "hypotheses.jsonl").read_text().splitlines()
+        )
+    }
     for row in greedy[:: max(len(greedy) // n, 1)][:n]:
         decoded = words[(row["session"], row["trial"])]
         print(f"  reference  {row['text']}")
@@ -72,8 +78,12 @@ def show_sentences(run_dir: Path, n: int = N_SHOWN) -> None:
         print(f"  words      {decoded['hyp']}\n")
 
 
-def run_demo(workdir: Path, run_file: Path | None = None, overrides: list[str] | None = None,
-             fresh: bool = False) -> dict:
+def run_demo(
+    workdir: Path,
+    run_file: Path | None = None,
+    overrides: list[str] | None = None,
+    fresh: bool = False,
+) -> dict:
     workdir = Path(workdir)
     raw, prepared, lm_dir = workdir / "raw", workdir / "prepared", workdir / "lm"
     timings: dict[str, float] = {}
@@ -81,9 +91,16 @@ def run_demo(workdir: Path, run_file: Path | None = None, overrides: list[str] |
 
     t = _step(f"1/5 synthesise {DEMO_DAYS} days of recordings -> {raw}")
     if fresh or not (raw / "train").is_dir():
-        generate(raw, days=DEMO_DAYS, train_per_day=DEMO_TRAIN_PER_DAY,
-                 test_per_day=DEMO_TEST_PER_DAY, holdout_per_day=DEMO_HOLDOUT_PER_DAY,
-                 seed=DEMO_SEED, overwrite=True, compact=True)
+        generate(
+            raw,
+            days=DEMO_DAYS,
+            train_per_day=DEMO_TRAIN_PER_DAY,
+            test_per_day=DEMO_TEST_PER_DAY,
+            holdout_per_day=DEMO_HOLDOUT_PER_DAY,
+            seed=DEMO_SEED,
+            overwrite=True,
+            compact=True,
+        )
     else:
         print(f"reusing {raw} (pass --fresh to regenerate)")
     timings["synth"] = time.perf_counter() - t
@@ -111,26 +128,38 @@ def run_demo(workdir: Path, run_file: Path | None = None, overrides: list[str] |
     info = build_lm(workdir / "lm_corpus.txt", lm_dir, overwrite=True)
     print(f"LM from {n_text} sentences: {info['vocabulary_size']} words")
     tuned = tune_lm(run_dir, lm_dir, lm_weights=TUNE_LM_WEIGHTS, word_scores=TUNE_WORD_SCORES)
-    print(f"tuned on validation: lm_weight {tuned.best.lm_weight:g}, word_score "
-          f"{tuned.best.word_score:g} (val WER {tuned.best.wer:.3f})")
+    print(
+        f"tuned on validation: lm_weight {tuned.best.lm_weight:g}, word_score "
+        f"{tuned.best.word_score:g} (val WER {tuned.best.wer:.3f})"
+    )
     test_words = evaluate_with_lm(run_dir, lm_dir, split_name="test")
     holdout_words = evaluate_with_lm(run_dir, lm_dir, split_name="competition", answers=answers)
     report = write_report(run_dir)  # again, now with the evaluation files
     timings["words"] = time.perf_counter() - t
     total = time.perf_counter() - start
 
-    print("\n== demo finished in " + f"{total / 60:.1f} min (" +
-          ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()) + ")")
+    print(
+        "\n== demo finished in "
+        + f"{total / 60:.1f} min ("
+        + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items())
+        + ")"
+    )
     show_sentences(run_dir)
     ci = lambda s, k: f"(95% CI {s[k + '_ci95'][0]:.3f}-{s[k + '_ci95'][1]:.3f})"  # noqa: E731
     print(f"best validation PER  {best.per:.3f} (batch {best.step})")
-    print(f"test PER             {test['per']:.3f} greedy, {test_words['per']:.3f} with the LM "
-          f"over {test['n_sentences']} sentences")
-    print(f"test WER             {test_words['wer']:.3f} {ci(test_words, 'wer')}, "
-          f"{test_words['decode_ms_per_sentence']:.1f} ms per sentence")
+    print(
+        f"test PER             {test['per']:.3f} greedy, {test_words['per']:.3f} with the LM "
+        f"over {test['n_sentences']} sentences"
+    )
+    print(
+        f"test WER             {test_words['wer']:.3f} {ci(test_words, 'wer')}, "
+        f"{test_words['decode_ms_per_sentence']:.1f} ms per sentence"
+    )
     if "per" in holdout:
-        print(f"hold-out PER         {holdout['per']:.3f} greedy over {holdout['n_sentences']} "
-              "sentences")
+        print(
+            f"hold-out PER         {holdout['per']:.3f} greedy over {holdout['n_sentences']} "
+            "sentences"
+        )
     if "wer" in holdout_words:
         print(f"hold-out WER         {holdout_words['wer']:.3f} {ci(holdout_words, 'wer')}")
     words_dir = run_dir / "eval" / "competition-lm"
@@ -142,5 +171,11 @@ def run_demo(workdir: Path, run_file: Path | None = None, overrides: list[str] |
     print(f"  hold-out decoding  {run_dir / 'eval' / 'competition'} (words: {words_dir})")
     print(f"  submission         {words_dir / 'submission.txt'}")
     print(f"  report             {report}")
-    return {"best": best, "test": test, "holdout": holdout, "test_words": test_words,
-            "holdout_words": holdout_words, "timings": timings}
+    return {
+        "best": best,
+        "test": test,
+        "holdout": holdout,
+        "test_words": test_words,
+        "holdout_words": holdout_words,
+        "timings": timings,
+    }

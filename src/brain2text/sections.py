@@ -109,14 +109,15 @@ class OptimConfig(_Section):
 
     @property
     def has_day_group(self) -> bool:
-        return any(v is not None for v in (self.day_max_lr, self.day_end_lr,
-                                           self.day_weight_decay))
+        return any(v is not None for v in (self.day_max_lr, self.day_end_lr, self.day_weight_decay))
 
     @model_validator(mode="after")
     def _day_group_schedules(self) -> OptimConfig:
         if self.day_end_lr is not None and self.schedule == "onecycle":
-            raise ValueError("optim.day_end_lr: onecycle ends every group at its peak / "
-                             "(div_factor * final_div_factor); use warmup_cosine or linear")
+            raise ValueError(
+                "optim.day_end_lr: onecycle ends every group at its peak / "
+                "(div_factor * final_div_factor); use warmup_cosine or linear"
+            )
         return self
 
 
@@ -166,15 +167,19 @@ class TrainConfig(_Section):
     vary). Worth it on GPU for long runs; the first batches are slow while it compiles."""
 
     @model_validator(mode="after")
-    def _select_on_ema_needs_ema(self) -> "TrainConfig":
+    def _select_on_ema_needs_ema(self) -> TrainConfig:
         if self.select_on_ema and self.ema_decay is None:
             raise ValueError("train.select_on_ema needs train.ema_decay")
         if self.batch_size % self.grad_accum:
-            raise ValueError(f"train.batch_size={self.batch_size} cannot be cut into "
-                             f"train.grad_accum={self.grad_accum} equal micro-batches")
+            raise ValueError(
+                f"train.batch_size={self.batch_size} cannot be cut into "
+                f"train.grad_accum={self.grad_accum} equal micro-batches"
+            )
         if self.days_per_batch is not None and self.length_bucket_pool is not None:
-            raise ValueError("train.days_per_batch and train.length_bucket_pool choose batches "
-                             "two different ways: set one of them")
+            raise ValueError(
+                "train.days_per_batch and train.length_bucket_pool choose batches "
+                "two different ways: set one of them"
+            )
         return self
 
 
@@ -262,12 +267,13 @@ class RunConfig(_Section):
     adapt: AdaptConfig = AdaptConfig()
 
     @model_validator(mode="after")
-    def _select_on_wer_needs_words(self) -> "RunConfig":
+    def _select_on_wer_needs_words(self) -> RunConfig:
         if self.train.select_on == "wer" and self.eval.word_decoding is None:
             raise ValueError("train.select_on=wer needs eval.word_decoding (an LM folder)")
         if self.train.select_on == "wer" and self.train.select_on_ema:
-            raise ValueError("train.select_on=wer chooses on the raw weights' WER: leave "
-                             "train.select_on_ema off")
+            raise ValueError(
+                "train.select_on=wer chooses on the raw weights' WER: leave train.select_on_ema off"
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -57,17 +57,23 @@ def _cell(matrices: Sequence[np.ndarray]) -> np.ndarray:
     return cell
 
 
-def make_day(seed: int = 0, blocks: Sequence[int] = (1, 1, 2, 2, 2),
-             lengths: Sequence[int] | None = None,
-             sentences: Sequence[str] | None = None) -> Day:
+def make_day(
+    seed: int = 0,
+    blocks: Sequence[int] = (1, 1, 2, 2, 2),
+    lengths: Sequence[int] | None = None,
+    sentences: Sequence[str] | None = None,
+) -> Day:
     """Random features whose mean and scale differ per block, as real blocks drift."""
     rng = np.random.default_rng(seed)
     n = len(blocks)
     lengths = list(lengths) if lengths is not None else list(rng.integers(6, 15, n))
-    sentences = list(sentences) if sentences is not None else [SENTENCES[i % len(SENTENCES)]
-                                                                for i in range(n)]
+    sentences = (
+        list(sentences)
+        if sentences is not None
+        else [SENTENCES[i % len(SENTENCES)] for i in range(n)]
+    )
     tx1, spike_pow = [], []
-    for t, b in zip(lengths, blocks):
+    for t, b in zip(lengths, blocks, strict=False):
         tx1.append(rng.poisson(0.5 + b, (t, 256)).astype(np.float64))
         spike_pow.append(rng.gamma(2.0, 100.0 * b, (t, 256)))
     return Day(sentences, tx1, spike_pow, list(blocks))
@@ -86,8 +92,10 @@ def write_v73(path: Path, day: Day) -> Path:
         refs = f.create_group("#refs#")
         for name, value in day.variables().items():
             _h5_write(f, refs, name, value)
-    header = (b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Thu Apr 28 10:00:00 2022 "
-              b"HDF5 schema 1.00 .").ljust(116, b" ")
+    header = (
+        b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Thu Apr 28 10:00:00 2022 "
+        b"HDF5 schema 1.00 ."
+    ).ljust(116, b" ")
     header += b"\x00" * 8 + b"\x00\x02" + b"IM"  # subsystem offset, version 0x0200, endianness
     with open(path, "r+b") as fh:
         fh.write(header)
@@ -118,17 +126,23 @@ def _h5_write(parent: h5py.Group, refs: h5py.Group, name: str, value: np.ndarray
         ds.attrs["MATLAB_class"] = np.bytes_(b"double")
 
 
-def make_raw(root: Path, *, days: Sequence[str] = ("t12.2022.04.28", "t12.2022.05.05"),
-             test: bool = True, holdout: bool = True,
-             edit: Callable[[str, str, Day], None] | None = None) -> Path:
+def make_raw(
+    root: Path,
+    *,
+    days: Sequence[str] = ("t12.2022.04.28", "t12.2022.05.05"),
+    test: bool = True,
+    holdout: bool = True,
+    edit: Callable[[str, str, Day], None] | None = None,
+) -> Path:
     """A competitionData folder: train/ (blocks 1-2), test/ (block 3), competitionHoldOut/."""
     for k, name in enumerate(days):
         parts = [("train", make_day(10 * k, blocks=(1, 1, 2, 2, 2)))]
         if test:
             parts.append(("test", make_day(10 * k + 1, blocks=(3, 3))))
         if holdout and k == len(days) - 1:
-            parts.append(("competitionHoldOut", make_day(10 * k + 2, blocks=(1, 1, 1),
-                                                         sentences=[""] * 3)))
+            parts.append(
+                ("competitionHoldOut", make_day(10 * k + 2, blocks=(1, 1, 1), sentences=[""] * 3))
+            )
         for folder, day in parts:
             if edit is not None:
                 edit(folder, name, day)

@@ -19,20 +19,34 @@ from brain2text.errors import DataError
 SESSION = "t15.2023.08.11"
 
 
-def trial(t: int = 20, ids: tuple[int, ...] = (5, 12, 40), sentence: Any = "hello world",
-          block: int = 1, number: int = 0, labelled: bool = True, **changes: Any) -> dict:
+def trial(
+    t: int = 20,
+    ids: tuple[int, ...] = (5, 12, 40),
+    sentence: Any = "hello world",
+    block: int = 1,
+    number: int = 0,
+    labelled: bool = True,
+    **changes: Any,
+) -> dict:
     """One trial group's content; ``changes`` replace entries, a value None removes one."""
     rng = np.random.default_rng(t + number)
     out: dict[str, Any] = {
         "input_features": rng.random((t, N_FEATURES_B2T25), dtype=np.float32),
-        "n_time_steps": t, "session": SESSION, "block_num": block, "trial_num": number,
+        "n_time_steps": t,
+        "session": SESSION,
+        "block_num": block,
+        "trial_num": number,
     }
     if labelled:
         padded = np.zeros(500, dtype=np.int32)
-        padded[:len(ids)] = ids
+        padded[: len(ids)] = ids
         text = "hello world"
-        out.update(seq_class_ids=padded, seq_len=len(ids), sentence_label=sentence,
-                   transcription=np.array([ord(c) for c in text] + [0] * 5, dtype=np.int32))
+        out.update(
+            seq_class_ids=padded,
+            seq_len=len(ids),
+            sentence_label=sentence,
+            transcription=np.array([ord(c) for c in text] + [0] * 5, dtype=np.int32),
+        )
     out.update(changes)
     return {k: v for k, v in out.items() if v is not None}
 
@@ -53,8 +67,9 @@ def write(path: Path, trials: dict[str, dict] | list[dict]) -> Path:
     return path
 
 
-def session_file(root: Path, split: str = "train", session: str = SESSION,
-                 trials: dict | list | None = None) -> Path:
+def session_file(
+    root: Path, split: str = "train", session: str = SESSION, trials: dict | list | None = None
+) -> Path:
     if trials is None:
         trials = [trial(number=i, labelled=split != "test") for i in range(2)]
     return write(root / session / SPLIT_FILES[split], trials)
@@ -76,11 +91,14 @@ def raises_for(path: Path, split: str = "train", group: str | None = None) -> st
 
 
 def test_reads_a_labelled_file(tmp_path):
-    trials = [trial(t=20, ids=(3, 40), number=7, block=2),
-              trial(t=13, ids=(1, 39, 40, 2), sentence=b"bytes label ", number=8, block=3),
-              trial(t=5, sentence=np.bytes_(b"fixed bytes"), number=9, block=3),
-              trial(t=6, sentence=np.array(["in an array"], dtype=h5py.string_dtype()),
-                    number=10, block=4)]
+    trials = [
+        trial(t=20, ids=(3, 40), number=7, block=2),
+        trial(t=13, ids=(1, 39, 40, 2), sentence=b"bytes label ", number=8, block=3),
+        trial(t=5, sentence=np.bytes_(b"fixed bytes"), number=9, block=3),
+        trial(
+            t=6, sentence=np.array(["in an array"], dtype=h5py.string_dtype()), number=10, block=4
+        ),
+    ]
     path = session_file(tmp_path, "train", trials=trials)
 
     got = read_b2t25_file(path, "train")
@@ -91,8 +109,12 @@ def test_reads_a_labelled_file(tmp_path):
     assert all(x.dtype == np.float32 for x in got.features)
     np.testing.assert_array_equal(got.features[1], trials[1]["input_features"])
     assert got.phoneme_ids is not None
-    assert [p.tolist() for p in got.phoneme_ids] == [[3, 40], [1, 39, 40, 2], [5, 12, 40],
-                                                   [5, 12, 40]]
+    assert [p.tolist() for p in got.phoneme_ids] == [
+        [3, 40],
+        [1, 39, 40, 2],
+        [5, 12, 40],
+        [5, 12, 40],
+    ]
     assert all(p.dtype == np.int64 for p in got.phoneme_ids)
     assert got.sentences == ["hello world", "bytes label", "fixed bytes", "in an array"]
     assert got.block_num.dtype == np.int64 and got.block_num.tolist() == [2, 3, 3, 4]
@@ -116,8 +138,10 @@ def test_a_test_file_with_labels_is_read_unlabelled(tmp_path):
 
 def test_trials_come_in_numeric_order(tmp_path):
     names = [f"trial_{i:04d}" for i in range(12)] + ["trial_10000", "trial_9999"]
-    path = write(tmp_path / SESSION / "data_val.hdf5",
-                 {name: trial(number=int(name[6:])) for name in reversed(names)})
+    path = write(
+        tmp_path / SESSION / "data_val.hdf5",
+        {name: trial(number=int(name[6:])) for name in reversed(names)},
+    )
     got = read_b2t25_file(path, "val")
     order = got.trial_num.tolist()
     assert order == list(range(12)) + [9999, 10000]
@@ -146,8 +170,10 @@ TRIAL_ERRORS = {
     "features 1-D": (dict(input_features=np.zeros(20, np.float32)), "expected a T x 512"),
     "features 3-D": (dict(input_features=np.zeros((2, 20, 512), np.float32)), "T x 512"),
     "width 256": (dict(input_features=np.zeros((20, 256), np.float32)), "20 x 256"),
-    "no bins": (dict(input_features=np.zeros((0, 512), np.float32), n_time_steps=0),
-                "no time bins"),
+    "no bins": (
+        dict(input_features=np.zeros((0, 512), np.float32), n_time_steps=0),
+        "no time bins",
+    ),
     "n_time_steps": (dict(n_time_steps=21), "n_time_steps is 21 but input_features has 20"),
     "non-finite": (dict(input_features=NAN_FEATURES), "holds 2 NaN/Inf values"),
     "no ids": (dict(seq_class_ids=None), "no seq_class_ids dataset in a labelled file"),
@@ -177,10 +203,13 @@ def test_a_test_file_needs_no_labels_but_its_features_are_checked(tmp_path):
     assert "n_time_steps is 3" in raises_for(path, "test", group="trial_0000")
 
 
-@pytest.mark.parametrize("content, expected", [
-    (b"", "not a readable HDF5 file"),
-    (b"this is not hdf5 at all" * 100, "not a readable HDF5 file"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"", "not a readable HDF5 file"),
+        (b"this is not hdf5 at all" * 100, "not a readable HDF5 file"),
+    ],
+)
 def test_unreadable_files(tmp_path, content, expected):
     path = tmp_path / SESSION / "data_train.hdf5"
     path.parent.mkdir()
@@ -201,12 +230,13 @@ def test_corrupt_data_inside_a_readable_file(tmp_path):
     write(path, [trial()])
     with h5py.File(path, "a") as f:  # one gzip-compressed trial, then damage its bytes
         f.create_group("trial_0001").attrs.update(dict(block_num=1, trial_num=1))
-        f["trial_0001"].create_dataset("input_features", data=trial()["input_features"],
-                                       compression="gzip", chunks=(20, 512))
+        f["trial_0001"].create_dataset(
+            "input_features", data=trial()["input_features"], compression="gzip", chunks=(20, 512)
+        )
     with h5py.File(path, "r") as f:
         offset = f["trial_0001/input_features"].id.get_chunk_info(0).byte_offset
     data = bytearray(path.read_bytes())
-    data[offset + 10:offset + 200] = b"\xff" * 190
+    data[offset + 10 : offset + 200] = b"\xff" * 190
     path.write_bytes(bytes(data))
     assert "cannot read it" in raises_for(path, "test", group="trial_0001")
 
@@ -215,12 +245,15 @@ def test_missing_file(tmp_path):
     assert "no such file" in raises_for(tmp_path / SESSION / "data_train.hdf5")
 
 
-@pytest.mark.parametrize("groups, expected, group", [
-    ({}, "no trial groups", None),
-    ({"trial_0000": trial(), "extra": trial()}, "unexpected entry 'extra'", None),
-    ({"trial_0000": trial(), "trial_0x": trial()}, "unexpected entry 'trial_0x'", None),
-    ({"trial_0001": trial(), "trial_1": trial()}, "same trial number", "trial_1"),
-])
+@pytest.mark.parametrize(
+    "groups, expected, group",
+    [
+        ({}, "no trial groups", None),
+        ({"trial_0000": trial(), "extra": trial()}, "unexpected entry 'extra'", None),
+        ({"trial_0000": trial(), "trial_0x": trial()}, "unexpected entry 'trial_0x'", None),
+        ({"trial_0001": trial(), "trial_1": trial()}, "same trial number", "trial_1"),
+    ],
+)
 def test_file_level_errors(tmp_path, groups, expected, group):
     path = write(tmp_path / SESSION / "data_train.hdf5", groups)
     assert expected in raises_for(path, group=group)
@@ -272,9 +305,13 @@ def test_lists_sessions_in_date_order(tmp_path):
     raw = b2t25(tmp_path / "raw")
     (raw / "hdf5_data_final" / "t15.2023.08.13" / "notes.txt").write_text("ignored")
     root = raw / "hdf5_data_final"
-    want = [("t15.2023.08.11", {"train": root / "t15.2023.08.11" / "data_train.hdf5"}),
-            ("t15.2023.08.13", {s: root / "t15.2023.08.13" / SPLIT_FILES[s]
-                                for s in ("train", "val", "test")})]
+    want = [
+        ("t15.2023.08.11", {"train": root / "t15.2023.08.11" / "data_train.hdf5"}),
+        (
+            "t15.2023.08.13",
+            {s: root / "t15.2023.08.13" / SPLIT_FILES[s] for s in ("train", "val", "test")},
+        ),
+    ]
     assert b2t25_sessions(raw) == want
     assert b2t25_sessions(root) == want
     assert list(b2t25_sessions(raw)[1][1]) == ["train", "val", "test"]

@@ -31,7 +31,7 @@ def test_validation_is_the_last_training_block_of_each_day(train_split):
 def test_batch_order_is_a_pure_function_of_seed_and_batch():
     a = [batch_positions(k, 4, 10, seed=1) for k in range(5)]
     b = [batch_positions(k, 4, 10, seed=1) for k in range(5)]
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=False))
     stream = np.concatenate(a)
     # every epoch of 10 positions is a permutation of 0..9
     assert sorted(stream[:10]) == list(range(10)) and sorted(stream[10:20]) == list(range(10))
@@ -71,7 +71,9 @@ def test_ctc_frames_needed_counts_repeats():
 def test_check_trials_names_the_trial_or_skips(train_split):
     indices = np.arange(len(train_split))
     shortest = int(train_split.n_bins.min())
-    with pytest.raises(DataError, match=r"\.mat trial \d+: \d+ bins is shorter than model.kernel_len"):
+    with pytest.raises(
+        DataError, match=r"\.mat trial \d+: \d+ bins is shorter than model.kernel_len"
+    ):
         check_trials(train_split, indices, shortest + 1, 4, skip=False)
     kept, skipped = check_trials(train_split, indices, shortest + 1, 4, skip=True)
     assert len(kept) + len(skipped) == len(indices)
@@ -79,9 +81,12 @@ def test_check_trials_names_the_trial_or_skips(train_split):
     # a stride so large that some phoneme sequences cannot fit the output length
     stride = 12
     kept, skipped = check_trials(train_split, indices, 8, stride, skip=True)
-    too_long = [i for i in indices
-                if ctc_frames_needed(train_split.phonemes(int(i)))
-                > output_lengths(int(train_split.n_bins[i]), 8, stride)]
+    too_long = [
+        i
+        for i in indices
+        if ctc_frames_needed(train_split.phonemes(int(i)))
+        > output_lengths(int(train_split.n_bins[i]), 8, stride)
+    ]
     assert len(skipped) == len(too_long) > 0
     assert "output frames" in skipped[0].reason
 
@@ -104,35 +109,57 @@ def test_bucketed_epoch_is_a_permutation_of_similar_length_batches():
 def test_train_batches_with_buckets_cover_each_epoch(train_split):
     indices = np.arange(len(train_split))
     per_epoch = len(indices) // 4
-    batches = TrainBatches(train_split, indices, batch_size=4, seed=0, start=0,
-                           stop=2 * per_epoch, pool_batches=3)
+    batches = TrainBatches(
+        train_split, indices, batch_size=4, seed=0, start=0, stop=2 * per_epoch, pool_batches=3
+    )
     first = np.concatenate([batches.positions(k) for k in range(per_epoch)])
     assert len(np.unique(first)) == per_epoch * 4
-    again = TrainBatches(train_split, indices, batch_size=4, seed=0, start=per_epoch + 1,
-                         stop=2 * per_epoch, pool_batches=3)
+    again = TrainBatches(
+        train_split,
+        indices,
+        batch_size=4,
+        seed=0,
+        start=per_epoch + 1,
+        stop=2 * per_epoch,
+        pool_batches=3,
+    )
     assert np.array_equal(again[0].trial_ids.numpy(), batches[per_epoch + 1].trial_ids.numpy())
 
 
 def test_rank_shares_of_a_batch_are_its_rows_padded_to_the_whole_batch(train_split):
     idx = np.arange(len(train_split))
     whole = TrainBatches(train_split, idx, 8, seed=3, start=0, stop=4, pool_batches=2)
-    shares = [TrainBatches(train_split, idx, 8, seed=3, start=0, stop=4, pool_batches=2,
-                           share=slice(r * 4, (r + 1) * 4)) for r in range(2)]
+    shares = [
+        TrainBatches(
+            train_split,
+            idx,
+            8,
+            seed=3,
+            start=0,
+            stop=4,
+            pool_batches=2,
+            share=slice(r * 4, (r + 1) * 4),
+        )
+        for r in range(2)
+    ]
     for k in range(4):
         full, parts = whole[k], [s[k] for s in shares]
         for name in ("features", "n_bins", "n_phones", "day_index", "trial_ids"):
             joined = np.concatenate([getattr(p, name).numpy() for p in parts])
             assert np.array_equal(joined, getattr(full, name).numpy()), name
-        phonemes = [row[:n] for p in parts for row, n in zip(p.phonemes.numpy(), p.n_phones)]
-        assert all(np.array_equal(a, b[:n]) for a, b, n in
-                   zip(phonemes, full.phonemes.numpy(), full.n_phones))
+        phonemes = [row[:n] for p in parts for row, n in zip(p.phonemes.numpy(), p.n_phones, strict=False)]
+        assert all(
+            np.array_equal(a, b[:n])
+            for a, b, n in zip(phonemes, full.phonemes.numpy(), full.n_phones, strict=False)
+        )
 
 
 def test_eval_batches_are_dealt_to_ranks_in_turn(train_split):
     idx = np.arange(len(train_split))
     single = [b.trial_ids.tolist() for b in eval_batches(train_split, idx, 5)]
-    dealt = [[b.trial_ids.tolist() for b in eval_batches(train_split, idx, 5, r, 3)]
-             for r in range(3)]
+    dealt = [
+        [b.trial_ids.tolist() for b in eval_batches(train_split, idx, 5, r, 3)] for r in range(3)
+    ]
     assert sorted(b for share in dealt for b in share) == sorted(single) and len(single) > 3
     assert all(dealt[r] == single[r::3] for r in range(3))
 
@@ -171,8 +198,14 @@ def test_the_releases_own_validation_split_is_used_whole(tmp_path):
     from brain2text.data.splits import train_and_validation
     from brain2text.synth.b2t25 import generate_b2t25
 
-    generate_b2t25(tmp_path / "raw", sessions=3, train_per_session=6, val_per_session=3,
-                   test_per_session=2, progress=False)
+    generate_b2t25(
+        tmp_path / "raw",
+        sessions=3,
+        train_per_session=6,
+        val_per_session=3,
+        test_per_session=2,
+        progress=False,
+    )
     prepare(tmp_path / "raw", tmp_path / "prep", progress=False)
     data = open_prepared(tmp_path / "prep")
     chosen = train_and_validation(data, blocks_per_day=1)

@@ -81,13 +81,27 @@ def _big_prepared(root: Path, n_trials: int, n_bins: int) -> Path:
     features[:] = np.arange(n_trials * n_bins, dtype=np.float32)[:, None]  # every page written
     lengths = np.full(n_trials, n_bins, dtype=np.int64)
     ones = np.ones(n_trials, dtype=np.int64)
-    trials = np.stack([np.arange(n_trials) * n_bins, lengths, np.arange(n_trials), ones,
-                       ones, np.arange(n_trials)], axis=1)
-    write_session(root / "train" / DAY, features, trials, np.ones(n_trials, np.uint8),
-                  ["a"] * n_trials)
+    trials = np.stack(
+        [
+            np.arange(n_trials) * n_bins,
+            lengths,
+            np.arange(n_trials),
+            ones,
+            ones,
+            np.arange(n_trials),
+        ],
+        axis=1,
+    )
+    write_session(
+        root / "train" / DAY, features, trials, np.ones(n_trials, np.uint8), ["a"] * n_trials
+    )
     sessions = {DAY: session_entry(f"train/{DAY}.mat", 0, features, trials)}
-    write_manifest(root, new_manifest([DAY], {"train": split_entry(True, sessions, [])},
-                                      source="test", features="test"))
+    write_manifest(
+        root,
+        new_manifest(
+            [DAY], {"train": split_entry(True, sessions, [])}, source="test", features="test"
+        ),
+    )
     return root
 
 
@@ -145,12 +159,15 @@ def test_no_manifest(tmp_path):
     assert "interrupted" in error_of(tmp_path / "half")
 
 
-@pytest.mark.parametrize("change, expected", [
-    ({"format": "something-else"}, "not a brain2text prepared dataset"),
-    ({"format_version": 2}, "update brain2text"),
-    ({"format_version": 0}, "prepare the dataset again"),
-    ({"days": "t12"}, "'days'"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"format": "something-else"}, "not a brain2text prepared dataset"),
+        ({"format_version": 2}, "update brain2text"),
+        ({"format_version": 0}, "prepare the dataset again"),
+        ({"days": "t12"}, "'days'"),
+    ],
+)
 def test_wrong_format_or_version(prepared, change, expected):
     manifest = json.loads((prepared / "manifest.json").read_text())
     (prepared / "manifest.json").write_text(json.dumps({**manifest, **change}))

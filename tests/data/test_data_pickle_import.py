@@ -37,9 +37,11 @@ def day_dict(seed: int, n: int = 3) -> dict:
 
 
 def write_pickle(path: Path, n_train: int = 2, n_comp: int = 1, protocol: int = 4) -> dict:
-    data = {"train": [day_dict(k) for k in range(n_train)],
-            "test": [day_dict(100 + k, n=2) for k in range(n_train)],
-            "competition": [day_dict(200 + k, n=2) for k in range(n_comp)]}
+    data = {
+        "train": [day_dict(k) for k in range(n_train)],
+        "test": [day_dict(100 + k, n=2) for k in range(n_train)],
+        "competition": [day_dict(200 + k, n=2) for k in range(n_comp)],
+    }
     path.write_bytes(pickle.dumps(data, protocol=protocol))
     return data
 
@@ -56,10 +58,12 @@ def test_imports_days_as_they_are(tmp_path, protocol):
     assert train.sessions == ["day00", "day01"] and train.day_index.tolist() == [0] * 3 + [1] * 3
     for i in range(len(train)):
         k, j = divmod(i, 3)
-        np.testing.assert_allclose(train.features(i), data["train"][k]["sentenceDat"][j],
-                                   rtol=1e-6)  # stored as-is (float32)
+        np.testing.assert_allclose(
+            train.features(i), data["train"][k]["sentenceDat"][j], rtol=1e-6
+        )  # stored as-is (float32)
         np.testing.assert_array_equal(
-            train.phonemes(i), data["train"][k]["phonemes"][j][: data["train"][k]["phoneLens"][j]])
+            train.phonemes(i), data["train"][k]["phonemes"][j][: data["train"][k]["phoneLens"][j]]
+        )
     assert train.text(0) == "hello world" and train.block.tolist() == [-1] * 6
     assert train.describe(4) == "ptDecoder_ctc:train[1] trial 1"
     assert ds.split("test").sessions == ["day00", "day01"]
@@ -74,14 +78,17 @@ def test_competition_days_keyword(tmp_path):
     comp = open_prepared(tmp_path / "out").split("competition")
     assert comp.sessions == ["day01"] and comp.day_index.tolist() == [1, 1]
     with pytest.raises(DataError, match="competition-days"):
-        import_pickle(tmp_path / "p.pkl", tmp_path / "o2", competition_days=["day07"],
-                      progress=False)
+        import_pickle(
+            tmp_path / "p.pkl", tmp_path / "o2", competition_days=["day07"], progress=False
+        )
 
 
 def test_reference_layout_gets_real_dates(tmp_path):
-    data = {"train": [day_dict(k, n=1) for k in range(24)],
-            "test": [day_dict(k, n=1) for k in range(24)],
-            "competition": [day_dict(k, n=1) for k in range(15)]}
+    data = {
+        "train": [day_dict(k, n=1) for k in range(24)],
+        "test": [day_dict(k, n=1) for k in range(24)],
+        "competition": [day_dict(k, n=1) for k in range(15)],
+    }
     (tmp_path / "p.pkl").write_bytes(pickle.dumps(data))
     manifest = import_pickle(tmp_path / "p.pkl", tmp_path / "out", progress=False)
     assert manifest["days"] == list(REAL_DAYS)
@@ -104,10 +111,13 @@ class Custom:
     pass
 
 
-@pytest.mark.parametrize("make, refused", [
-    (lambda marker: {"train": [Payload(marker)]}, "system"),
-    (lambda marker: {"train": [{"sentenceDat": [Custom()]}]}, "Custom"),
-])
+@pytest.mark.parametrize(
+    "make, refused",
+    [
+        (lambda marker: {"train": [Payload(marker)]}, "system"),
+        (lambda marker: {"train": [{"sentenceDat": [Custom()]}]}, "Custom"),
+    ],
+)
 def test_refuses_code_in_the_pickle(tmp_path, make, refused):
     marker = tmp_path / "pwned"
     (tmp_path / "evil.pkl").write_bytes(pickle.dumps(make(marker)))

@@ -42,11 +42,18 @@ def test_writes_the_format_and_manifest(tiny_raw, tmp_path):
     for name in DAYS:
         folder = out / "train" / name
         assert sorted(p.name for p in folder.iterdir()) == [
-            "features.npy", "norm.npy", "phonemes.npy", "text.json", "trials.npy"]
+            "features.npy",
+            "norm.npy",
+            "phonemes.npy",
+            "text.json",
+            "trials.npy",
+        ]
         assert np.load(folder / "norm.npy").shape == (2, 256)  # the day's mean and SD
         features = np.load(folder / "features.npy")
         assert features.dtype == np.float32 and features.shape == (
-            train["sessions"][name]["n_bins"], 256)
+            train["sessions"][name]["n_bins"],
+            256,
+        )
     for session in test["sessions"]:  # only training days record their statistics
         assert not (out / "test" / session / "norm.npy").exists()
     assert leftovers(out) == []
@@ -56,8 +63,11 @@ def test_features_are_zscored_per_block(prepared):
     train = open_prepared(prepared).split("train")
     for day in range(2):
         for block in (1, 2):
-            rows = [i for i in range(len(train)) if train.day_index[i] == day
-                    and train.block[i] == block]
+            rows = [
+                i
+                for i in range(len(train))
+                if train.day_index[i] == day and train.block[i] == block
+            ]
             x = np.concatenate([train.features(i) for i in rows]).astype(np.float64)
             np.testing.assert_allclose(x.mean(axis=0), 0, atol=1e-5)
             np.testing.assert_allclose(x.std(axis=0), 1, atol=1e-4)
@@ -67,8 +77,12 @@ def test_features_follow_the_reference_recipe(tiny_raw, prepared):
     ds = open_prepared(prepared)
     session = read_session(tiny_raw / "train" / f"{DAYS[0]}.mat")
     block_2 = [i for i in range(session.n_trials) if session.block_idx[i] == 2]
-    x = np.concatenate([np.concatenate([session.tx1[i][:, :128], session.spike_pow[i][:, :128]],
-                                       axis=1) for i in block_2])
+    x = np.concatenate(
+        [
+            np.concatenate([session.tx1[i][:, :128], session.spike_pow[i][:, :128]], axis=1)
+            for i in block_2
+        ]
+    )
     i = block_2[1]
     want = (trial_features(session, i) - x.mean(0)) / (x.std(0) + 1e-8)
     np.testing.assert_allclose(ds.split("train").features(i), want, rtol=1e-6, atol=1e-6)
@@ -127,7 +141,9 @@ def test_skip_bad_trials_counts_and_records_them(tmp_path, mk, caplog):
     train = manifest["splits"]["train"]
     assert train["n_skipped"] == 2 and train["n_trials"] == 8
     assert [(s["file"], s["trial"]) for s in train["skipped"]] == [
-        (f"train/{DAYS[0]}.mat", 1), (f"train/{DAYS[0]}.mat", 3)]
+        (f"train/{DAYS[0]}.mat", 1),
+        (f"train/{DAYS[0]}.mat", 3),
+    ]
     assert "zzyzxq" in train["skipped"][0]["reason"] and "NaN" in train["skipped"][1]["reason"]
     assert "skipped 2 bad trials" in caplog.text
     split = open_prepared(tmp_path / "out").split("train")
@@ -190,6 +206,7 @@ def add_word(word: str, folder: str = "test", day_name: str = DAYS[1], trial: in
     def edit(folder_, name, day):
         if folder_ == folder and name == day_name:
             day.sentences[trial] = f"the {word} sat"
+
     return edit
 
 
@@ -204,8 +221,10 @@ def test_unknown_word_message_names_word_file_trial_and_the_ways_out(tmp_path, m
     with pytest.raises(DataError) as info:
         prepare(raw, tmp_path / "out", progress=False)
     message = str(info.value)
-    assert (f"test/{DAYS[1]}.mat trial 1: words not in the CMU dictionary: 'zzyzxq'; add them "
-            "to a --lexicon file") in message
+    assert (
+        f"test/{DAYS[1]}.mat trial 1: words not in the CMU dictionary: 'zzyzxq'; add them "
+        "to a --lexicon file"
+    ) in message
     assert "--skip-bad-trials" in message and "\n" not in message
 
 
@@ -261,10 +280,17 @@ def test_left_out_test_and_holdout_trials_are_named_and_counted(tmp_path, mk, ca
     counts = {k: (s["n_skipped"], s["n_trials"]) for k, s in manifest["splits"].items()}
     assert counts == {"train": (1, 9), "test": (1, 3), "competition": (1, 2)}
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert f"left out test/{DAYS[1]}.mat trial 0 of the test split: words not in the CMU " \
-           "dictionary: 'qqxv'" in warnings
-    assert any(w.startswith(f"left out competitionHoldOut/{DAYS[1]}.mat trial 1 of the "
-                            "competition split: ") and "Inf" in w for w in warnings)
+    assert (
+        f"left out test/{DAYS[1]}.mat trial 0 of the test split: words not in the CMU "
+        "dictionary: 'qqxv'" in warnings
+    )
+    assert any(
+        w.startswith(
+            f"left out competitionHoldOut/{DAYS[1]}.mat trial 1 of the competition split: "
+        )
+        and "Inf" in w
+        for w in warnings
+    )
     assert "skipped 3 bad trials (1 in train, 1 in test, 1 in competition)" in caplog.text
 
 
@@ -276,8 +302,10 @@ def test_cli_prints_each_left_out_test_and_holdout_trial(tmp_path, mk, capsys):
     out, err = capsys.readouterr()
     assert "left out: train 1, test 1, competition 1" in out
     lines = err.splitlines()
-    assert f"warning: left out test/{DAYS[1]}.mat trial 0 of the test split: words not in the " \
-           "CMU dictionary: 'qqxv'" in lines
+    assert (
+        f"warning: left out test/{DAYS[1]}.mat trial 0 of the test split: words not in the "
+        "CMU dictionary: 'qqxv'" in lines
+    )
     assert sum(line.startswith("warning: left out competitionHoldOut/") for line in lines) == 1
 
 
@@ -285,23 +313,30 @@ def test_cli_phonemizer_and_lexicon_options(tmp_path, mk, capsys):
     from brain2text.cli import main
 
     raw = mk.raw(tmp_path / "raw", edit=add_word("zzyzxq"))
-    assert main(["prepare", str(raw), str(tmp_path / "ref"), "--phonemizer", "reference",
-                 "--quiet"]) == 0
+    assert (
+        main(["prepare", str(raw), str(tmp_path / "ref"), "--phonemizer", "reference", "--quiet"])
+        == 0
+    )
     assert "words guessed by g2p_en's network: 1," in capsys.readouterr().out
     bad = tmp_path / "bad.dict"
     bad.write_text("ZZYZXQ\n", encoding="utf-8")
     assert main(["prepare", str(raw), str(tmp_path / "cmu"), "--lexicon", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert err == f"error: {bad} line 1: no phonemes after 'zzyzxq'; expected 'WORD  P1 P2 ...' " \
-                  "(CMU format)\n"
+    assert (
+        err == f"error: {bad} line 1: no phonemes after 'zzyzxq'; expected 'WORD  P1 P2 ...' "
+        "(CMU format)\n"
+    )
 
 
 def test_features_and_arrays_are_chosen_not_hard_coded(tiny_raw, tmp_path):
-    manifest = prepare(tiny_raw, tmp_path / "p", progress=False, features=["tx2", "spikePow"],
-                       arrays=["6v", "44"])
+    manifest = prepare(
+        tiny_raw, tmp_path / "p", progress=False, features=["tx2", "spikePow"], arrays=["6v", "44"]
+    )
     assert manifest["n_features"] == 512 and manifest["kind"] == "competitionData"
-    assert manifest["feature_names"][:2] == ["tx2 of area 6v (128 electrodes)",
-                                              "tx2 of area 44 (128 electrodes)"]
+    assert manifest["feature_names"][:2] == [
+        "tx2 of area 6v (128 electrodes)",
+        "tx2 of area 44 (128 electrodes)",
+    ]
     ds = open_prepared(tmp_path / "p")
     assert ds.n_features == 512
     session = read_session(tiny_raw / "train" / f"{DAYS[0]}.mat", fields=("tx2", "spikePow"))
@@ -312,14 +347,18 @@ def test_features_and_arrays_are_chosen_not_hard_coded(tiny_raw, tmp_path):
     np.testing.assert_allclose(ds.split("train").features(i)[:, :256], want, atol=1e-5)
 
 
-@pytest.mark.parametrize("features, arrays, message", [
-    (["tx5"], ["6v"], "--features tx5: choose distinct names among tx1, tx2"),
-    (["tx1", "tx1"], ["6v"], "--features tx1,tx1"),
-    (["tx1"], ["55b"], "--arrays 55b: choose distinct names among 6v, 44"),
-    (["tx1"], [], "--arrays : choose"),
-])
-def test_a_feature_set_the_files_do_not_hold_is_refused(tiny_raw, tmp_path, features, arrays,
-                                                        message):
+@pytest.mark.parametrize(
+    "features, arrays, message",
+    [
+        (["tx5"], ["6v"], "--features tx5: choose distinct names among tx1, tx2"),
+        (["tx1", "tx1"], ["6v"], "--features tx1,tx1"),
+        (["tx1"], ["55b"], "--arrays 55b: choose distinct names among 6v, 44"),
+        (["tx1"], [], "--arrays : choose"),
+    ],
+)
+def test_a_feature_set_the_files_do_not_hold_is_refused(
+    tiny_raw, tmp_path, features, arrays, message
+):
     with pytest.raises(ConfigError, match=None) as info:
         prepare(tiny_raw, tmp_path / "p", progress=False, features=features, arrays=arrays)
     assert message in str(info.value)

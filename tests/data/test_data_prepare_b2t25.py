@@ -16,13 +16,14 @@ from tests.data.test_data_b2t25 import session_file, trial
 def _release(root, sessions=("t15.2023.08.11", "t15.2023.08.13")):
     """Two sessions: a train file each, val and test files for the second one."""
     good = to_ids(phonemize("hello world"))
-    for k, name in enumerate(sessions):
-        session_file(root, "train", name, [trial(ids=good, number=i, block=1 + i % 2)
-                                           for i in range(4)])
-    session_file(root, "val", sessions[-1], [trial(ids=good, number=i, block=3)
-                                             for i in range(2)])
-    session_file(root, "test", sessions[-1], [trial(number=i, block=4, labelled=False)
-                                              for i in range(3)])
+    for _k, name in enumerate(sessions):
+        session_file(
+            root, "train", name, [trial(ids=good, number=i, block=1 + i % 2) for i in range(4)]
+        )
+    session_file(root, "val", sessions[-1], [trial(ids=good, number=i, block=3) for i in range(2)])
+    session_file(
+        root, "test", sessions[-1], [trial(number=i, block=4, labelled=False) for i in range(3)]
+    )
     return root
 
 
@@ -33,7 +34,10 @@ def test_a_release_is_prepared_with_its_own_splits_and_512_features(tmp_path):
     assert manifest["normalization"] == "none" and len(manifest["feature_names"]) == 2
     assert manifest["days"] == ["t15.2023.08.11", "t15.2023.08.13"]
     assert {k: v["n_trials"] for k, v in manifest["splits"].items()} == {
-        "train": 8, "val": 2, "test": 3}
+        "train": 8,
+        "val": 2,
+        "test": 3,
+    }
     assert manifest["label_check"]["n_checked"] == 10
     assert manifest["label_check"]["n_mismatched"] == 0
     data = open_prepared(tmp_path / "prep")
@@ -42,6 +46,7 @@ def test_a_release_is_prepared_with_its_own_splits_and_512_features(tmp_path):
     assert val.phonemes(0).tolist() == to_ids(phonemize("hello world"))
     assert val.text(0) == "hello world" and val.day_index[0] == 1
     import h5py
+
     with h5py.File(raw / "t15.2023.08.13" / "data_val.hdf5") as f:  # not re-normalised
         assert np.array_equal(val.features(0), f["trial_0000/input_features"][()])
     again = prepare(raw, tmp_path / "prep2", progress=False)  # hdf5_data_final itself too
@@ -54,15 +59,18 @@ def test_block_normalisation_is_there_when_asked(tmp_path):
     data = open_prepared(tmp_path / "prep")
     assert data.manifest["normalization"] == "block"
     train = data.split("train")
-    block = np.concatenate([train.features(i) for i in range(len(train))
-                            if train.block[i] == 1])
+    block = np.concatenate([train.features(i) for i in range(len(train)) if train.block[i] == 1])
     assert np.allclose(block.mean(axis=0), 0, atol=1e-5)
 
 
 def test_labels_that_differ_from_ours_are_counted_listed_and_kept(tmp_path):
     root = _release(tmp_path / "hdf5_data_final")
-    session_file(root, "train", "t15.2023.08.11", [trial(ids=(5, 12, 40), number=0),
-                                                   trial(ids=(5, 12, 40), number=1)])
+    session_file(
+        root,
+        "train",
+        "t15.2023.08.11",
+        [trial(ids=(5, 12, 40), number=0), trial(ids=(5, 12, 40), number=1)],
+    )
     manifest = prepare(tmp_path, tmp_path / "prep", progress=False)
     check = manifest["label_check"]
     assert check["n_mismatched"] == 2 and len(check["listed"]) == 2
@@ -84,8 +92,7 @@ def test_a_val_file_without_a_train_file_has_no_day(tmp_path):
 def test_a_bad_trial_stops_prepare_naming_it_and_nothing_is_lost(tmp_path):
     root = _release(tmp_path / "hdf5_data_final")
     before = prepare(tmp_path, tmp_path / "prep", progress=False)
-    session_file(root, "train", "t15.2023.08.13",
-                 [trial(number=0), trial(number=1, seq_len=501)])
+    session_file(root, "train", "t15.2023.08.13", [trial(number=0), trial(number=1, seq_len=501)])
     with pytest.raises(DataError) as info:
         prepare(tmp_path, tmp_path / "prep", progress=False, overwrite=True)
     assert "t15.2023.08.13/data_train.hdf5 trial_0001: seq_len is 501" in str(info.value)

@@ -34,6 +34,7 @@ def test_days_without_blocks_give_their_last_trials_in_file_order():
     quarter = carve_validation(split, 1, 0.25)  # 2.5 trials round up to 3; 1 of day 1
     assert quarter.val.tolist() == [7, 8, 9, 13, 17, 18, 19]
 
+
 def test_no_validation_when_switched_off_and_a_single_trial_stays_in_training():
     u = UNKNOWN_BLOCK
     split = _split([0] * 5 + [1], [u] * 6)

@@ -24,8 +24,9 @@ from brain2text.decoding.greedy import collapse
 from brain2text.errors import ConfigError, DataError
 from brain2text.phonemes import BLANK, N_CLASSES, PHONEME_TO_ID, to_ids
 
-needs_flashlight = pytest.mark.skipif(find_spec("flashlight") is None,
-                                      reason="flashlight-text is not installed (the lm extra)")
+needs_flashlight = pytest.mark.skipif(
+    find_spec("flashlight") is None, reason="flashlight-text is not installed (the lm extra)"
+)
 
 SPELLINGS = {
     "hello": [("HH", "AH", "L", "OW")],
@@ -88,8 +89,18 @@ def greedy(log_probs: np.ndarray) -> list[int]:
 
 HELLO_WORLD = "HH AH L OW SIL W ER L D SIL"
 # the first word is acoustically "yellow" (Y over HH, EH over AH), the LM prefers "hello"
-AMBIGUOUS = [{"Y": 0.5, "HH": 0.4}, {"EH": 0.5, "AH": 0.4}, "L", "OW", "SIL",
-             "W", "ER", "L", "D", "SIL"]
+AMBIGUOUS = [
+    {"Y": 0.5, "HH": 0.4},
+    {"EH": 0.5, "AH": 0.4},
+    "L",
+    "OW",
+    "SIL",
+    "W",
+    "ER",
+    "L",
+    "D",
+    "SIL",
+]
 
 
 # --- options and the missing extra (no flashlight needed) ---------------------------------
@@ -101,13 +112,28 @@ def test_default_options_are_valid():
     assert options.unk_score == -math.inf and options.tokens_per_frame == N_CLASSES
 
 
-@pytest.mark.parametrize("name, value", [
-    ("beam_size", 0), ("beam_size", 2.5), ("beam_size", True), ("beam_size_token", 0),
-    ("beam_size_token", N_CLASSES + 1), ("beam_threshold", 0.0), ("beam_threshold", math.inf),
-    ("lm_weight", -1.0), ("lm_weight", math.nan), ("word_score", math.inf),
-    ("sil_score", math.nan), ("sil_score", "0"), ("unk_score", math.nan), ("unk_score", math.inf),
-    ("nbest", 0), ("nbest", 51), ("log_add", 1),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("beam_size", 0),
+        ("beam_size", 2.5),
+        ("beam_size", True),
+        ("beam_size_token", 0),
+        ("beam_size_token", N_CLASSES + 1),
+        ("beam_threshold", 0.0),
+        ("beam_threshold", math.inf),
+        ("lm_weight", -1.0),
+        ("lm_weight", math.nan),
+        ("word_score", math.inf),
+        ("sil_score", math.nan),
+        ("sil_score", "0"),
+        ("unk_score", math.nan),
+        ("unk_score", math.inf),
+        ("nbest", 0),
+        ("nbest", 51),
+        ("log_add", 1),
+    ],
+)
 def test_bad_options_name_the_option(name, value):
     with pytest.raises(ConfigError, match=rf"^{name}: must be") as info:
         BeamOptions(**{name: value})
@@ -126,9 +152,14 @@ def test_a_missing_flashlight_says_how_to_install_it(monkeypatch, arpa):
     for build in (require_flashlight, PhonemeBeamDecoder, lambda: WordDecoder(arpa, SPELLINGS)):
         with pytest.raises(ConfigError) as info:
             build()
-        assert str(info.value) == MISSING_FLASHLIGHT == (
-            "word decoding needs flashlight-text: pip install 'brain2text[lm]' "
-            "(wheels for CPython 3.9-3.12)")
+        assert (
+            str(info.value)
+            == MISSING_FLASHLIGHT
+            == (
+                "word decoding needs flashlight-text: pip install 'brain2text[lm]' "
+                "(wheels for CPython 3.9-3.12)"
+            )
+        )
 
 
 def test_no_module_of_the_package_imports_flashlight_at_import():
@@ -192,10 +223,13 @@ def test_nbest_returns_distinct_sentences_best_first(arpa):
 
 
 @needs_flashlight
-@pytest.mark.parametrize("text", [
-    "SIL HH AH L OW SIL W ER L D SIL",  # a leading SIL
-    "HH AH L OW SIL SIL SIL W ER L D SIL SIL",  # long gaps, blanks inside them
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SIL HH AH L OW SIL W ER L D SIL",  # a leading SIL
+        "HH AH L OW SIL SIL SIL W ER L D SIL SIL",  # long gaps, blanks inside them
+    ],
+)
 def test_sil_frames_around_words_are_word_gaps(arpa, text):
     log_probs = sentence(text)
     [best] = WordDecoder(arpa, SPELLINGS).decode(log_probs)
@@ -240,8 +274,12 @@ def test_memory_layout_and_dtype_do_not_change_the_result(arpa):
     strided = np.zeros((log_probs.shape[0], 2 * N_CLASSES))
     strided[:, ::2] = log_probs
     batch = np.stack([np.zeros_like(log_probs), log_probs])  # (B, T, C): a row is a view
-    for variant in (np.asfortranarray(log_probs), log_probs.astype(np.float64), strided[:, ::2],
-                    batch[1]):
+    for variant in (
+        np.asfortranarray(log_probs),
+        log_probs.astype(np.float64),
+        strided[:, ::2],
+        batch[1],
+    ):
         assert decoder.decode(variant) == expected
 
 
@@ -260,10 +298,13 @@ def test_bad_emissions_and_bad_inputs_are_one_line_errors(arpa, tmp_path):
     with pytest.raises(DataError, match=r"bad.arpa: KenLM cannot load it: .*\\data\\") as info:
         WordDecoder(tmp_path / "bad.arpa", SPELLINGS)
     assert "\n" not in str(info.value)
-    for spellings, message in [({"hello": [("HH", "AH", "L", "OW", "SIL")]}, "SIL is added"),
-                               ({"hello": [("HH", "AX")]}, "'AX' is not a phoneme"),
-                               ({"hello": []}, "give a list of spellings"),
-                               ({"<unk>": [("AH",)]}, "reserved"), ({}, "no words")]:
+    for spellings, message in [
+        ({"hello": [("HH", "AH", "L", "OW", "SIL")]}, "SIL is added"),
+        ({"hello": [("HH", "AX")]}, "'AX' is not a phoneme"),
+        ({"hello": []}, "give a list of spellings"),
+        ({"<unk>": [("AH",)]}, "reserved"),
+        ({}, "no words"),
+    ]:
         with pytest.raises(DataError, match=message):
             WordDecoder(arpa, spellings)
 
@@ -286,14 +327,23 @@ def test_the_word_dictionary_maps_words_as_load_words_does(arpa, tmp_path):
     start = lm.start(True)
     decoder = WordDecoder(arpa, SPELLINGS)
     assert decoder.unigram == {w: lm.score(start, word_dict.get_index(w))[1] for w in SPELLINGS}
-    assert decoder.unigram == pytest.approx({"hello": -0.5, "yellow": -1.5, "world": -0.6,
-                                             "word": -1.2})
+    assert decoder.unigram == pytest.approx(
+        {"hello": -0.5, "yellow": -1.5, "world": -0.6, "word": -1.2}
+    )
 
 
 # --- homophones ---------------------------------------------------------------------------
 
-HOMOPHONES = {"ray": -1.0, "rae": -1.1, "rey": -1.2, "wray": -1.3, "raye": -1.4, "reigh": -1.5,
-              "rhae": -1.6, "wrey": -1.7}  # all spelled R EY
+HOMOPHONES = {
+    "ray": -1.0,
+    "rae": -1.1,
+    "rey": -1.2,
+    "wray": -1.3,
+    "raye": -1.4,
+    "reigh": -1.5,
+    "rhae": -1.6,
+    "wrey": -1.7,
+}  # all spelled R EY
 
 
 @needs_flashlight
@@ -309,9 +359,11 @@ def test_flashlight_keeps_six_words_per_trie_node():
 def test_homophones_beyond_the_trie_limit_keep_the_most_probable(tmp_path):
     unigrams = "".join(f"{p}\t{w}\n" for w, p in HOMOPHONES.items())
     arpa = tmp_path / "lm.arpa"
-    arpa.write_text(f"\\data\\\nngram 1={len(HOMOPHONES) + 2}\nngram 2=1\n\n\\1-grams:\n"
-                    f"-1.0\t<s>\t-0.3\n-0.7\t</s>\n{unigrams}\n\\2-grams:\n-0.5\t<s> wrey\n\n"
-                    "\\end\\\n")  # KenLM loads bigram models and up
+    arpa.write_text(
+        f"\\data\\\nngram 1={len(HOMOPHONES) + 2}\nngram 2=1\n\n\\1-grams:\n"
+        f"-1.0\t<s>\t-0.3\n-0.7\t</s>\n{unigrams}\n\\2-grams:\n-0.5\t<s> wrey\n\n"
+        "\\end\\\n"
+    )  # KenLM loads bigram models and up
     # "<s> wrey" makes wrey the likeliest first word: the ranking reads unigrams, not p(w | <s>)
     order = ["wrey", "rae", "rhae", "ray", "reigh", "rey", "wray", "raye"]  # not by probability
     spellings = {w: [("R", "EY")] for w in order}
@@ -417,7 +469,7 @@ def test_a_streamed_search_ends_where_the_whole_trial_search_does(arpa, chunk):
     stream = decoder.stream()
     partials = []
     for start in range(0, len(log_probs), chunk):
-        partials.append(stream.step(log_probs[start:start + chunk]))
+        partials.append(stream.step(log_probs[start : start + chunk]))
     assert stream.n_frames == len(log_probs)
     assert stream.finish() == decoder.decode(log_probs)
     assert partials[-1].words in {("hello", "world"), ("hello",)}
@@ -433,4 +485,4 @@ def test_a_partial_sentence_grows_word_by_word(arpa):
     assert stream.partial().words == ()
     half = stream.step(log_probs[: len(log_probs) // 2 + 1])
     assert half.words == ("hello",)
-    assert stream.step(log_probs[len(log_probs) // 2 + 1:]).words == ("hello", "world")
+    assert stream.step(log_probs[len(log_probs) // 2 + 1 :]).words == ("hello", "world")

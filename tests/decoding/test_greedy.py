@@ -17,7 +17,11 @@ def _naive(frames):
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.lists(st.integers(0, N_CLASSES - 1), min_size=0, max_size=30), min_size=1, max_size=5))
+@given(
+    st.lists(
+        st.lists(st.integers(0, N_CLASSES - 1), min_size=0, max_size=30), min_size=1, max_size=5
+    )
+)
 def test_vectorised_greedy_decode_matches_a_naive_loop(rows):
     t = max(len(r) for r in rows) or 1
     logits = torch.full((len(rows), t, N_CLASSES), -5.0)
@@ -27,7 +31,7 @@ def test_vectorised_greedy_decode_matches_a_naive_loop(rows):
         for i in range(len(r), t):  # padding frames hold a non-blank class that must be ignored
             logits[b, i, 7] = 5.0
     lengths = torch.tensor([len(r) for r in rows])
-    for hyp, r in zip(greedy_decode(logits, lengths), rows):
+    for hyp, r in zip(greedy_decode(logits, lengths), rows, strict=False):
         assert hyp.tolist() == _naive(r) == collapse(np.array(r, dtype=np.int64)).tolist()
 
 

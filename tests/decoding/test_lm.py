@@ -23,8 +23,31 @@ from brain2text.decoding.lm import ARPABET, build_lm, open_lm, read_user_lexicon
 from brain2text.errors import Brain2TextError, ConfigError, DataError, StorageError
 from brain2text.phonemes import words_of
 
-WORDS = ("the", "a", "cat", "dog", "sat", "on", "mat", "ran", "to", "house", "big", "small",
-         "red", "blue", "book", "you", "i", "and", "it", "was", "is", "in", "of")
+WORDS = (
+    "the",
+    "a",
+    "cat",
+    "dog",
+    "sat",
+    "on",
+    "mat",
+    "ran",
+    "to",
+    "house",
+    "big",
+    "small",
+    "red",
+    "blue",
+    "book",
+    "you",
+    "i",
+    "and",
+    "it",
+    "was",
+    "is",
+    "in",
+    "of",
+)
 
 
 def write_corpus(path: Path, n: int = 300, seed: int = 0, extra: tuple[str, ...] = ()) -> Path:
@@ -39,9 +62,10 @@ def write_corpus(path: Path, n: int = 300, seed: int = 0, extra: tuple[str, ...]
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("lm")
-    corpus = write_corpus(root / "corpus.txt",
-                          extra=("the zorblax sat on the mat", "a zorblax and a quuxel", " - ",
-                                 "i read the book"))
+    corpus = write_corpus(
+        root / "corpus.txt",
+        extra=("the zorblax sat on the mat", "a zorblax and a quuxel", " - ", "i read the book"),
+    )
     build_lm(corpus, root / "lm")
     return root / "lm"
 
@@ -53,8 +77,9 @@ def histories(model) -> list[tuple[str, ...]]:
 
 def worst_sum_error(model) -> float:
     vocabulary = model.vocabulary()
-    return max(abs(sum(10 ** model.log10_prob(h, w) for w in vocabulary) - 1)
-               for h in histories(model))
+    return max(
+        abs(sum(10 ** model.log10_prob(h, w) for w in vocabulary) - 1) for h in histories(model)
+    )
 
 
 def listing(folder: Path) -> list[str]:
@@ -89,8 +114,10 @@ def test_every_history_sums_to_one(built):
     assert all(p > -20 for g, p in model.log10_p.items() if g != (BOS,))
 
 
-@pytest.mark.parametrize("order, min_count, prune", [
-    (1, 1, 0.0), (2, 2, 0.0), (3, 3, 0.0), (4, 2, 0.0), (3, 1, 1e-4), (3, 2, 1e-3)])
+@pytest.mark.parametrize(
+    "order, min_count, prune",
+    [(1, 1, 0.0), (2, 2, 0.0), (3, 3, 0.0), (4, 2, 0.0), (3, 1, 1e-4), (3, 2, 1e-3)],
+)
 def test_cutoffs_and_pruning_stay_normalised(tmp_path, order, min_count, prune):
     corpus = write_corpus(tmp_path / "corpus.txt", n=200, seed=order)
     info = build_lm(corpus, tmp_path / "lm", order=order, min_count=min_count, prune=prune)
@@ -111,8 +138,9 @@ def test_pruning_removes_ngrams(tmp_path):
 def naive_kneser_ney(sentences, order: int, discounts: dict):
     """P(word | history) of interpolated modified Kneser-Ney, straight from the definition."""
     padded = [(BOS, *s, EOS) for s in sentences]
-    raw = Counter(p[i:i + n] for p in padded for n in range(1, order + 1)
-                  for i in range(len(p) - n + 1))
+    raw = Counter(
+        p[i : i + n] for p in padded for n in range(1, order + 1) for i in range(len(p) - n + 1)
+    )
     left = defaultdict(set)
     for g in raw:
         left[g[1:]].add(g[0])
@@ -122,9 +150,12 @@ def naive_kneser_ney(sentences, order: int, discounts: dict):
         return raw[g] if len(g) == order or g[0] == BOS else len(left[g])
 
     def prob(history: tuple, word: str) -> float:
-        history = history[-(order - 1):] if order > 1 else ()
-        followers = {g[-1]: count(g) for g in raw if len(g) == len(history) + 1
-                     and g[:-1] == history and g != (BOS,)}
+        history = history[-(order - 1) :] if order > 1 else ()
+        followers = {
+            g[-1]: count(g)
+            for g in raw
+            if len(g) == len(history) + 1 and g[:-1] == history and g != (BOS,)
+        }
         lower = prob(history[1:], word) if history else 1 / len(vocabulary)
         if not followers:
             return lower
@@ -143,28 +174,47 @@ def test_back_off_form_equals_interpolated_kneser_ney(tmp_path):
     info = build_lm(corpus, tmp_path / "lm", order=3)
     model = read_arpa(tmp_path / "lm" / "lm.arpa")
     vocabulary = set(WORDS)
-    sentences = [[w if w in vocabulary else UNK for w in words_of(line)]
-                 for line in corpus.read_text().splitlines()]
+    sentences = [
+        [w if w in vocabulary else UNK for w in words_of(line)]
+        for line in corpus.read_text().splitlines()
+    ]
     prob, naive_vocabulary = naive_kneser_ney(sentences, 3, info["discounts"])
     assert sorted(model.vocabulary()) == naive_vocabulary
     words = [BOS, *WORDS[:8], UNK]
     for history in [(), *((a,) for a in words), *((a, b) for a in words for b in words[1:])]:
         for word in naive_vocabulary:
-            assert 10 ** model.log10_prob(history, word) == \
-                pytest.approx(prob(history, word), rel=1e-5), (history, word)
+            assert 10 ** model.log10_prob(history, word) == pytest.approx(
+                prob(history, word), rel=1e-5
+            ), (history, word)
 
 
 def test_modified_kneser_ney_discounts():
-    counts = {("a",): 1, ("b",): 1, ("c",): 1, ("d",): 1, ("e",): 2, ("f",): 2, ("g",): 3,
-              ("h",): 4, ("i",): 9}
+    counts = {
+        ("a",): 1,
+        ("b",): 1,
+        ("c",): 1,
+        ("d",): 1,
+        ("e",): 2,
+        ("f",): 2,
+        ("g",): 3,
+        ("h",): 4,
+        ("i",): 9,
+    }
     assert _discounts(counts) == (pytest.approx((0.5, 1.25, 1.0)), False)  # Chen & Goodman
     assert _discounts({("a",): 1, ("b",): 2})[1] is True  # no 3s or 4s: KenLM's fallback
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.lists(st.lists(st.sampled_from(["a", "be", "see", "dee", "zorblax"]), min_size=1,
-                         max_size=6), min_size=1, max_size=12),
-       st.integers(1, 4), st.integers(1, 3), st.sampled_from([0.0, 1e-3]))
+@given(
+    st.lists(
+        st.lists(st.sampled_from(["a", "be", "see", "dee", "zorblax"]), min_size=1, max_size=6),
+        min_size=1,
+        max_size=12,
+    ),
+    st.integers(1, 4),
+    st.integers(1, 3),
+    st.sampled_from([0.0, 1e-3]),
+)
 def test_any_corpus_gives_a_normalised_model(sentences, order, min_count, prune):
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus.txt"
@@ -267,8 +317,10 @@ def test_lexicon_alternates(built, tmp_path):
     assert "read R EH D" in lines and "read R IY D" in lines
 
     user = tmp_path / "user.dict"
-    user.write_text(";;; mine\nREAD  R IY1 D\nREAD(2)  R EH1 D  # past\nZORBLAX  Z AO1 R B L AE2 K S\n"
-                    "quuxel K W AH K S AH L\n")
+    user.write_text(
+        ";;; mine\nREAD  R IY1 D\nREAD(2)  R EH1 D  # past\nZORBLAX  Z AO1 R B L AE2 K S\n"
+        "quuxel K W AH K S AH L\n"
+    )
     assert read_user_lexicon(user)["read"] == [("R", "IY", "D"), ("R", "EH", "D")]
     corpus = tmp_path / "c.txt"
     corpus.write_text("i read a zorblax\na cat-dog read\n")
@@ -369,8 +421,9 @@ def test_bad_build_inputs_give_one_line_and_leave_nothing(tmp_path, case):
         build_lm(**kwargs)
     message = str(caught.value)
     assert BAD_BUILDS[case] in message and "\n" not in message
-    assert isinstance(caught.value, ConfigError if case in ("order", "min-count", "prune")
-                      else DataError)
+    assert isinstance(
+        caught.value, ConfigError if case in ("order", "min-count", "prune") else DataError
+    )
     assert listing(tmp_path) == before  # no LM folder, no staging folder
     if case == "foreign folder":
         assert listing(tmp_path / "lm") == ["notes.txt"]
@@ -453,8 +506,25 @@ def test_open_lm_names_the_bad_file_and_line(built, tmp_path, case):
 def test_cli_round_trip(tmp_path, capsys):
     corpus = write_corpus(tmp_path / "corpus.txt", n=100, extra=("the zorblax sat",))
     out = tmp_path / "lm"
-    assert main(["lm", "build", "--corpus", str(corpus), "--order", "2", "--min-count", "2",
-                 "--prune", "1e-6", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "lm",
+                "build",
+                "--corpus",
+                str(corpus),
+                "--order",
+                "2",
+                "--min-count",
+                "2",
+                "--prune",
+                "1e-6",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr()
     info = open_lm(out).info
     assert printed.out.count("\n") == 1 and printed.err == ""
@@ -466,7 +536,18 @@ def test_cli_round_trip(tmp_path, capsys):
     printed = capsys.readouterr()
     assert printed.err.startswith("error: ") and printed.err.count("\n") == 1
     assert "pass --overwrite" in printed.err and printed.out == ""
-    assert main(["lm", "build", "--corpus", str(tmp_path / "none.txt"),
-                 "--out", str(tmp_path / "other")]) == 2
+    assert (
+        main(
+            [
+                "lm",
+                "build",
+                "--corpus",
+                str(tmp_path / "none.txt"),
+                "--out",
+                str(tmp_path / "other"),
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err.count("\n") == 1
     assert listing(tmp_path) == ["corpus.txt", "lm"]

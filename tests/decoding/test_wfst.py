@@ -34,7 +34,8 @@ from brain2text.phonemes import BLANK, N_CLASSES, PHONEME_TO_ID, PHONEMES, SIL, 
 
 needs_kaldi = pytest.mark.skipif(
     any(find_spec(m) is None for m in ("kaldifst", "kaldi_decoder", "kaldilm")),
-    reason="kaldifst, kaldi-decoder and kaldilm are not installed (the lm extra)")
+    reason="kaldifst, kaldi-decoder and kaldilm are not installed (the lm extra)",
+)
 
 LN10 = math.log(10)
 SIL_PROB = 0.5
@@ -135,8 +136,12 @@ def build_tlg(graph_dir, lexicon, arpa_text, sil_prob=SIL_PROB, tokens_txt=True)
 
     # G: arpa2fst --disambig-symbol=#0 --read-symbol-table=words.txt, then rmepsilon
     (graph_dir / "lm.arpa").write_text(arpa_text)
-    text = kaldilm.arpa2fst(str(graph_dir / "lm.arpa"), disambig_symbol="#0",
-                            read_symbol_table=str(graph_dir / "words.txt"), max_arpa_warnings=0)
+    text = kaldilm.arpa2fst(
+        str(graph_dir / "lm.arpa"),
+        disambig_symbol="#0",
+        read_symbol_table=str(graph_dir / "words.txt"),
+        max_arpa_warnings=0,
+    )
     G = kaldifst.compile(text, acceptor=False)
     kaldifst.rmepsilon(G)
     kaldifst.arcsort(G, sort_type="ilabel")
@@ -212,14 +217,14 @@ def test_a_spelled_sentence_decodes_to_its_words_phonemes_and_score(decoder):
     [best] = decoder.decode(log_probs)
     assert isinstance(best, WordHypothesis)
     assert best.words == ("josh", "right", "now")
-    assert best.phonemes == tuple(to_ids(["JH", "AA", "SH", SIL, "R", "AY", "T", SIL, "N",
-                                          "AW", SIL]))
+    assert best.phonemes == tuple(
+        to_ids(["JH", "AA", "SH", SIL, "R", "AY", "T", SIL, "N", "AW", SIL])
+    )
     # score = acoustic_scale * (emissions along the path, blank penalised) - graph cost
     opts = decoder.options
     am = len(symbols) * PEAK - symbols.count("-") * opts.blank_penalty
     log10_p = -0.3 + (-1.0 + -0.2) + -0.1 + -0.1  # <s> josh, right|josh (back-off), now, </s>
-    assert best.score == pytest.approx(opts.acoustic_scale * am - graph_cost(log10_p, 3),
-                                       abs=1e-2)
+    assert best.score == pytest.approx(opts.acoustic_scale * am - graph_cost(log10_p, 3), abs=1e-2)
 
 
 @needs_kaldi
@@ -313,8 +318,9 @@ def test_missing_or_broken_files_are_one_line_data_errors(tmp_path, right_graph)
     assert error(only_words).startswith(f"{only_words / 'TLG.fst'}: not an OpenFst graph")
 
     (only_graph / "words.txt").write_text("<eps> 0\ncat one\n")
-    assert error(only_graph) == (f"{only_graph / 'words.txt'} line 2: expected 'SYMBOL ID', "
-                                 "got 'cat one'")
+    assert error(only_graph) == (
+        f"{only_graph / 'words.txt'} line 2: expected 'SYMBOL ID', got 'cat one'"
+    )
 
 
 @needs_kaldi
@@ -324,8 +330,7 @@ def test_tokens_txt_in_the_model_order_is_refused(tmp_path, right_graph):
     for name in ("TLG.fst", "words.txt"):
         (graph_dir / name).write_bytes((right_graph / name).read_bytes())
     model_order = ["<eps>", "<blk>", *PHONEMES]  # SIL last, as the model emits
-    (graph_dir / "tokens.txt").write_text("".join(f"{t} {i}\n" for i, t in
-                                                  enumerate(model_order)))
+    (graph_dir / "tokens.txt").write_text("".join(f"{t} {i}\n" for i, t in enumerate(model_order)))
     with pytest.raises(DataError, match=r"tokens.txt: token 2 is 'AA', expected 'SIL'"):
         WfstDecoder(graph_dir, WfstOptions())
 
@@ -352,31 +357,41 @@ def test_missing_packages_say_how_to_install_them(monkeypatch, tmp_path):
     for build in (require_kaldi, lambda: WfstDecoder(tmp_path, WfstOptions())):
         with pytest.raises(ConfigError) as info:
             build()
-        assert str(info.value) == MISSING_KALDI == (
-            "decoding with a Kaldi graph needs kaldifst and kaldi-decoder: "
-            "pip install 'brain2text[lm]'")
+        assert (
+            str(info.value)
+            == MISSING_KALDI
+            == (
+                "decoding with a Kaldi graph needs kaldifst and kaldi-decoder: "
+                "pip install 'brain2text[lm]'"
+            )
+        )
 
 
 def test_the_module_imports_no_kaldi_package():
-    code = ("import sys, brain2text.decoding.wfst\n"
-            "print(sorted(m for m in ('kaldifst', 'kaldi_decoder', 'kaldilm') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, brain2text.decoding.wfst\n"
+        "print(sorted(m for m in ('kaldifst', 'kaldi_decoder', 'kaldilm') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("beam", 0.0, "beam: must be a positive number, got 0.0"),
-    ("beam", math.inf, "beam: must be a positive number, got inf"),
-    ("beam", "18", "beam: must be a number, got '18'"),
-    ("max_active", 0, "max_active: must be an integer >= 1, got 0"),
-    ("max_active", 7.5, "max_active: must be an integer >= 1, got 7.5"),
-    ("min_active", -1, "min_active: must be an integer >= 0, got -1"),
-    ("min_active", 8000, "min_active: must be <= max_active (7000), got 8000"),
-    ("acoustic_scale", -0.5, "acoustic_scale: must be a positive number, got -0.5"),
-    ("acoustic_scale", True, "acoustic_scale: must be a number, got True"),
-    ("blank_penalty", math.nan, "blank_penalty: must be a finite number, got nan"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("beam", 0.0, "beam: must be a positive number, got 0.0"),
+        ("beam", math.inf, "beam: must be a positive number, got inf"),
+        ("beam", "18", "beam: must be a number, got '18'"),
+        ("max_active", 0, "max_active: must be an integer >= 1, got 0"),
+        ("max_active", 7.5, "max_active: must be an integer >= 1, got 7.5"),
+        ("min_active", -1, "min_active: must be an integer >= 0, got -1"),
+        ("min_active", 8000, "min_active: must be <= max_active (7000), got 8000"),
+        ("acoustic_scale", -0.5, "acoustic_scale: must be a positive number, got -0.5"),
+        ("acoustic_scale", True, "acoustic_scale: must be a number, got True"),
+        ("blank_penalty", math.nan, "blank_penalty: must be a finite number, got nan"),
+    ],
+)
 def test_bad_options_are_config_errors_naming_the_option(field, value, message):
     with pytest.raises(ConfigError) as info:
         WfstOptions(**{field: value})

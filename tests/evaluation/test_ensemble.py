@@ -16,8 +16,11 @@ from tests.conftest import RUNS, tiny_overrides
 @pytest.fixture(scope="module")
 def runs(prepared_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("ensemble")
-    for name, extra in (("a", {"train.seed": 1}), ("b", {"train.seed": 2}),
-                        ("k12", {"model.kernel_len": 12})):
+    for name, extra in (
+        ("a", {"train.seed": 1}),
+        ("b", {"train.seed": 2}),
+        ("k12", {"model.kernel_len": 12}),
+    ):
         config = load_run(RUNS / "run13_cpu_demo.yaml", tiny_overrides(prepared_dir, **extra))
         train(config, root / name, quiet=True)
     return root
@@ -36,7 +39,9 @@ def test_mean_emissions_renormalise_the_average():
 
 def test_an_ensemble_reports_its_members_beside_it(runs, capsys):
     out = runs / "ens"
-    assert main(["evaluate", str(runs / "a"), str(runs / "b"), "--ensemble", "--out", str(out)]) == 0
+    assert (
+        main(["evaluate", str(runs / "a"), str(runs / "b"), "--ensemble", "--out", str(out)]) == 0
+    )
     printed = capsys.readouterr().out
     summary = json.loads((out / "eval" / "test" / "summary.json").read_text())
     assert summary["ensemble"] == [str(runs / "a"), str(runs / "b")]
@@ -51,16 +56,32 @@ def test_an_ensemble_reports_its_members_beside_it(runs, capsys):
 
 def test_an_ensemble_of_a_run_with_itself_decodes_as_the_run(runs):
     out = runs / "self"
-    assert main(["evaluate", str(runs / "a"), str(runs / "a"), "--ensemble", "--out", str(out)]) == 0
+    assert (
+        main(["evaluate", str(runs / "a"), str(runs / "a"), "--ensemble", "--out", str(out)]) == 0
+    )
     assert main(["evaluate", str(runs / "a")]) == 0
-    hyps = lambda folder: [json.loads(r)["hyp"] for r in  # noqa: E731
-                           (folder / "eval" / "test" / "hypotheses.jsonl").read_text().splitlines()]
+    def hyps(folder):
+        return [
+            json.loads(r)["hyp"]
+            for r in (folder / "eval" / "test" / "hypotheses.jsonl").read_text().splitlines()  # noqa: E731
+        ]
     assert hyps(out) == hyps(runs / "a")
 
 
 def test_members_that_differ_are_refused_in_one_line(runs, capsys):
-    assert main(["evaluate", str(runs / "a"), str(runs / "k12"), "--ensemble", "--out",
-                 str(runs / "bad")]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                str(runs / "a"),
+                str(runs / "k12"),
+                "--ensemble",
+                "--out",
+                str(runs / "bad"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "k12: its patching (kernel_len, stride_len) differs" in err
     assert not (runs / "bad").exists()

@@ -23,8 +23,9 @@ def _dataset(tmp_path, phonemizer):
 def test_the_dataset_phonemizer_and_lexicon_label_the_answers(tmp_path):
     lexicon = tmp_path / "lex.txt"
     lexicon.write_text("BRAINTEXT  B R EY1 N T EH2 K S T\n")
-    labeller = dataset_labeller(_dataset(tmp_path, {"name": "reference",
-                                                    "lexicon": {"path": str(lexicon)}}))
+    labeller = dataset_labeller(
+        _dataset(tmp_path, {"name": "reference", "lexicon": {"path": str(lexicon)}})
+    )
     assert isinstance(labeller, ReferencePhonemizer)
     assert labeller("braintext") == ["B", "R", "EY", "N", "T", "EH", "K", "S", "T", "SIL"]
     old = dataset_labeller(SimpleNamespace(path=tmp_path, manifest={}))  # before phonemizers
@@ -35,17 +36,27 @@ def test_the_dataset_phonemizer_and_lexicon_label_the_answers(tmp_path):
 
 
 def test_answers_are_read_per_session_and_trial(tmp_path):
-    split = type("Split", (), {
-        "__len__": lambda self: 2, "session_of": lambda self, i: "t12.2022.05.24",
-        "trial": np.array([1, 0]), "describe": lambda self, i: f"competition trial {i}"})()
+    split = type(
+        "Split",
+        (),
+        {
+            "__len__": lambda self: 2,
+            "session_of": lambda self, i: "t12.2022.05.24",
+            "trial": np.array([1, 0]),
+            "describe": lambda self, i: f"competition trial {i}",
+        },
+    )()
     answers = tmp_path / "answers.json"
     answers.write_text(json.dumps({"t12.2022.05.24": ["hello world", "good morning"]}))
     assert answer_sentences(split, answers, np.arange(2)) == ["good morning", "hello world"]
     assert answer_sentences(split, answers, np.array([1])) == ["hello world"]
     assert label_answer(CmuPhonemizer(), "hello world", answers, "x") == to_ids(
-        CmuPhonemizer()("hello world"))
-    with pytest.raises(DataError, match="competition trial 1: words the dataset's phonemizer "
-                                        "cannot pronounce: zzyzxq"):
+        CmuPhonemizer()("hello world")
+    )
+    with pytest.raises(
+        DataError,
+        match="competition trial 1: words the dataset's phonemizer cannot pronounce: zzyzxq",
+    ):
         label_answer(CmuPhonemizer(), "hello zzyzxq", answers, "competition trial 1")
     answers.write_text(json.dumps({"t12.2022.05.24": ["only one"]}))
     with pytest.raises(DataError, match="no answer for competition trial 0"):

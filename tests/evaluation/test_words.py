@@ -14,7 +14,12 @@ from brain2text.evaluation.words import (
 
 def test_normalisation_keeps_apostrophes_and_hyphens():
     assert normalize_words("I don't know -- well-known, OK?") == [
-        "i", "don't", "know", "well-known", "ok"]
+        "i",
+        "don't",
+        "know",
+        "well-known",
+        "ok",
+    ]
     assert normalize_words("  ") == []
 
 
@@ -38,7 +43,7 @@ def test_bootstrap_edges():
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 6), st.integers(1, 8)), min_size=2, max_size=30))
 def test_the_interval_brackets_plausible_rates(pairs):
-    edits, lengths = zip(*pairs)
+    edits, lengths = zip(*pairs, strict=False)
     interval = bootstrap_interval(edits, lengths, n_resamples=300)
     per_sentence = np.array(edits) / np.array(lengths)
     # a resampled ratio of sums lies between the smallest and largest sentence rate

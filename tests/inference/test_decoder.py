@@ -28,8 +28,10 @@ def run(prepared_dir, tmp_path_factory):
 
 
 def _evaluated(run):
-    return [json.loads(line) for line in
-            (run / "eval" / "test" / "hypotheses.jsonl").read_text().splitlines()]
+    return [
+        json.loads(line)
+        for line in (run / "eval" / "test" / "hypotheses.jsonl").read_text().splitlines()
+    ]
 
 
 def test_a_trial_decoded_alone_gets_the_hypothesis_evaluate_gave_it(run, prepared_dir):
@@ -41,8 +43,7 @@ def test_a_trial_decoded_alone_gets_the_hypothesis_evaluate_gave_it(run, prepare
         out = dec.decode(test.features(i), day=row["session"])
         assert isinstance(out, Decoding) and " ".join(out.phonemes) == row["hyp"]
         assert out.day == out.day_used == row["session"] and out.text is None
-        assert out.logits.shape == (dec.model.output_lengths(np.array(len(test.features(i)))),
-                                    41)
+        assert out.logits.shape == (dec.model.output_lengths(np.array(len(test.features(i)))), 41)
 
 
 def test_batch_results_do_not_depend_on_the_batch(run, prepared_dir):
@@ -53,7 +54,7 @@ def test_batch_results_do_not_depend_on_the_batch(run, prepared_dir):
     alone = [dec.decode(x, d) for x, d in trials]
     order = np.random.default_rng(0).permutation(len(trials))
     batched = dec.decode_batch([trials[k] for k in order], batch_size=4)
-    for k, out in zip(order, batched):
+    for k, out in zip(order, batched, strict=False):
         assert out.phonemes == alone[k].phonemes
         np.testing.assert_allclose(out.logits, alone[k].logits, atol=1e-5)
 
@@ -70,15 +71,18 @@ def test_a_new_day_borrows_the_nearest_earlier_days_layer(run, prepared_dir):
         dec.decode(x, "t01.2000.01.01")
 
 
-@pytest.mark.parametrize("features, message", [
-    (np.zeros((40, 255), np.float32), "trial 0 of shape (40, 255): expected (bins, 256)"),
-    (np.zeros(40, np.float32), "expected (bins, 256)"),
-    (np.zeros((40, 256), bool), "trial 0 of dtype bool: expected real numbers"),
-    (np.full((40, 256), "a"), "expected real numbers"),
-    ([[1.0, 2.0], [3.0]], "trial 0 is not an array of numbers"),
-    (np.zeros((3, 256), np.float32), "trial 0: 3 bins, fewer than model.kernel_len=8"),
-    (np.where(np.eye(40, 256) > 0, np.nan, 0.0), "trial 0 of 40 bins: 40 NaN/Inf values"),
-])
+@pytest.mark.parametrize(
+    "features, message",
+    [
+        (np.zeros((40, 255), np.float32), "trial 0 of shape (40, 255): expected (bins, 256)"),
+        (np.zeros(40, np.float32), "expected (bins, 256)"),
+        (np.zeros((40, 256), bool), "trial 0 of dtype bool: expected real numbers"),
+        (np.full((40, 256), "a"), "expected real numbers"),
+        ([[1.0, 2.0], [3.0]], "trial 0 is not an array of numbers"),
+        (np.zeros((3, 256), np.float32), "trial 0: 3 bins, fewer than model.kernel_len=8"),
+        (np.where(np.eye(40, 256) > 0, np.nan, 0.0), "trial 0 of 40 bins: 40 NaN/Inf values"),
+    ],
+)
 def test_bad_features_are_one_line_errors(run, features, message):
     dec = Decoder.load(run)
     with pytest.raises(DataError) as info:
@@ -89,8 +93,7 @@ def test_bad_features_are_one_line_errors(run, features, message):
 def test_decode_reads_a_raw_file_nobody_prepared(run, raw_dir, tmp_path, capsys):
     day = open_prepared(load_run(run / "config.yaml").data.path).days[0]
     out = tmp_path / "decoded.jsonl"
-    assert main(["decode", str(run), str(raw_dir / "test" / f"{day}.mat"), "--out",
-                 str(out)]) == 0
+    assert main(["decode", str(run), str(raw_dir / "test" / f"{day}.mat"), "--out", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     evaluated = [r for r in _evaluated(run) if r["session"] == day]
     assert [r["phonemes"] for r in rows] == [r["hyp"] for r in evaluated]
@@ -127,8 +130,9 @@ def test_export_writes_a_model_that_gives_the_decoders_logits(run, prepared_dir,
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-        got = session.run(["logits"], {"features": np.array(x)[None],
-                                       "day": np.array([0], dtype=np.int64)})[0][0]
+        got = session.run(
+            ["logits"], {"features": np.array(x)[None], "day": np.array([0], dtype=np.int64)}
+        )[0][0]
         assert side["days"] == [day]
     elif fmt == "torchscript":
         with warnings.catch_warnings():
@@ -144,8 +148,7 @@ def test_export_writes_a_model_that_gives_the_decoders_logits(run, prepared_dir,
     np.testing.assert_allclose(got, want, atol=1e-4)
 
 
-def test_decode_can_normalise_with_the_days_training_statistics(run, raw_dir, tmp_path,
-                                                               capsys):
+def test_decode_can_normalise_with_the_days_training_statistics(run, raw_dir, tmp_path, capsys):
     from brain2text.inference.raw import read_recording
 
     dec = Decoder.load(run)
@@ -166,10 +169,24 @@ def test_decode_can_normalise_with_the_days_training_statistics(run, raw_dir, tm
     np.testing.assert_allclose(stats["std"], bins.std(0))
     want = (trial_features(read_session(recording), 0) - bins.mean(0)) / (bins.std(0) + 1e-8)
     np.testing.assert_allclose(by_train[0].features, want, rtol=1e-5, atol=1e-5)
-    assert main(["decode", str(run), str(recording), "--norm", "train", "--out",
-                 str(tmp_path / "t.jsonl")]) == 0
-    assert main(["decode", str(run), str(recording), "--norm", "train", "--day",
-                 "t99.2099.01.01"]) == 2
+    assert (
+        main(
+            [
+                "decode",
+                str(run),
+                str(recording),
+                "--norm",
+                "train",
+                "--out",
+                str(tmp_path / "t.jsonl"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(["decode", str(run), str(recording), "--norm", "train", "--day", "t99.2099.01.01"])
+        == 2
+    )
     assert "no training statistics of day t99.2099.01.01" in capsys.readouterr().err
 
 

@@ -16,8 +16,9 @@ from tests.conftest import RUNS, tiny_overrides
 @pytest.fixture(scope="module")
 def causal_run(prepared_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("stream") / "run"
-    config = load_run(RUNS / "run13_causal.yaml",
-                      tiny_overrides(prepared_dir, **{"train.num_workers": 0}))
+    config = load_run(
+        RUNS / "run13_causal.yaml", tiny_overrides(prepared_dir, **{"train.num_workers": 0})
+    )
     assert not config.model.bidirectional and config.model.causal_smoothing
     train(config, folder, quiet=True)
     return folder
@@ -33,7 +34,7 @@ def test_streamed_logits_and_hypothesis_are_the_whole_trials(causal_run, prepare
     stream = dec.stream(day)
     grown, frames = [], 0
     for first in range(0, len(x), chunk):
-        update = stream.push(x[first:first + chunk])
+        update = stream.push(x[first : first + chunk])
         grown.extend(update.new_phonemes)
         frames += update.new_frames
         assert update.n_bins == min(first + chunk, len(x)) and update.text is None
@@ -63,8 +64,10 @@ def test_a_bad_chunk_is_refused_and_the_stream_goes_on(causal_run, prepared_dir)
 
 
 def test_a_bidirectional_model_refuses_to_stream(prepared_dir, tmp_path):
-    config = load_run(RUNS / "run13_cpu_demo.yaml",
-                      tiny_overrides(prepared_dir, **{"train.n_batch": 2, "train.eval_every": 2}))
+    config = load_run(
+        RUNS / "run13_cpu_demo.yaml",
+        tiny_overrides(prepared_dir, **{"train.n_batch": 2, "train.eval_every": 2}),
+    )
     train(config, tmp_path / "bi", quiet=True)
     dec = Decoder.load(tmp_path / "bi")
     with pytest.raises(ConfigError, match="bidirectional") as info:
@@ -74,17 +77,29 @@ def test_a_bidirectional_model_refuses_to_stream(prepared_dir, tmp_path):
 
 def test_stream_replays_a_recorded_trial(causal_run, raw_dir, capsys):
     day = Decoder.load(causal_run).days[0]
-    assert main(["stream", str(causal_run), str(raw_dir / "test" / f"{day}.mat"),
-                 "--trial", "1", "--chunk", "4"]) == 0
+    assert (
+        main(
+            [
+                "stream",
+                str(causal_run),
+                str(raw_dir / "test" / f"{day}.mat"),
+                "--trial",
+                "1",
+                "--chunk",
+                "4",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].lstrip().startswith("80 ms")
     assert any(line.startswith("final: ") for line in lines)
     assert "latency p50" in lines[-2] or "latency p50" in lines[-1]
 
 
-def test_export_streaming_writes_an_onnx_step_that_streams_the_same_logits(causal_run,
-                                                                           prepared_dir,
-                                                                           tmp_path, capsys):
+def test_export_streaming_writes_an_onnx_step_that_streams_the_same_logits(
+    causal_run, prepared_dir, tmp_path, capsys
+):
     pytest.importorskip("onnxruntime", reason="the export extra is not installed")
     from brain2text.model.stream_export import OnnxStream
 
@@ -92,20 +107,38 @@ def test_export_streaming_writes_an_onnx_step_that_streams_the_same_logits(causa
     data = open_prepared(prepared_dir)
     x, day = data.split("test").features(1), data.days[data.split("test").day_index[1]]
     out = tmp_path / "step.onnx"
-    assert main(["export", str(causal_run), "--format", "onnx", "--streaming", "--day", day,
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(causal_run),
+                "--format",
+                "onnx",
+                "--streaming",
+                "--day",
+                day,
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     stream = OnnxStream(out)
-    got = np.concatenate([stream.push(x[i:i + 4]) for i in range(0, len(x), 4)]
-                         + [stream.push(np.zeros(((-len(x)) % 4, 256), np.float32))])
+    got = np.concatenate(
+        [stream.push(x[i : i + 4]) for i in range(0, len(x), 4)]
+        + [stream.push(np.zeros(((-len(x)) % 4, 256), np.float32))]
+    )
     want = dec.decode(x, day).logits
-    np.testing.assert_allclose(got[:len(want)], want, atol=1e-4)
-    assert main(["export", str(causal_run), "--format", "onnx", "--streaming",
-                 "--out", str(out)]) == 2
+    np.testing.assert_allclose(got[: len(want)], want, atol=1e-4)
+    assert (
+        main(["export", str(causal_run), "--format", "onnx", "--streaming", "--out", str(out)]) == 2
+    )
     assert "--day D" in capsys.readouterr().err
 
 
-def test_with_an_lm_the_stream_ends_on_the_whole_trials_sentence(causal_run, prepared_dir,
-                                                                 tmp_path):
+def test_with_an_lm_the_stream_ends_on_the_whole_trials_sentence(
+    causal_run, prepared_dir, tmp_path
+):
     pytest.importorskip("flashlight.lib.text.decoder", reason="the lm extra is not installed")
     from brain2text.decoding.lm import build_lm
 
@@ -118,11 +151,11 @@ def test_with_an_lm_the_stream_ends_on_the_whole_trials_sentence(causal_run, pre
     test = data.split("test")
     x, day = test.features(3), data.days[test.day_index[3]]
     stream = dec.stream(day)
-    texts = [stream.push(x[i:i + 4]).text for i in range(0, len(x), 4)]
+    texts = [stream.push(x[i : i + 4]).text for i in range(0, len(x), 4)]
     assert all(isinstance(t, str) for t in texts)
     out, whole = stream.finish(), dec.decode(x, day)
     assert out.text == whole.text  # the streamed logits match to float rounding, so the scores
-    assert [(h.words, h.phonemes) for h in out.nbest] == [(h.words, h.phonemes)
-                                                          for h in whole.nbest]
-    assert [h.score for h in out.nbest] == pytest.approx([h.score for h in whole.nbest],
-                                                         rel=1e-6)
+    assert [(h.words, h.phonemes) for h in out.nbest] == [
+        (h.words, h.phonemes) for h in whole.nbest
+    ]
+    assert [h.score for h in out.nbest] == pytest.approx([h.score for h in whole.nbest], rel=1e-6)

@@ -51,8 +51,15 @@ def ctc_batches(draw) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.T
 def test_mean_of_per_trial_losses_is_torchs_mean_reduction(batch):
     logits, out_lengths, targets, target_lengths = batch
     ours = ctc_losses(logits, out_lengths, targets, target_lengths)
-    torchs = F.ctc_loss(logits.log_softmax(-1).transpose(0, 1), targets, out_lengths,
-                        target_lengths, blank=BLANK, reduction="mean", zero_infinity=True)
+    torchs = F.ctc_loss(
+        logits.log_softmax(-1).transpose(0, 1),
+        targets,
+        out_lengths,
+        target_lengths,
+        blank=BLANK,
+        reduction="mean",
+        zero_infinity=True,
+    )
     assert ours.shape == (len(logits),)
     assert ours.mean().item() == pytest.approx(torchs.item(), rel=1e-5, abs=1e-6)
 
@@ -62,8 +69,15 @@ def test_mean_of_per_trial_losses_is_torchs_mean_reduction(batch):
 def test_impossible_alignments_are_exactly_the_ones_needing_more_frames(batch):
     logits, out_lengths, targets, target_lengths = batch
     ours = ctc_losses(logits, out_lengths, targets, target_lengths)
-    raw = F.ctc_loss(logits.log_softmax(-1).transpose(0, 1), targets, out_lengths,
-                     target_lengths, blank=BLANK, reduction="none", zero_infinity=False)
+    raw = F.ctc_loss(
+        logits.log_softmax(-1).transpose(0, 1),
+        targets,
+        out_lengths,
+        target_lengths,
+        blank=BLANK,
+        reduction="none",
+        zero_infinity=False,
+    )
     for i in range(len(logits)):
         labels = targets[i, : target_lengths[i]].tolist()
         needed = ctc_frames_needed(np.array(labels, dtype=np.int64))
@@ -83,8 +97,10 @@ def test_logits_past_a_trials_output_length_do_not_count(batch):
     garbage = logits.clone()
     for i, n in enumerate(out_lengths.tolist()):
         garbage[i, n:] = 1e3 * torch.randn(garbage.shape[1] - n, N_CLASSES)
-    assert torch.equal(ctc_losses(logits, out_lengths, targets, target_lengths),
-                       ctc_losses(garbage, out_lengths, targets, target_lengths))
+    assert torch.equal(
+        ctc_losses(logits, out_lengths, targets, target_lengths),
+        ctc_losses(garbage, out_lengths, targets, target_lengths),
+    )
 
 
 def test_ctc_frames_needed_edges():

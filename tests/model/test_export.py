@@ -29,12 +29,20 @@ VARIANTS = [  # (bidirectional, learnable_h0, use_layer_norm, causal_smoothing)
 ]
 
 
-def make_model(bidirectional=True, learnable_h0=False, use_layer_norm=False,
-               causal_smoothing=False, seed=0) -> GRUDecoder:
+def make_model(
+    bidirectional=True, learnable_h0=False, use_layer_norm=False, causal_smoothing=False, seed=0
+) -> GRUDecoder:
     torch.manual_seed(seed)
-    config = ModelConfig(n_units=16, n_layers=2, kernel_len=6, stride_len=3,
-                         bidirectional=bidirectional, learnable_h0=learnable_h0,
-                         use_layer_norm=use_layer_norm, causal_smoothing=causal_smoothing)
+    config = ModelConfig(
+        n_units=16,
+        n_layers=2,
+        kernel_len=6,
+        stride_len=3,
+        bidirectional=bidirectional,
+        learnable_h0=learnable_h0,
+        use_layer_norm=use_layer_norm,
+        causal_smoothing=causal_smoothing,
+    )
     model = GRUDecoder(config, n_days=len(DAYS), n_features=N_FEATURES)
     with torch.no_grad():  # days that differ from each other
         model.day_weights.add_(0.3 * torch.randn_like(model.day_weights))
@@ -116,13 +124,17 @@ def test_safetensors_round_trips_exactly(tmp_path):
     from safetensors.torch import load_file
 
     model = make_model(learnable_h0=True)
-    path = export_safetensors(model, tmp_path / "w.safetensors",
-                              {"days": json.dumps(DAYS), "note": "x"})
+    path = export_safetensors(
+        model, tmp_path / "w.safetensors", {"days": json.dumps(DAYS), "note": "x"}
+    )
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
     assert meta["note"] == "x" and json.loads(meta["days"]) == DAYS
-    fresh = GRUDecoder(ModelConfig(**json.loads(meta["model_config"])),
-                       n_days=int(meta["n_days"]), n_features=int(meta["n_features"]))
+    fresh = GRUDecoder(
+        ModelConfig(**json.loads(meta["model_config"])),
+        n_days=int(meta["n_days"]),
+        n_features=int(meta["n_features"]),
+    )
     fresh.load_state_dict(load_file(str(path)))
     for key, value in model.state_dict().items():
         assert torch.equal(fresh.state_dict()[key], value), key
@@ -146,8 +158,9 @@ def test_sidecar_contents():
     json.dumps(info)
 
 
-@pytest.mark.parametrize("chosen, words", [(["d9"], ["'d9'", "d0"]), ([], ["empty"]),
-                                           (["d1", "d1"], ["'d1'"])])
+@pytest.mark.parametrize(
+    "chosen, words", [(["d9"], ["'d9'", "d0"]), ([], ["empty"]), (["d1", "d1"], ["'d1'"])]
+)
 def test_bad_days_are_one_line_config_errors(chosen, words, tmp_path):
     with pytest.raises(ConfigError) as info:
         resolve_days(DAYS, chosen)

@@ -17,8 +17,15 @@ from brain2text.model.gru import (
 from brain2text.phonemes import N_CLASSES
 from tests.conftest import RUNS
 
-TINY = ModelConfig(n_units=8, n_layers=2, bidirectional=True, kernel_len=8, stride_len=3,
-                   use_layer_norm=True, input_dropout=0.1)
+TINY = ModelConfig(
+    n_units=8,
+    n_layers=2,
+    bidirectional=True,
+    kernel_len=8,
+    stride_len=3,
+    use_layer_norm=True,
+    input_dropout=0.1,
+)
 
 
 @settings(max_examples=25, deadline=None)
@@ -86,8 +93,14 @@ def test_init_follows_the_reference():
     torch.manual_seed(3)
     model = GRUDecoder(TINY, n_days=2)
     torch.manual_seed(3)
-    gru = nn.GRU(256 * TINY.kernel_len, TINY.n_units, num_layers=TINY.n_layers,
-                 dropout=TINY.dropout, bidirectional=TINY.bidirectional, batch_first=True)
+    gru = nn.GRU(
+        256 * TINY.kernel_len,
+        TINY.n_units,
+        num_layers=TINY.n_layers,
+        dropout=TINY.dropout,
+        bidirectional=TINY.bidirectional,
+        batch_first=True,
+    )
     for name, param in gru.named_parameters():
         if "weight_hh" in name:
             nn.init.orthogonal_(param)
@@ -99,7 +112,7 @@ def test_init_follows_the_reference():
     assert torch.equal(model.readout.weight, readout.weight)
     w = model.gru.weight_hh_l0.detach()  # orthogonal_ on (3H, H): orthonormal columns
     assert torch.allclose(w.T @ w, torch.eye(TINY.n_units), atol=1e-5)
-    bound = 1 / TINY.n_units ** 0.5  # torch's default GRU bias init: U(-1/sqrt(H), 1/sqrt(H))
+    bound = 1 / TINY.n_units**0.5  # torch's default GRU bias init: U(-1/sqrt(H), 1/sqrt(H))
     bias = model.gru.bias_ih_l0.detach()
     assert bias.abs().max() <= bound and bias.abs().max() > bound / 2
     assert torch.equal(model.day_weights[1], torch.eye(256))
@@ -114,14 +127,27 @@ def reference_patches(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor
 
 
 @settings(max_examples=30, deadline=None)
-@given(b=st.integers(1, 3), t=st.integers(1, 40), c=st.integers(1, 6), kernel=st.integers(1, 8),
-       stride=st.integers(1, 5), seed=st.integers(0, 2**16))
+@given(
+    b=st.integers(1, 3),
+    t=st.integers(1, 40),
+    c=st.integers(1, 6),
+    kernel=st.integers(1, 8),
+    stride=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+)
 def test_gru_input_is_the_references_unfold_of_the_softsign(b, t, c, kernel, stride, seed):
     # no smoothing, no LayerNorm, no dropout, identity day layer: the GRU sees patches of
     # softsign(x), which the reference builds with nn.Unfold
     t = max(t, kernel)
-    config = ModelConfig(n_units=4, n_layers=1, kernel_len=kernel, stride_len=stride,
-                         gaussian_smooth_width=0.0, use_layer_norm=False, input_dropout=0.0)
+    config = ModelConfig(
+        n_units=4,
+        n_layers=1,
+        kernel_len=kernel,
+        stride_len=stride,
+        gaussian_smooth_width=0.0,
+        use_layer_norm=False,
+        input_dropout=0.0,
+    )
     model = GRUDecoder(config, n_days=2, n_features=c).eval()
     seen: list[torch.Tensor] = []
     model.gru.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
@@ -143,8 +169,13 @@ def test_gaussian_kernel_is_scipys_window_normalised(sigma, size):
 
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
 @settings(max_examples=30, deadline=None)
-@given(b=st.integers(1, 2), t=st.integers(1, 60), c=st.integers(1, 5), sigma=st.floats(0.3, 6.0),
-       seed=st.integers(0, 2**16))
+@given(
+    b=st.integers(1, 2),
+    t=st.integers(1, 60),
+    c=st.integers(1, 5),
+    sigma=st.floats(0.3, 6.0),
+    seed=st.integers(0, 2**16),
+)
 def test_smoother_is_the_references_same_padded_depthwise_conv(b, t, c, sigma, seed):
     # the reference: F.conv1d with torch's padding="same", the scipy window as every channel's
     # kernel (groups=C)
@@ -171,15 +202,15 @@ def test_gradients_are_bit_identical_across_repeats_with_two_threads():
             model.zero_grad()
             model(x, days).square().sum().backward()
             grads.append([p.grad.clone() for p in model.parameters()])
-        assert all(torch.equal(a, b) for g in grads[1:] for a, b in zip(grads[0], g))
+        assert all(torch.equal(a, b) for g in grads[1:] for a, b in zip(grads[0], g, strict=False))
     finally:
         torch.set_num_threads(threads)
 
 
-
 def test_a_learned_initial_state_is_a_parameter_that_trains():
-    config = ModelConfig(n_units=8, n_layers=2, kernel_len=4, stride_len=2, bidirectional=False,
-                         learnable_h0=True)
+    config = ModelConfig(
+        n_units=8, n_layers=2, kernel_len=4, stride_len=2, bidirectional=False, learnable_h0=True
+    )
     model = GRUDecoder(config, n_days=2, n_features=12)
     assert model.h0.shape == (2, 1, 8) and model.h0.abs().sum() > 0
     out = model(torch.randn(3, 20, 12), torch.tensor([0, 1, 1]))

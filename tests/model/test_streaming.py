@@ -10,9 +10,18 @@ from brain2text.model.streaming import Stream, StreamStep, check_streamable
 from brain2text.phonemes import N_CLASSES
 
 C = 12
-CAUSAL = ModelConfig(n_units=16, n_layers=2, kernel_len=6, stride_len=3, bidirectional=False,
-                     causal_smoothing=True, gaussian_smooth_width=2.0, smooth_kernel_size=20,
-                     use_layer_norm=True, learnable_h0=True)
+CAUSAL = ModelConfig(
+    n_units=16,
+    n_layers=2,
+    kernel_len=6,
+    stride_len=3,
+    bidirectional=False,
+    causal_smoothing=True,
+    gaussian_smooth_width=2.0,
+    smooth_kernel_size=20,
+    use_layer_norm=True,
+    learnable_h0=True,
+)
 VARIANTS = {
     "base": {},
     "zero_h0": {"learnable_h0": False},
@@ -41,7 +50,7 @@ def offline(model: GRUDecoder, x: torch.Tensor, day: int) -> torch.Tensor:
 
 def stream_in_chunks(model: GRUDecoder, x: torch.Tensor, day: int, size: int) -> Stream:
     stream = Stream(model, day)
-    pieces = [stream.push(x[i:i + size]) for i in range(0, len(x), size)]
+    pieces = [stream.push(x[i : i + size]) for i in range(0, len(x), size)]
     assert torch.equal(torch.cat(pieces), stream.logits)
     return stream
 
@@ -100,7 +109,7 @@ def test_a_batch_of_trials_steps_in_lockstep():
     pieces = []
     with torch.no_grad():
         for i in range(0, 29, 4):
-            logits, *state = step(x[:, i:i + 4], *state)
+            logits, *state = step(x[:, i : i + 4], *state)
             pieces.append(logits)
         expected = model(x, torch.tensor([1, 1, 1]))
     torch.testing.assert_close(torch.cat(pieces, 1), expected, rtol=0, atol=1e-5)
@@ -115,7 +124,7 @@ def test_the_step_scripts_and_matches_eager(variant):
     scripted = torch.jit.script(step)
     x = torch.randn(2, 33, C)
     eager_state, script_state = step.initial_state(2), scripted.initial_state(2)
-    for a, b in zip(eager_state, script_state):
+    for a, b in zip(eager_state, script_state, strict=False):
         assert torch.equal(a, b)
     with torch.no_grad():
         for size in [1, 1, 4, 2, 7, 1, 5, 4, 8]:  # some steps emit no frame
@@ -124,7 +133,7 @@ def test_the_step_scripts_and_matches_eager(variant):
             got, *script_state = scripted(chunk, *script_state)
             assert eager.shape == got.shape
             torch.testing.assert_close(got, eager, rtol=0, atol=1e-6)
-            for a, b in zip(eager_state, script_state):
+            for a, b in zip(eager_state, script_state, strict=False):
                 torch.testing.assert_close(b, a, rtol=0, atol=1e-6)
 
 
@@ -143,8 +152,9 @@ def test_models_that_read_ahead_refuse_to_stream():
     with pytest.raises(ConfigError, match=r"^model\.bidirectional: a bidirectional GRU") as e:
         Stream(make_model(bidirectional=True), 0)
     assert "\n" not in str(e.value)
-    with pytest.raises(ConfigError, match=r"^model\.causal_smoothing is false: .* 10 bins ahead"
-                       ) as e:
+    with pytest.raises(
+        ConfigError, match=r"^model\.causal_smoothing is false: .* 10 bins ahead"
+    ) as e:
         check_streamable(make_model(causal_smoothing=False))
     assert "\n" not in str(e.value) and "model.causal_smoothing=true" in str(e.value)
     with pytest.raises(ConfigError, match="centred smoother reads 3 bins ahead"):
@@ -155,8 +165,10 @@ def test_models_that_read_ahead_refuse_to_stream():
 
 
 BAD_CHUNKS = {
-    "nan": (np.array([[0.0] * C, [np.nan] + [0.0] * (C - 2) + [np.inf]] * 2),
-            r"^chunk of 4 bins: 4 NaN/Inf values .*still usable$"),
+    "nan": (
+        np.array([[0.0] * C, [np.nan] + [0.0] * (C - 2) + [np.inf]] * 2),
+        r"^chunk of 4 bins: 4 NaN/Inf values .*still usable$",
+    ),
     "overflow": (np.full((2, C), 1e300), r"^chunk of 2 bins: 24 NaN/Inf values"),
     "width": (np.zeros((4, C - 2)), rf"^chunk of shape \(4, {C - 2}\): expected \(bins, {C}\)"),
     "one_dim": (np.zeros(C), rf"^chunk of shape \({C},\): expected \(bins, {C}\)"),
@@ -179,7 +191,7 @@ def test_a_bad_chunk_is_refused_and_the_stream_goes_on(bad):
     assert "\n" not in str(e.value)
     assert stream.n_bins == 10
     for i in range(10, 31, 4):  # the same chunks as if the bad one never came: the same floats
-        assert torch.equal(stream.push(x[i:i + 4]), clean.push(x[i:i + 4]))
+        assert torch.equal(stream.push(x[i : i + 4]), clean.push(x[i : i + 4]))
     assert torch.equal(stream.logits, clean.logits)
     torch.testing.assert_close(stream.logits, offline(model, x, 1), rtol=0, atol=1e-5)
 
@@ -188,8 +200,14 @@ def test_real_numbers_of_any_dtype_are_cast_to_float32():
     model = make_model()
     x = torch.randint(0, 4, (20, C))
     expected = offline(model, x.float(), 0)
-    for chunk in (x, x.numpy(), x.numpy().astype(np.uint8), x.numpy().astype(np.float64),
-                  x.to(torch.float16), x.tolist()):
+    for chunk in (
+        x,
+        x.numpy(),
+        x.numpy().astype(np.uint8),
+        x.numpy().astype(np.float64),
+        x.to(torch.float16),
+        x.tolist(),
+    ):
         stream = Stream(model, 0)
         stream.push(chunk)
         torch.testing.assert_close(stream.logits, expected, rtol=0, atol=1e-5)

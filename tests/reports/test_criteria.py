@@ -11,14 +11,25 @@ def config(eval_split: str = "val", **criteria) -> RunConfig:
 
 def batches(norms, skipped=None) -> list[dict]:
     skipped = skipped or [0] * len(norms)
-    return [{"step": i, "train/loss": 1.0, "lr": 1e-3, "grad_norm": g, "skipped_steps": s,
-             "time_per_batch": 0.1, "samples_per_s": 10.0}
-            for i, (g, s) in enumerate(zip(norms, skipped))]
+    return [
+        {
+            "step": i,
+            "train/loss": 1.0,
+            "lr": 1e-3,
+            "grad_norm": g,
+            "skipped_steps": s,
+            "time_per_batch": 0.1,
+            "samples_per_s": 10.0,
+        }
+        for i, (g, s) in enumerate(zip(norms, skipped, strict=False))
+    ]
 
 
 def evals(points, split="val") -> list[dict]:
-    return [{"step": s, f"{split}/loss": 1.0, f"{split}/per": p, f"{split}/per/day1": p}
-            for s, p in points]
+    return [
+        {"step": s, f"{split}/loss": 1.0, f"{split}/per": p, f"{split}/per/day1": p}
+        for s, p in points
+    ]
 
 
 def only(verdicts: list[Verdict], name: str) -> Verdict:
@@ -37,7 +48,12 @@ def test_run13_sets_the_notes_criteria():
     from brain2text.config import load_run
 
     c = load_run(RUNS / "run13_onecycle_safe.yaml").criteria
-    assert (c.target_per, c.final_per, c.max_grad_norm, c.no_nonfinite) == (0.25, 0.2046, 10.0, True)
+    assert (c.target_per, c.final_per, c.max_grad_norm, c.no_nonfinite) == (
+        0.25,
+        0.2046,
+        10.0,
+        True,
+    )
     assert (c.faster_than.run, c.faster_than.per) == ("runs/run11", 0.30)
 
 

@@ -13,26 +13,60 @@ from brain2text.reports.listing import collect_runs, find_run_dirs, runs_table
 from tests.conftest import RUNS
 
 
-def make_run(folder, name, *, parent=None, status="finished", wall_s=125.0, max_lr=None,
-             pers=(0.6, 0.4, 0.45), n_batch=6, split="val", overrides=()):
+def make_run(
+    folder,
+    name,
+    *,
+    parent=None,
+    status="finished",
+    wall_s=125.0,
+    max_lr=None,
+    pers=(0.6, 0.4, 0.45),
+    n_batch=6,
+    split="val",
+    overrides=(),
+):
     """A run folder as training leaves it: run.json, config.yaml, metrics.jsonl."""
     folder.mkdir(parents=True)
-    (folder / "run.json").write_text(json.dumps(
-        {"name": name, "parent": parent, "status": status, "started": "2026-01-01T00:00:00",
-         "wall_s": wall_s}))
-    config = load_run(RUNS / "baseline.yaml",
-                      [f"name={name}", *overrides]
-                      + ([f"optim.max_lr={max_lr}"] if max_lr else []))
+    (folder / "run.json").write_text(
+        json.dumps(
+            {
+                "name": name,
+                "parent": parent,
+                "status": status,
+                "started": "2026-01-01T00:00:00",
+                "wall_s": wall_s,
+            }
+        )
+    )
+    config = load_run(
+        RUNS / "baseline.yaml",
+        [f"name={name}", *overrides] + ([f"optim.max_lr={max_lr}"] if max_lr else []),
+    )
     (folder / "config.yaml").write_text(to_yaml(config))
     rows, every = [], n_batch // len(pers)
     for step in range(n_batch):
-        rows.append({"step": step, "train/loss": 5.0 - 0.5 * step, "lr": 0.01 * (step + 1),
-                     "grad_norm": "nan" if step == 1 else 1.0 + step, "skipped_steps": int(step >= 1),
-                     "time_per_batch": 0.5, "samples_per_s": 10.0 * (step + 1)})
+        rows.append(
+            {
+                "step": step,
+                "train/loss": 5.0 - 0.5 * step,
+                "lr": 0.01 * (step + 1),
+                "grad_norm": "nan" if step == 1 else 1.0 + step,
+                "skipped_steps": int(step >= 1),
+                "time_per_batch": 0.5,
+                "samples_per_s": 10.0 * (step + 1),
+            }
+        )
         if (step + 1) % every == 0:
             per = pers[(step + 1) // every - 1]
-            rows.append({"step": step, f"{split}/loss": 1.0, f"{split}/per": per,
-                         f"{split}/per/t12.2022.04.28": per})
+            rows.append(
+                {
+                    "step": step,
+                    f"{split}/loss": 1.0,
+                    f"{split}/per": per,
+                    f"{split}/per/t12.2022.04.28": per,
+                }
+            )
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return folder
 
@@ -55,10 +89,32 @@ def test_collect_runs_summarizes_each_folder(tmp_path):
     assert lines[0].split()[:3] == ["run", "parent", "status"]
     assert lines[0].split()[-1] == "verdicts"
     # baseline.yaml sets no success criteria: nothing to judge
-    assert lines[1].split() == ["run_a", "-", "finished", "6", "0.3000", "5", "0.3000", "1h06m",
-                                "35.0", "sweep/lr/a", "-"]
-    assert lines[2].split() == ["run_b", "baseline", "finished", "6", "0.4000", "3", "0.4500",
-                                "2m05s", "35.0", "b_run", "-"]
+    assert lines[1].split() == [
+        "run_a",
+        "-",
+        "finished",
+        "6",
+        "0.3000",
+        "5",
+        "0.3000",
+        "1h06m",
+        "35.0",
+        "sweep/lr/a",
+        "-",
+    ]
+    assert lines[2].split() == [
+        "run_b",
+        "baseline",
+        "finished",
+        "6",
+        "0.4000",
+        "3",
+        "0.4500",
+        "2m05s",
+        "35.0",
+        "b_run",
+        "-",
+    ]
     assert lines[1].index("finished") == lines[0].index("status")  # aligned columns
 
 
@@ -79,8 +135,15 @@ def test_unreadable_run_json_is_listed_not_fatal(tmp_path):
 
 def test_verdicts_column_judges_the_run_files_criteria(tmp_path):
     # best 0.4 < 0.5: met; last 0.45 > 0.42: not met; steps were skipped: not met
-    make_run(tmp_path / "r", "r", overrides=["criteria.target_per=0.5", "criteria.final_per=0.42",
-                                             "criteria.no_nonfinite=true"])
+    make_run(
+        tmp_path / "r",
+        "r",
+        overrides=[
+            "criteria.target_per=0.5",
+            "criteria.final_per=0.42",
+            "criteria.no_nonfinite=true",
+        ],
+    )
     runs = collect_runs(tmp_path)
     assert runs[0].verdicts == "1/3 met"
     table = runs_table(runs, tmp_path).splitlines()
@@ -94,10 +157,10 @@ def test_missing_runs_folder_is_a_data_error(tmp_path):
 
 
 def test_config_differences_of_run_folders(tmp_path):
-    runs = load_runs([make_run(tmp_path / "a", "a"),
-                      make_run(tmp_path / "b", "b", max_lr=0.01)])
+    runs = load_runs([make_run(tmp_path / "a", "a"), make_run(tmp_path / "b", "b", max_lr=0.01)])
     assert config_differences([r.config for r in runs], ignore=("name",)) == [
-        ("optim.max_lr", [0.02, 0.01])]
+        ("optim.max_lr", [0.02, 0.01])
+    ]
 
 
 def test_compare_cli_writes_a_figure_and_prints_the_diff(tmp_path, capsys):

@@ -19,36 +19,79 @@ PNGS = ("lr.png", "loss.png", "per.png", "grad_norm.png", "skipped.png")
 
 def make_run(run_dir, n_batch: int = 40, eval_every: int = 10, per_drop: float = 0.08):
     """A finished run folder written by hand: a child of run13_onecycle_safe with its criteria."""
-    config = load_run(RUNS / "run13_cpu_demo.yaml", [f"train.n_batch={n_batch}",
-                                                     f"train.eval_every={eval_every}"])
+    config = load_run(
+        RUNS / "run13_cpu_demo.yaml", [f"train.n_batch={n_batch}", f"train.eval_every={eval_every}"]
+    )
     run_dir.mkdir(parents=True)
     atomic_write_text(run_dir / "config.yaml", to_yaml(config))
     rows, skipped = [], 0
     for step in range(n_batch):
         grad_norm = "nan" if step == 17 else 3.0 * math.exp(-step / 10) + 0.5
         skipped += step == 17
-        rows.append({"step": step, "train/loss": 6.0 * math.exp(-step / 15) + 1 + 0.1 * (step % 3),
-                     "lr": 1e-3 * (1 + step), "grad_norm": grad_norm, "skipped_steps": skipped,
-                     "time_per_batch": 0.1, "samples_per_s": 320.0})
+        rows.append(
+            {
+                "step": step,
+                "train/loss": 6.0 * math.exp(-step / 15) + 1 + 0.1 * (step % 3),
+                "lr": 1e-3 * (1 + step),
+                "grad_norm": grad_norm,
+                "skipped_steps": skipped,
+                "time_per_batch": 0.1,
+                "samples_per_s": 320.0,
+            }
+        )
         if (step + 1) % eval_every == 0:
             per = 0.6 - per_drop * (step + 1) / 10
-            rows.append({"step": step, "val/loss": 2.0 - step / 40, "val/per": per,
-                         **{f"val/per/{d}": per + 0.02 * k for k, d in enumerate(DAYS)}})
+            rows.append(
+                {
+                    "step": step,
+                    "val/loss": 2.0 - step / 40,
+                    "val/per": per,
+                    **{f"val/per/{d}": per + 0.02 * k for k, d in enumerate(DAYS)},
+                }
+            )
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (run_dir / "run.json").write_text(json.dumps(
-        {"name": config.name, "parent": config.parent, "status": "finished",
-         "started": "2025-12-04T10:00:00", "wall_s": 754.2}))
+    (run_dir / "run.json").write_text(
+        json.dumps(
+            {
+                "name": config.name,
+                "parent": config.parent,
+                "status": "finished",
+                "started": "2025-12-04T10:00:00",
+                "wall_s": 754.2,
+            }
+        )
+    )
     test = run_dir / "eval" / "test"
     test.mkdir(parents=True)
-    (test / "summary.json").write_text(json.dumps(
-        {"checkpoint_step": 39, "split": "test", "per": 0.3125, "n_sentences": 12,
-         "edit_distance": 50, "n_phonemes": 160, "per_day": {DAYS[0]: 0.3, DAYS[1]: 0.325}}))
-    hyps = [{"session": DAYS[k % 2], "trial": k, "text": f"sentence number {k}",
-             "ref": "HH AH L OW SIL", "hyp": "HH AH L OW SIL"[: 14 - k], "per": k / 14}
-            for k in range(12)]
+    (test / "summary.json").write_text(
+        json.dumps(
+            {
+                "checkpoint_step": 39,
+                "split": "test",
+                "per": 0.3125,
+                "n_sentences": 12,
+                "edit_distance": 50,
+                "n_phonemes": 160,
+                "per_day": {DAYS[0]: 0.3, DAYS[1]: 0.325},
+            }
+        )
+    )
+    hyps = [
+        {
+            "session": DAYS[k % 2],
+            "trial": k,
+            "text": f"sentence number {k}",
+            "ref": "HH AH L OW SIL",
+            "hyp": "HH AH L OW SIL"[: 14 - k],
+            "per": k / 14,
+        }
+        for k in range(12)
+    ]
     (test / "hypotheses.jsonl").write_text("".join(json.dumps(h) + "\n" for h in hyps))
-    (test / "errors.txt").write_text("# most frequent errors (REF -> HYP; * = nothing)\n\n"
-                                     "     7  SIL -> *\n     3  OW -> AO\n\n# aligned\n")
+    (test / "errors.txt").write_text(
+        "# most frequent errors (REF -> HYP; * = nothing)\n\n"
+        "     7  SIL -> *\n     3  OW -> AO\n\n# aligned\n"
+    )
     return config
 
 
@@ -80,11 +123,16 @@ def test_report_files_plots_and_page(tmp_path):
 def test_report_without_parent_file_says_so(tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     make_run(run_dir)
-    text = (run_dir / "config.yaml").read_text().replace("parent: run13_onecycle_safe",
-                                                        "parent: run_nowhere")
+    text = (
+        (run_dir / "config.yaml")
+        .read_text()
+        .replace("parent: run13_onecycle_safe", "parent: run_nowhere")
+    )
     (run_dir / "config.yaml").write_text(text)
     page = write_report(run_dir).read_text()
-    assert "parent run_nowhere: cannot load (run_nowhere: no such run file, nor a packaged run" in page
+    assert (
+        "parent run_nowhere: cannot load (run_nowhere: no such run file, nor a packaged run" in page
+    )
 
 
 def test_faster_than_reads_the_other_run(tmp_path, monkeypatch):
@@ -110,5 +158,3 @@ def test_cli_report(tmp_path, capsys):
     assert main(["report", str(run_dir)]) == 0
     out = capsys.readouterr().out
     assert out == f"report in {run_dir / 'report' / 'index.html'}\n"
-
-

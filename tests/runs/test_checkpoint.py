@@ -50,11 +50,13 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
 def _disk_full(path):
     """What torch.save raises when the disk fills: a RuntimeError raised while handling the
     OSError of the failed write."""
+
     def write(f):
         try:
             raise OSError(errno.ENOSPC, "No space left on device")
         except OSError:
             raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos")
+
     return write
 
 
@@ -77,13 +79,19 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(tmp_path, mon
 
 
 def test_other_write_errors_name_the_file(tmp_path):
-    with pytest.raises(StorageError, match=r"new\.txt: cannot write, Permission denied "
-                                           r"\(nothing was written\)"):
-        atomic_write_bytes(tmp_path / "new.txt", lambda f: (_ for _ in ()).throw(
-            PermissionError(errno.EACCES, "Permission denied")))
+    with pytest.raises(
+        StorageError,
+        match=r"new\.txt: cannot write, Permission denied "
+        r"\(nothing was written\)",
+    ):
+        atomic_write_bytes(
+            tmp_path / "new.txt",
+            lambda f: (_ for _ in ()).throw(PermissionError(errno.EACCES, "Permission denied")),
+        )
     with pytest.raises(ValueError, match="not a disk problem"):  # other errors pass through
-        atomic_write_bytes(tmp_path / "x.txt", lambda f: (_ for _ in ()).throw(
-            ValueError("not a disk problem")))
+        atomic_write_bytes(
+            tmp_path / "x.txt", lambda f: (_ for _ in ()).throw(ValueError("not a disk problem"))
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -93,7 +101,9 @@ def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
     out = tmp_path / "eval" / "test-lm"
     atomic_write_folder(out, {"a.txt": "1", "b.txt": "2"})
     atomic_write_folder(out, {"a.txt": "new"})  # b.txt of the old folder does not linger
-    assert sorted(p.name for p in out.iterdir()) == ["a.txt"] and (out / "a.txt").read_text() == "new"
+    assert (
+        sorted(p.name for p in out.iterdir()) == ["a.txt"] and (out / "a.txt").read_text() == "new"
+    )
 
     class Boom(str):
         def encode(self, *args):

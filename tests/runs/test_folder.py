@@ -24,8 +24,9 @@ def _dead_pid() -> int:
 
 
 def test_a_running_run_of_this_host_is_stale_once_its_process_is_gone(tmp_path):
-    write_run_record(tmp_path, {"process": {"host": socket.gethostname(), "pid": _dead_pid()}},
-                     "running")
+    write_run_record(
+        tmp_path, {"process": {"host": socket.gethostname(), "pid": _dead_pid()}}, "running"
+    )
     record = json.loads((tmp_path / "run.json").read_text())
     assert is_stale(tmp_path, record) and status_of(tmp_path, record) == "stale"
     alive = {**record, "process": process_facts()}  # this test's own process

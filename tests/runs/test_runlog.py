@@ -10,7 +10,9 @@ from brain2text.runs.runlog import RunLog, read_metrics, truncate_metrics
 
 def test_metrics_rows_become_tensorboard_scalars(tmp_path):
     log = RunLog(tmp_path, quiet=True)
-    log.metrics({"step": 0, "train/loss": 7.5, "lr": 1e-3, "grad_norm": math.nan, "skipped_steps": 1})
+    log.metrics(
+        {"step": 0, "train/loss": 7.5, "lr": 1e-3, "grad_norm": math.nan, "skipped_steps": 1}
+    )
     log.metrics({"step": 1, "train/loss": 6.25, "lr": 2e-3, "grad_norm": 3.0, "skipped_steps": 1})
     log.metrics({"step": 1, "val/per": 0.5, "val/per/t12.2022.04.28": 0.25, "note": "text"})
     log.close()
@@ -18,8 +20,14 @@ def test_metrics_rows_become_tensorboard_scalars(tmp_path):
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert tags == {"train/loss", "lr", "grad_norm", "skipped_steps", "val/per",
-                    "val/per/t12.2022.04.28"}  # no "step", no strings
+    assert tags == {
+        "train/loss",
+        "lr",
+        "grad_norm",
+        "skipped_steps",
+        "val/per",
+        "val/per/t12.2022.04.28",
+    }  # no "step", no strings
     loss = events.Scalars("train/loss")
     assert [e.step for e in loss] == [0, 1]
     assert [e.value for e in loss] == pytest.approx([7.5, 6.25])
@@ -45,12 +53,20 @@ def test_resume_truncates_metrics_and_purges_later_tensorboard_events(tmp_path):
     # (files of one second are ordered by a per-process counter, compared as text)
     for events_file in (tmp_path / "tensorboard").glob("events.out.tfevents.*"):
         stamp = events_file.name.split(".")[3]
-        events_file.rename(events_file.with_name(
-            events_file.name.replace(f".{stamp}.", f".{int(stamp) - 10:010d}.", 1)))
+        events_file.rename(
+            events_file.with_name(
+                events_file.name.replace(f".{stamp}.", f".{int(stamp) - 10:010d}.", 1)
+            )
+        )
     log = RunLog(tmp_path, quiet=True, purge_step=4)
     log.metrics({"step": 4, "train/loss": 40.0})
     log.close()
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     assert [(e.step, e.value) for e in events.Scalars("train/loss")] == [
-        (0, 0.0), (1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0)]
+        (0, 0.0),
+        (1, 1.0),
+        (2, 2.0),
+        (3, 3.0),
+        (4, 40.0),
+    ]

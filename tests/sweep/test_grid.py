@@ -25,11 +25,14 @@ def test_the_grid_is_a_product_of_typed_values():
     assert [c.config.train.seed for c in children[:2]] == [5, 6]
 
 
-@pytest.mark.parametrize("grid, message", [
-    (["optim.max_lrr=0.1,0.2"], "max_lrr"),
-    (["optim.max_lr=fast,0.2"], "optim.max_lr"),
-    (["optim.max_lr"], "expected KEY=V1,V2"),
-])
+@pytest.mark.parametrize(
+    "grid, message",
+    [
+        (["optim.max_lrr=0.1,0.2"], "max_lrr"),
+        (["optim.max_lr=fast,0.2"], "optim.max_lr"),
+        (["optim.max_lr"], "expected KEY=V1,V2"),
+    ],
+)
 def test_a_bad_grid_stops_before_any_child(tmp_path, capsys, grid, message):
     args = ["sweep", str(RUN_FILE), "--out", str(tmp_path / "sw")]
     for g in grid:
@@ -43,9 +46,16 @@ def test_a_bad_grid_stops_before_any_child(tmp_path, capsys, grid, message):
 @pytest.mark.slow
 def test_a_sweep_runs_its_children_and_goes_on_where_it_stopped(prepared_dir, tmp_path, capsys):
     out = tmp_path / "sw"
-    args = ["sweep", str(RUN_FILE), *tiny_overrides(prepared_dir, **{"train.n_batch": 12,
-                                                                      "train.eval_every": 4}),
-            "--grid", "optim.max_lr=0.002,0.01", "--out", str(out), "--quiet"]
+    args = [
+        "sweep",
+        str(RUN_FILE),
+        *tiny_overrides(prepared_dir, **{"train.n_batch": 12, "train.eval_every": 4}),
+        "--grid",
+        "optim.max_lr=0.002,0.01",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     first = out / "max_lr=0.002"
     code, stdout, err = sigterm_when(args, [first], 5)
     assert code == EXIT_INTERRUPTED, err
@@ -54,15 +64,17 @@ def test_a_sweep_runs_its_children_and_goes_on_where_it_stopped(prepared_dir, tm
 
     assert main(args) == 0  # the same command: the interrupted child resumes, the next runs
     printed = capsys.readouterr().out.splitlines()
-    table = printed[next(i for i, line in enumerate(printed) if line.startswith("run ")):]
+    table = printed[next(i for i, line in enumerate(printed) if line.startswith("run ")) :]
     assert table[0].split()[-1] == "optim.max_lr"
     assert [line.split()[2] for line in table[1:3]] == ["finished", "finished"]
     assert "resumed from step" in (first / "train.log").read_text()
     image = matplotlib.image.imread(out / "sweep.png")
     assert image.ndim == 3 and image.var() > 0
     record = json.loads((out / "sweep.json").read_text())
-    assert record["children"] == {"max_lr=0.002": {"optim.max_lr": 0.002},
-                                  "max_lr=0.01": {"optim.max_lr": 0.01}}
+    assert record["children"] == {
+        "max_lr=0.002": {"optim.max_lr": 0.002},
+        "max_lr=0.01": {"optim.max_lr": 0.01},
+    }
     best = load_run(out / "best.yaml")  # the best child as a run file of its own
     pers = {line.split()[0]: float(line.split()[4]) for line in table[1:3]}
     winner = min(pers, key=pers.get)
@@ -75,9 +87,17 @@ def test_a_sweep_runs_its_children_and_goes_on_where_it_stopped(prepared_dir, tm
 @pytest.mark.slow
 def test_workers_train_children_side_by_side_and_pass_on_a_stop(prepared_dir, tmp_path, capsys):
     out = tmp_path / "sw"
-    args = ["sweep", str(RUN_FILE), *tiny_overrides(prepared_dir, **{"train.n_batch": 60,
-                                                                      "train.eval_every": 10}),
-            "--grid", "optim.max_lr=0.002,0.01", "--workers", "2", "--out", str(out)]
+    args = [
+        "sweep",
+        str(RUN_FILE),
+        *tiny_overrides(prepared_dir, **{"train.n_batch": 60, "train.eval_every": 10}),
+        "--grid",
+        "optim.max_lr=0.002,0.01",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+    ]
     children = [out / "max_lr=0.002", out / "max_lr=0.01"]
     code, stdout, err = sigterm_when(args, children, 12)  # passed on to both children
     assert code == EXIT_INTERRUPTED, err
@@ -101,8 +121,9 @@ def test_a_child_folder_holding_another_run_stops_the_sweep(prepared_dir, tmp_pa
 
     out = tmp_path / "sw"
     overrides = tiny_overrides(prepared_dir, **{"train.n_batch": 3})
-    other = load_run(RUN_FILE, [*overrides, "optim.max_lr=0.003", 'name="max_lr=0.002"',
-                                "parent=run13_cpu_demo"])
+    other = load_run(
+        RUN_FILE, [*overrides, "optim.max_lr=0.003", 'name="max_lr=0.002"', "parent=run13_cpu_demo"]
+    )
     train(other, out / "max_lr=0.002", quiet=True)
     (out / "max_lr=0.002" / "run.json").unlink()  # an unfinished attempt of another run
     args = ["sweep", str(RUN_FILE), *overrides, "--grid", "optim.max_lr=0.002", "--out", str(out)]

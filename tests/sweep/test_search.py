@@ -26,9 +26,18 @@ def _space(tmp_path, text=SPACE):
 
 def _args(prepared_dir, tmp_path, n_trials, out, **extra):
     overrides = {"train.n_batch": 9, "train.eval_every": 3, **extra}
-    return ["sweep", str(RUN_FILE), *tiny_overrides(prepared_dir, **overrides),
-            "--optuna", str(n_trials), "--space", str(_space(tmp_path)), "--out", str(out),
-            "--quiet"]
+    return [
+        "sweep",
+        str(RUN_FILE),
+        *tiny_overrides(prepared_dir, **overrides),
+        "--optuna",
+        str(n_trials),
+        "--space",
+        str(_space(tmp_path)),
+        "--out",
+        str(out),
+        "--quiet",
+    ]
 
 
 def _study(out):
@@ -38,25 +47,40 @@ def _study(out):
 def _table(printed: str) -> dict[str, list[str]]:
     lines = printed.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("run "))
-    rows = [line.split() for line in lines[start + 1:] if line.startswith("trial-")]
+    rows = [line.split() for line in lines[start + 1 :] if line.startswith("trial-")]
     return {row[0]: row for row in rows}
 
 
-@pytest.mark.parametrize("space, extra, message", [
-    ("optim.max_lrr: {low: 0.004, high: 0.015}", [], "max_lrr"),
-    ("train.ema_decay: {choices: [null, fast]}", [], "train.ema_decay"),
-    ("optim.max_lr: {low: 0.015, high: 0.004}", [], "optim.max_lr: empty range"),
-    (SPACE, ["--storage", "sqlite:////no/such/folder/study.db"], "sqlite:////no/such/folder"),
-    (SPACE, ["--storage", "postgresql://me:secret@127.0.0.1:1/db"],
-     "postgresql://me:***@127.0.0.1:1/db: cannot be opened"),
-    (SPACE, ["--storage", "nonsense"], "--storage nonsense: cannot be opened"),
-    (SPACE, ["--seeds", "3"], "--seeds goes with --grid"),
-    (SPACE, ["--grid", "optim.max_lr=0.01,0.02"], "one of the two"),
-])
+@pytest.mark.parametrize(
+    "space, extra, message",
+    [
+        ("optim.max_lrr: {low: 0.004, high: 0.015}", [], "max_lrr"),
+        ("train.ema_decay: {choices: [null, fast]}", [], "train.ema_decay"),
+        ("optim.max_lr: {low: 0.015, high: 0.004}", [], "optim.max_lr: empty range"),
+        (SPACE, ["--storage", "sqlite:////no/such/folder/study.db"], "sqlite:////no/such/folder"),
+        (
+            SPACE,
+            ["--storage", "postgresql://me:secret@127.0.0.1:1/db"],
+            "postgresql://me:***@127.0.0.1:1/db: cannot be opened",
+        ),
+        (SPACE, ["--storage", "nonsense"], "--storage nonsense: cannot be opened"),
+        (SPACE, ["--seeds", "3"], "--seeds goes with --grid"),
+        (SPACE, ["--grid", "optim.max_lr=0.01,0.02"], "one of the two"),
+    ],
+)
 def test_bad_search_input_stops_before_any_trial(tmp_path, capsys, space, extra, message):
     out = tmp_path / "sw"
-    args = ["sweep", str(RUN_FILE), "--optuna", "3", "--space", str(_space(tmp_path, space)),
-            "--out", str(out), *extra]
+    args = [
+        "sweep",
+        str(RUN_FILE),
+        "--optuna",
+        "3",
+        "--space",
+        str(_space(tmp_path, space)),
+        "--out",
+        str(out),
+        *extra,
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and "secret" not in err
@@ -73,15 +97,19 @@ def test_storage_options_go_with_optuna_only(tmp_path, capsys):
 def test_a_study_prunes_lagging_trials_and_writes_its_best(prepared_dir, tmp_path, capsys):
     out = tmp_path / "sw"
     out.mkdir()
-    study = optuna.create_study(study_name="run13_cpu_demo", storage=f"sqlite:///{out}/study.db",
-                                direction="minimize")
+    study = optuna.create_study(
+        study_name="run13_cpu_demo", storage=f"sqlite:///{out}/study.db", direction="minimize"
+    )
     for lr, sd in [(0.01, 0.5), (0.00001, 0.5), (0.00001, 0.6)]:  # a useless LR after a good one
         study.enqueue_trial({"optim.max_lr": lr, "augment.white_noise_sd": sd})
     args = _args(prepared_dir, tmp_path, 3, out) + ["--prune-startup", "1"]
     assert main(args) == 0
     table = _table(capsys.readouterr().out)
     assert {k: row[2] for k, row in table.items()} == {
-        "trial-0000": "finished", "trial-0001": "pruned", "trial-0002": "pruned"}
+        "trial-0000": "finished",
+        "trial-0001": "pruned",
+        "trial-0002": "pruned",
+    }
     assert table["trial-0000"][-2:] == ["0.01", "0.5"]  # the varied keys as columns
     states = [t.state for t in _study(out).trials]
     assert states == [optuna.trial.TrialState.COMPLETE] + [optuna.trial.TrialState.PRUNED] * 2
@@ -101,8 +129,7 @@ def test_a_study_prunes_lagging_trials_and_writes_its_best(prepared_dir, tmp_pat
 @pytest.mark.slow
 def test_an_interrupted_trial_is_continued_by_the_next_worker(prepared_dir, tmp_path, capsys):
     out = tmp_path / "sw"
-    args = _args(prepared_dir, tmp_path, 1, out, **{"train.n_batch": 40,
-                                                     "train.eval_every": 10})
+    args = _args(prepared_dir, tmp_path, 1, out, **{"train.n_batch": 40, "train.eval_every": 10})
     first = out / "trial-0000"
     code, stdout, err = sigterm_when(args, [first], 12)
     assert code == EXIT_INTERRUPTED, err
@@ -123,11 +150,11 @@ def test_an_interrupted_trial_is_continued_by_the_next_worker(prepared_dir, tmp_
 @pytest.mark.slow
 def test_a_second_worker_joins_the_study(prepared_dir, tmp_path):
     out = tmp_path / "sw"
-    args = _args(prepared_dir, tmp_path, 4, out, **{"train.n_batch": 24,
-                                                     "train.eval_every": 8})
+    args = _args(prepared_dir, tmp_path, 4, out, **{"train.n_batch": 24, "train.eval_every": 8})
     args += ["--prune-startup", "0"]
-    first = subprocess.Popen(_cli(*args), env=ENV, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        _cli(*args), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 120
     while not (out / "trial-0000").is_dir() and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -137,8 +164,10 @@ def test_a_second_worker_joins_the_study(prepared_dir, tmp_path):
     trials = _study(out).trials
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert 4 <= len(complete) <= 5 and len(trials) == len(complete)
-    pids = {json.loads((out / t.user_attrs["folder"] / "run.json").read_text())["process"]["pid"]
-            for t in complete}
+    pids = {
+        json.loads((out / t.user_attrs["folder"] / "run.json").read_text())["process"]["pid"]
+        for t in complete
+    }
     assert len(pids) == 2  # both workers ran trials of the one study
     assert "trial 0 -> " in stdout and "trial 0 -> " not in second.stdout
 
@@ -146,8 +175,14 @@ def test_a_second_worker_joins_the_study(prepared_dir, tmp_path):
 @pytest.mark.slow
 def test_workers_on_this_machine_share_one_study(prepared_dir, tmp_path, capsys):
     out = tmp_path / "sw"
-    args = _args(prepared_dir, tmp_path, 3, out) + ["--workers", "2", "--prune-startup", "0",
-                                                     "--sampler-seed", "4"]
+    args = _args(prepared_dir, tmp_path, 3, out) + [
+        "--workers",
+        "2",
+        "--prune-startup",
+        "0",
+        "--sampler-seed",
+        "4",
+    ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "started worker-1" in printed and "started worker-2" in printed

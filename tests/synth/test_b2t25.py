@@ -41,9 +41,7 @@ def release(tmp_path_factory: pytest.TempPathFactory):
 
 def _trials(path):
     with h5py.File(path, "r") as f:
-        return [
-            ({k: f[name][k][()] for k in f[name]}, dict(f[name].attrs)) for name in f
-        ], list(f)
+        return [({k: f[name][k][()] for k in f[name]}, dict(f[name].attrs)) for name in f], list(f)
 
 
 def test_file_tree_first_session_train_only(release):

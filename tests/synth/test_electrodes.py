@@ -16,9 +16,7 @@ def test_every_column_on_exactly_one_array():
     assert set(np.flatnonzero(arrays == VENTRAL_6V)) == set(range(32)) | set(range(96, 128))
     assert set(np.flatnonzero(arrays == DORSAL_6V)) == set(range(32, 96))
     assert set(np.flatnonzero(arrays == SUPERIOR_44)) == set(range(160, 224))
-    assert set(np.flatnonzero(arrays == INFERIOR_44)) == set(range(128, 160)) | set(
-        range(224, 256)
-    )
+    assert set(np.flatnonzero(arrays == INFERIOR_44)) == set(range(128, 160)) | set(range(224, 256))
 
 
 def test_neighbours_are_on_the_same_array():

@@ -57,9 +57,9 @@ def test_blocks_numbered_in_recording_order(tiny_release):
 def test_counts_nested_and_near_targets(tiny_release):
     m, _ = _load(tiny_release / "train" / "t12.2022.05.19.mat")
     tx = [np.concatenate(list(m[f"tx{k}"][0])) for k in range(1, 5)]
-    for a, b in zip(tx, tx[1:]):
+    for a, b in zip(tx, tx[1:], strict=False):
         assert (a >= b).all()
-    for x, target in zip(tx, (0.57, 0.31, 0.22, 0.10)):
+    for x, target in zip(tx, (0.57, 0.31, 0.22, 0.10), strict=False):
         assert abs(x.mean() - target) < 0.35 * target
     assert all(np.array_equal(x, np.round(x)) for x in tx)
 
@@ -91,7 +91,7 @@ def test_same_arguments_same_arrays(tmp_path, tiny_release):
         b = scipy.io.loadmat(tmp_path / "b" / split / "t12.2022.04.28.mat")
         full = scipy.io.loadmat(tiny_release / split / "t12.2022.04.28.mat")
         for name in FIELDS:  # a day does not depend on how many days were generated
-            for x, y, z in zip(a[name][0], b[name][0], full[name][0]):
+            for x, y, z in zip(a[name][0], b[name][0], full[name][0], strict=False):
                 np.testing.assert_array_equal(x, y)
                 np.testing.assert_array_equal(x, z)
         np.testing.assert_array_equal(a["sentenceText"], full["sentenceText"])

@@ -24,10 +24,26 @@ def two_day_run(raw_dir, tmp_path_factory):
     for name in days[:2]:
         shutil.copy(raw_dir / "train" / name, root / "raw" / "train" / name)
     prepare(root / "raw", root / "prep", progress=False)
-    assert main(["train", str(RUNS / "run13_cpu_demo.yaml"), f"data.path={root / 'prep'}",
-                 "model.n_units=32", "model.n_layers=1", "model.kernel_len=8",
-                 "train.batch_size=8", "train.n_batch=60", "train.eval_every=30",
-                 "train.threads=1", "--out", str(root / "run"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(RUNS / "run13_cpu_demo.yaml"),
+                f"data.path={root / 'prep'}",
+                "model.n_units=32",
+                "model.n_layers=1",
+                "model.kernel_len=8",
+                "train.batch_size=8",
+                "train.n_batch=60",
+                "train.eval_every=30",
+                "train.threads=1",
+                "--out",
+                str(root / "run"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return root / "run", raw_dir / "train" / days[2], days[2][:-4]
 
 
@@ -35,8 +51,23 @@ def two_day_run(raw_dir, tmp_path_factory):
 def test_adapting_a_held_back_day_lowers_its_per(two_day_run, tmp_path, capsys):
     run, recording, day = two_day_run
     out = tmp_path / "adapted"
-    assert main(["adapt", str(run), str(recording), "adapt.steps=40", "adapt.lr=0.01",
-                 "adapt.batch_size=4", "--day", day, "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "adapt",
+                str(run),
+                str(recording),
+                "adapt.steps=40",
+                "adapt.lr=0.01",
+                "adapt.batch_size=4",
+                "--day",
+                day,
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     figures = json.loads((out / "adapt.json").read_text())
     assert figures["per_after"] < figures["per_before"], figures

@@ -21,7 +21,9 @@ def _runs(row: torch.Tensor) -> list[int]:
 @settings(max_examples=60, deadline=None)
 @given(
     lengths=st.lists(st.integers(0, 80), min_size=1, max_size=6),
-    prob=st.floats(0, 1), width=st.integers(0, 50), max_masks=st.integers(0, 4),
+    prob=st.floats(0, 1),
+    width=st.integers(0, 50),
+    max_masks=st.integers(0, 4),
     seed=st.integers(0, 2**31),
 )
 def test_span_masks_respect_their_limits(lengths, prob, width, max_masks, seed):
@@ -29,7 +31,7 @@ def test_span_masks_respect_their_limits(lengths, prob, width, max_masks, seed):
     lens = torch.tensor(lengths)
     mask = span_masks(lens, size, prob, width, max_masks, torch.Generator().manual_seed(seed))
     assert mask.shape == (len(lengths), size)
-    for row, n in zip(mask, lengths):
+    for row, n in zip(mask, lengths, strict=False):
         assert not row[n:].any()  # never the padding
         assert row.sum() <= max_masks * max(width, 0)
         assert len(_runs(row)) <= max_masks
@@ -39,13 +41,21 @@ def test_span_masks_respect_their_limits(lengths, prob, width, max_masks, seed):
 @given(
     lengths=st.lists(st.integers(0, 80), min_size=1, max_size=6),
     zero=st.sampled_from(["prob", "width", "max_masks"]),
-    prob=st.floats(0, 1), width=st.integers(0, 50), max_masks=st.integers(0, 4),
+    prob=st.floats(0, 1),
+    width=st.integers(0, 50),
+    max_masks=st.integers(0, 4),
     seed=st.integers(0, 2**31),
 )
 def test_span_masks_are_empty_when_any_limit_is_zero(lengths, zero, prob, width, max_masks, seed):
     limits = {"prob": prob, "width": width, "max_masks": max_masks, zero: 0}
-    mask = span_masks(torch.tensor(lengths), 80, limits["prob"], limits["width"],
-                      limits["max_masks"], torch.Generator().manual_seed(seed))
+    mask = span_masks(
+        torch.tensor(lengths),
+        80,
+        limits["prob"],
+        limits["width"],
+        limits["max_masks"],
+        torch.Generator().manual_seed(seed),
+    )
     assert not mask.any()
 
 
@@ -72,8 +82,13 @@ def test_augment_noise_offset_and_masks():
     cfg = AugmentConfig(white_noise_sd=0.8, constant_offset_sd=0.0)
     y = augment_batch(x, lens, cfg, torch.Generator().manual_seed(0))
     assert abs(y.std().item() - 0.8) < 0.02
-    cfg = AugmentConfig(white_noise_sd=0.0, constant_offset_sd=0.0, freq_mask_prob=1.0,
-                        freq_mask_width=12, freq_mask_max_masks=2)
+    cfg = AugmentConfig(
+        white_noise_sd=0.0,
+        constant_offset_sd=0.0,
+        freq_mask_prob=1.0,
+        freq_mask_width=12,
+        freq_mask_max_masks=2,
+    )
     y = augment_batch(torch.ones(4, 50, 256), lens, cfg, torch.Generator().manual_seed(0))
     zero_cols = (y == 0).all(dim=1)  # (B, C): features masked for every bin
     assert ((zero_cols.sum(dim=1) >= 1) & (zero_cols.sum(dim=1) <= 24)).all()
@@ -100,7 +115,8 @@ def test_random_cut_drops_the_same_first_bins_of_the_whole_batch():
         cuts.add(k)
         assert torch.equal(y, x[:, k:]) and torch.equal(n, lengths - k)
     assert cuts == {0, 1, 2, 3}
-    y, n = random_cut(x, torch.tensor([10, 3]), 3, min_bins=2,
-                      generator=torch.Generator().manual_seed(0))
+    y, n = random_cut(
+        x, torch.tensor([10, 3]), 3, min_bins=2, generator=torch.Generator().manual_seed(0)
+    )
     assert n.min() >= 2  # never shorter than the kernel
     assert random_cut(x, lengths, 0, 2)[0] is x

@@ -24,8 +24,13 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 RUN_FILE = RUNS / "run13_cpu_demo.yaml"
 # every random draw that differs between ranks (augmentation noise, masks, dropout) is off,
 # so two processes must compute what one does, up to float summation order
-NO_RANDOM_DRAWS = {"augment.white_noise_sd": 0, "augment.constant_offset_sd": 0,
-                   "augment.time_mask_prob": 0, "augment.freq_mask_prob": 0, "model.dropout": 0}
+NO_RANDOM_DRAWS = {
+    "augment.white_noise_sd": 0,
+    "augment.constant_offset_sd": 0,
+    "augment.time_mask_prob": 0,
+    "augment.freq_mask_prob": 0,
+    "model.dropout": 0,
+}
 LOSS_RTOL = 1e-4  # observed: ~1e-6 (gradient all-reduce order, per-rank CTC reductions)
 
 
@@ -62,14 +67,25 @@ def test_batch_split_and_launch_command():
     with pytest.raises(ConfigError, match="train.batch_size=6 cannot be split evenly over 4"):
         check_batch_split(6, 4)
     command = launch_command(2, ["train", "x.yaml"])
-    assert command[1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "-m", "brain2text", "train", "x.yaml"]
+    assert command[1:] == [
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "brain2text",
+        "train",
+        "x.yaml",
+    ]
 
 
 @pytest.mark.slow
 def test_two_processes_follow_the_loss_trajectory_of_one(prepared_dir, tmp_path):
-    overrides = tiny_overrides(prepared_dir, **NO_RANDOM_DRAWS, **{
-        "train.batch_size": 8, "train.n_batch": 8, "train.eval_every": 4})
+    overrides = tiny_overrides(
+        prepared_dir,
+        **NO_RANDOM_DRAWS,
+        **{"train.batch_size": 8, "train.n_batch": 8, "train.eval_every": 4},
+    )
     one, two = tmp_path / "one", tmp_path / "two"
     single = _brain2text("train", RUN_FILE, *overrides, "--out", one, "--quiet")
     assert single.returncode == 0, single.stderr
@@ -79,14 +95,14 @@ def test_two_processes_follow_the_loss_trajectory_of_one(prepared_dir, tmp_path)
 
     rows_one, rows_two = _batch_rows(one), _batch_rows(two)
     assert [r["step"] for r in rows_one] == [r["step"] for r in rows_two] == list(range(8))
-    for a, b in zip(rows_one, rows_two):
+    for a, b in zip(rows_one, rows_two, strict=False):
         assert math.isclose(a["train/loss"], b["train/loss"], rel_tol=LOSS_RTOL), a["step"]
         assert math.isclose(a["grad_norm"], b["grad_norm"], rel_tol=10 * LOSS_RTOL), a["step"]
         assert a["lr"] == b["lr"]
     evals_one = [r for r in read_metrics(one) if "val/per" in r]
     evals_two = [r for r in read_metrics(two) if "val/per" in r]
     assert [r["step"] for r in evals_one] == [r["step"] for r in evals_two] == [3, 7]
-    for a, b in zip(evals_one, evals_two):
+    for a, b in zip(evals_one, evals_two, strict=False):
         assert a["val/per"] == pytest.approx(b["val/per"], abs=1e-9)
         assert a["val/loss"] == pytest.approx(b["val/loss"], rel=LOSS_RTOL)
 
@@ -102,13 +118,18 @@ def test_two_processes_follow_the_loss_trajectory_of_one(prepared_dir, tmp_path)
 def test_a_killed_two_process_run_resumes_exactly(prepared_dir, tmp_path):
     """With augmentation on: every rank's random streams are restored from last.pt."""
     n_batch = 24
-    overrides = tiny_overrides(prepared_dir, **{
-        "train.batch_size": 8, "train.n_batch": n_batch, "train.eval_every": 8,
-        "train.checkpoint_every": 2})
+    overrides = tiny_overrides(
+        prepared_dir,
+        **{
+            "train.batch_size": 8,
+            "train.n_batch": n_batch,
+            "train.eval_every": 8,
+            "train.checkpoint_every": 2,
+        },
+    )
     a, b = tmp_path / "a", tmp_path / "b"
     torchrun = launch_command(2, ["train", str(RUN_FILE), *overrides, "--out", str(a), "--quiet"])
-    proc = subprocess.Popen(torchrun, env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(torchrun, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while _last_step(a) < 5 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -130,30 +151,50 @@ def test_a_killed_two_process_run_resumes_exactly(prepared_dir, tmp_path):
 
 def test_an_uneven_split_fails_before_launching(prepared_dir, tmp_path):
     out = tmp_path / "run"
-    result = _brain2text("train", RUN_FILE, *tiny_overrides(prepared_dir,
-                         **{"train.batch_size": 5}), "--out", out, "--nproc", 2)
+    result = _brain2text(
+        "train",
+        RUN_FILE,
+        *tiny_overrides(prepared_dir, **{"train.batch_size": 5}),
+        "--out",
+        out,
+        "--nproc",
+        2,
+    )
     assert result.returncode == 2
-    assert result.stderr == ("error: train.batch_size=5 cannot be split evenly over 2 "
-                             "processes; choose a multiple of 2\n")
+    assert result.stderr == (
+        "error: train.batch_size=5 cannot be split evenly over 2 "
+        "processes; choose a multiple of 2\n"
+    )
     assert not out.exists()
 
 
 def test_only_train_runs_under_torchrun(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "brain2text", "runs", str(tmp_path)],
-                            capture_output=True, text=True, env={**ENV, "WORLD_SIZE": "2"})
+    result = subprocess.run(
+        [sys.executable, "-m", "brain2text", "runs", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**ENV, "WORLD_SIZE": "2"},
+    )
     assert result.returncode == 2
-    assert result.stderr == ("error (rank 0 of 2): runs: only train runs under torchrun "
-                             "(this command runs in one process)\n")
+    assert result.stderr == (
+        "error (rank 0 of 2): runs: only train runs under torchrun "
+        "(this command runs in one process)\n"
+    )
 
 
 @pytest.mark.slow
 def test_sigterm_to_the_launcher_stops_every_rank_at_one_batch(prepared_dir, tmp_path):
-    overrides = tiny_overrides(prepared_dir, **{"train.batch_size": 8, "train.n_batch": 40,
-                                                "train.eval_every": 20})
+    overrides = tiny_overrides(
+        prepared_dir, **{"train.batch_size": 8, "train.n_batch": 40, "train.eval_every": 20}
+    )
     run = tmp_path / "run"
-    proc = subprocess.Popen(_cli_args("train", RUN_FILE, *overrides, "--out", run, "--quiet",
-                                      "--nproc", 2), env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _cli_args("train", RUN_FILE, *overrides, "--out", run, "--quiet", "--nproc", 2),
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while _last_step(run) < 5 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)

@@ -22,8 +22,10 @@ from tests.conftest import RUNS, tiny_overrides
 
 
 def _steps(decay: float, n: int = 3) -> tuple[GRUDecoder, torch.nn.Module]:
-    config = load_run(RUNS / "run13_cpu_demo.yaml",
-                      ["model.n_units=8", "model.n_layers=1", "model.use_layer_norm=true"])
+    config = load_run(
+        RUNS / "run13_cpu_demo.yaml",
+        ["model.n_units=8", "model.n_layers=1", "model.use_layer_norm=true"],
+    )
     torch.manual_seed(0)
     model = GRUDecoder(config.model, n_days=2)
     ema = build_ema(model, decay)
@@ -61,8 +63,10 @@ def test_select_on_ema_needs_ema_decay():
 @pytest.fixture(scope="module")
 def ema_run(prepared_dir, tmp_path_factory):
     run = tmp_path_factory.mktemp("ema") / "run"
-    config = load_run(RUNS / "run13_cpu_demo.yaml", tiny_overrides(
-        prepared_dir, **{"train.ema_decay": 0.9, "train.select_on_ema": "true"}))
+    config = load_run(
+        RUNS / "run13_cpu_demo.yaml",
+        tiny_overrides(prepared_dir, **{"train.ema_decay": 0.9, "train.select_on_ema": "true"}),
+    )
     torch.set_num_threads(1)
     return run, train_run(config, run, quiet=True).best
 
@@ -77,18 +81,26 @@ def test_metrics_log_and_checkpoints_carry_the_ema(ema_run):
     for name in ("best", "last"):
         payload = load_checkpoint(run / "checkpoints" / f"{name}.pt")
         assert payload["model"].keys() == payload["ema"].keys()
-        assert any(not torch.equal(payload["model"][k], payload["ema"][k])
-                   for k in payload["model"] if payload["model"][k].is_floating_point())
+        assert any(
+            not torch.equal(payload["model"][k], payload["ema"][k])
+            for k in payload["model"]
+            if payload["model"][k].is_floating_point()
+        )
     # the criteria read <split>/per, never the EMA keys or the per-day ones: the verdict's
     # figure names the raw best, which differs from the EMA best and every per-day PER here
     stored = yaml.safe_load((run / "config.yaml").read_text())
     verdicts = judge(validate({**stored, "criteria": {"target_per": 5}}), read_metrics(run))
     raw = min(evals, key=lambda r: r["val/per"])
-    others = {f"{r[k]:.4f}" for r in evals for k in r if k.startswith("val/per_ema")
-              or k.startswith("val/per/")}
+    others = {
+        f"{r[k]:.4f}"
+        for r in evals
+        for k in r
+        if k.startswith("val/per_ema") or k.startswith("val/per/")
+    }
     assert f"{raw['val/per']:.4f}" not in others  # else the figure could not tell them apart
     assert [(v.status, v.figure) for v in verdicts] == [
-        ("met", f"best val PER {raw['val/per']:.4f} at batch {raw['step']} vs target < 5")]
+        ("met", f"best val PER {raw['val/per']:.4f} at batch {raw['step']} vs target < 5")
+    ]
 
 
 def test_best_checkpoint_holds_weights_not_the_optimizer(ema_run):
@@ -115,8 +127,10 @@ def test_evaluate_with_ema_weights(ema_run):
 
 
 def test_evaluate_ema_on_a_run_without_ema_is_one_line(prepared_dir, tmp_path, capsys):
-    config = load_run(RUNS / "run13_cpu_demo.yaml", tiny_overrides(
-        prepared_dir, **{"train.n_batch": 2, "train.eval_every": 2}))
+    config = load_run(
+        RUNS / "run13_cpu_demo.yaml",
+        tiny_overrides(prepared_dir, **{"train.n_batch": 2, "train.eval_every": 2}),
+    )
     train_run(config, tmp_path / "run", quiet=True)
     assert "ema" not in load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
     with pytest.raises(DataError, match="no EMA weights"):

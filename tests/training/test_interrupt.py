@@ -26,9 +26,13 @@ RUN_FILE = RUNS / "run13_cpu_demo.yaml"
 
 
 def _start(prepared_dir, out, *extra):
-    return subprocess.Popen(_cli("train", RUN_FILE, *_overrides(prepared_dir), *extra, "--out",
-                                 out, "--quiet"), env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        _cli("train", RUN_FILE, *_overrides(prepared_dir), *extra, "--out", out, "--quiet"),
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _signal_after(proc, run_dir, step: int, sig: int) -> None:
@@ -58,8 +62,15 @@ def test_a_signal_interrupts_cleanly_and_the_run_resumes_exactly(prepared_dir, t
 
     resumed = _run("train", "--resume", a, "--quiet")
     assert resumed.returncode == 0, resumed.stderr
-    done = _run("train", RUN_FILE, *_overrides(prepared_dir), "train.checkpoint_every=null",
-                "--out", b, "--quiet")
+    done = _run(
+        "train",
+        RUN_FILE,
+        *_overrides(prepared_dir),
+        "train.checkpoint_every=null",
+        "--out",
+        b,
+        "--quiet",
+    )
     assert done.returncode == 0, done.stderr
     assert _without_timing(a) == _without_timing(b)
     record = json.loads((a / "run.json").read_text())
@@ -83,12 +94,21 @@ def test_auto_resume_starts_then_continues(prepared_dir, tmp_path):
     _signal_after(proc, run, 5, signal.SIGTERM)
     proc.communicate(timeout=120)
     assert proc.returncode == EXIT_INTERRUPTED
-    again = _run("train", RUN_FILE, *_overrides(prepared_dir), "--out", run, "--auto-resume",
-                 "--quiet")  # the same command, as a requeued job runs it
+    again = _run(
+        "train", RUN_FILE, *_overrides(prepared_dir), "--out", run, "--auto-resume", "--quiet"
+    )  # the same command, as a requeued job runs it
     assert again.returncode == 0, again.stderr
     assert "resumed from step" in (run / "train.log").read_text()
     assert json.loads((run / "run.json").read_text())["status"] == "finished"
-    other = _run("train", RUN_FILE, *_overrides(prepared_dir), "train.n_batch=20", "--out", run,
-                 "--auto-resume", "--quiet")  # another config must not continue this run
+    other = _run(
+        "train",
+        RUN_FILE,
+        *_overrides(prepared_dir),
+        "train.n_batch=20",
+        "--out",
+        run,
+        "--auto-resume",
+        "--quiet",
+    )  # another config must not continue this run
     assert other.returncode == 2 and other.stderr.count("\n") == 1
     assert "its run has train.n_batch=12, the run file gives 20" in other.stderr

@@ -43,8 +43,19 @@ def test_a_failing_report_only_warns(prepared_dir, tmp_path, monkeypatch, capsys
 
     monkeypatch.setattr(brain2text.reports.report, "write_report", broken)
     args = tiny_overrides(prepared_dir, **{"train.n_batch": 2})
-    assert main(["train", str(RUNS / "run13_cpu_demo.yaml"), *args, "--out",
-                 str(tmp_path / "run"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(RUNS / "run13_cpu_demo.yaml"),
+                *args,
+                "--out",
+                str(tmp_path / "run"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "finished"
     err = capsys.readouterr().err
     assert "warning: no run report (RuntimeError: no display at all)" in err
@@ -54,23 +65,45 @@ def test_same_run_file_same_metrics_at_two_threads(prepared_dir, tmp_path):
     # two threads take the parallel kernels (reductions, the per-day layer's backward): the
     # two runs must still write the same metrics.jsonl, timings aside, augmentation and
     # dropout on
-    config = load_run(RUNS / "run13_cpu_demo.yaml", tiny_overrides(prepared_dir, **{
-        "train.n_batch": 12, "train.eval_every": 6, "train.threads": 2, "model.n_layers": 2,
-        "train.ema_decay": 0.9}))
+    config = load_run(
+        RUNS / "run13_cpu_demo.yaml",
+        tiny_overrides(
+            prepared_dir,
+            **{
+                "train.n_batch": 12,
+                "train.eval_every": 6,
+                "train.threads": 2,
+                "model.n_layers": 2,
+                "train.ema_decay": 0.9,
+            },
+        ),
+    )
     assert config.augment.white_noise_sd > 0 and config.model.dropout > 0
     train(config, tmp_path / "a", quiet=True)
     train(config, tmp_path / "b", quiet=True)
     timing = {"time_per_batch", "samples_per_s"}
-    rows = [[{k: v for k, v in r.items() if k not in timing} for r in read_metrics(tmp_path / d)]
-            for d in "ab"]
+    rows = [
+        [{k: v for k, v in r.items() if k not in timing} for r in read_metrics(tmp_path / d)]
+        for d in "ab"
+    ]
     assert len(rows[0]) == 12 + 2 and rows[0] == rows[1]
 
 
 def test_nonfinite_steps_are_reported_skipped_and_stop_the_run(prepared_dir, tmp_path, capsys):
-    config = load_run(RUNS / "run13_cpu_demo.yaml", tiny_overrides(
-        prepared_dir, **{"optim.max_lr": 1e30, "optim.grad_clip_norm": "null",
-                         "optim.schedule": "constant", "train.max_nonfinite_in_a_row": 2,
-                         "train.n_batch": 20, "train.eval_every": 50}))
+    config = load_run(
+        RUNS / "run13_cpu_demo.yaml",
+        tiny_overrides(
+            prepared_dir,
+            **{
+                "optim.max_lr": 1e30,
+                "optim.grad_clip_norm": "null",
+                "optim.schedule": "constant",
+                "train.max_nonfinite_in_a_row": 2,
+                "train.n_batch": 20,
+                "train.eval_every": 50,
+            },
+        ),
+    )
     with pytest.raises(TrainingError, match=r"step \d+: 2 non-finite steps in a row"):
         train(config, tmp_path / "run", quiet=True)
     log = (tmp_path / "run" / "train.log").read_text()
@@ -90,7 +123,9 @@ def test_existing_run_folder_is_not_overwritten(prepared_dir, tmp_path):
 
 def test_trials_too_short_for_the_kernel_error_or_skip(prepared_dir, tmp_path):
     over = tiny_overrides(prepared_dir, **{"model.kernel_len": 5000})
-    with pytest.raises(DataError, match=r"trial \d+: \d+ bins is shorter than model.kernel_len=5000"):
+    with pytest.raises(
+        DataError, match=r"trial \d+: \d+ bins is shorter than model.kernel_len=5000"
+    ):
         train(load_run(RUNS / "run13_cpu_demo.yaml", over), tmp_path / "a", quiet=True)
     assert not (tmp_path / "a").exists()  # nothing written before the data checks pass
     # a stride so coarse that the longer phoneme sequences no longer fit: skipped and reported
@@ -127,8 +162,15 @@ def test_full_run13_config_builds_and_trains_one_step_on_cpu():
 
 
 def test_bf16_autocast_runs_on_cpu(prepared_dir, tmp_path):
-    over = tiny_overrides(prepared_dir, **{"train.use_amp": "true", "train.amp_dtype": "bf16",
-                                           "train.n_batch": 2, "train.eval_every": 2})
+    over = tiny_overrides(
+        prepared_dir,
+        **{
+            "train.use_amp": "true",
+            "train.amp_dtype": "bf16",
+            "train.n_batch": 2,
+            "train.eval_every": 2,
+        },
+    )
     outcome = train(load_run(RUNS / "run13_cpu_demo.yaml", over), tmp_path / "run", quiet=True)
     assert math.isfinite(outcome.best.per)
 
@@ -145,8 +187,10 @@ def test_compiled_training_matches_eager(prepared_dir, tmp_path):
         train(compiled, tmp_path / "compiled", quiet=True)
     finally:
         torch._dynamo.reset()
-    losses = [[r["train/loss"] for r in read_metrics(tmp_path / name) if "train/loss" in r]
-              for name in ("eager", "compiled")]
+    losses = [
+        [r["train/loss"] for r in read_metrics(tmp_path / name) if "train/loss" in r]
+        for name in ("eager", "compiled")
+    ]
     assert len(losses[0]) == 3 and losses[0] == pytest.approx(losses[1], rel=1e-4)
     assert "compiled with torch.compile" in (tmp_path / "compiled" / "train.log").read_text()
 
@@ -155,8 +199,9 @@ def test_on_evaluation_true_prunes_the_run_after_that_evaluation(prepared_dir, t
     from brain2text.runs.checkpoint import load_checkpoint
     from brain2text.training.loop import PRUNED
 
-    config = load_run(RUNS / "run13_cpu_demo.yaml",
-                      tiny_overrides(prepared_dir, **{"train.n_batch": 12}))
+    config = load_run(
+        RUNS / "run13_cpu_demo.yaml", tiny_overrides(prepared_dir, **{"train.n_batch": 12})
+    )
     seen = []
 
     def prune_at_second(evaluation) -> bool:
@@ -177,6 +222,10 @@ def test_the_last_evaluation_is_reported_but_prunes_nothing(prepared_dir, tmp_pa
 
     config = load_run(RUNS / "run13_cpu_demo.yaml", tiny_overrides(prepared_dir))
     steps = []
-    outcome = train(config, tmp_path / "run", quiet=True,
-                    on_evaluation=lambda e: steps.append(e.step) or e.step == 5)
+    outcome = train(
+        config,
+        tmp_path / "run",
+        quiet=True,
+        on_evaluation=lambda e: steps.append(e.step) or e.step == 5,
+    )
     assert outcome.status == FINISHED and steps == [2, 5]

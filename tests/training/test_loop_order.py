@@ -29,14 +29,24 @@ def tiny_config(prepared, **extra) -> RunConfig:
 
 def grad_norm(model: torch.nn.Module) -> float:
     return torch.linalg.vector_norm(
-        torch.stack([torch.linalg.vector_norm(p.grad) for p in model.parameters()])).item()
+        torch.stack([torch.linalg.vector_norm(p.grad) for p in model.parameters()])
+    ).item()
 
 
 def test_logged_lr_is_the_schedules_and_grad_norm_is_pre_clip(prepared_dir, tmp_path):
-    config = tiny_config(prepared_dir, **{
-        "train.n_batch": 8, "train.eval_every": 4, "optim.schedule": "onecycle",
-        "optim.max_lr": 0.01, "optim.pct_start": 0.3, "optim.div_factor": 5.0,
-        "optim.final_div_factor": 50.0, "optim.grad_clip_norm": CLIP})
+    config = tiny_config(
+        prepared_dir,
+        **{
+            "train.n_batch": 8,
+            "train.eval_every": 4,
+            "optim.schedule": "onecycle",
+            "optim.max_lr": 0.01,
+            "optim.pct_start": 0.3,
+            "optim.div_factor": 5.0,
+            "optim.final_div_factor": 50.0,
+            "optim.grad_clip_norm": CLIP,
+        },
+    )
     train(config, tmp_path / "run", quiet=True)
     steps = [r for r in read_metrics(tmp_path / "run") if "train/loss" in r]
     expected = lr_trajectory(config.optim, 8)
@@ -55,18 +65,30 @@ def first_step_change(prepared, out, clip) -> tuple[float, float]:
     g**2), so with ``eps = 1`` and no weight decay its norm is at most ``lr * ||g||``: with the
     gradient clipped to ``clip``, at most ``lr * clip``. (A constant LR: OneCycle over a single
     batch would start at its final LR.)"""
-    config = tiny_config(prepared, **{
-        "train.n_batch": 1, "train.eval_every": 1, "optim.eps": 1.0, "optim.l2_decay": 0.0,
-        "optim.schedule": "constant",
-        "optim.grad_clip_norm": "null" if clip is None else clip})
+    config = tiny_config(
+        prepared,
+        **{
+            "train.n_batch": 1,
+            "train.eval_every": 1,
+            "optim.eps": 1.0,
+            "optim.l2_decay": 0.0,
+            "optim.schedule": "constant",
+            "optim.grad_clip_norm": "null" if clip is None else clip,
+        },
+    )
     train(config, out, quiet=True)
     after = load_checkpoint(out / "checkpoints" / "last.pt")
     assert after["step"] == 0
     seed_everything(config.train.seed)  # the loop seeds, then builds the model first thing
     before = GRUDecoder(config.model, n_days=len(after["days"])).state_dict()
-    change = torch.linalg.vector_norm(torch.stack([
-        torch.linalg.vector_norm(after["model"][k].float() - v.float())
-        for k, v in before.items()])).item()
+    change = torch.linalg.vector_norm(
+        torch.stack(
+            [
+                torch.linalg.vector_norm(after["model"][k].float() - v.float())
+                for k, v in before.items()
+            ]
+        )
+    ).item()
     (row,) = [r for r in read_metrics(out) if "train/loss" in r]
     return change, row["lr"]
 
@@ -103,7 +125,7 @@ def test_backward_clipped_returns_the_pre_clip_norm_and_leaves_clipped_gradients
     assert returned == pytest.approx(unclipped, rel=1e-5)  # the norm before clipping
     assert grad_norm(model) <= CLIP * (1 + 1e-4)  # the gradients the optimizer will use
     scale = CLIP / (unclipped + 1e-6)  # clip_grad_norm_'s coefficient: same direction, shorter
-    for p, q in zip(model.parameters(), twin.parameters()):
+    for p, q in zip(model.parameters(), twin.parameters(), strict=False):
         torch.testing.assert_close(p.grad, q.grad * scale, rtol=1e-4, atol=1e-12)
 
 
@@ -114,8 +136,13 @@ def test_backward_clipped_without_a_clip_leaves_gradients_alone():
     x, day = torch.randn(1, 20, 256), torch.zeros(1, dtype=torch.long)
     twin(x, day).square().mean().backward()
     optimizer = build_optimizer(model, load_run(RUNS / "run13_cpu_demo.yaml").optim)
-    returned = backward_clipped(model(x, day).square().mean(), model,
-                                torch.amp.GradScaler("cpu", enabled=False), optimizer, None)
+    returned = backward_clipped(
+        model(x, day).square().mean(),
+        model,
+        torch.amp.GradScaler("cpu", enabled=False),
+        optimizer,
+        None,
+    )
     assert returned == pytest.approx(grad_norm(twin), rel=1e-5)
-    for p, q in zip(model.parameters(), twin.parameters()):
+    for p, q in zip(model.parameters(), twin.parameters(), strict=False):
         assert torch.equal(p.grad, q.grad)

@@ -73,8 +73,21 @@ def test_no_suggestion_without_improvement():
 @pytest.fixture(scope="module")
 def sweep(prepared_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("lrfind")
-    code = main(["lr-find", str(RUN), *tiny_overrides(prepared_dir), "--out", str(out),
-                 "--start-lr", "1e-4", "--end-lr", "1", "--batches", "40"])
+    code = main(
+        [
+            "lr-find",
+            str(RUN),
+            *tiny_overrides(prepared_dir),
+            "--out",
+            str(out),
+            "--start-lr",
+            "1e-4",
+            "--end-lr",
+            "1",
+            "--batches",
+            "40",
+        ]
+    )
     assert code == 0
     return out
 

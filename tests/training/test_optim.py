@@ -65,7 +65,7 @@ def test_constant_linear_and_warmup_cosine_edges():
     wc = lr_trajectory(cfg, 100)
     assert wc[0] == pytest.approx(0.001) and wc[9] == pytest.approx(0.01)
     assert wc[-1] == pytest.approx(1e-4)
-    assert all(a >= b for a, b in zip(wc[9:], wc[10:]))  # monotone decay after warm-up
+    assert all(a >= b for a, b in zip(wc[9:], wc[10:], strict=False))  # monotone decay after warm-up
 
 
 def test_factor_functions_are_pure():
@@ -92,9 +92,17 @@ def _lrs(opt, sched, n):
 
 
 def test_the_day_layers_get_their_own_group_lr_and_weight_decay():
-    c = OptimConfig(optimizer="adamw", max_lr=5e-3, end_lr=1e-4, l2_decay=1e-3,
-                    schedule="warmup_cosine", warmup_batches=10, day_max_lr=2e-3,
-                    day_end_lr=5e-5, day_weight_decay=0.0)
+    c = OptimConfig(
+        optimizer="adamw",
+        max_lr=5e-3,
+        end_lr=1e-4,
+        l2_decay=1e-3,
+        schedule="warmup_cosine",
+        warmup_batches=10,
+        day_max_lr=2e-3,
+        day_end_lr=5e-5,
+        day_weight_decay=0.0,
+    )
     model = _WithDays()
     opt = build_optimizer(model, c)
     rest, day = opt.param_groups
@@ -118,8 +126,9 @@ def test_onecycle_cannot_end_the_day_group_elsewhere():
 
 
 def test_plateau_halves_the_lr_after_patience_evaluations_without_improvement():
-    c = OptimConfig(schedule="plateau", max_lr=8e-4, plateau_patience=2, plateau_factor=0.5,
-                    end_lr=3e-4)
+    c = OptimConfig(
+        schedule="plateau", max_lr=8e-4, plateau_patience=2, plateau_factor=0.5, end_lr=3e-4
+    )
     model = torch.nn.Linear(1, 1)
     opt = build_optimizer(model, c)
     sched = build_scheduler(opt, c, 1000)

@@ -28,18 +28,29 @@ def _run(*args, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 def _overrides(prepared_dir) -> list[str]:
-    return tiny_overrides(prepared_dir, **{"train.checkpoint_every": 2, "train.n_batch": N_BATCH,
-                                           "train.eval_every": 4, "train.ema_decay": 0.5})
+    return tiny_overrides(
+        prepared_dir,
+        **{
+            "train.checkpoint_every": 2,
+            "train.n_batch": N_BATCH,
+            "train.eval_every": 4,
+            "train.ema_decay": 0.5,
+        },
+    )
 
 
 def sigterm_when(args, folders, step: int) -> tuple[int, str, str]:
     """Start the CLI with ``args``, send SIGTERM once every folder's metrics reach ``step``;
     its exit status, stdout and stderr."""
-    proc = subprocess.Popen(_cli(*args), env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _cli(*args), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 120
-    while (min(_last_step(f) for f in folders) < step and proc.poll() is None
-           and time.monotonic() < deadline):
+    while (
+        min(_last_step(f) for f in folders) < step
+        and proc.poll() is None
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.005)
     proc.send_signal(signal.SIGTERM)
     stdout, err = proc.communicate(timeout=120)
@@ -71,8 +82,12 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_one(prepared_dir, tmp_
     run_file = RUNS / "run13_cpu_demo.yaml"
     env = ENV if threads == "1" else DEFAULT_THREADS
     over = [*_overrides(prepared_dir), f"train.threads={'null' if threads == 'default' else 1}"]
-    proc = subprocess.Popen(_cli("train", run_file, *over, "--out", a, "--quiet"), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _cli("train", run_file, *over, "--out", a, "--quiet"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while _last_step(a) < 6 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -98,9 +113,14 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_one(prepared_dir, tmp_
 
 def test_resume_errors_are_one_line(prepared_dir, tmp_path):
     run = tmp_path / "run"
-    out = _run("train", RUNS / "run13_cpu_demo.yaml",
-               *tiny_overrides(prepared_dir, **{"train.n_batch": 4, "train.eval_every": 2}),
-               "--out", run, "--quiet")
+    out = _run(
+        "train",
+        RUNS / "run13_cpu_demo.yaml",
+        *tiny_overrides(prepared_dir, **{"train.n_batch": 4, "train.eval_every": 2}),
+        "--out",
+        run,
+        "--quiet",
+    )
     assert out.returncode == 0, out.stderr
     last = run / "checkpoints" / "last.pt"
     data = last.read_bytes()
@@ -110,10 +130,12 @@ def test_resume_errors_are_one_line(prepared_dir, tmp_path):
     older = _run("train", "--resume", run, "--quiet")
     assert older.returncode == 2 and "older brain2text" in older.stderr
     last.write_bytes(data)
-    cases = {"finished": ("already ended at step 3", None),
-             "overrides": ("--resume continues", ["train.n_batch=8"]),
-             "truncated": ("not a readable checkpoint", None),
-             "missing": ("cannot be resumed", None)}
+    cases = {
+        "finished": ("already ended at step 3", None),
+        "overrides": ("--resume continues", ["train.n_batch=8"]),
+        "truncated": ("not a readable checkpoint", None),
+        "missing": ("cannot be resumed", None),
+    }
     for name, (message, extra) in cases.items():
         if name == "truncated":
             last.write_bytes(data[: len(data) // 2])

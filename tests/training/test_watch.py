@@ -32,8 +32,17 @@ def feed(watch, evals, grad_norm, eval_every=100, lr=onecycle_warmup_lr):
 
 # FACTS §4: PER 0.48 at batch 100, 0.38 at 200, then rising at every evaluation as the LR
 # warmed past ~0.002, to 0.73 at batch 900 with a grad norm peak of 20.7 there
-RUN13_EVALS = [(1.60, 0.48), (1.20, 0.38), (1.30, 0.43), (1.45, 0.48), (1.60, 0.53),
-               (1.75, 0.58), (1.90, 0.63), (2.05, 0.68), (2.20, 0.73)]
+RUN13_EVALS = [
+    (1.60, 0.48),
+    (1.20, 0.38),
+    (1.30, 0.43),
+    (1.45, 0.48),
+    (1.60, 0.53),
+    (1.75, 0.58),
+    (1.90, 0.63),
+    (2.05, 0.68),
+    (2.20, 0.73),
+]
 
 
 def run13_grad_norm(step: int) -> float:
@@ -108,8 +117,12 @@ def test_nonfinite_loss_or_gradient_is_a_warning_and_not_averaged():
     watch = InstabilityWatch()
     assert watch.on_batch(0, 0.01, 2.0, 1.0) == []
     [w] = watch.on_batch(1, 0.02, math.nan, math.nan, skipped=True)
-    assert (w.step, w.lr, w.kind, w.message) == (1, 0.02, NONFINITE,
-                                                 "non-finite loss nan; step skipped")
+    assert (w.step, w.lr, w.kind, w.message) == (
+        1,
+        0.02,
+        NONFINITE,
+        "non-finite loss nan; step skipped",
+    )
     [w] = watch.on_batch(2, 0.03, 2.0, math.inf, skipped=True)
     assert w.message == "non-finite gradient norm inf; step skipped"
     watch.on_eval(2, 0.03, 1.0, 0.5)
@@ -124,10 +137,19 @@ def test_nonfinite_loss_or_gradient_is_a_warning_and_not_averaged():
 
 def test_diverging_run_warns_stops_early_and_keeps_best(prepared_dir, tmp_path):
     # the LR rises linearly from 0.001 to 1.0: eval loss and PER climb within a few evaluations
-    over = tiny_overrides(prepared_dir, **{
-        "optim.schedule": "linear", "optim.max_lr": 0.001, "optim.end_lr": 1.0,
-        "train.n_batch": 24, "train.eval_every": 2, "watch.trend_evals": 2,
-        "watch.stop_after": 1, "watch.grad_norm_ceiling": 2.0})
+    over = tiny_overrides(
+        prepared_dir,
+        **{
+            "optim.schedule": "linear",
+            "optim.max_lr": 0.001,
+            "optim.end_lr": 1.0,
+            "train.n_batch": 24,
+            "train.eval_every": 2,
+            "watch.trend_evals": 2,
+            "watch.stop_after": 1,
+            "watch.grad_norm_ceiling": 2.0,
+        },
+    )
     outcome = train(load_run(RUNS / "run13_cpu_demo.yaml", over), tmp_path / "run", quiet=True)
     run = tmp_path / "run"
     rows = read_metrics(run)
@@ -149,14 +171,17 @@ def test_diverging_run_warns_stops_early_and_keeps_best(prepared_dir, tmp_path):
     assert outcome.best.stopped_early.to_dict() == record["stopped_early"]
     assert (run / "checkpoints" / "best.pt").is_file()
     page = write_report(run).read_text()
-    assert "Instability watch" in page and "stopped early" in page and "the LR may be too high" in page
+    assert (
+        "Instability watch" in page and "stopped early" in page and "the LR may be too high" in page
+    )
 
 
 def test_healthy_tiny_run_has_no_warning(prepared_dir, tmp_path):
     # default watch settings except the ceiling: the tiny model's first gradient norm (~10)
     # is above Run #13's ceiling of 10, which is meant for the full model
-    over = tiny_overrides(prepared_dir, **{"train.n_batch": 12, "train.eval_every": 2,
-                                           "watch.grad_norm_ceiling": 100})
+    over = tiny_overrides(
+        prepared_dir, **{"train.n_batch": 12, "train.eval_every": 2, "watch.grad_norm_ceiling": 100}
+    )
     train(load_run(RUNS / "run13_cpu_demo.yaml", over), tmp_path / "run", quiet=True)
     assert not [r for r in read_metrics(tmp_path / "run") if "warning" in r]
     assert "WARNING" not in (tmp_path / "run" / "train.log").read_text()

@@ -13,7 +13,24 @@ from brain2text.commands.training import cmd_config, cmd_lr_find, cmd_sweep, cmd
 from brain2text.commands.using import cmd_adapt, cmd_decode, cmd_export, cmd_stream
 from brain2text.training.interrupt import EXIT_INTERRUPTED
 
-__all__ = ["EXIT_INTERRUPTED", "cmd_adapt", "cmd_compare", "cmd_config", "cmd_decode",
-           "cmd_demo", "cmd_evaluate", "cmd_export", "cmd_import_pickle", "cmd_lm_build", "cmd_lm_tune",
-           "cmd_lr_find", "cmd_prepare", "cmd_report", "cmd_runs", "cmd_stream", "cmd_sweep", "cmd_synth",
-           "cmd_train"]
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "cmd_adapt",
+    "cmd_compare",
+    "cmd_config",
+    "cmd_decode",
+    "cmd_demo",
+    "cmd_evaluate",
+    "cmd_export",
+    "cmd_import_pickle",
+    "cmd_lm_build",
+    "cmd_lm_tune",
+    "cmd_lr_find",
+    "cmd_prepare",
+    "cmd_report",
+    "cmd_runs",
+    "cmd_stream",
+    "cmd_sweep",
+    "cmd_synth",
+    "cmd_train",
+]

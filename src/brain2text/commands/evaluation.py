@@ -14,25 +14,36 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         cmd_evaluate_ensemble(args)
         return
     if len(args.run_dirs) > 1 or args.out is not None:
-        raise ConfigError("evaluate: several run folders (or --out) make an ensemble: add "
-                          "--ensemble")
+        raise ConfigError(
+            "evaluate: several run folders (or --out) make an ensemble: add --ensemble"
+        )
     args.run_dir = args.run_dirs[0]
     if args.lm is not None or args.wfst is not None:
         cmd_evaluate_words(args)
         return
     if any(v is not None for v in (args.beam, args.lm_weight, args.word_score, args.nbest)):
-        raise ConfigError("--beam, --lm-weight, --word-score and --nbest are word decoding "
-                          "options: give an LM folder with --lm")
+        raise ConfigError(
+            "--beam, --lm-weight, --word-score and --nbest are word decoding "
+            "options: give an LM folder with --lm"
+        )
     from brain2text.evaluation.evaluate import evaluate_run
 
-    summary = evaluate_run(args.run_dir, split_name=args.split, checkpoint=args.checkpoint,
-                           data_path=args.data, answers=args.answers, device_name=args.device,
-                           weights=args.weights)
+    summary = evaluate_run(
+        args.run_dir,
+        split_name=args.split,
+        checkpoint=args.checkpoint,
+        data_path=args.data,
+        answers=args.answers,
+        device_name=args.device,
+        weights=args.weights,
+    )
     where = args.run_dir / "eval" / (args.split if args.weights == "raw" else f"{args.split}-ema")
     if "per" in summary:
-        print(f"{args.split} PER {summary['per']:.4f} over {summary['n_sentences']} sentences "
-              f"({summary['edit_distance']} edits / {summary['n_phonemes']} phonemes); "
-              f"files in {where}")
+        print(
+            f"{args.split} PER {summary['per']:.4f} over {summary['n_sentences']} sentences "
+            f"({summary['edit_distance']} edits / {summary['n_phonemes']} phonemes); "
+            f"files in {where}"
+        )
     else:
         print(f"decoded {summary['n_sentences']} unlabelled sentences to {where / 'decoded.txt'}")
 
@@ -42,45 +53,75 @@ def cmd_evaluate_ensemble(args: argparse.Namespace) -> None:
 
     out = args.out or default_out(args.run_dirs)
     summary = evaluate_ensemble(
-        args.run_dirs, split_name=args.split, checkpoint=args.checkpoint, weights=args.weights,
-        data_path=args.data, answers=args.answers, device_name=args.device, out=out,
-        lm_dir=args.lm, wfst_dir=args.wfst, beam_size=args.beam, lm_weight=args.lm_weight,
-        word_score=args.word_score, nbest=args.nbest)
+        args.run_dirs,
+        split_name=args.split,
+        checkpoint=args.checkpoint,
+        weights=args.weights,
+        data_path=args.data,
+        answers=args.answers,
+        device_name=args.device,
+        out=out,
+        lm_dir=args.lm,
+        wfst_dir=args.wfst,
+        beam_size=args.beam,
+        lm_weight=args.lm_weight,
+        word_score=args.word_score,
+        nbest=args.nbest,
+    )
     for member, per in summary.get("members", {}).items():
         print(f"  member {member}: {args.split} PER {per:.4f}")
     what = [f"PER {summary['per']:.4f}"] if "per" in summary else []
     if "wer" in summary:
         what.append(f"WER {summary['wer']:.4f}")
-    print(f"ensemble of {len(args.run_dirs)}: {args.split} {', '.join(what) or 'decoded'} over "
-          f"{summary['n_sentences']} sentences; files in {out / 'eval'}")
+    print(
+        f"ensemble of {len(args.run_dirs)}: {args.split} {', '.join(what) or 'decoded'} over "
+        f"{summary['n_sentences']} sentences; files in {out / 'eval'}"
+    )
 
 
 def cmd_evaluate_words(args: argparse.Namespace) -> None:
     from brain2text.evaluation.evaluate import eval_folder
     from brain2text.evaluation.word_eval import evaluate_with_lm
 
-    if args.wfst is not None and any(v is not None for v in (args.beam, args.lm_weight,
-                                                             args.word_score, args.nbest)):
-        raise ConfigError("--beam, --lm-weight, --word-score and --nbest are options of --lm; "
-                          "--wfst searches with the Brain-to-Text '24 baseline's settings")
-    summary = evaluate_with_lm(args.run_dir, args.lm, wfst_dir=args.wfst, split_name=args.split,
-                               checkpoint=args.checkpoint, weights=args.weights,
-                               data_path=args.data, answers=args.answers,
-                               device_name=args.device, beam_size=args.beam,
-                               lm_weight=args.lm_weight, word_score=args.word_score,
-                               nbest=args.nbest)
-    where = eval_folder(args.run_dir, args.split, args.weights,
-                        "-lm" if args.lm is not None else "-wfst")
+    if args.wfst is not None and any(
+        v is not None for v in (args.beam, args.lm_weight, args.word_score, args.nbest)
+    ):
+        raise ConfigError(
+            "--beam, --lm-weight, --word-score and --nbest are options of --lm; "
+            "--wfst searches with the Brain-to-Text '24 baseline's settings"
+        )
+    summary = evaluate_with_lm(
+        args.run_dir,
+        args.lm,
+        wfst_dir=args.wfst,
+        split_name=args.split,
+        checkpoint=args.checkpoint,
+        weights=args.weights,
+        data_path=args.data,
+        answers=args.answers,
+        device_name=args.device,
+        beam_size=args.beam,
+        lm_weight=args.lm_weight,
+        word_score=args.word_score,
+        nbest=args.nbest,
+    )
+    where = eval_folder(
+        args.run_dir, args.split, args.weights, "-lm" if args.lm is not None else "-wfst"
+    )
     speed = f"{summary['decode_ms_per_sentence']:.1f} ms/sentence"
     if summary["labelled"]:
         low, high = summary["wer_ci95"]
         plow, phigh = summary["per_ci95"]
-        print(f"{args.split} WER {summary['wer']:.4f} (95% CI {low:.4f}-{high:.4f}), PER "
-              f"{summary['per']:.4f} ({plow:.4f}-{phigh:.4f}) over {summary['n_sentences']} "
-              f"sentences; {speed}; files in {where}")
+        print(
+            f"{args.split} WER {summary['wer']:.4f} (95% CI {low:.4f}-{high:.4f}), PER "
+            f"{summary['per']:.4f} ({plow:.4f}-{phigh:.4f}) over {summary['n_sentences']} "
+            f"sentences; {speed}; files in {where}"
+        )
     else:
-        print(f"decoded {summary['n_sentences']} unlabelled sentences to words ({speed}): "
-              f"{where / 'decoded.txt'}")
+        print(
+            f"decoded {summary['n_sentences']} unlabelled sentences to words ({speed}): "
+            f"{where / 'decoded.txt'}"
+        )
     if args.split == "competition":
         print(f"submission: {where / 'submission.txt'}")
 
@@ -90,9 +131,17 @@ def cmd_lm_tune(args: argparse.Namespace) -> None:
 
     lm_weights = _floats(args.lm_weights, "--lm-weights")
     word_scores = _floats(args.word_scores, "--word-scores")
-    result = tune_lm(args.run_dir, args.lm, lm_weights=lm_weights, word_scores=word_scores,
-                     beam_size=args.beam, checkpoint=args.checkpoint, weights=args.weights,
-                     data_path=args.data, device_name=args.device)
+    result = tune_lm(
+        args.run_dir,
+        args.lm,
+        lm_weights=lm_weights,
+        word_scores=word_scores,
+        beam_size=args.beam,
+        checkpoint=args.checkpoint,
+        weights=args.weights,
+        data_path=args.data,
+        device_name=args.device,
+    )
     print(tuning_table(result))
 
 
@@ -107,10 +156,19 @@ def _floats(text: str, flag: str) -> tuple[float, ...]:
 def cmd_lm_build(args: argparse.Namespace) -> None:
     from brain2text.decoding.lm import build_lm
 
-    info = build_lm(args.corpus, args.out, order=args.order, prune=args.prune,
-                    min_count=args.min_count, lexicon=args.lexicon, overwrite=args.overwrite)
+    info = build_lm(
+        args.corpus,
+        args.out,
+        order=args.order,
+        prune=args.prune,
+        min_count=args.min_count,
+        lexicon=args.lexicon,
+        overwrite=args.overwrite,
+    )
     ngrams = "/".join(str(n) for n in info["ngrams"].values())
     left_out = info["left_out"]
-    print(f"built a {info['order']}-gram LM from {info['n_sentences']} sentences: vocabulary "
-          f"{info['vocabulary_size']} words, n-grams {ngrams}, words left out: "
-          f"{left_out['n_words']} ({left_out['n_tokens']} tokens counted as <unk>), in {args.out}")
+    print(
+        f"built a {info['order']}-gram LM from {info['n_sentences']} sentences: vocabulary "
+        f"{info['vocabulary_size']} words, n-grams {ngrams}, words left out: "
+        f"{left_out['n_words']} ({left_out['n_tokens']} tokens counted as <unk>), in {args.out}"
+    )

@@ -20,8 +20,10 @@ def cmd_config(args: argparse.Namespace) -> None:
             print(f"{name:24s} {about[:90] + ('...' if len(about) > 90 else '')}".rstrip())
         return
     if args.run_file is None:
-        raise ConfigError("config: give a RUN_FILE (a path or a packaged run name; --list shows "
-                          "the packaged runs)")
+        raise ConfigError(
+            "config: give a RUN_FILE (a path or a packaged run name; --list shows "
+            "the packaged runs)"
+        )
     from brain2text.training.optim import summarize
 
     config = load_run(args.run_file, args.overrides)
@@ -49,9 +51,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         given = [str(a) for a in (args.run_file, *args.overrides) if a is not None]
         if given or args.out or args.overwrite or args.auto_resume:
-            raise ConfigError(f"--resume continues {args.resume} with the config stored in its "
-                              "last.pt: no run file, override, --out, --overwrite or "
-                              f"--auto-resume (got {' '.join(given) or 'a flag'})")
+            raise ConfigError(
+                f"--resume continues {args.resume} with the config stored in its "
+                "last.pt: no run file, override, --out, --overwrite or "
+                f"--auto-resume (got {' '.join(given) or 'a flag'})"
+            )
         out = args.resume
         outcome = resume(out, quiet=args.quiet)
     else:
@@ -67,13 +71,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED if outcome.status == INTERRUPTED else 0
     _report_after_training(out)
     if outcome.status == INTERRUPTED:
-        print(f"interrupted by {outcome.signal} after step {outcome.last_step}; "
-              f"continue with: brain2text train --resume {out}", file=sys.stderr)
+        print(
+            f"interrupted by {outcome.signal} after step {outcome.last_step}; "
+            f"continue with: brain2text train --resume {out}",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     best = outcome.best
     if best.evaluation is not None:
-        print(f"best {best.evaluation.split} PER {best.per:.4f} at step {best.step}; "
-              f"run folder {out}")
+        print(
+            f"best {best.evaluation.split} PER {best.per:.4f} at step {best.step}; run folder {out}"
+        )
     return 0
 
 
@@ -84,8 +92,10 @@ def _report_after_training(run_dir: Path) -> None:
     try:
         print(f"report: {write_report(run_dir)}")
     except Exception as exc:  # noqa: BLE001
-        print(f"warning: no run report ({type(exc).__name__}: {' '.join(str(exc).split())})",
-              file=sys.stderr)
+        print(
+            f"warning: no run report ({type(exc).__name__}: {' '.join(str(exc).split())})",
+            file=sys.stderr,
+        )
 
 
 def _launch_torchrun(args: argparse.Namespace) -> int:
@@ -113,19 +123,30 @@ def _launch_torchrun(args: argparse.Namespace) -> int:
     for flag, value in (("--resume", args.resume), ("--out", args.out)):
         if value is not None:
             argv += [flag, str(value)]
-    argv += [flag for flag, on in (("--overwrite", args.overwrite), ("--quiet", args.quiet),
-                                   ("--auto-resume", args.auto_resume)) if on]
+    argv += [
+        flag
+        for flag, on in (
+            ("--overwrite", args.overwrite),
+            ("--quiet", args.quiet),
+            ("--auto-resume", args.auto_resume),
+        )
+        if on
+    ]
     child = subprocess.Popen(distributed.launch_command(args.nproc, argv))
-    previous = {sig: signal.signal(sig, lambda signum, frame: child.send_signal(signum))
-                for sig in STOP_SIGNALS}
+    previous = {
+        sig: signal.signal(sig, lambda signum, frame: child.send_signal(signum))
+        for sig in STOP_SIGNALS
+    }
     try:
         code = child.wait()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if code and out is not None and _status_of(Path(out)) == "interrupted":
-        print(f"interrupted; continue with: brain2text train --resume {out} --nproc "
-              f"{args.nproc}", file=sys.stderr)
+        print(
+            f"interrupted; continue with: brain2text train --resume {out} --nproc {args.nproc}",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED  # torchrun itself exits 1 when it was signalled
     return code
 
@@ -143,8 +164,7 @@ def cmd_lr_find(args: argparse.Namespace) -> None:
     # the sweep sets its own LRs: a max_lr_from file is not needed (it may not exist yet)
     config = load_run(args.run_file, args.overrides, resolve_max_lr=False)
     out = args.out or Path("runs") / f"{config.name}-lrfind"
-    result = lr_find(config, out, start_lr=args.start_lr, end_lr=args.end_lr,
-                     batches=args.batches)
+    result = lr_find(config, out, start_lr=args.start_lr, end_lr=args.end_lr, batches=args.batches)
     print(summary(result, out))
 
 
@@ -152,34 +172,61 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from brain2text.reports.listing import collect_runs, runs_table
 
     if bool(args.grid) == (args.optuna is not None):
-        raise ConfigError("sweep: give --grid KEY=V1,V2 (repeatable) or --optuna N --space "
-                          "SPACE.yaml, one of the two")
+        raise ConfigError(
+            "sweep: give --grid KEY=V1,V2 (repeatable) or --optuna N --space "
+            "SPACE.yaml, one of the two"
+        )
     if args.optuna is None:
         from brain2text.sweep.grid import parse_grid, run_sweep
 
-        given = [flag for flag, on in (("--space", args.space), ("--storage", args.storage),
-                                       ("--study", args.study),
-                                       ("--sampler-seed", args.sampler_seed is not None)) if on]
+        given = [
+            flag
+            for flag, on in (
+                ("--space", args.space),
+                ("--storage", args.storage),
+                ("--study", args.study),
+                ("--sampler-seed", args.sampler_seed is not None),
+            )
+            if on
+        ]
         if given:
             raise ConfigError(f"sweep: {', '.join(given)} go with --optuna, not --grid")
-        outcome = run_sweep(args.run_file, parse_grid(args.grid), seeds=args.seeds,
-                            overrides=args.overrides, out_dir=args.out, workers=args.workers,
-                            quiet=args.quiet)
+        outcome = run_sweep(
+            args.run_file,
+            parse_grid(args.grid),
+            seeds=args.seeds,
+            overrides=args.overrides,
+            out_dir=args.out,
+            workers=args.workers,
+            quiet=args.quiet,
+        )
     else:
         from brain2text.sweep.search import plan_search, run_search, run_search_workers
 
         if args.space is None:
             raise ConfigError("sweep --optuna: give the search space with --space SPACE.yaml")
         if args.seeds != 1:
-            raise ConfigError("sweep --optuna: --seeds goes with --grid (search train.seed "
-                              "in the space instead)")
+            raise ConfigError(
+                "sweep --optuna: --seeds goes with --grid (search train.seed in the space instead)"
+            )
         if args.workers < 1:
             raise ConfigError(f"--workers {args.workers}: give 1 or more")
-        plan = plan_search(args.run_file, args.space, args.optuna, overrides=args.overrides,
-                           out_dir=args.out, storage=args.storage, study_name=args.study,
-                           prune_startup=args.prune_startup, sampler_seed=args.sampler_seed)
-        outcome = (run_search(plan, quiet=args.quiet) if args.workers == 1
-                   else run_search_workers(plan, args.workers))
+        plan = plan_search(
+            args.run_file,
+            args.space,
+            args.optuna,
+            overrides=args.overrides,
+            out_dir=args.out,
+            storage=args.storage,
+            study_name=args.study,
+            prune_startup=args.prune_startup,
+            sampler_seed=args.sampler_seed,
+        )
+        outcome = (
+            run_search(plan, quiet=args.quiet)
+            if args.workers == 1
+            else run_search_workers(plan, args.workers)
+        )
     out = outcome.out_dir
     runs = collect_runs(out)
     print(runs_table(runs, out) if runs else f"no child run in {out} yet")

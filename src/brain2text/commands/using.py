@@ -19,8 +19,9 @@ def cmd_decode(args: argparse.Namespace) -> None:
     from brain2text.inference.raw import read_recording
     from brain2text.phonemes import clean_text, phonemize
 
-    decoder = Decoder.load(args.run_dir, checkpoint=args.checkpoint, weights=args.weights,
-                           lm=args.lm)
+    decoder = Decoder.load(
+        args.run_dir, checkpoint=args.checkpoint, weights=args.weights, lm=args.lm
+    )
     trials = read_recording(args.recording, decoder.feature_spec, args.norm, args.day)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -28,9 +29,15 @@ def cmd_decode(args: argparse.Namespace) -> None:
     for message in dict.fromkeys(str(w.message) for w in caught):
         print(f"warning: {message}", file=sys.stderr)
     rows = []
-    for trial, out in zip(trials, outs):
-        row = {"file": trial.source, "trial": trial.trial, "block": trial.block,
-               "day": out.day, "day_used": out.day_used, "phonemes": " ".join(out.phonemes)}
+    for trial, out in zip(trials, outs, strict=False):
+        row = {
+            "file": trial.source,
+            "trial": trial.trial,
+            "block": trial.block,
+            "day": out.day,
+            "day_used": out.day_used,
+            "phonemes": " ".join(out.phonemes),
+        }
         if out.text is not None:
             row["text"] = out.text
         if trial.sentence:
@@ -53,12 +60,20 @@ def cmd_adapt(args: argparse.Namespace) -> None:
     from brain2text.training.adapt import adapt
 
     out = args.out or Path("runs") / f"{args.run_dir.name}+{args.day}"
-    r = adapt(args.run_dir, args.recording, args.day, out, overrides=args.overrides,
-              overwrite=args.overwrite)
-    print(f"day {r.day}: input layer started from {r.started_from}, fitted on {r.n_fitted} "
-          f"sentences for {r.steps} steps (final loss {r.final_loss:.3f}); PER on its "
-          f"{r.n_held_out} held-out sentences {r.per_before:.4f} -> {r.per_after:.4f}; "
-          f"run folder {out}")
+    r = adapt(
+        args.run_dir,
+        args.recording,
+        args.day,
+        out,
+        overrides=args.overrides,
+        overwrite=args.overwrite,
+    )
+    print(
+        f"day {r.day}: input layer started from {r.started_from}, fitted on {r.n_fitted} "
+        f"sentences for {r.steps} steps (final loss {r.final_loss:.3f}); PER on its "
+        f"{r.n_held_out} held-out sentences {r.per_before:.4f} -> {r.per_after:.4f}; "
+        f"run folder {out}"
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -73,10 +88,14 @@ def cmd_export(args: argparse.Namespace) -> None:
     days = list(payload["days"])
     spec = payload.get("features") or {}
     blocks = spec.get("feature_names") or []  # one name per block of columns
-    names = ([f"{block} #{k}" for block in blocks for k in range(model.n_features // len(blocks))]
-             if blocks and model.n_features % len(blocks) == 0 else None)
-    info = export.sidecar(config.to_dict(), days, args.day, model.n_features, names,
-                          spec.get("normalization"))
+    names = (
+        [f"{block} #{k}" for block in blocks for k in range(model.n_features // len(blocks))]
+        if blocks and model.n_features % len(blocks) == 0
+        else None
+    )
+    info = export.sidecar(
+        config.to_dict(), days, args.day, model.n_features, names, spec.get("normalization")
+    )
     if args.streaming:
         from brain2text.model.stream_export import (
             check_stream_export,
@@ -95,8 +114,7 @@ def cmd_export(args: argparse.Namespace) -> None:
         if args.day is not None:
             raise ConfigError("--day: a safetensors export holds every day's weights")
         out = export.export_safetensors(model, args.out, {"days": json.dumps(days)}, info=info)
-    print(f"wrote {out} and {out}.json ({args.format}, days: "
-          f"{', '.join(args.day or days)})")
+    print(f"wrote {out} and {out}.json ({args.format}, days: {', '.join(args.day or days)})")
 
 
 BIN_S = 0.02  # 20 ms bins
@@ -120,20 +138,25 @@ def cmd_stream(args: argparse.Namespace) -> None:
     latencies = []
     start = time.perf_counter()
     for first in range(0, len(trial.features), args.chunk):
-        chunk = trial.features[first:first + args.chunk]
+        chunk = trial.features[first : first + args.chunk]
         if args.realtime:  # the chunk's last bin arrives at (first + len) * 20 ms
             time.sleep(max(0.0, start + (first + len(chunk)) * BIN_S - time.perf_counter()))
         update = stream.push(chunk)
         latencies.append(update.seconds)
         shown = update.text if update.text is not None else " ".join(update.phonemes)
-        print(f"{update.n_bins * BIN_S * 1000:7.0f} ms  +{update.new_frames} frame(s)  "
-              f"{1000 * update.seconds:6.2f} ms  {shown}", flush=True)
+        print(
+            f"{update.n_bins * BIN_S * 1000:7.0f} ms  +{update.new_frames} frame(s)  "
+            f"{1000 * update.seconds:6.2f} ms  {shown}",
+            flush=True,
+        )
     final = stream.finish()
     ms = sorted(1000 * s for s in latencies)
     p99 = ms[min(len(ms) - 1, int(round(0.99 * (len(ms) - 1))))]
     print(f"final: {final.text if final.text is not None else ' '.join(final.phonemes)}")
-    print(f"{len(ms)} steps of {args.chunk} bins: latency p50 {statistics.median(ms):.2f} ms, "
-          f"p99 {p99:.2f} ms, max {ms[-1]:.2f} ms (real time: {args.chunk * BIN_S * 1000:.0f} ms "
-          "a step)")
+    print(
+        f"{len(ms)} steps of {args.chunk} bins: latency p50 {statistics.median(ms):.2f} ms, "
+        f"p99 {p99:.2f} ms, max {ms[-1]:.2f} ms (real time: {args.chunk * BIN_S * 1000:.0f} ms "
+        "a step)"
+    )
     if trial.sentence:
         print(f"sentence: {trial.sentence}")

@@ -80,14 +80,23 @@ def read_b2t25_file(path: Path, split: str) -> B2T25File:
             groups = _trial_groups(path, f)
             trials = [_read_trial(path, name, f[name], labelled) for name in groups]
     except OSError as exc:  # not HDF5, or cut short (a trial's own read errors say which)
-        raise DataError(f"{path}: not a readable HDF5 file ({_one_line(exc)}); it may be "
-                        "truncated or corrupt: copy it again") from exc
-    features, ids, sentences, blocks, numbers = (list(column) for column in zip(*trials))
-    return B2T25File(session=path.parent.name, split=split, path=path, features=features,
-                     phoneme_ids=ids if labelled else None, sentences=sentences,
-                     block_num=np.array(blocks, dtype=np.int64),
-                     trial_num=np.array(numbers, dtype=np.int64), labelled=labelled,
-                     groups=groups)
+        raise DataError(
+            f"{path}: not a readable HDF5 file ({_one_line(exc)}); it may be "
+            "truncated or corrupt: copy it again"
+        ) from exc
+    features, ids, sentences, blocks, numbers = (list(column) for column in zip(*trials, strict=False))
+    return B2T25File(
+        session=path.parent.name,
+        split=split,
+        path=path,
+        features=features,
+        phoneme_ids=ids if labelled else None,
+        sentences=sentences,
+        block_num=np.array(blocks, dtype=np.int64),
+        trial_num=np.array(numbers, dtype=np.int64),
+        labelled=labelled,
+        groups=groups,
+    )
 
 
 def _trial_groups(path: Path, f: Any) -> list[str]:
@@ -98,8 +107,10 @@ def _trial_groups(path: Path, f: Any) -> list[str]:
     for name in f.keys():
         match = _TRIAL_NAME.fullmatch(name)
         if match is None:
-            raise DataError(f"{path}: unexpected entry {name!r} (expected only groups "
-                            "trial_0000, trial_0001, ...)")
+            raise DataError(
+                f"{path}: unexpected entry {name!r} (expected only groups "
+                "trial_0000, trial_0001, ...)"
+            )
         if f.get(name, getclass=True) is not h5py.Group:
             raise DataError(f"{path} {name}: not a group (expected a trial group)")
         number = int(match.group(1))
@@ -111,8 +122,9 @@ def _trial_groups(path: Path, f: Any) -> list[str]:
     return [numbered[n] for n in sorted(numbered)]
 
 
-def _read_trial(path: Path, name: str, group: Any, labelled: bool
-                ) -> tuple[np.ndarray, np.ndarray | None, str, int, int]:
+def _read_trial(
+    path: Path, name: str, group: Any, labelled: bool
+) -> tuple[np.ndarray, np.ndarray | None, str, int, int]:
     where = f"{path} {name}"
     try:
         features = _features(where, group)
@@ -122,27 +134,33 @@ def _read_trial(path: Path, name: str, group: Any, labelled: bool
             return features, None, "", block, trial
         return features, _phoneme_ids(where, group), _sentence(where, group), block, trial
     except OSError as exc:  # a dataset cut short in a truncated file
-        raise DataError(f"{where}: cannot read it ({_one_line(exc)}); the file may be "
-                        "truncated or corrupt: copy it again") from exc
+        raise DataError(
+            f"{where}: cannot read it ({_one_line(exc)}); the file may be "
+            "truncated or corrupt: copy it again"
+        ) from exc
 
 
 def _features(where: str, group: Any) -> np.ndarray:
     raw = np.asarray(_dataset(where, group, "input_features", "")[()])
     if raw.ndim != 2 or raw.dtype.kind not in "buif" or raw.shape[1] != N_FEATURES_B2T25:
-        raise DataError(f"{where}: input_features is {_describe(raw)}, "
-                        f"expected a T x {N_FEATURES_B2T25} numeric matrix")
+        raise DataError(
+            f"{where}: input_features is {_describe(raw)}, "
+            f"expected a T x {N_FEATURES_B2T25} numeric matrix"
+        )
     if raw.shape[0] == 0:
         raise DataError(f"{where}: input_features has no time bins")
     if "n_time_steps" in group.attrs:
         steps = _whole_number(where, group, "n_time_steps")
         if steps != raw.shape[0]:
-            raise DataError(f"{where}: n_time_steps is {steps} but input_features has "
-                            f"{raw.shape[0]} rows")
+            raise DataError(
+                f"{where}: n_time_steps is {steps} but input_features has {raw.shape[0]} rows"
+            )
     features = raw.astype(np.float32, copy=False)
     n_bad = features.size - int(np.count_nonzero(np.isfinite(features)))
     if n_bad:
-        raise DataError(f"{where}: input_features holds {n_bad} NaN/Inf "
-                        f"value{'s' if n_bad > 1 else ''}")
+        raise DataError(
+            f"{where}: input_features holds {n_bad} NaN/Inf value{'s' if n_bad > 1 else ''}"
+        )
     return features
 
 
@@ -162,8 +180,10 @@ def _phoneme_ids(where: str, group: Any) -> np.ndarray:
         raise DataError(f"{where}: seq_class_ids holds {int(bad[0])}, outside 0..{MAX_CLASS_ID}")
     blanks = np.flatnonzero(valid == 0)
     if blanks.size:
-        raise DataError(f"{where}: seq_class_ids holds a blank (0) at position {int(blanks[0])} "
-                        f"of the {seq_len} valid ids")
+        raise DataError(
+            f"{where}: seq_class_ids holds a blank (0) at position {int(blanks[0])} "
+            f"of the {seq_len} valid ids"
+        )
     return valid
 
 
@@ -185,8 +205,9 @@ def _dataset(where: str, group: Any, name: str, context: str) -> Any:
 
     kind = group.get(name, getclass=True)
     if kind is not h5py.Dataset:
-        raise DataError(f"{where}: {name} is not a dataset" if kind else
-                        f"{where}: no {name} dataset{context}")
+        raise DataError(
+            f"{where}: {name} is not a dataset" if kind else f"{where}: no {name} dataset{context}"
+        )
     return group[name]
 
 
@@ -210,18 +231,23 @@ def detect_layout(raw_dir: Path) -> str:
     """``"competitionData"`` or ``"b2t25"``: which raw layout ``raw_dir`` holds."""
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
-        raise DataError(f"{raw_dir}: no such folder (expected {_COMPETITION_HINT}; or "
-                        f"{_B2T25_HINT})")
+        raise DataError(
+            f"{raw_dir}: no such folder (expected {_COMPETITION_HINT}; or {_B2T25_HINT})"
+        )
     competition = any(not p.name.startswith(".") for p in (raw_dir / "train").glob("*.mat"))
     root = _b2t25_root(raw_dir)
     if competition and root is not None:
-        raise DataError(f"{raw_dir}: mixed layouts: both train/*.mat (competitionData) and "
-                        f"t15.* session folders (B2T'25); keep one layout per folder")
+        raise DataError(
+            f"{raw_dir}: mixed layouts: both train/*.mat (competitionData) and "
+            f"t15.* session folders (B2T'25); keep one layout per folder"
+        )
     if competition:
         return "competitionData"
     if root is None:
-        raise DataError(f"{raw_dir}: neither raw layout found (expected {_COMPETITION_HINT}; "
-                        f"or {_B2T25_HINT}, or the {ROOT_FOLDER} folder itself)")
+        raise DataError(
+            f"{raw_dir}: neither raw layout found (expected {_COMPETITION_HINT}; "
+            f"or {_B2T25_HINT}, or the {ROOT_FOLDER} folder itself)"
+        )
     for folder in _session_folders(root):
         _split_files(folder)  # raises on an empty session folder
     return "b2t25"
@@ -232,8 +258,7 @@ def b2t25_sessions(raw_dir: Path) -> list[tuple[str, dict[str, Path]]]:
     ``("t15.2023.08.11", {"train": .../data_train.hdf5})``."""
     raw_dir = Path(raw_dir)
     if detect_layout(raw_dir) != "b2t25":
-        raise DataError(f"{raw_dir}: holds the competitionData layout, not B2T'25 "
-                        f"({_B2T25_HINT})")
+        raise DataError(f"{raw_dir}: holds the competitionData layout, not B2T'25 ({_B2T25_HINT})")
     root = _b2t25_root(raw_dir) or raw_dir
     return [(folder.name, _split_files(folder)) for folder in _session_folders(root)]
 
@@ -254,13 +279,16 @@ def _split_files(folder: Path) -> dict[str, Path]:
     expected = ", ".join(SPLIT_FILES.values())
     for path in sorted(folder.glob("*.hdf5")):
         if path.name not in SPLIT_FILES.values() and not path.name.startswith("."):
-            raise DataError(f"{path}: unexpected HDF5 file in a session folder "
-                            f"(expected {expected})")
-    found = {split: folder / name for split, name in SPLIT_FILES.items()
-             if (folder / name).is_file()}
+            raise DataError(
+                f"{path}: unexpected HDF5 file in a session folder (expected {expected})"
+            )
+    found = {
+        split: folder / name for split, name in SPLIT_FILES.items() if (folder / name).is_file()
+    }
     if not found:
-        raise DataError(f"{folder}: B2T'25 session folder with no data_*.hdf5 files "
-                        f"(expected {expected})")
+        raise DataError(
+            f"{folder}: B2T'25 session folder with no data_*.hdf5 files (expected {expected})"
+        )
     return found
 
 

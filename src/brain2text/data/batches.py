@@ -32,8 +32,9 @@ def batch_positions(batch: int, batch_size: int, n: int, seed: int) -> np.ndarra
     return out
 
 
-def day_batch_positions(batch: int, batch_size: int, day_of: np.ndarray, days_per_batch: int,
-                        seed: int) -> np.ndarray:
+def day_batch_positions(
+    batch: int, batch_size: int, day_of: np.ndarray, days_per_batch: int, seed: int
+) -> np.ndarray:
     """Trial positions of training batch ``batch`` drawn from ``days_per_batch`` random days
     (all days when there are fewer): the batch is shared out as evenly as possible between
     them, each day's share drawn without replacement (with replacement if the day has fewer
@@ -44,7 +45,7 @@ def day_batch_positions(batch: int, batch_size: int, day_of: np.ndarray, days_pe
     shares = np.full(len(chosen), batch_size // len(chosen))
     shares[: batch_size % len(chosen)] += 1
     out = []
-    for day, share in zip(chosen, shares):
+    for day, share in zip(chosen, shares, strict=False):
         rows = np.flatnonzero(day_of == day)
         out.append(rng.choice(rows, size=share, replace=share > len(rows)))
     return np.concatenate(out).astype(np.int64)
@@ -78,8 +79,10 @@ def collate(split: PreparedSplit, ids: np.ndarray, pad_to: int | None = None) ->
         if n_phones[row]:
             phonemes[row, : n_phones[row]] = split.phonemes(int(i))
     return Batch(
-        torch.from_numpy(features), torch.from_numpy(n_bins.astype(np.int64)),
-        torch.from_numpy(phonemes), torch.from_numpy(n_phones.astype(np.int64)),
+        torch.from_numpy(features),
+        torch.from_numpy(n_bins.astype(np.int64)),
+        torch.from_numpy(phonemes),
+        torch.from_numpy(n_phones.astype(np.int64)),
         torch.from_numpy(split.day_index[ids].astype(np.int64)),
         torch.from_numpy(np.asarray(ids, dtype=np.int64)),
     )
@@ -89,8 +92,9 @@ def split_width(split: PreparedSplit, ids: np.ndarray) -> int:
     return int(split.features(int(ids[0])).shape[1])
 
 
-def bucketed_epoch(lengths: np.ndarray, batch_size: int, pool_batches: int, seed: int,
-                   epoch: int) -> np.ndarray:
+def bucketed_epoch(
+    lengths: np.ndarray, batch_size: int, pool_batches: int, seed: int, epoch: int
+) -> np.ndarray:
     """(n // B, B) trial positions of one epoch of length-bucketed batches.
 
     The epoch's random permutation (a remainder of fewer than B trials is left out) is cut into
@@ -102,8 +106,10 @@ def bucketed_epoch(lengths: np.ndarray, batch_size: int, pool_batches: int, seed
     n_full = len(lengths) // batch_size * batch_size
     order = rng.permutation(len(lengths))[:n_full]
     pool = batch_size * pool_batches
-    sorted_pools = [chunk[np.argsort(lengths[chunk], kind="stable")]
-                    for chunk in np.split(order, range(pool, n_full, pool))]
+    sorted_pools = [
+        chunk[np.argsort(lengths[chunk], kind="stable")]
+        for chunk in np.split(order, range(pool, n_full, pool))
+    ]
     batches = np.concatenate(sorted_pools).reshape(-1, batch_size)
     return batches[rng.permutation(len(batches))]
 
@@ -119,8 +125,15 @@ class TrainBatches(Dataset):
     """
 
     def __init__(
-        self, split: PreparedSplit, indices: np.ndarray, batch_size: int, seed: int,
-        start: int, stop: int, pool_batches: int | None = None, share: slice | None = None,
+        self,
+        split: PreparedSplit,
+        indices: np.ndarray,
+        batch_size: int,
+        seed: int,
+        start: int,
+        stop: int,
+        pool_batches: int | None = None,
+        share: slice | None = None,
         days_per_batch: int | None = None,
     ) -> None:
         self.split, self.indices, self.share = split, indices, share
@@ -135,15 +148,22 @@ class TrainBatches(Dataset):
 
     def positions(self, batch: int) -> np.ndarray:
         if self.days_per_batch is not None:
-            return day_batch_positions(batch, self.batch_size, self.split.day_index[self.indices],
-                                       self.days_per_batch, self.seed)
+            return day_batch_positions(
+                batch,
+                self.batch_size,
+                self.split.day_index[self.indices],
+                self.days_per_batch,
+                self.seed,
+            )
         if self.pool_batches is None:
             return batch_positions(batch, self.batch_size, len(self.indices), self.seed)
         epoch, j = divmod(batch, len(self.indices) // self.batch_size)
         if self._epoch is None or self._epoch[0] != epoch:
             lengths = self.split.n_bins[self.indices]
-            self._epoch = (epoch, bucketed_epoch(lengths, self.batch_size, self.pool_batches,
-                                                 self.seed, epoch))
+            self._epoch = (
+                epoch,
+                bucketed_epoch(lengths, self.batch_size, self.pool_batches, self.seed, epoch),
+            )
         return self._epoch[1][j]
 
     def __getitem__(self, k: int) -> Batch:
@@ -153,8 +173,9 @@ class TrainBatches(Dataset):
         return collate(self.split, ids[self.share], pad_to=int(self.split.n_bins[ids].max()))
 
 
-def eval_batches(split: PreparedSplit, indices: np.ndarray, batch_size: int,
-                 rank: int = 0, world_size: int = 1):
+def eval_batches(
+    split: PreparedSplit, indices: np.ndarray, batch_size: int, rank: int = 0, world_size: int = 1
+):
     """Batches over ``indices`` in order of length (less padding); yields collated Batches.
     With several ranks, rank ``r`` gets batches ``r, r + world_size, ...`` of that order."""
     order = indices[np.argsort(split.n_bins[indices], kind="stable")]

@@ -85,8 +85,10 @@ class PreparedSplit:
         return len(self._session)
 
     def __repr__(self) -> str:
-        return (f"PreparedSplit({self.name!r}, {len(self.sessions)} sessions, {len(self)} trials, "
-                f"{'labelled' if self.labelled else 'unlabelled'})")
+        return (
+            f"PreparedSplit({self.name!r}, {len(self.sessions)} sessions, {len(self)} trials, "
+            f"{'labelled' if self.labelled else 'unlabelled'})"
+        )
 
     def session_of(self, i: int) -> str:
         return self.sessions[self._session[self._check(i)]]
@@ -161,10 +163,15 @@ class PreparedDataset:
             if file.is_file():
                 mean, std = np.load(file, allow_pickle=False)
                 stats[day] = {"mean": mean.tolist(), "std": std.tolist()}
-        return {"kind": m.get("kind", "competitionData"), "n_features": self.n_features,
-                "fields": m.get("feature_fields", ["tx1", "spikePow"]),
-                "arrays": m.get("arrays", ["6v"]), "normalization": m.get("normalization", "block"),
-                "feature_names": m.get("feature_names", []), "day_norm": stats}
+        return {
+            "kind": m.get("kind", "competitionData"),
+            "n_features": self.n_features,
+            "fields": m.get("feature_fields", ["tx1", "spikePow"]),
+            "arrays": m.get("arrays", ["6v"]),
+            "normalization": m.get("normalization", "block"),
+            "feature_names": m.get("feature_names", []),
+            "day_norm": stats,
+        }
 
     def has_split(self, name: str) -> bool:
         return name in self._splits
@@ -172,8 +179,9 @@ class PreparedDataset:
     def split(self, name: str) -> PreparedSplit:
         if name not in self._splits:
             present = ", ".join(self._splits) or "none"
-            raise DataError(f"{self.path}: no {name!r} split in this prepared dataset "
-                            f"(it has: {present})")
+            raise DataError(
+                f"{self.path}: no {name!r} split in this prepared dataset (it has: {present})"
+            )
         return self._splits[name]
 
 
@@ -181,8 +189,9 @@ def open_prepared(path: Path) -> PreparedDataset:
     """Open a prepared folder, checking every file against the manifest (features not read)."""
     path = Path(path)
     if not path.exists():
-        raise DataError(f"{path}: no such folder "
-                        f"(make it with `brain2text prepare RAW_DIR {path}`)")
+        raise DataError(
+            f"{path}: no such folder (make it with `brain2text prepare RAW_DIR {path}`)"
+        )
     if not path.is_dir():
         raise DataError(f"{path}: not a folder (a prepared dataset is a folder with manifest.json)")
     manifest = read_manifest(path)
@@ -191,13 +200,16 @@ def open_prepared(path: Path) -> PreparedDataset:
         raise DataError(f"{path / MANIFEST_FILE}: 'days' must be a list of session names")
     n_features = manifest.get("n_features", N_FEATURES)
     if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
-        raise DataError(f"{path / MANIFEST_FILE}: malformed 'n_features' {n_features!r}; "
-                        "prepare the dataset again")
+        raise DataError(
+            f"{path / MANIFEST_FILE}: malformed 'n_features' {n_features!r}; "
+            "prepare the dataset again"
+        )
     splits: dict[str, PreparedSplit] = {}
     for name, entry in _field(manifest, "splits", dict, path).items():
         if name not in SPLITS:
-            raise DataError(f"{path / MANIFEST_FILE}: unknown split {name!r} "
-                            f"(expected {', '.join(SPLITS)})")
+            raise DataError(
+                f"{path / MANIFEST_FILE}: unknown split {name!r} (expected {', '.join(SPLITS)})"
+            )
         splits[name] = _open_split(path, name, entry, days, n_features)
     return PreparedDataset(path, manifest, splits)
 
@@ -206,28 +218,38 @@ def read_manifest(path: Path) -> dict:
     """The manifest of a prepared folder, after checking its format and version."""
     file = Path(path) / MANIFEST_FILE
     if not file.is_file():
-        raise DataError(f"{path}: no {MANIFEST_FILE}, so this is not a prepared dataset "
-                        "(an interrupted `brain2text prepare` leaves none: run it again)")
+        raise DataError(
+            f"{path}: no {MANIFEST_FILE}, so this is not a prepared dataset "
+            "(an interrupted `brain2text prepare` leaves none: run it again)"
+        )
     try:
         manifest = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{file}: unreadable ({' '.join(str(exc).split())}); "
-                        "prepare the dataset again") from exc
+        raise DataError(
+            f"{file}: unreadable ({' '.join(str(exc).split())}); prepare the dataset again"
+        ) from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise DataError(f"{file}: not a brain2text prepared dataset (format {found!r}, "
-                        f"expected {FORMAT!r})")
+        raise DataError(
+            f"{file}: not a brain2text prepared dataset (format {found!r}, expected {FORMAT!r})"
+        )
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
-        advice = ("update brain2text" if isinstance(version, int) and version > FORMAT_VERSION
-                  else "prepare the dataset again")
-        raise DataError(f"{file}: format_version {version!r}, but this brain2text reads "
-                        f"version {FORMAT_VERSION}: {advice}")
+        advice = (
+            "update brain2text"
+            if isinstance(version, int) and version > FORMAT_VERSION
+            else "prepare the dataset again"
+        )
+        raise DataError(
+            f"{file}: format_version {version!r}, but this brain2text reads "
+            f"version {FORMAT_VERSION}: {advice}"
+        )
     return manifest
 
 
-def _open_split(root: Path, name: str, entry: Any, days: list[str],
-                n_features: int) -> PreparedSplit:
+def _open_split(
+    root: Path, name: str, entry: Any, days: list[str], n_features: int
+) -> PreparedSplit:
     where = f"splits.{name}"
     if not isinstance(entry, dict):
         raise DataError(f"{root / MANIFEST_FILE}: '{where}' must be an object")
@@ -237,8 +259,9 @@ def _open_split(root: Path, name: str, entry: Any, days: list[str],
     trials, features, phonemes, texts = [], [], [], []
     for session, info in sessions.items():
         if not isinstance(info, dict):
-            raise DataError(f"{root / MANIFEST_FILE}: '{where}.sessions.{session}' "
-                            "must be an object")
+            raise DataError(
+                f"{root / MANIFEST_FILE}: '{where}.sessions.{session}' must be an object"
+            )
         folder = root / name / session
         table, feats, phones, text = _open_session(
             folder, info, root, f"{where}.sessions.{session}", n_features
@@ -250,8 +273,9 @@ def _open_split(root: Path, name: str, entry: Any, days: list[str],
         features.append(feats)
         phonemes.append(phones)
         texts.append(text)
-    return PreparedSplit(name, names, sources, labelled, day_of_session,
-                         trials, features, phonemes, texts)
+    return PreparedSplit(
+        name, names, sources, labelled, day_of_session, trials, features, phonemes, texts
+    )
 
 
 def _open_session(
@@ -271,16 +295,21 @@ def _open_session(
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if n_trials else lengths
     phone_starts = np.concatenate([[0], np.cumsum(phone_lengths)[:-1]]) if n_trials else lengths
     if (
-        np.any(lengths < 0) or np.any(phone_lengths < 0)
-        or not np.array_equal(table[:, _START], starts) or int(lengths.sum()) != n_bins
+        np.any(lengths < 0)
+        or np.any(phone_lengths < 0)
+        or not np.array_equal(table[:, _START], starts)
+        or int(lengths.sum()) != n_bins
         or not np.array_equal(table[:, _PHONE_START], phone_starts)
         or int(phone_lengths.sum()) != n_phones
     ):
-        raise DataError(f"{folder / TRIALS_FILE}: trial index inconsistent with the manifest; "
-                        "prepare the dataset again")
+        raise DataError(
+            f"{folder / TRIALS_FILE}: trial index inconsistent with the manifest; "
+            "prepare the dataset again"
+        )
     if phonemes.size and (phonemes.min() < 1 or phonemes.max() > len(PHONEMES)):
-        raise DataError(f"{folder / PHONEMES_FILE}: ids outside 1..{len(PHONEMES)}; "
-                        "prepare the dataset again")
+        raise DataError(
+            f"{folder / PHONEMES_FILE}: ids outside 1..{len(PHONEMES)}; prepare the dataset again"
+        )
     return table, features, phonemes, text
 
 
@@ -310,14 +339,18 @@ def _check_present(file: Path) -> None:
 
 
 def _unreadable(file: Path, exc: BaseException) -> DataError:
-    return DataError(f"{file}: unreadable or shorter than its header says "
-                     f"({' '.join(str(exc).split())}); prepare the dataset again")
+    return DataError(
+        f"{file}: unreadable or shorter than its header says "
+        f"({' '.join(str(exc).split())}); prepare the dataset again"
+    )
 
 
 def _check_array(file: Path, array: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> None:
     if array.shape != shape or array.dtype != dtype:
-        raise DataError(f"{file}: holds {array.dtype} {array.shape}, the manifest expects "
-                        f"{dtype} {shape}; prepare the dataset again")
+        raise DataError(
+            f"{file}: holds {array.dtype} {array.shape}, the manifest expects "
+            f"{dtype} {shape}; prepare the dataset again"
+        )
 
 
 def _load_text(file: Path, n_trials: int) -> list[str]:
@@ -326,13 +359,17 @@ def _load_text(file: Path, n_trials: int) -> list[str]:
     try:
         text = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{file}: unreadable ({' '.join(str(exc).split())}); "
-                        "prepare the dataset again") from exc
-    if not isinstance(text, list) or len(text) != n_trials or not all(
-        isinstance(t, str) for t in text
+        raise DataError(
+            f"{file}: unreadable ({' '.join(str(exc).split())}); prepare the dataset again"
+        ) from exc
+    if (
+        not isinstance(text, list)
+        or len(text) != n_trials
+        or not all(isinstance(t, str) for t in text)
     ):
-        raise DataError(f"{file}: expected a list of {n_trials} sentences; "
-                        "prepare the dataset again")
+        raise DataError(
+            f"{file}: expected a list of {n_trials} sentences; prepare the dataset again"
+        )
     return text
 
 
@@ -341,6 +378,8 @@ def _field(d: dict, key: str, kind: type, root: Path, where: str = "") -> Any:
     # bool is an int in Python: refuse it where a count is expected
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         name = f"{where}.{key}" if where else key
-        raise DataError(f"{root / MANIFEST_FILE}: missing or malformed '{name}' "
-                        f"(expected {kind.__name__}); prepare the dataset again")
+        raise DataError(
+            f"{root / MANIFEST_FILE}: missing or malformed '{name}' "
+            f"(expected {kind.__name__}); prepare the dataset again"
+        )
     return value

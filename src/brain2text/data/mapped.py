@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npy_format
 
-_HEADER_READERS = {(1, 0): npy_format.read_array_header_1_0,
-                   (2, 0): npy_format.read_array_header_2_0}
+_HEADER_READERS = {
+    (1, 0): npy_format.read_array_header_1_0,
+    (2, 0): npy_format.read_array_header_2_0,
+}
 # Where the platform has no MADV_DONTNEED, pages are simply kept (the np.load behaviour).
 _DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
 # A page fault maps more than the page it hit: neighbouring cached pages (fault-around) or a

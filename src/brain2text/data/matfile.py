@@ -54,8 +54,13 @@ class RawSession:
         return str(self.path) if trial is None else f"{self.path} trial {trial}"
 
 
-def read_session(path: Path, *, labelled: bool = True, check_trials: bool = True,
-                 fields: tuple[str, ...] = DEFAULT_FIELDS) -> RawSession:
+def read_session(
+    path: Path,
+    *,
+    labelled: bool = True,
+    check_trials: bool = True,
+    fields: tuple[str, ...] = DEFAULT_FIELDS,
+) -> RawSession:
     """Read the feature ``fields`` (``tx1`` and ``spikePow`` by default; any of tx1..tx4,
     spikePow), ``blockIdx`` (and ``sentenceText`` when labelled) of one file.
 
@@ -142,8 +147,10 @@ def _load_fields(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
     except MemoryError:
         raise
     except Exception as exc:  # scipy raises many types on a cut or damaged file
-        raise DataError(f"{path}: cannot read it as a MATLAB file ({_one_line(exc)}); "
-                        "it may be truncated or corrupt: copy it again") from exc
+        raise DataError(
+            f"{path}: cannot read it as a MATLAB file ({_one_line(exc)}); "
+            "it may be truncated or corrupt: copy it again"
+        ) from exc
 
 
 def _load_fields_hdf5(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
@@ -157,9 +164,10 @@ def _load_fields_hdf5(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
     except MemoryError:
         raise
     except Exception as exc:
-        raise DataError(f"{path}: cannot read it as a MATLAB v7.3 (HDF5) file "
-                        f"({_one_line(exc)}); it may be truncated or corrupt: copy it again"
-                        ) from exc
+        raise DataError(
+            f"{path}: cannot read it as a MATLAB v7.3 (HDF5) file "
+            f"({_one_line(exc)}); it may be truncated or corrupt: copy it again"
+        ) from exc
 
 
 def _hdf5_value(path: Path, name: str, f: Any, obj: Any) -> np.ndarray:
@@ -194,16 +202,20 @@ def _hdf5_value(path: Path, name: str, f: Any, obj: Any) -> np.ndarray:
 def _trial_matrices(path: Path, field: str, value: Any) -> list[np.ndarray]:
     """A 1 x S (or S x 1) cell array of T x 256 matrices -> list of S arrays."""
     if not isinstance(value, np.ndarray) or value.dtype != object or 1 not in value.shape:
-        raise DataError(f"{path}: {field} is not a 1 x S cell array of trials "
-                        f"(found {_describe(value)}; {_LAYOUT_HINT})")
+        raise DataError(
+            f"{path}: {field} is not a 1 x S cell array of trials "
+            f"(found {_describe(value)}; {_LAYOUT_HINT})"
+        )
     out = []
     for i, matrix in enumerate(value.ravel()):
         matrix = np.asarray(matrix)
         if matrix.ndim == 2 and matrix.size == 0 and matrix.dtype.kind in "buif":
             matrix = np.zeros((0, N_CHANNELS))  # MATLAB's [] : a trial without bins (skippable)
         if matrix.ndim != 2 or matrix.dtype.kind not in "buif" or matrix.shape[1] != N_CHANNELS:
-            raise DataError(f"{path} trial {i}: {field} is {_describe(matrix)}, "
-                            f"expected a T x {N_CHANNELS} numeric matrix")
+            raise DataError(
+                f"{path} trial {i}: {field} is {_describe(matrix)}, "
+                f"expected a T x {N_CHANNELS} numeric matrix"
+            )
         out.append(matrix)
     return out
 
@@ -228,8 +240,7 @@ def _sentences(path: Path, value: Any) -> list[str]:
         for i, cell in enumerate(text.ravel()):
             cell = np.asarray(cell)
             if cell.dtype.kind != "U":
-                raise DataError(f"{path} trial {i}: {TEXT_FIELD} holds {_describe(cell)}, "
-                                "not text")
+                raise DataError(f"{path} trial {i}: {TEXT_FIELD} holds {_describe(cell)}, not text")
             out.append("".join(str(s) for s in cell.ravel()).strip())
         return out
     raise DataError(f"{path}: {TEXT_FIELD} is {_describe(text)}, expected an S x C char matrix")

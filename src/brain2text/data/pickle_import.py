@@ -46,8 +46,10 @@ REAL_DAYS = tuple(f"t12.2022.{d}" for d in (
 # Day indices of the 15 competitionHoldOut sessions, in the order the notebook appended them.
 REFERENCE_COMPETITION_DAY_INDICES = (4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 18, 19, 20)
 DAY_KEYS = ("sentenceDat", "phonemes", "phoneLens", "timeSeriesLens", "transcriptions")
-FEATURES_DESCRIPTION = ("as stored in the ptDecoder_ctc pickle (the reference notebook's "
-                        "tx1[:, 0:128] + spikePow[:, 0:128], z-scored per block)")
+FEATURES_DESCRIPTION = (
+    "as stored in the ptDecoder_ctc pickle (the reference notebook's "
+    "tx1[:, 0:128] + spikePow[:, 0:128], z-scored per block)"
+)
 
 
 def _numpy_globals() -> dict[tuple[str, str], Any]:
@@ -105,8 +107,10 @@ def load_pickle(pkl: Path) -> Any:
     except MemoryError:
         raise
     except Exception as exc:
-        raise DataError(f"{pkl}: not a readable pickle ({type(exc).__name__}: "
-                        f"{' '.join(str(exc).split())}); it may be truncated") from exc
+        raise DataError(
+            f"{pkl}: not a readable pickle ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())}); it may be truncated"
+        ) from exc
 
 
 def import_pickle(
@@ -124,8 +128,10 @@ def import_pickle(
     check_output_dir(out_dir, overwrite=overwrite)  # before the (long) load
     data = load_pickle(pkl)
     if not isinstance(data, dict) or not isinstance(data.get("train"), list) or not data["train"]:
-        raise DataError(f"{pkl}: expected a dict with a non-empty 'train' list of day dicts "
-                        "(a ptDecoder_ctc pickle)")
+        raise DataError(
+            f"{pkl}: expected a dict with a non-empty 'train' list of day dicts "
+            "(a ptDecoder_ctc pickle)"
+        )
     parts = {split: data.get(split) or [] for split in ("train", "test", "competition")}
     for split, days_ in parts.items():
         if not isinstance(days_, list):
@@ -134,9 +140,12 @@ def import_pickle(
     days = names["train"]
 
     splits: dict[str, dict] = {}
-    with staging_dir(out_dir, overwrite=overwrite) as tmp, tqdm(
-        total=sum(map(len, parts.values())), desc="import", unit="day", disable=not progress
-    ) as bar:
+    with (
+        staging_dir(out_dir, overwrite=overwrite) as tmp,
+        tqdm(
+            total=sum(map(len, parts.values())), desc="import", unit="day", disable=not progress
+        ) as bar,
+    ):
         for split, day_dicts in parts.items():
             if not day_dicts:
                 continue
@@ -151,8 +160,13 @@ def import_pickle(
                 sessions[name] = session_entry(source, day_index, *arrays[:2])
                 bar.update()
             splits[split] = split_entry(labelled, sessions, [])
-        manifest = new_manifest(days, splits, source=str(pkl.resolve()),
-                                features=FEATURES_DESCRIPTION, imported_from="ptDecoder_ctc pickle")
+        manifest = new_manifest(
+            days,
+            splits,
+            source=str(pkl.resolve()),
+            features=FEATURES_DESCRIPTION,
+            imported_from="ptDecoder_ctc pickle",
+        )
         write_manifest(tmp, manifest)
     return manifest
 
@@ -166,16 +180,20 @@ def _session_names(
     else:
         train = [f"day{k:02d}" for k in range(n_train)]
     if counts["test"] not in (0, n_train):
-        raise DataError(f"{pkl}: {counts['test']} test days for {n_train} train days; the "
-                        "reference pickle pairs test[k] with train[k], so they must match")
+        raise DataError(
+            f"{pkl}: {counts['test']} test days for {n_train} train days; the "
+            "reference pickle pairs test[k] with train[k], so they must match"
+        )
     n_comp = counts["competition"]
     if competition_days is not None:
         competition = list(competition_days)
         unknown = [d for d in competition if d not in train]
         if len(competition) != n_comp or unknown or len(set(competition)) != n_comp:
-            raise DataError(f"{pkl}: --competition-days must name {n_comp} distinct train "
-                            f"sessions ({', '.join(train[:2])}, ...), one per competition day"
-                            + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
+            raise DataError(
+                f"{pkl}: --competition-days must name {n_comp} distinct train "
+                f"sessions ({', '.join(train[:2])}, ...), one per competition day"
+                + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+            )
     elif n_train == len(REAL_DAYS) and n_comp == len(REFERENCE_COMPETITION_DAY_INDICES):
         competition = [REAL_DAYS[k] for k in REFERENCE_COMPETITION_DAY_INDICES]
     else:
@@ -192,8 +210,9 @@ def _day_arrays(
     needed = DAY_KEYS if labelled else ("sentenceDat", "timeSeriesLens")
     missing = [k for k in needed if k not in day]
     if missing:
-        raise DataError(f"{where}: no {', '.join(missing)} (a day dict holds "
-                        f"{', '.join(DAY_KEYS)})")
+        raise DataError(
+            f"{where}: no {', '.join(missing)} (a day dict holds {', '.join(DAY_KEYS)})"
+        )
     for key in needed:
         if not isinstance(day[key], (list, tuple, np.ndarray)):
             raise DataError(f"{where}: {key} is a {type(day[key]).__name__}, expected a list")
@@ -210,21 +229,29 @@ def _day_arrays(
     for i, x in enumerate(matrices):
         x = np.asarray(x)
         if x.ndim != 2 or x.dtype.kind not in "biuf" or x.shape[1] != N_FEATURES:
-            raise DataError(f"{where} trial {i}: sentenceDat is a {x.dtype} array of shape "
-                            f"{x.shape}, expected T x {N_FEATURES} numbers")
+            raise DataError(
+                f"{where} trial {i}: sentenceDat is a {x.dtype} array of shape "
+                f"{x.shape}, expected T x {N_FEATURES} numbers"
+            )
         if x.shape[0] == 0 or int(day["timeSeriesLens"][i]) != x.shape[0]:
-            raise DataError(f"{where} trial {i}: {x.shape[0]} time bins but timeSeriesLens "
-                            f"says {day['timeSeriesLens'][i]}")
+            raise DataError(
+                f"{where} trial {i}: {x.shape[0]} time bins but timeSeriesLens "
+                f"says {day['timeSeriesLens'][i]}"
+            )
         if not np.all(np.isfinite(x)):
             raise DataError(f"{where} trial {i}: sentenceDat holds NaN/Inf values")
         lengths[i] = x.shape[0]
         if labelled:
             ids = np.asarray(day["phonemes"][i]).ravel()[: int(day["phoneLens"][i])]
-            if not 0 < len(ids) == int(day["phoneLens"][i]) or ids.min() < 1 or (
-                ids.max() > len(PHONEMES)
+            if (
+                not 0 < len(ids) == int(day["phoneLens"][i])
+                or ids.min() < 1
+                or (ids.max() > len(PHONEMES))
             ):
-                raise DataError(f"{where} trial {i}: phonemes/phoneLens do not hold "
-                                f"{int(day['phoneLens'][i])} ids in 1..{len(PHONEMES)}")
+                raise DataError(
+                    f"{where} trial {i}: phonemes/phoneLens do not hold "
+                    f"{int(day['phoneLens'][i])} ids in 1..{len(PHONEMES)}"
+                )
             phonemes.append(ids.astype(np.uint8))
             phone_lengths[i] = len(ids)
             texts.append(clean_text(str(day["transcriptions"][i])))
@@ -236,10 +263,16 @@ def _day_arrays(
     for x in matrices:
         features[start : start + len(x)] = x
         start += len(x)
-    trials = np.stack([
-        offsets(lengths), lengths, offsets(phone_lengths), phone_lengths,
-        np.full(n, UNKNOWN_BLOCK, np.int64), np.arange(n, dtype=np.int64),
-    ], axis=1).reshape(n, 6)
+    trials = np.stack(
+        [
+            offsets(lengths),
+            lengths,
+            offsets(phone_lengths),
+            phone_lengths,
+            np.full(n, UNKNOWN_BLOCK, np.int64),
+            np.arange(n, dtype=np.int64),
+        ],
+        axis=1,
+    ).reshape(n, 6)
     flat = np.concatenate(phonemes) if phonemes else np.zeros(0, np.uint8)
     return features, trials, flat, texts
-

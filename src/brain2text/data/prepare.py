@@ -14,7 +14,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -57,12 +57,15 @@ NORMALIZATIONS = ("none", "block")
 
 def check_feature_choice(features: Sequence[str], arrays: Sequence[str]) -> None:
     """One-line ConfigError for a feature set that the 2023 files do not hold."""
-    for flag, given, known in (("--features", features, FEATURE_FIELDS),
-                               ("--arrays", arrays, tuple(ARRAY_COLUMNS))):
+    for flag, given, known in (
+        ("--features", features, FEATURE_FIELDS),
+        ("--arrays", arrays, tuple(ARRAY_COLUMNS)),
+    ):
         unknown = [g for g in given if g not in known]
         if not given or unknown or len(set(given)) < len(given):
-            raise ConfigError(f"{flag} {','.join(given)}: choose distinct names among "
-                              f"{', '.join(known)}")
+            raise ConfigError(
+                f"{flag} {','.join(given)}: choose distinct names among {', '.join(known)}"
+            )
 
 
 def feature_names(features: Sequence[str], arrays: Sequence[str]) -> list[str]:
@@ -71,12 +74,20 @@ def feature_names(features: Sequence[str], arrays: Sequence[str]) -> list[str]:
 
 
 def describe_features(features: Sequence[str], arrays: Sequence[str], zscored: bool) -> str:
-    columns = " + ".join(f"{f}[:, {ARRAY_COLUMNS[a].start}:{ARRAY_COLUMNS[a].stop}]"
-                         for f in features for a in arrays)
+    columns = " + ".join(
+        f"{f}[:, {ARRAY_COLUMNS[a].start}:{ARRAY_COLUMNS[a].stop}]"
+        for f in features
+        for a in arrays
+    )
     return columns + (", z-scored per block" if zscored else ", as recorded")
+
+
 # raw folder -> prepared split; train is required, the others optional; hold-out is unlabelled
-RAW_SPLITS = (("train", "train", True), ("test", "test", True),
-              ("competitionHoldOut", "competition", False))
+RAW_SPLITS = (
+    ("train", "train", True),
+    ("test", "test", True),
+    ("competitionHoldOut", "competition", False),
+)
 
 
 def prepare(
@@ -117,13 +128,24 @@ def prepare(
         )
 
         if skip_bad_trials:
-            raise ConfigError("--skip-bad-trials: Brain-to-Text '25 files are checked whole; "
-                              "a bad trial stops the preparation, naming it")
+            raise ConfigError(
+                "--skip-bad-trials: Brain-to-Text '25 files are checked whole; "
+                "a bad trial stops the preparation, naming it"
+            )
         if (tuple(features), tuple(arrays)) != (DEFAULT_FEATURES, DEFAULT_ARRAYS):
-            raise ConfigError("--features/--arrays choose among the 2023 files' columns; "
-                              "Brain-to-Text '25's 512 features are taken as released")
-        return prepare_b2t25(raw_dir, out_dir, overwrite=overwrite, progress=progress,
-                             phonemizer=phonemizer, lexicon=lexicon, normalize=normalize or "none")
+            raise ConfigError(
+                "--features/--arrays choose among the 2023 files' columns; "
+                "Brain-to-Text '25's 512 features are taken as released"
+            )
+        return prepare_b2t25(
+            raw_dir,
+            out_dir,
+            overwrite=overwrite,
+            progress=progress,
+            phonemizer=phonemizer,
+            lexicon=lexicon,
+            normalize=normalize or "none",
+        )
     features, arrays = tuple(features), tuple(arrays)
     check_feature_choice(features, arrays)
     if normalize not in (None, *NORMALIZATIONS):
@@ -133,19 +155,26 @@ def prepare(
     plan, days = _plan(raw_dir)
     n_files = sum(len(paths) for *_, paths in plan)
     splits: dict[str, dict] = {}
-    with staging_dir(out_dir, overwrite=overwrite) as tmp, tqdm(
-        total=n_files, desc="prepare", unit="file", disable=not progress
-    ) as bar:
+    with (
+        staging_dir(out_dir, overwrite=overwrite) as tmp,
+        tqdm(total=n_files, desc="prepare", unit="file", disable=not progress) as bar,
+    ):
         for folder, split, labelled, paths in plan:
             sessions, skipped = {}, []
             for path in paths:
                 bar.set_postfix_str(f"{folder}/{path.name}")
-                session = read_session(path, labelled=labelled, check_trials=False,
-                                       fields=features)
+                session = read_session(path, labelled=labelled, check_trials=False, fields=features)
                 norm: list = []
-                written = _session_arrays(session, f"{folder}/{path.name}", skip_bad_trials,
-                                          skipped, labeller, zscored, arrays,
-                                          norm if split == "train" else None)
+                written = _session_arrays(
+                    session,
+                    f"{folder}/{path.name}",
+                    skip_bad_trials,
+                    skipped,
+                    labeller,
+                    zscored,
+                    arrays,
+                    norm if split == "train" else None,
+                )
                 write_session(tmp / split / session.name, *written)
                 if norm:
                     np.save(tmp / split / session.name / NORM_FILE, np.stack(norm[0]))
@@ -155,13 +184,18 @@ def prepare(
                 del session, written  # keep one day in memory, not two
                 bar.update()
             splits[split] = split_entry(labelled, sessions, skipped)
-        manifest = new_manifest(days, splits, source=str(raw_dir.resolve()),
-                                features=describe_features(features, arrays, zscored),
-                                n_features=len(features) * len(arrays) * 128,
-                                feature_names=feature_names(features, arrays),
-                                feature_fields=list(features), arrays=list(arrays),
-                                normalization="block" if zscored else "none",
-                                phonemizer=labeller.describe())
+        manifest = new_manifest(
+            days,
+            splits,
+            source=str(raw_dir.resolve()),
+            features=describe_features(features, arrays, zscored),
+            n_features=len(features) * len(arrays) * 128,
+            feature_names=feature_names(features, arrays),
+            feature_fields=list(features),
+            arrays=list(arrays),
+            normalization="block" if zscored else "none",
+            phonemizer=labeller.describe(),
+        )
         write_manifest(tmp, manifest)
     _report_skipped(manifest, out_dir)
     return manifest
@@ -170,29 +204,40 @@ def prepare(
 def _plan(raw_dir: Path) -> tuple[list[tuple[str, str, bool, list[Path]]], list[str]]:
     """The files to read per split, and the day list; every check that needs no reading."""
     if not raw_dir.is_dir():
-        raise DataError(f"{raw_dir}: no such folder (expected the competitionData layout: "
-                        "train/, test/, competitionHoldOut/)")
+        raise DataError(
+            f"{raw_dir}: no such folder (expected the competitionData layout: "
+            "train/, test/, competitionHoldOut/)"
+        )
     plan = []
     for folder, split, labelled in RAW_SPLITS:
         paths = sorted(p for p in (raw_dir / folder).glob("*.mat") if not p.name.startswith("."))
         if folder == "train" and not paths:
-            raise DataError(f"{raw_dir / folder}: no .mat files (expected the competitionData "
-                            "layout: train/, test/, competitionHoldOut/, one file per day)")
+            raise DataError(
+                f"{raw_dir / folder}: no .mat files (expected the competitionData "
+                "layout: train/, test/, competitionHoldOut/, one file per day)"
+            )
         if paths:
             plan.append((folder, split, labelled, paths))
     days = [p.stem for p in plan[0][3]]  # sorted by name: the day index
     for *_, paths in plan[1:]:
         for path in paths:
             if path.stem not in days:
-                raise DataError(f"{path}: unknown day {path.stem!r}: there is no "
-                                f"train/{path.name}, so it has no day index")
+                raise DataError(
+                    f"{path}: unknown day {path.stem!r}: there is no "
+                    f"train/{path.name}, so it has no day index"
+                )
     return plan, days
 
 
 def _session_arrays(
-    session: RawSession, source: str, skip: bool, skipped: list[dict],
-    labeller: Callable[[str], list[str]] | None = None, zscored: bool = True,
-    arrays: Sequence[str] = DEFAULT_ARRAYS, day_norm: list | None = None,
+    session: RawSession,
+    source: str,
+    skip: bool,
+    skipped: list[dict],
+    labeller: Callable[[str], list[str]] | None = None,
+    zscored: bool = True,
+    arrays: Sequence[str] = DEFAULT_ARRAYS,
+    day_norm: list | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """features (sum T, F) float32, trials (n, 6) int64, phonemes (sum n_phones,) uint8, texts.
     ``day_norm``: receives the (mean, std) over every usable bin of the session (what
@@ -208,8 +253,10 @@ def _session_arrays(
             ids, text, problem, hint = _label(session.sentences[i], labeller or CmuPhonemizer())
         if problem is not None:
             if not skip:
-                raise DataError(f"{session.where(i)}: {problem}; {hint}, "
-                                "or skip such trials with --skip-bad-trials")
+                raise DataError(
+                    f"{session.where(i)}: {problem}; {hint}, "
+                    "or skip such trials with --skip-bad-trials"
+                )
             skipped.append({"file": source, "trial": i, "reason": problem})
             continue
         kept[i] = (ids, text)
@@ -225,19 +272,32 @@ def _session_arrays(
     start = 0
     for i in order:
         features[start : start + len(feats[i])] = (
-            zscore(feats[i], *stats[session.block_idx[i]]) if zscored else feats[i])
+            zscore(feats[i], *stats[session.block_idx[i]]) if zscored else feats[i]
+        )
         start += len(feats[i])
     phone_lengths = np.array([len(kept[i][0]) for i in order], dtype=np.int64)
-    trials = np.stack([
-        offsets(lengths), lengths, offsets(phone_lengths), phone_lengths,
-        session.block_idx[order], np.array(order, dtype=np.int64),
-    ], axis=1).reshape(len(order), len(TRIAL_COLUMNS)).astype(np.int64)
+    trials = (
+        np.stack(
+            [
+                offsets(lengths),
+                lengths,
+                offsets(phone_lengths),
+                phone_lengths,
+                session.block_idx[order],
+                np.array(order, dtype=np.int64),
+            ],
+            axis=1,
+        )
+        .reshape(len(order), len(TRIAL_COLUMNS))
+        .astype(np.int64)
+    )
     phonemes = np.array([p for i in order for p in kept[i][0]], dtype=np.uint8)
     return features, trials, phonemes, [kept[i][1] for i in order]
 
 
-def _label(sentence: str, labeller: Callable[[str], list[str]]
-           ) -> tuple[list[int], str, str | None, str]:
+def _label(
+    sentence: str, labeller: Callable[[str], list[str]]
+) -> tuple[list[int], str, str | None, str]:
     """(phoneme ids, cleaned text, problem, what to do about it) of one sentence."""
     text = clean_text(sentence)
     if not has_letters(text):
@@ -247,17 +307,21 @@ def _label(sentence: str, labeller: Callable[[str], list[str]]
     except KeyError as exc:
         words = exc.args[0] if exc.args and isinstance(exc.args[0], list) else [str(exc)]
         where = "the lexicon or " if getattr(labeller, "lexicon", None) is not None else ""
-        return [], text, (f"words not in {where}the CMU dictionary: "
-                          + ", ".join(repr(w) for w in words)), (
-                   "add them to a --lexicon file, let --phonemizer reference guess them")
+        return (
+            [],
+            text,
+            (f"words not in {where}the CMU dictionary: " + ", ".join(repr(w) for w in words)),
+            ("add them to a --lexicon file, let --phonemizer reference guess them"),
+        )
     return ids, text, None, ""
 
 
 # --- maths --------------------------------------------------------------------------------
 
 
-def trial_features(session: RawSession, i: int,
-                   arrays: Sequence[str] = DEFAULT_ARRAYS) -> np.ndarray:
+def trial_features(
+    session: RawSession, i: int, arrays: Sequence[str] = DEFAULT_ARRAYS
+) -> np.ndarray:
     """Trial ``i`` as (T, F) float64: the 128 columns of each array of each field the session
     read, feature-major (by default tx1 then spikePow of area 6v: the standard 256)."""
     return np.concatenate(
@@ -278,11 +342,12 @@ def block_stats(
     return stats
 
 
-def zscore_blocks(trials: Sequence[np.ndarray], blocks: Sequence[int] | np.ndarray
-                  ) -> list[np.ndarray]:
+def zscore_blocks(
+    trials: Sequence[np.ndarray], blocks: Sequence[int] | np.ndarray
+) -> list[np.ndarray]:
     """Each trial z-scored with the statistics of its block over ``trials`` (float32)."""
     stats = block_stats(trials, blocks)
-    return [zscore(x, *stats[int(b)]) for x, b in zip(trials, blocks)]
+    return [zscore(x, *stats[int(b)]) for x, b in zip(trials, blocks, strict=False)]
 
 
 def zscore(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -292,8 +357,11 @@ def zscore(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
 
 def offsets(lengths: np.ndarray) -> np.ndarray:
     """(n,) lengths -> (n,) start of each item when they are laid end to end."""
-    return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else (
-        np.zeros(0, np.int64))
+    return (
+        np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        if len(lengths)
+        else (np.zeros(0, np.int64))
+    )
 
 
 # --- writing (shared with pickle_import) ----------------------------------------------------
@@ -310,8 +378,9 @@ def write_session(
     (folder / TEXT_FILE).write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
 
 
-def session_entry(source: str, day_index: int | None, features: np.ndarray,
-                  trials: np.ndarray) -> dict:
+def session_entry(
+    source: str, day_index: int | None, features: np.ndarray, trials: np.ndarray
+) -> dict:
     lengths = trials[:, TRIAL_COLUMNS.index("n_bins")]
     return {
         "source": source,
@@ -334,9 +403,16 @@ def split_entry(labelled: bool, sessions: dict[str, dict], skipped: list[dict]) 
     }
 
 
-def new_manifest(days: list[str], splits: dict[str, dict], *, source: str, features: str,
-                 n_features: int = N_FEATURES, kind: str = "competitionData",
-                 **extra: object) -> dict:
+def new_manifest(
+    days: list[str],
+    splits: dict[str, dict],
+    *,
+    source: str,
+    features: str,
+    n_features: int = N_FEATURES,
+    kind: str = "competitionData",
+    **extra: object,
+) -> dict:
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -349,7 +425,7 @@ def new_manifest(days: list[str], splits: dict[str, dict], *, source: str, featu
         "splits": splits,
         "source": source,
         **extra,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "brain2text_version": __version__,
     }
 
@@ -383,15 +459,23 @@ def _report_skipped(manifest: dict, out_dir: Path) -> None:
         if name == "train":
             continue
         for s in split["skipped"]:
-            log.warning("left out %s trial %d of the %s split: %s%s", s["file"], s["trial"],
-                        name, s["reason"],
-                        " (a hold-out submission needs every trial)" if name == "competition"
-                        else "")
+            log.warning(
+                "left out %s trial %d of the %s split: %s%s",
+                s["file"],
+                s["trial"],
+                name,
+                s["reason"],
+                " (a hold-out submission needs every trial)" if name == "competition" else "",
+            )
     counts = {name: s["n_skipped"] for name, s in manifest["splits"].items() if s["n_skipped"]}
     if counts:
         first = next(s["skipped"][0] for s in manifest["splits"].values() if s["skipped"])
         log.warning(
             "skipped %d bad trials (%s); listed under 'skipped' in %s; first: %s trial %d: %s",
-            sum(counts.values()), ", ".join(f"{n} in {k}" for k, n in counts.items()),
-            out_dir / MANIFEST_FILE, first["file"], first["trial"], first["reason"],
+            sum(counts.values()),
+            ", ".join(f"{n} in {k}" for k, n in counts.items()),
+            out_dir / MANIFEST_FILE,
+            first["file"],
+            first["trial"],
+            first["reason"],
         )

@@ -31,20 +31,24 @@ def _last_fraction(rows: np.ndarray, fraction: float) -> np.ndarray:
     n_val = min(max(int(fraction * len(rows) + 0.5), 1), len(rows) - 1) if fraction > 0 else 0
     mask = np.zeros(len(rows), dtype=bool)
     if n_val > 0:
-        mask[len(rows) - n_val:] = True
+        mask[len(rows) - n_val :] = True
     return mask
 
 
-def carve_validation(split: PreparedSplit, blocks_per_day: int,
-                     fraction_when_no_blocks: float = 0.0) -> ValidationSplit:
+def carve_validation(
+    split: PreparedSplit, blocks_per_day: int, fraction_when_no_blocks: float = 0.0
+) -> ValidationSplit:
     """(train, validation) trial indices of ``split``, day by day (see the module docstring)."""
     train, val, by_fraction = [], [], []
     for day in np.unique(split.day_index):
         rows = np.flatnonzero(split.day_index == day)
         blocks = np.unique(split.block[rows])
         if np.all(blocks == UNKNOWN_BLOCK):
-            in_val = _last_fraction(rows, fraction_when_no_blocks) if blocks_per_day > 0 \
+            in_val = (
+                _last_fraction(rows, fraction_when_no_blocks)
+                if blocks_per_day > 0
                 else np.zeros(len(rows), dtype=bool)
+            )
             if in_val.any():
                 by_fraction.append(int(day))
         else:
@@ -56,8 +60,9 @@ def carve_validation(split: PreparedSplit, blocks_per_day: int,
     return ValidationSplit(join(train), join(val), tuple(by_fraction))
 
 
-def split_validation(split: PreparedSplit, blocks_per_day: int,
-                     fraction_when_no_blocks: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def split_validation(
+    split: PreparedSplit, blocks_per_day: int, fraction_when_no_blocks: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """(train, validation) trial indices; :func:`carve_validation` without the day list."""
     carved = carve_validation(split, blocks_per_day, fraction_when_no_blocks)
     return carved.train, carved.val
@@ -76,13 +81,19 @@ class TrainAndValidation:
     days_by_fraction: tuple[int, ...] = ()
 
 
-def train_and_validation(dataset: PreparedDataset, blocks_per_day: int,
-                         fraction_when_no_blocks: float = 0.0) -> TrainAndValidation:
+def train_and_validation(
+    dataset: PreparedDataset, blocks_per_day: int, fraction_when_no_blocks: float = 0.0
+) -> TrainAndValidation:
     train_split = dataset.split("train")
     if dataset.has_split("val"):
         val_split = dataset.split("val")
-        return TrainAndValidation(train_split, np.arange(len(train_split), dtype=np.int64),
-                                  val_split, np.arange(len(val_split), dtype=np.int64))
+        return TrainAndValidation(
+            train_split,
+            np.arange(len(train_split), dtype=np.int64),
+            val_split,
+            np.arange(len(val_split), dtype=np.int64),
+        )
     carved = carve_validation(train_split, blocks_per_day, fraction_when_no_blocks)
-    return TrainAndValidation(train_split, carved.train, train_split, carved.val,
-                              carved.days_by_fraction)
+    return TrainAndValidation(
+        train_split, carved.train, train_split, carved.val, carved.days_by_fraction
+    )

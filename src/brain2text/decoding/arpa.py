@@ -52,7 +52,7 @@ def count_ngrams(sentences: Iterable[Sequence[str]], order: int) -> list[Counter
     for words in sentences:
         padded = (BOS, *words, EOS)
         for k, table in enumerate(counts):
-            table.update(zip(*(padded[i:] for i in range(k + 1))))
+            table.update(zip(*(padded[i:] for i in range(k + 1)), strict=False))
     return counts
 
 
@@ -99,8 +99,10 @@ def kneser_ney(raw: list[Counter]) -> tuple[list[dict], list[dict], list[dict]]:
             p.setdefault((UNK,), share)
         else:
             lower = probs[-1]
-            p = {g: (c - d[min(c, 3) - 1]) / total[g[:-1]] + gamma[g[:-1]] * lower[g[1:]]
-                 for g, c in counts.items()}
+            p = {
+                g: (c - d[min(c, 3) - 1]) / total[g[:-1]] + gamma[g[:-1]] * lower[g[1:]]
+                for g, c in counts.items()
+            }
             bows.append(gamma)
         probs.append(p)
     return probs, bows, records
@@ -120,8 +122,9 @@ def _renormalise(probs: list[dict], bows: list[dict], k: int, histories: set) ->
         bows[k - 1][h] = (1.0 - seen[h]) / (1.0 - seen_lower[h])
 
 
-def apply_min_count(probs: list[dict], bows: list[dict], raw: list[Counter], min_count: int
-                    ) -> None:
+def apply_min_count(
+    probs: list[dict], bows: list[dict], raw: list[Counter], min_count: int
+) -> None:
     """Drop 2-grams and longer seen fewer than ``min_count`` times (in place).
 
     An n-gram is seen at least as often as any n-gram containing it, so a kept n-gram keeps its
@@ -141,6 +144,7 @@ def entropy_prune(probs: list[dict], bows: list[dict], threshold: float) -> None
     model's own, with P(<s>) = P(</s>) as in SRILM. N-grams that a kept longer n-gram needs as
     its history or its suffix stay.
     """
+
     def prob(history: tuple, word: str) -> float:  # the back-off rule on the current tables
         weight = 1.0
         while (p := probs[len(history)].get((*history, word))) is None:
@@ -166,7 +170,7 @@ def entropy_prune(probs: list[dict], bows: list[dict], threshold: float) -> None
             lower = [prob(h[1:], w) for w in words]
             left = 1.0 - sum(table[(*h, w)] for w in words)  # back-off mass now
             left_lower = 1.0 - sum(lower)
-            for w, q in zip(words, lower):
+            for w, q in zip(words, lower, strict=False):
                 if (g := (*h, w)) in needed:
                     continue
                 p = table[g]
@@ -213,7 +217,7 @@ class ArpaModel:
 
     def log10_prob(self, context: Sequence[str], word: str) -> float:
         """log10 P(word | context) by the back-off rule; KeyError for a word with no unigram."""
-        context = tuple(context)[-(self.order - 1):] if self.order > 1 else ()
+        context = tuple(context)[-(self.order - 1) :] if self.order > 1 else ()
         backoff = 0.0
         while (log10_p := self.log10_p.get((*context, word))) is None:
             if not context:
@@ -259,8 +263,11 @@ def read_arpa(path: Path | str) -> ArpaModel:
     return ArpaModel(summary.counts, log10_p, log10_backoff)
 
 
-def write_arpa(file: TextIO, probs: Sequence[Mapping[tuple[str, ...], float]],
-               backoffs: Sequence[Mapping[tuple[str, ...], float]]) -> None:
+def write_arpa(
+    file: TextIO,
+    probs: Sequence[Mapping[tuple[str, ...], float]],
+    backoffs: Sequence[Mapping[tuple[str, ...], float]],
+) -> None:
     """Write a back-off model: ``probs[k]`` maps (k+1)-grams to probabilities (0 for ``<s>``),
     ``backoffs[k]`` maps those that are histories to their back-off weights (linear)."""
     file.write("\\data\\\n")
@@ -293,26 +300,34 @@ def _scan(path: Path, lines: Iterable[str], on_entry: Entry | None) -> ArpaSumma
             continue
         if line.startswith("\\"):
             if order and seen != counts[order - 1]:
-                raise DataError(f"{where}: \\{order}-grams: has {seen} entries, but "
-                                f"'ngram {order}={counts[order - 1]}' was announced")
+                raise DataError(
+                    f"{where}: \\{order}-grams: has {seen} entries, but "
+                    f"'ngram {order}={counts[order - 1]}' was announced"
+                )
             if counts and order == len(counts):
                 if line == "\\end\\":
                     return ArpaSummary(path, tuple(counts), frozenset(unigrams))
-                raise DataError(f"{where}: expected \\end\\ after the {order} announced "
-                                f"sections, found {line[:40]!r}")
+                raise DataError(
+                    f"{where}: expected \\end\\ after the {order} announced "
+                    f"sections, found {line[:40]!r}"
+                )
             if not counts:
                 raise DataError(f"{where}: no 'ngram N=COUNT' lines after \\data\\")
             section = _SECTION.fullmatch(line)
             if section is None or int(section.group(1)) != order + 1:
-                raise DataError(f"{where}: expected \\{order + 1}-grams: (announced in the "
-                                f"header), found {line[:40]!r}")
+                raise DataError(
+                    f"{where}: expected \\{order + 1}-grams: (announced in the "
+                    f"header), found {line[:40]!r}"
+                )
             order, seen = order + 1, 0
             continue
         if order == 0:
             announced = _COUNT.fullmatch(line)
             if announced is None or int(announced.group(1)) != len(counts) + 1:
-                raise DataError(f"{where}: expected 'ngram {len(counts) + 1}=COUNT' in the "
-                                f"\\data\\ header, found {line[:40]!r}")
+                raise DataError(
+                    f"{where}: expected 'ngram {len(counts) + 1}=COUNT' in the "
+                    f"\\data\\ header, found {line[:40]!r}"
+                )
             counts.append(int(announced.group(2)))
             continue
         fields = line.split()
@@ -324,18 +339,22 @@ def _scan(path: Path, lines: Iterable[str], on_entry: Entry | None) -> ArpaSumma
             if not log10_p <= 0.0 or (bow is not None and not math.isfinite(bow)):
                 raise ValueError
         except ValueError:
-            raise DataError(f"{where}: not a {order}-gram entry {_ENTRY_FORMAT}: "
-                            f"{line[:60]!r}") from None
+            raise DataError(
+                f"{where}: not a {order}-gram entry {_ENTRY_FORMAT}: {line[:60]!r}"
+            ) from None
         seen += 1
         if seen > counts[order - 1]:
-            raise DataError(f"{where}: \\{order}-grams: has more than the "
-                            f"{counts[order - 1]} entries announced")
-        ngram = tuple(fields[1:order + 1])
+            raise DataError(
+                f"{where}: \\{order}-grams: has more than the {counts[order - 1]} entries announced"
+            )
+        ngram = tuple(fields[1 : order + 1])
         if order == 1:
             unigrams.add(ngram[0])
         if on_entry is not None:
             on_entry(ngram, log10_p, bow)
-    state = ("in the \\data\\ header" if order == 0 else
-             f"in \\{order}-grams: after {seen} of {counts[order - 1]} entries")
-    raise DataError(f"{path} line {number}: truncated ARPA file: it ends {state}, "
-                    "without \\end\\")
+    state = (
+        "in the \\data\\ header"
+        if order == 0
+        else f"in \\{order}-grams: after {seen} of {counts[order - 1]} entries"
+    )
+    raise DataError(f"{path} line {number}: truncated ARPA file: it ends {state}, without \\end\\")

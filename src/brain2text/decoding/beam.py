@@ -59,8 +59,10 @@ TRIE_MAX_LABELS = 6  # flashlight's kTrieMaxLabel: Trie.insert drops (and prints
 _SPELLABLE = frozenset(PHONEMES[:-1])  # SIL is added after every spelling, never written in one
 _RESERVED = frozenset({UNK, "<s>", "</s>"})
 
-MISSING_FLASHLIGHT = ("word decoding needs flashlight-text: pip install 'brain2text[lm]' "
-                      "(wheels for CPython 3.9-3.12)")
+MISSING_FLASHLIGHT = (
+    "word decoding needs flashlight-text: pip install 'brain2text[lm]' "
+    "(wheels for CPython 3.9-3.12)"
+)
 
 
 class Flashlight(NamedTuple):
@@ -154,8 +156,10 @@ def as_emissions(log_probs: np.ndarray) -> np.ndarray:
     """
     emissions = np.ascontiguousarray(log_probs, dtype=np.float32)
     if emissions.ndim != 2 or emissions.shape[1] != N_CLASSES:
-        raise DataError(f"emissions of shape {tuple(emissions.shape)}: expected (T, {N_CLASSES}) "
-                        "log-probabilities of one trial, cut to its output length")
+        raise DataError(
+            f"emissions of shape {tuple(emissions.shape)}: expected (T, {N_CLASSES}) "
+            "log-probabilities of one trial, cut to its output length"
+        )
     if np.isnan(emissions).any() or np.isposinf(emissions).any():
         raise DataError("emissions hold NaN or +inf: expected log-softmax outputs")
     return emissions
@@ -164,11 +168,12 @@ def as_emissions(log_probs: np.ndarray) -> np.ndarray:
 def _frame_path(tokens: Sequence[int], n_frames: int) -> np.ndarray:
     # flashlight's token path is (T + 2,): the start state's token, one per frame, and the token
     # its end-of-sentence step adds; only the frames' part is a CTC path
-    return np.asarray(tokens[1:n_frames + 1], dtype=np.int64)
+    return np.asarray(tokens[1 : n_frames + 1], dtype=np.int64)
 
 
-def _check_spellings(spellings: Mapping[str, Sequence[Sequence[str]]]
-                     ) -> dict[str, list[tuple[str, ...]]]:
+def _check_spellings(
+    spellings: Mapping[str, Sequence[Sequence[str]]],
+) -> dict[str, list[tuple[str, ...]]]:
     if not spellings:
         raise DataError("the lexicon has no words")
     checked: dict[str, list[tuple[str, ...]]] = {}
@@ -176,8 +181,9 @@ def _check_spellings(spellings: Mapping[str, Sequence[Sequence[str]]]
         if not isinstance(word, str) or not word or word != word.strip() or len(word.split()) != 1:
             raise DataError(f"lexicon word {word!r}: a word is one token without spaces")
         if word in _RESERVED:
-            raise DataError(f"lexicon word {word!r}: reserved by the LM "
-                            f"({', '.join(sorted(_RESERVED))})")
+            raise DataError(
+                f"lexicon word {word!r}: reserved by the LM ({', '.join(sorted(_RESERVED))})"
+            )
         if isinstance(prons, str) or not prons:
             raise DataError(f"lexicon word {word!r}: give a list of spellings (tuples of phonemes)")
         unique = list(dict.fromkeys(tuple(p) for p in prons))
@@ -187,8 +193,10 @@ def _check_spellings(spellings: Mapping[str, Sequence[Sequence[str]]]
                 what = f"{bad[0]!r} is not a phoneme" if pron else "an empty spelling"
                 if bad and bad[0] == SIL:
                     what = "SIL is added after every spelling, never written in one"
-                raise DataError(f"lexicon word {word!r}: {what} "
-                                f"(ARPAbet without stress: {' '.join(PHONEMES[:-1])})")
+                raise DataError(
+                    f"lexicon word {word!r}: {what} "
+                    f"(ARPAbet without stress: {' '.join(PHONEMES[:-1])})"
+                )
         checked[word] = unique
     return checked
 
@@ -222,8 +230,12 @@ class WordDecoder:
     when the ARPA has none), so with any LM weight they practically never win.
     """
 
-    def __init__(self, arpa: Path | str, spellings: Mapping[str, Sequence[Sequence[str]]],
-                 options: BeamOptions = BeamOptions()) -> None:
+    def __init__(
+        self,
+        arpa: Path | str,
+        spellings: Mapping[str, Sequence[Sequence[str]]],
+        options: BeamOptions = BeamOptions(),
+    ) -> None:
         fl = require_flashlight()
         lexicon = _check_spellings(spellings)
         arpa = Path(arpa)
@@ -248,7 +260,8 @@ class WordDecoder:
 
         null_context = self._lm.start(True)
         self.unigram: dict[str, float] = {
-            w: self._lm.score(null_context, self._word_dict.get_index(w))[1] for w in lexicon}
+            w: self._lm.score(null_context, self._word_dict.get_index(w))[1] for w in lexicon
+        }
 
         homophones: dict[tuple[str, ...], list[str]] = {}
         for word, prons in lexicon.items():
@@ -272,13 +285,26 @@ class WordDecoder:
     def _search(self, options: BeamOptions):
         fl = require_flashlight()
         flashlight_options = fl.decoder.LexiconDecoderOptions(
-            beam_size=options.beam_size, beam_size_token=options.tokens_per_frame,
-            beam_threshold=options.beam_threshold, lm_weight=options.lm_weight,
-            word_score=options.word_score, unk_score=options.unk_score,
-            sil_score=options.sil_score, log_add=options.log_add,
-            criterion_type=fl.decoder.CriterionType.CTC)
-        return fl.decoder.LexiconDecoder(flashlight_options, self._trie, self._lm, SIL_ID, BLANK,
-                                         self._word_dict.get_index(UNK), [], False)
+            beam_size=options.beam_size,
+            beam_size_token=options.tokens_per_frame,
+            beam_threshold=options.beam_threshold,
+            lm_weight=options.lm_weight,
+            word_score=options.word_score,
+            unk_score=options.unk_score,
+            sil_score=options.sil_score,
+            log_add=options.log_add,
+            criterion_type=fl.decoder.CriterionType.CTC,
+        )
+        return fl.decoder.LexiconDecoder(
+            flashlight_options,
+            self._trie,
+            self._lm,
+            SIL_ID,
+            BLANK,
+            self._word_dict.get_index(UNK),
+            [],
+            False,
+        )
 
     def with_options(self, options: BeamOptions) -> WordDecoder:
         """The same lexicon, trie and LM searched with other options (no rebuild: what a grid
@@ -292,14 +318,18 @@ class WordDecoder:
     def homophone_summary(self) -> str:
         """One line on what the trie's per-spelling limit dropped."""
         if not self.dropped_homophones:
-            return (f"lexicon: {self.n_words} words, {self.n_spellings} spellings; no spelling "
-                    f"has more than {TRIE_MAX_LABELS} words, none dropped")
+            return (
+                f"lexicon: {self.n_words} words, {self.n_spellings} spellings; no spelling "
+                f"has more than {TRIE_MAX_LABELS} words, none dropped"
+            )
         n_dropped = sum(len(w) for w in self.dropped_homophones.values())
         spelling, words = next(iter(self.dropped_homophones.items()))
-        return (f"lexicon: {self.n_words} words, {self.n_spellings} spellings; flashlight keeps "
-                f"{TRIE_MAX_LABELS} words per spelling: dropped {n_dropped} less probable "
-                f"homophones of {len(self.dropped_homophones)} spellings "
-                f"(e.g. {spelling}: {', '.join(words)})")
+        return (
+            f"lexicon: {self.n_words} words, {self.n_spellings} spellings; flashlight keeps "
+            f"{TRIE_MAX_LABELS} words per spelling: dropped {n_dropped} less probable "
+            f"homophones of {len(self.dropped_homophones)} spellings "
+            f"(e.g. {spelling}: {', '.join(words)})"
+        )
 
     def decode(self, log_probs: np.ndarray) -> list[WordHypothesis]:
         """(T, N_CLASSES) log-softmax emissions of one trial -> up to ``nbest`` sentences, best
@@ -367,8 +397,9 @@ class WordStream:
         """End the sentence (the LM's end-of-sentence score); the n-best, best first."""
         if self._finished is None:
             self._search.decode_end()
-            self._finished = self._words._nbest(self._search.get_all_final_hypothesis(),
-                                                self.n_frames)
+            self._finished = self._words._nbest(
+                self._search.get_all_final_hypothesis(), self.n_frames
+            )
         return self._finished
 
 
@@ -382,15 +413,21 @@ class PhonemeBeamDecoder:
         fl = require_flashlight()
         self.options = options
         flashlight_options = fl.decoder.LexiconFreeDecoderOptions(
-            beam_size=options.beam_size, beam_size_token=options.tokens_per_frame,
-            beam_threshold=options.beam_threshold, lm_weight=0.0, sil_score=0.0,
-            log_add=options.log_add, criterion_type=fl.decoder.CriterionType.CTC)
+            beam_size=options.beam_size,
+            beam_size_token=options.tokens_per_frame,
+            beam_threshold=options.beam_threshold,
+            lm_weight=0.0,
+            sil_score=0.0,
+            log_add=options.log_add,
+            criterion_type=fl.decoder.CriterionType.CTC,
+        )
         # flashlight starts every hypothesis on its "silence" token: were that SIL, a SIL in the
         # first frame would read as its repeat, and "SIL AA" would merge with "AA" as one
         # labelling. Starting on the blank keeps them apart; sil_score then goes onto the SIL
         # column (decode) rather than onto that token.
         self._decoder = fl.decoder.LexiconFreeDecoder(
-            flashlight_options, fl.decoder.ZeroLM(), BLANK, BLANK, [])
+            flashlight_options, fl.decoder.ZeroLM(), BLANK, BLANK, []
+        )
 
     def decode(self, log_probs: np.ndarray) -> list[int]:
         """(T, N_CLASSES) log-softmax emissions of one trial -> collapsed phoneme ids (1..40)."""

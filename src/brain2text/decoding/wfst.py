@@ -69,8 +69,9 @@ DEFAULT_MIN_ACTIVE = 200
 DEFAULT_ACOUSTIC_SCALE = 0.5
 DEFAULT_BLANK_PENALTY = math.log(7)
 
-MISSING_KALDI = ("decoding with a Kaldi graph needs kaldifst and kaldi-decoder: "
-                 "pip install 'brain2text[lm]'")
+MISSING_KALDI = (
+    "decoding with a Kaldi graph needs kaldifst and kaldi-decoder: pip install 'brain2text[lm]'"
+)
 
 
 class Kaldi(NamedTuple):
@@ -112,8 +113,9 @@ class WfstOptions:
         check_integer(self, "max_active", 1)
         check_integer(self, "min_active", 0)
         if self.min_active > self.max_active:
-            raise ConfigError(f"min_active: must be <= max_active ({self.max_active}), "
-                              f"got {self.min_active!r}")
+            raise ConfigError(
+                f"min_active: must be <= max_active ({self.max_active}), got {self.min_active!r}"
+            )
         check_number(self, "acoustic_scale", positive=True)
         check_number(self, "blank_penalty", positive=False)
 
@@ -143,8 +145,10 @@ def _check_tokens(path: Path) -> None:
     for key, symbol in expected.items():
         found = tokens.get(key)
         if found != symbol and not (key == 1 and found in ("<blank>", "<blk>")):
-            raise DataError(f"{path}: token {key} is {found!r}, expected {symbol!r}: the graph "
-                            "must read columns [blank, SIL, AA..ZH] (ids 1..41)")
+            raise DataError(
+                f"{path}: token {key} is {found!r}, expected {symbol!r}: the graph "
+                "must read columns [blank, SIL, AA..ZH] (ids 1..41)"
+            )
     extra = [s for k, s in tokens.items() if k > N_CLASSES and not s.startswith("#")]
     if extra:
         raise DataError(f"{path}: token {extra[0]!r} beyond the {N_CLASSES} emission columns")
@@ -157,11 +161,12 @@ def _read_graph(kaldifst: Any, path: Path) -> Any:
         with _quiet_stderr():  # OpenFst prints its reason to stderr and returns None
             graph = kaldifst.StdFst.read(str(path))
     except MemoryError:
-        raise DataError(f"{path}: not enough memory to load the graph (the B2T'24 3-gram "
-                        "graph needs ~60 GB of RAM, the 5-gram ~300 GB)") from None
+        raise DataError(
+            f"{path}: not enough memory to load the graph (the B2T'24 3-gram "
+            "graph needs ~60 GB of RAM, the 5-gram ~300 GB)"
+        ) from None
     if graph is None:
-        raise DataError(f"{path}: not an OpenFst graph with standard (tropical) arcs, or "
-                        "truncated")
+        raise DataError(f"{path}: not an OpenFst graph with standard (tropical) arcs, or truncated")
     if graph.start < 0:
         raise DataError(f"{path}: the graph has no start state")
     return graph
@@ -182,8 +187,10 @@ class WfstDecoder:
         self._kaldi = require_kaldi()
         graph_dir = Path(graph_dir)
         if not graph_dir.is_dir():
-            raise DataError(f"{graph_dir}: no such graph directory (expected {GRAPH_FILE} and "
-                            f"{WORDS_FILE} in it)")
+            raise DataError(
+                f"{graph_dir}: no such graph directory (expected {GRAPH_FILE} and "
+                f"{WORDS_FILE} in it)"
+            )
         self.graph_dir = graph_dir
         self.words = _read_symbols(graph_dir / WORDS_FILE, "word table")
         if (graph_dir / TOKENS_FILE).exists():
@@ -195,8 +202,9 @@ class WfstDecoder:
 
     def _search(self, options: WfstOptions) -> Any:
         kd = self._kaldi.kaldi_decoder
-        config = kd.FasterDecoderOptions(beam=float(options.beam), max_active=options.max_active,
-                                         min_active=options.min_active)
+        config = kd.FasterDecoderOptions(
+            beam=float(options.beam), max_active=options.max_active, min_active=options.min_active
+        )
         return kd.FasterDecoder(self._graph, config)
 
     def with_options(self, options: WfstOptions) -> WfstDecoder:
@@ -230,8 +238,10 @@ class WfstDecoder:
             return []
         unknown = [w for w in word_ids if w not in self.words]
         if unknown:
-            raise DataError(f"{self.graph_dir / WORDS_FILE}: no word with id {unknown[0]}, which "
-                            f"{GRAPH_FILE} outputs: the two files do not belong together")
+            raise DataError(
+                f"{self.graph_dir / WORDS_FILE}: no word with id {unknown[0]}, which "
+                f"{GRAPH_FILE} outputs: the two files do not belong together"
+            )
         words = tuple(self.words[w] for w in word_ids)
         labels = np.asarray(labels, dtype=np.int64)
         phonemes: tuple[int, ...] = ()

@@ -51,32 +51,36 @@ N_EXAMPLES = 40
 WEIGHTS = ("raw", "ema")
 
 
-def load_model(checkpoint: Path, device: torch.device,
-               weights: str = "raw") -> tuple[GRUDecoder, RunConfig, dict]:
+def load_model(
+    checkpoint: Path, device: torch.device, weights: str = "raw"
+) -> tuple[GRUDecoder, RunConfig, dict]:
     """The model of ``checkpoint`` with its raw weights or their EMA (``train.ema_decay``)."""
     if weights not in WEIGHTS:
         raise DataError(f"--weights {weights}: choose one of {', '.join(WEIGHTS)}")
     payload = load_checkpoint(checkpoint, map_location=device)
     if weights == "ema" and "ema" not in payload:
-        raise DataError(f"{checkpoint}: no EMA weights (the run did not set train.ema_decay); "
-                        "use --weights raw")
+        raise DataError(
+            f"{checkpoint}: no EMA weights (the run did not set train.ema_decay); use --weights raw"
+        )
     config = validate(payload["config"], origin=f"{checkpoint} (stored config)")
     state = payload["ema" if weights == "ema" else "model"]
     classes = state["readout.weight"].shape[0] if "readout.weight" in state else None
     if classes != N_CLASSES:
-        raise DataError(f"{checkpoint}: the model emits {classes} classes, this brain2text "
-                        f"decodes {N_CLASSES} (CTC blank + 39 phonemes + SIL)")
+        raise DataError(
+            f"{checkpoint}: the model emits {classes} classes, this brain2text "
+            f"decodes {N_CLASSES} (CTC blank + 39 phonemes + SIL)"
+        )
     n_features = state["day_weights"].shape[-1] if "day_weights" in state else None
     if n_features is None:
         raise DataError(f"{checkpoint}: no day_weights in its weights (not a brain2text GRU)")
-    model = GRUDecoder(config.model, n_days=len(payload["days"]),
-                       n_features=n_features).to(device)
+    model = GRUDecoder(config.model, n_days=len(payload["days"]), n_features=n_features).to(device)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         reason = " ".join(str(exc).split())[:200]
-        raise DataError(f"{checkpoint}: its weights do not fit the model its config describes "
-                        f"({reason})") from None
+        raise DataError(
+            f"{checkpoint}: its weights do not fit the model its config describes ({reason})"
+        ) from None
     model.eval()
     return model, config, payload
 
@@ -103,8 +107,10 @@ def label_answer(labeller, sentence: str, answers: Path, where: str) -> list[int
     try:
         return to_ids(labeller(sentence))
     except KeyError as exc:
-        raise DataError(f"{answers}: {where}: words the dataset's phonemizer cannot pronounce: "
-                        f"{', '.join(exc.args[0])}") from None
+        raise DataError(
+            f"{answers}: {where}: words the dataset's phonemizer cannot pronounce: "
+            f"{', '.join(exc.args[0])}"
+        ) from None
 
 
 def reference_ids(target: EvalTarget, answers: Path | None) -> list[list[int]] | None:
@@ -116,8 +122,10 @@ def reference_ids(target: EvalTarget, answers: Path | None) -> list[list[int]] |
     if answers is None:
         return None
     labeller = dataset_labeller(target.data)
-    return [label_answer(labeller, s, answers, split.describe(int(i)))
-            for i, s in zip(indices, answer_sentences(split, answers, indices))]
+    return [
+        label_answer(labeller, s, answers, split.describe(int(i)))
+        for i, s in zip(indices, answer_sentences(split, answers, indices), strict=False)
+    ]
 
 
 def dataset_labeller(data: PreparedDataset):
@@ -126,8 +134,10 @@ def dataset_labeller(data: PreparedDataset):
     entry = data.manifest.get("phonemizer") or {}
     lexicon = (entry.get("lexicon") or {}).get("path")
     if lexicon is not None and not Path(lexicon).is_file():
-        raise DataError(f"{data.path}: its labels used the lexicon {lexicon}, which is gone; "
-                        "the hold-out answers cannot be labelled the same way")
+        raise DataError(
+            f"{data.path}: its labels used the lexicon {lexicon}, which is gone; "
+            "the hold-out answers cannot be labelled the same way"
+        )
     return make_phonemizer(entry.get("name", "cmu"), lexicon)
 
 
@@ -136,11 +146,15 @@ def _error_report(rows: list[dict]) -> str:
     counts = confusions(pairs)
     lines = ["# most frequent errors (REF -> HYP; * = nothing)", ""]
     lines += [f"{n:6d}  {r} -> {h}" for (r, h), n in counts.most_common(N_TOP_CONFUSIONS)]
-    lines += ["", "# aligned sentences, worst first: correct phonemes as-is, errors as (REF->HYP)", ""]
+    lines += [
+        "",
+        "# aligned sentences, worst first: correct phonemes as-is, errors as (REF->HYP)",
+        "",
+    ]
     worst = sorted(range(len(rows)), key=lambda k: -rows[k]["per"])[:N_EXAMPLES]
     for k in worst:
         r = rows[k]
-        lines.append(f"{r['session']} trial {r['trial']}  PER {r['per']:.3f}  \"{r['text']}\"")
+        lines.append(f'{r["session"]} trial {r["trial"]}  PER {r["per"]:.3f}  "{r["text"]}"')
         lines.append("  " + format_alignment(pairs[k]))
     return "\n".join(lines) + "\n"
 
@@ -159,12 +173,23 @@ class EvalTarget:
     device: torch.device
 
     def info(self, split_name: str, weights: str) -> dict:
-        return {"checkpoint": str(self.checkpoint), "checkpoint_step": self.payload["step"],
-                "weights": weights, "split": split_name, "data": str(self.data.path)}
+        return {
+            "checkpoint": str(self.checkpoint),
+            "checkpoint_step": self.payload["step"],
+            "weights": weights,
+            "split": split_name,
+            "data": str(self.data.path),
+        }
 
 
-def load_target(run_dir: Path, split_name: str, checkpoint: str = "best", weights: str = "raw",
-                data_path: Path | None = None, device_name: str = "auto") -> EvalTarget:
+def load_target(
+    run_dir: Path,
+    split_name: str,
+    checkpoint: str = "best",
+    weights: str = "raw",
+    data_path: Path | None = None,
+    device_name: str = "auto",
+) -> EvalTarget:
     if split_name not in SPLITS:
         raise DataError(f"--split {split_name}: choose one of {', '.join(SPLITS)}")
     device = pick_device(device_name)
@@ -172,36 +197,53 @@ def load_target(run_dir: Path, split_name: str, checkpoint: str = "best", weight
     model, config, payload = load_model(ckpt_path, device, weights)
     data = open_prepared(data_path or Path(config.data.path))
     if model.n_features != data.n_features:
-        raise DataError(f"{data.path}: holds {data.n_features} features a bin, the model of "
-                        f"{ckpt_path} reads {model.n_features} (it was trained on another "
-                        "feature set)")
+        raise DataError(
+            f"{data.path}: holds {data.n_features} features a bin, the model of "
+            f"{ckpt_path} reads {model.n_features} (it was trained on another "
+            "feature set)"
+        )
     if data.days != payload["days"]:
-        raise DataError(f"{data.path}: its days differ from those the checkpoint was trained on "
-                        f"({len(data.days)} vs {len(payload['days'])} train sessions)")
+        raise DataError(
+            f"{data.path}: its days differ from those the checkpoint was trained on "
+            f"({len(data.days)} vs {len(payload['days'])} train sessions)"
+        )
     if split_name == "val":
-        chosen = train_and_validation(data, config.data.val_blocks_per_day,
-                                      config.data.val_fraction_when_no_blocks)
+        chosen = train_and_validation(
+            data, config.data.val_blocks_per_day, config.data.val_fraction_when_no_blocks
+        )
         split, indices = chosen.val_split, chosen.val
     else:
         split = data.split(SPLITS[split_name])
         indices = np.arange(len(split), dtype=np.int64)
     unknown = [int(i) for i in indices if split.day_index[i] < 0]
     if unknown:
-        raise DataError(f"{split.describe(unknown[0])}: its day is unknown, so no per-day input "
-                        "layer applies (import the pickle with --competition-days)")
+        raise DataError(
+            f"{split.describe(unknown[0])}: its day is unknown, so no per-day input "
+            "layer applies (import the pickle with --competition-days)"
+        )
     too_short = [int(i) for i in indices if split.n_bins[i] < config.model.kernel_len]
     if too_short:
-        raise DataError(f"{split.describe(too_short[0])}: shorter than model.kernel_len="
-                        f"{config.model.kernel_len} ({len(too_short)} such trials)")
+        raise DataError(
+            f"{split.describe(too_short[0])}: shorter than model.kernel_len="
+            f"{config.model.kernel_len} ({len(too_short)} such trials)"
+        )
     return EvalTarget(model, config, payload, ckpt_path, data, split, indices, device)
 
 
-def decode_target(target: EvalTarget, batch_size: int | None = None,
-                  keep_log_probs: bool = False) -> Decoded:
+def decode_target(
+    target: EvalTarget, batch_size: int | None = None, keep_log_probs: bool = False
+) -> Decoded:
     tc = target.config.train
-    return decode_split(target.model, target.split, target.indices, target.device,
-                        batch_size or tc.eval_batch_size, tc.use_amp, tc.amp_dtype,
-                        keep_log_probs=keep_log_probs)
+    return decode_split(
+        target.model,
+        target.split,
+        target.indices,
+        target.device,
+        batch_size or tc.eval_batch_size,
+        tc.use_amp,
+        tc.amp_dtype,
+        keep_log_probs=keep_log_probs,
+    )
 
 
 def eval_folder(run_dir: Path, split_name: str, weights: str, suffix: str = "") -> Path:
@@ -210,9 +252,15 @@ def eval_folder(run_dir: Path, split_name: str, weights: str, suffix: str = "") 
 
 
 def evaluate_run(
-    run_dir: Path, *, split_name: str = "test", checkpoint: str = "best",
-    data_path: Path | None = None, answers: Path | None = None, device_name: str = "auto",
-    batch_size: int | None = None, weights: str = "raw",
+    run_dir: Path,
+    *,
+    split_name: str = "test",
+    checkpoint: str = "best",
+    data_path: Path | None = None,
+    answers: Path | None = None,
+    device_name: str = "auto",
+    batch_size: int | None = None,
+    weights: str = "raw",
 ) -> dict:
     """Evaluate ``run_dir``'s checkpoint on a split and write the evaluation files (under
     ``eval/<split>-ema/`` for the EMA weights, so both evaluations are kept)."""
@@ -248,11 +296,17 @@ def submission_csv(texts: list[str]) -> str:
     return buffer.getvalue()
 
 
-def write_decoded(out: Path, split: PreparedSplit, decoded: Decoded, info: dict,
-                  submission: bool = False) -> dict:
-    rows = [{"session": split.session_of(int(i)), "trial": int(split.trial[i]),
-             "hyp": " ".join(to_symbols(h.tolist()))}
-            for i, h in zip(decoded.trial_ids, decoded.hypotheses)]
+def write_decoded(
+    out: Path, split: PreparedSplit, decoded: Decoded, info: dict, submission: bool = False
+) -> dict:
+    rows = [
+        {
+            "session": split.session_of(int(i)),
+            "trial": int(split.trial[i]),
+            "hyp": " ".join(to_symbols(h.tolist())),
+        }
+        for i, h in zip(decoded.trial_ids, decoded.hypotheses, strict=False)
+    ]
     atomic_write_text(out / "decoded.txt", "".join(r["hyp"] + "\n" for r in rows))
     if submission:
         atomic_write_text(out / SUBMISSION_FILE, submission_csv([r["hyp"] for r in rows]))
@@ -262,16 +316,30 @@ def write_decoded(out: Path, split: PreparedSplit, decoded: Decoded, info: dict,
     return summary
 
 
-def write_scored(out: Path, split: PreparedSplit, decoded: Decoded, refs: list[list[int]],
-                  summary: dict, submission: bool = False) -> dict:
+def write_scored(
+    out: Path,
+    split: PreparedSplit,
+    decoded: Decoded,
+    refs: list[list[int]],
+    summary: dict,
+    submission: bool = False,
+) -> dict:
     summary = {**summary, "labelled": True}
     rows = []
     for k, i in enumerate(decoded.trial_ids):
         ref, hyp = to_symbols(refs[k]), to_symbols(decoded.hypotheses[k].tolist())
         distance = edit_distance(ref, hyp)
-        rows.append({"session": split.session_of(int(i)), "trial": int(split.trial[i]),
-                     "text": split.text(int(i)), "ref": " ".join(ref), "hyp": " ".join(hyp),
-                     "edit_distance": distance, "per": distance / max(len(ref), 1)})
+        rows.append(
+            {
+                "session": split.session_of(int(i)),
+                "trial": int(split.trial[i]),
+                "text": split.text(int(i)),
+                "ref": " ".join(ref),
+                "hyp": " ".join(hyp),
+                "edit_distance": distance,
+                "per": distance / max(len(ref), 1),
+            }
+        )
     atomic_write_text(out / "hypotheses.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     atomic_write_text(out / "errors.txt", _error_report(rows))
     if submission:

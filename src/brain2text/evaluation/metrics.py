@@ -35,8 +35,8 @@ class ErrorRate:
 def error_rate(refs: Sequence[Sequence], hyps: Sequence[Sequence]) -> ErrorRate:
     if len(refs) != len(hyps):
         raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
-    distances = [edit_distance(r, h) for r, h in zip(refs, hyps)]
-    rates = [d / len(r) for d, r in zip(distances, refs) if len(r)]
+    distances = [edit_distance(r, h) for r, h in zip(refs, hyps, strict=False)]
+    rates = [d / len(r) for d, r in zip(distances, refs, strict=False) if len(r)]
     return ErrorRate(
         edit_distance=sum(distances),
         n_reference=sum(len(r) for r in refs),
@@ -45,14 +45,17 @@ def error_rate(refs: Sequence[Sequence], hyps: Sequence[Sequence]) -> ErrorRate:
     )
 
 
-def rates_by_day(refs: Sequence[Sequence], hyps: Sequence[Sequence], day_of: Sequence[int],
-                 days: Sequence[str]) -> dict[str, float]:
+def rates_by_day(
+    refs: Sequence[Sequence], hyps: Sequence[Sequence], day_of: Sequence[int], days: Sequence[str]
+) -> dict[str, float]:
     """Day name -> error rate of the sentences of that day (``day_of[i]``: sentence i's day)."""
     rows_of: dict[int, list[int]] = {}
     for row, day in enumerate(day_of):
         rows_of.setdefault(int(day), []).append(row)
-    return {days[day]: error_rate([refs[r] for r in rows], [hyps[r] for r in rows]).rate
-            for day, rows in sorted(rows_of.items())}
+    return {
+        days[day]: error_rate([refs[r] for r in rows], [hyps[r] for r in rows]).rate
+        for day, rows in sorted(rows_of.items())
+    }
 
 
 def align(ref: Sequence[str], hyp: Sequence[str]) -> list[tuple[str, str]]:
@@ -60,7 +63,7 @@ def align(ref: Sequence[str], hyp: Sequence[str]) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
     for tag, r0, r1, h0, h1 in Levenshtein.opcodes(list(ref), list(hyp)):
         if tag == "equal" or tag == "replace":
-            pairs.extend(zip(ref[r0:r1], hyp[h0:h1]))
+            pairs.extend(zip(ref[r0:r1], hyp[h0:h1], strict=False))
         elif tag == "delete":
             pairs.extend((r, EPS_SYMBOL) for r in ref[r0:r1])
         else:

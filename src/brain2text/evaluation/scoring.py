@@ -27,8 +27,14 @@ class Decoded:
 
 @torch.no_grad()
 def decode_split(
-    model: GRUDecoder, split: PreparedSplit, indices: np.ndarray, device: torch.device,
-    batch_size: int, use_amp: bool = False, amp_dtype: str = "bf16", ranks: Dist | None = None,
+    model: GRUDecoder,
+    split: PreparedSplit,
+    indices: np.ndarray,
+    device: torch.device,
+    batch_size: int,
+    use_amp: bool = False,
+    amp_dtype: str = "bf16",
+    ranks: Dist | None = None,
     keep_log_probs: bool = False,
 ) -> Decoded:
     """Greedy hypotheses and CTC losses of trials ``indices``, returned in that order (with
@@ -47,16 +53,17 @@ def decode_split(
             logits = model(batch.features, batch.day_index, batch.n_bins)  # packed
         out_lengths = model.output_lengths(batch.n_bins)
         ids = batch.trial_ids.tolist()
-        for i, hyp in zip(ids, greedy_decode(logits, out_lengths)):
+        for i, hyp in zip(ids, greedy_decode(logits, out_lengths), strict=False):
             hyps[i] = hyp
         if keep_log_probs:
             log_probs = logits.float().log_softmax(-1).cpu().numpy()  # (B, T', 41)
-            for i, row, n in zip(ids, log_probs, out_lengths.tolist()):
+            for i, row, n in zip(ids, log_probs, out_lengths.tolist(), strict=False):
                 emissions[i] = np.ascontiguousarray(row[:n])
         if split.labelled:
-            batch_losses = ctc_losses(logits, model.ctc_input_lengths(batch.n_bins),
-                                      batch.phonemes, batch.n_phones)
-            losses.update(zip(ids, batch_losses.tolist()))
+            batch_losses = ctc_losses(
+                logits, model.ctc_input_lengths(batch.n_bins), batch.phonemes, batch.n_phones
+            )
+            losses.update(zip(ids, batch_losses.tolist(), strict=False))
     model.train(was_training)
     if ranks.enabled:
         for rank_hyps, rank_losses, rank_emissions in ranks.gather((hyps, losses, emissions)):

@@ -52,15 +52,25 @@ class TuningResult:
     path: Path  # lm_tuning.json
 
 
-def tune_lm(run_dir: Path, lm_dir: Path, *, lm_weights=DEFAULT_LM_WEIGHTS,
-            word_scores=DEFAULT_WORD_SCORES, beam_size: int | None = None,
-            checkpoint: str = "best", weights: str = "raw", data_path: Path | None = None,
-            device_name: str = "auto") -> TuningResult:
+def tune_lm(
+    run_dir: Path,
+    lm_dir: Path,
+    *,
+    lm_weights=DEFAULT_LM_WEIGHTS,
+    word_scores=DEFAULT_WORD_SCORES,
+    beam_size: int | None = None,
+    checkpoint: str = "best",
+    weights: str = "raw",
+    data_path: Path | None = None,
+    device_name: str = "auto",
+) -> TuningResult:
     lm = open_lm(Path(lm_dir))
     target = load_target(run_dir, "val", checkpoint, weights, data_path, device_name)
     if len(target.indices) == 0:
-        raise DataError(f"{run_dir}: its validation split is empty, so nothing can be tuned on "
-                        "(lm tune never uses the test split)")
+        raise DataError(
+            f"{run_dir}: its validation split is empty, so nothing can be tuned on "
+            "(lm tune never uses the test split)"
+        )
     decoded = decode_target(target, keep_log_probs=True)
     split, indices = target.split, target.indices
     ref_words = [normalize_words(split.text(int(i))) for i in indices]
@@ -80,20 +90,30 @@ def tune_lm(run_dir: Path, lm_dir: Path, *, lm_weights=DEFAULT_LM_WEIGHTS,
     best = min(table, key=lambda p: (p.wer, p.per))  # min keeps the first of equal points
     options = replace(base, lm_weight=best.lm_weight, word_score=best.word_score)
     path = run_dir / TUNING_FILE
-    record = {"lm": str(lm.folder.resolve()), "split": "val", "n_sentences": len(indices),
-              "checkpoint": str(target.checkpoint), "weights": weights,
-              "options": asdict(options), "best": asdict(best),
-              "table": [asdict(p) for p in table],
-              "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    record = {
+        "lm": str(lm.folder.resolve()),
+        "split": "val",
+        "n_sentences": len(indices),
+        "checkpoint": str(target.checkpoint),
+        "weights": weights,
+        "options": asdict(options),
+        "best": asdict(best),
+        "table": [asdict(p) for p in table],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return TuningResult(best, options, table, len(indices), path)
 
 
 def tuning_table(result: TuningResult) -> str:
-    lines = [f"{'lm_weight':>9}  {'word_score':>10}  {'val WER':>8}  {'val PER':>8}  {'ms/sent':>7}"]
+    lines = [
+        f"{'lm_weight':>9}  {'word_score':>10}  {'val WER':>8}  {'val PER':>8}  {'ms/sent':>7}"
+    ]
     for p in result.table:
         mark = "  <- best" if p == result.best else ""
-        lines.append(f"{p.lm_weight:9.2f}  {p.word_score:10.2f}  {p.wer:8.4f}  {p.per:8.4f}  "
-                     f"{p.decode_ms_per_sentence:7.1f}{mark}")
+        lines.append(
+            f"{p.lm_weight:9.2f}  {p.word_score:10.2f}  {p.wer:8.4f}  {p.per:8.4f}  "
+            f"{p.decode_ms_per_sentence:7.1f}{mark}"
+        )
     lines.append(f"written to {result.path} (validation split, {result.n_sentences} sentences)")
     return "\n".join(lines)

@@ -85,8 +85,9 @@ def choose_options(run_dir: Path, lm: LanguageModel, **given) -> tuple[BeamOptio
     return replace(base, **chosen), source
 
 
-def decode_words(decoder: WordDecoder | WfstDecoder, emissions: list[np.ndarray]
-                 ) -> tuple[list[list[WordHypothesis]], list[float]]:
+def decode_words(
+    decoder: WordDecoder | WfstDecoder, emissions: list[np.ndarray]
+) -> tuple[list[list[WordHypothesis]], list[float]]:
     """n-best lists and the seconds each sentence took."""
     nbests, seconds = [], []
     for log_probs in emissions:
@@ -105,12 +106,15 @@ def score_words(refs: list[str], hyps: list[str], day_of: np.ndarray, days: list
     ref_words = [normalize_words(r) for r in refs]
     hyp_words = [normalize_words(h) for h in hyps]
     overall = rate_with_interval(ref_words, hyp_words)
-    return {**overall.to_dict("wer"),
-            "wer_per_day": rates_by_day(ref_words, hyp_words, day_of, days)}
+    return {
+        **overall.to_dict("wer"),
+        "wer_per_day": rates_by_day(ref_words, hyp_words, day_of, days),
+    }
 
 
-def word_search(run_dir: Path | None, lm_dir: Path | None = None, wfst_dir: Path | None = None,
-                **given) -> tuple[WordDecoder | WfstDecoder, dict]:
+def word_search(
+    run_dir: Path | None, lm_dir: Path | None = None, wfst_dir: Path | None = None, **given
+) -> tuple[WordDecoder | WfstDecoder, dict]:
     """The word decoder of an LM folder or a Kaldi graph, and what the summary says of it.
     ``given``: beam options from the command line (None: not given); with ``run_dir`` the
     options ``lm tune`` wrote there are the defaults."""
@@ -118,8 +122,11 @@ def word_search(run_dir: Path | None, lm_dir: Path | None = None, wfst_dir: Path
         raise DataError("give an LM folder or a Kaldi graph folder, not both or neither")
     if wfst_dir is not None:
         decoder = WfstDecoder(Path(wfst_dir))
-        return decoder, {"wfst": str(wfst_dir), "options": asdict(decoder.options),
-                         "options_from": "the Brain-to-Text '24 baseline's graph search settings"}
+        return decoder, {
+            "wfst": str(wfst_dir),
+            "options": asdict(decoder.options),
+            "options_from": "the Brain-to-Text '24 baseline's graph search settings",
+        }
     lm = open_lm(Path(lm_dir))
     if run_dir is not None:
         options, source = choose_options(run_dir, lm, **given)
@@ -127,44 +134,77 @@ def word_search(run_dir: Path | None, lm_dir: Path | None = None, wfst_dir: Path
         chosen = {k: v for k, v in given.items() if v is not None}
         options, source = replace(BeamOptions(), **chosen), "defaults + command line"
     decoder = WordDecoder(lm.arpa, lm.spellings, options)
-    return decoder, {"lm": str(lm.folder), "options": asdict(options), "options_from": source,
-                     "dropped_homophones": sum(len(v) for v in
-                                               decoder.dropped_homophones.values())}
+    return decoder, {
+        "lm": str(lm.folder),
+        "options": asdict(options),
+        "options_from": source,
+        "dropped_homophones": sum(len(v) for v in decoder.dropped_homophones.values()),
+    }
 
 
 def evaluate_with_lm(
-    run_dir: Path, lm_dir: Path | None = None, *, wfst_dir: Path | None = None,
-    split_name: str = "test", checkpoint: str = "best", weights: str = "raw",
-    data_path: Path | None = None, answers: Path | None = None, device_name: str = "auto",
-    batch_size: int | None = None, beam_size: int | None = None,
-    lm_weight: float | None = None, word_score: float | None = None, nbest: int | None = None,
+    run_dir: Path,
+    lm_dir: Path | None = None,
+    *,
+    wfst_dir: Path | None = None,
+    split_name: str = "test",
+    checkpoint: str = "best",
+    weights: str = "raw",
+    data_path: Path | None = None,
+    answers: Path | None = None,
+    device_name: str = "auto",
+    batch_size: int | None = None,
+    beam_size: int | None = None,
+    lm_weight: float | None = None,
+    word_score: float | None = None,
+    nbest: int | None = None,
 ) -> dict:
     """Words with an LM folder (``lm_dir``: files in ``eval/<split>-lm/``) or with a Kaldi
     decoding graph (``wfst_dir``: ``TLG.fst`` + ``words.txt``, files in ``eval/<split>-wfst/``;
     its search options are the Brain-to-Text '24 baseline's)."""
-    decoder, info = word_search(run_dir, lm_dir, wfst_dir, beam_size=beam_size,
-                                lm_weight=lm_weight, word_score=word_score, nbest=nbest)
+    decoder, info = word_search(
+        run_dir,
+        lm_dir,
+        wfst_dir,
+        beam_size=beam_size,
+        lm_weight=lm_weight,
+        word_score=word_score,
+        nbest=nbest,
+    )
     target = load_target(run_dir, split_name, checkpoint, weights, data_path, device_name)
     decoded = decode_target(target, batch_size, keep_log_probs=True)
-    summary, files = word_files(target, decoded.log_probs, decoder, split_name, answers,
-                                {**target.info(split_name, weights), **info})
+    summary, files = word_files(
+        target,
+        decoded.log_probs,
+        decoder,
+        split_name,
+        answers,
+        {**target.info(split_name, weights), **info},
+    )
     suffix = "-lm" if lm_dir is not None else "-wfst"
     atomic_write_folder(eval_folder(run_dir, split_name, weights, suffix), files)
     return summary
 
 
-def word_files(target: EvalTarget, emissions: list[np.ndarray],
-               decoder: WordDecoder | WfstDecoder, split_name: str, answers: Path | None,
-               header: dict) -> tuple[dict, dict[str, str]]:
+def word_files(
+    target: EvalTarget,
+    emissions: list[np.ndarray],
+    decoder: WordDecoder | WfstDecoder,
+    split_name: str,
+    answers: Path | None,
+    header: dict,
+) -> tuple[dict, dict[str, str]]:
     """Decode ``emissions`` (one per trial of ``target``) to words; the summary and the files
     of a words evaluation folder."""
     nbests, seconds = decode_words(decoder, emissions)
     split, indices = target.split, target.indices
     hyps = [sentence_of(n) for n in nbests]
-    summary = {**header,
-               "decode_ms_per_sentence": 1000 * statistics.fmean(seconds) if seconds else math.nan,
-               "decode_ms_median": 1000 * statistics.median(seconds) if seconds else math.nan,
-               "n_sentences": len(hyps)}
+    summary = {
+        **header,
+        "decode_ms_per_sentence": 1000 * statistics.fmean(seconds) if seconds else math.nan,
+        "decode_ms_median": 1000 * statistics.median(seconds) if seconds else math.nan,
+        "n_sentences": len(hyps),
+    }
     refs: list[str] | None = None
     ref_ids: list[list[int]] | None = None
     if split.labelled:
@@ -173,17 +213,24 @@ def word_files(target: EvalTarget, emissions: list[np.ndarray],
     elif answers is not None:
         refs = answer_sentences(split, answers, indices)
         labeller = dataset_labeller(target.data)
-        ref_ids = [label_answer(labeller, s, answers, split.describe(int(i)))
-                   for i, s in zip(indices, refs)]
+        ref_ids = [
+            label_answer(labeller, s, answers, split.describe(int(i)))
+            for i, s in zip(indices, refs, strict=False)
+        ]
     rows = []
     for k, i in enumerate(map(int, indices)):
-        row = {"session": split.session_of(i), "trial": int(split.trial[i]), "hyp": hyps[k],
-               "phonemes": " ".join(to_symbols(list(nbests[k][0].phonemes))) if nbests[k] else "",
-               "nbest": [{"text": " ".join(h.words), "score": h.score} for h in nbests[k]]}
+        row = {
+            "session": split.session_of(i),
+            "trial": int(split.trial[i]),
+            "hyp": hyps[k],
+            "phonemes": " ".join(to_symbols(list(nbests[k][0].phonemes))) if nbests[k] else "",
+            "nbest": [{"text": " ".join(h.words), "score": h.score} for h in nbests[k]],
+        }
         if refs is not None:
-            row |= {"text": refs[k],
-                    "word_edits": edit_distance(normalize_words(refs[k]),
-                                                normalize_words(hyps[k]))}
+            row |= {
+                "text": refs[k],
+                "word_edits": edit_distance(normalize_words(refs[k]), normalize_words(hyps[k])),
+            }
         rows.append(row)
     files = {"decoded.txt": "".join(h + "\n" for h in hyps)}
     if split_name == "competition":
@@ -201,8 +248,6 @@ def word_files(target: EvalTarget, emissions: list[np.ndarray],
     return summary, files
 
 
-
-
 def word_error_report(rows: list[dict]) -> str:
     pairs = [align(normalize_words(r["text"]), normalize_words(r["hyp"])) for r in rows]
     counts = confusions(pairs)
@@ -212,9 +257,13 @@ def word_error_report(rows: list[dict]) -> str:
     order = sorted(range(len(rows)), key=lambda k: -rows[k]["word_edits"])
     for k in order[:N_EXAMPLES]:
         r = rows[k]
-        lines += [f"{r['session']} trial {r['trial']}: {r['word_edits']} word errors",
-                  f"  REF  {r['text']}", f"  HYP  {r['hyp']}",
-                  f"  ALN  {format_alignment(pairs[k])}", ""]
+        lines += [
+            f"{r['session']} trial {r['trial']}: {r['word_edits']} word errors",
+            f"  REF  {r['text']}",
+            f"  HYP  {r['hyp']}",
+            f"  ALN  {format_alignment(pairs[k])}",
+            "",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -38,9 +38,13 @@ class Interval:
         return [self.low, self.high]
 
 
-def bootstrap_interval(edits: Sequence[int], lengths: Sequence[int],
-                       n_resamples: int = DEFAULT_RESAMPLES, level: float = DEFAULT_LEVEL,
-                       seed: int = 0) -> Interval:
+def bootstrap_interval(
+    edits: Sequence[int],
+    lengths: Sequence[int],
+    n_resamples: int = DEFAULT_RESAMPLES,
+    level: float = DEFAULT_LEVEL,
+    seed: int = 0,
+) -> Interval:
     """Percentile bootstrap interval of ``sum(edits) / sum(lengths)`` over sentences (NaN
     bounds with no sentence or no reference word)."""
     edits_a = np.asarray(edits, dtype=np.float64)
@@ -50,8 +54,9 @@ def bootstrap_interval(edits: Sequence[int], lengths: Sequence[int],
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(edits_a), size=(n_resamples, len(edits_a)))
     totals = lengths_a[draws].sum(axis=1)
-    rates = np.divide(edits_a[draws].sum(axis=1), totals, out=np.full(n_resamples, np.nan),
-                      where=totals > 0)
+    rates = np.divide(
+        edits_a[draws].sum(axis=1), totals, out=np.full(n_resamples, np.nan), where=totals > 0
+    )
     tail = (1.0 - level) / 2.0 * 100.0
     low, high = np.nanpercentile(rates, [tail, 100.0 - tail])
     return Interval(float(low), float(high))
@@ -65,17 +70,26 @@ class RateWithInterval:
     n_reference: int
 
     def to_dict(self, name: str) -> dict:
-        return {name: self.rate, f"{name}_ci95": self.interval.to_list(),
-                f"{name}_edits": self.edits, f"{name}_reference": self.n_reference}
+        return {
+            name: self.rate,
+            f"{name}_ci95": self.interval.to_list(),
+            f"{name}_edits": self.edits,
+            f"{name}_reference": self.n_reference,
+        }
 
 
-def rate_with_interval(refs: Sequence[Sequence], hyps: Sequence[Sequence],
-                       seed: int = 0) -> RateWithInterval:
+def rate_with_interval(
+    refs: Sequence[Sequence], hyps: Sequence[Sequence], seed: int = 0
+) -> RateWithInterval:
     """Error rate of ``hyps`` against ``refs`` (symbols or words) and its bootstrap interval."""
     if len(refs) != len(hyps):
         raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
-    edits = [edit_distance(r, h) for r, h in zip(refs, hyps)]
+    edits = [edit_distance(r, h) for r, h in zip(refs, hyps, strict=False)]
     lengths = [len(r) for r in refs]
     total = sum(lengths)
-    return RateWithInterval(sum(edits) / total if total else float("nan"),
-                            bootstrap_interval(edits, lengths, seed=seed), sum(edits), total)
+    return RateWithInterval(
+        sum(edits) / total if total else float("nan"),
+        bootstrap_interval(edits, lengths, seed=seed),
+        sum(edits),
+        total,
+    )

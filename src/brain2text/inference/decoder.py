@@ -81,18 +81,34 @@ class Decoding:
 
 
 class Decoder:
-    def __init__(self, model: GRUDecoder, config: RunConfig, days: list[str],
-                 features: dict, device: torch.device, words=None) -> None:
+    def __init__(
+        self,
+        model: GRUDecoder,
+        config: RunConfig,
+        days: list[str],
+        features: dict,
+        device: torch.device,
+        words=None,
+    ) -> None:
         self.model, self.config, self.days = model.eval(), config, list(days)
         self.feature_spec, self.device, self.words = features, device, words
 
     @classmethod
-    def load(cls, run_dir: Path | str, *, checkpoint: str = "best", weights: str = "raw",
-             lm: Path | str | None = None, device: str = "cpu", **beam_options) -> Decoder:
+    def load(
+        cls,
+        run_dir: Path | str,
+        *,
+        checkpoint: str = "best",
+        weights: str = "raw",
+        lm: Path | str | None = None,
+        device: str = "cpu",
+        **beam_options,
+    ) -> Decoder:
         run_dir = Path(run_dir)
         device_ = pick_device(device)
-        model, config, payload = load_model(run_dir / "checkpoints" / f"{checkpoint}.pt",
-                                            device_, weights)
+        model, config, payload = load_model(
+            run_dir / "checkpoints" / f"{checkpoint}.pt", device_, weights
+        )
         words = None
         if lm is not None:
             words = word_search(run_dir, Path(lm), **beam_options)[0]
@@ -116,20 +132,28 @@ class Decoder:
         ordered = sorted(range(len(self.days)), key=lambda i: self.days[i])
         k = bisect.bisect_left([self.days[i] for i in ordered], day)
         if k == 0:
-            raise DataError(f"day {day}: not a training day of this decoder, and earlier than "
-                            f"all of them (first: {self.days[ordered[0]]}): no input layer to "
-                            "borrow; adapt the decoder to it first")
+            raise DataError(
+                f"day {day}: not a training day of this decoder, and earlier than "
+                f"all of them (first: {self.days[ordered[0]]}): no input layer to "
+                "borrow; adapt the decoder to it first"
+            )
         used = ordered[k - 1]
-        warnings.warn(f"day {day} is not a training day: decoding it with the input layer of "
-                      f"{self.days[used]}, the nearest earlier one", NewDayWarning, stacklevel=3)
+        warnings.warn(
+            f"day {day} is not a training day: decoding it with the input layer of "
+            f"{self.days[used]}, the nearest earlier one",
+            NewDayWarning,
+            stacklevel=3,
+        )
         return used
 
     def check_features(self, features, where: str = "features") -> np.ndarray:
         """(T, n_features) finite real numbers, at least kernel_len bins, as float32."""
         x = as_bins(features, self.n_features, torch.float32, what=where, then="").numpy()
         if x.shape[0] < self.config.model.kernel_len:
-            raise DataError(f"{where}: {x.shape[0]} bins, fewer than model.kernel_len="
-                            f"{self.config.model.kernel_len}")
+            raise DataError(
+                f"{where}: {x.shape[0]} bins, fewer than model.kernel_len="
+                f"{self.config.model.kernel_len}"
+            )
         return x
 
     def stream(self, day: str) -> DecoderStream:
@@ -140,16 +164,19 @@ class Decoder:
     def decode(self, features, day: str) -> Decoding:
         return self.decode_batch([(features, day)])[0]
 
-    def decode_batch(self, trials: Sequence[tuple[object, str]],
-                     batch_size: int | None = None) -> list[Decoding]:
+    def decode_batch(
+        self, trials: Sequence[tuple[object, str]], batch_size: int | None = None
+    ) -> list[Decoding]:
         """Decode ``(features, day)`` pairs, ``batch_size`` at a time (the run's
         ``train.eval_batch_size`` by default); results in the order given."""
-        checked = [(self.check_features(x, f"trial {k}"), day, self.day_index(day))
-                   for k, (x, day) in enumerate(trials)]
+        checked = [
+            (self.check_features(x, f"trial {k}"), day, self.day_index(day))
+            for k, (x, day) in enumerate(trials)
+        ]
         size = batch_size or self.config.train.eval_batch_size
         out: list[Decoding] = []
         for start in range(0, len(checked), size):
-            out.extend(self._decode(checked[start:start + size]))
+            out.extend(self._decode(checked[start : start + size]))
         return out
 
     def _decode(self, chunk: list[tuple[np.ndarray, str, int]]) -> list[Decoding]:
@@ -157,8 +184,7 @@ class Decoder:
         days = torch.tensor([i for _, _, i in chunk])
         tc = self.config.train
         with torch.no_grad(), autocast_context(self.device, tc.use_amp, tc.amp_dtype):
-            logits = self.model(batch.to(self.device), days.to(self.device),
-                                n_bins.to(self.device))
+            logits = self.model(batch.to(self.device), days.to(self.device), n_bins.to(self.device))
         lengths = self.model.output_lengths(n_bins.to(self.device))
         results = []
         for row, ids in enumerate(greedy_decode(logits, lengths)):
@@ -169,8 +195,17 @@ class Decoder:
                 nbest = tuple(self.words.decode(log_probs))
                 text = sentence_of(list(nbest))
             ids_ = tuple(int(i) for i in ids)
-            results.append(Decoding(chunk[row][1], self.days[chunk[row][2]], ids_,
-                                    tuple(to_symbols(list(ids_))), frames, text, nbest))
+            results.append(
+                Decoding(
+                    chunk[row][1],
+                    self.days[chunk[row][2]],
+                    ids_,
+                    tuple(to_symbols(list(ids_))),
+                    frames,
+                    text,
+                    nbest,
+                )
+            )
         return results
 
 
@@ -204,27 +239,30 @@ class DecoderStream:
         logits = self._stream.push(bins)
         text = None
         if self._words is not None:
-            text = " ".join(self._words.step(
-                logits.float().log_softmax(-1).cpu().numpy()).words)
+            text = " ".join(self._words.step(logits.float().log_softmax(-1).cpu().numpy()).words)
         frames = self._stream.logits
         ids = collapse(frames.argmax(-1).cpu().numpy()) if len(frames) else np.zeros(0, int)
         phonemes = tuple(to_symbols([int(i) for i in ids if i != 0]))
-        new = phonemes[len(self._phonemes):]
+        new = phonemes[len(self._phonemes) :]
         self._phonemes = phonemes
-        return StreamUpdate(self._stream.n_bins, len(logits), phonemes, new, text,
-                            time.perf_counter() - start)
+        return StreamUpdate(
+            self._stream.n_bins, len(logits), phonemes, new, text, time.perf_counter() - start
+        )
 
     def finish(self) -> Decoding:
         """The whole trial's Decoding (the LM's end of sentence applied)."""
         frames = self._stream.logits.float().cpu().numpy()
         if len(frames) == 0:
-            raise DataError(f"stream of day {self.day}: {self._stream.n_bins} bins, fewer than "
-                            f"model.kernel_len={self.decoder.config.model.kernel_len}: "
-                            "nothing to decode")
+            raise DataError(
+                f"stream of day {self.day}: {self._stream.n_bins} bins, fewer than "
+                f"model.kernel_len={self.decoder.config.model.kernel_len}: "
+                "nothing to decode"
+            )
         ids = tuple(int(i) for i in collapse(frames.argmax(-1)) if i != 0)
         text, nbest = None, ()
         if self._words is not None:
             nbest = tuple(self._words.finish())
             text = sentence_of(list(nbest))
-        return Decoding(self.day, self.day_used, ids, tuple(to_symbols(list(ids))), frames, text,
-                        nbest)
+        return Decoding(
+            self.day, self.day_used, ids, tuple(to_symbols(list(ids))), frames, text, nbest
+        )

@@ -22,8 +22,14 @@ from brain2text.data.matfile import feature_problem, read_session
 from brain2text.data.prepare import trial_features, zscore, zscore_blocks
 from brain2text.errors import ConfigError, DataError
 
-STANDARD_2023 = {"kind": "competitionData", "n_features": 256, "fields": ["tx1", "spikePow"],
-                 "arrays": ["6v"], "normalization": "block", "feature_names": []}
+STANDARD_2023 = {
+    "kind": "competitionData",
+    "n_features": 256,
+    "fields": ["tx1", "spikePow"],
+    "arrays": ["6v"],
+    "normalization": "block",
+    "feature_names": [],
+}
 
 
 @dataclass(frozen=True)
@@ -39,8 +45,9 @@ class RawTrial:
 NORMS = ("file", "train")
 
 
-def read_recording(path: Path, spec: dict | None = None, norm: str = "file",
-                   day: str | None = None) -> list[RawTrial]:
+def read_recording(
+    path: Path, spec: dict | None = None, norm: str = "file", day: str | None = None
+) -> list[RawTrial]:
     """Every trial of ``path`` as the checkpoint's features (``day``: the session's name when
     it is not the file's)."""
     spec = spec or STANDARD_2023
@@ -50,14 +57,18 @@ def read_recording(path: Path, spec: dict | None = None, norm: str = "file",
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     if norm == "train" and spec["normalization"] != "block":
-        raise ConfigError(f"--norm train: the checkpoint's data was not z-scored "
-                          f"({spec['normalization']}); its features are taken as recorded")
+        raise ConfigError(
+            f"--norm train: the checkpoint's data was not z-scored "
+            f"({spec['normalization']}); its features are taken as recorded"
+        )
     if spec["kind"] == "b2t25":
         files = _b2t25_files(path)
         trials = [t for split, f in files for t in _b2t25_trials(f, split, spec, norm)]
     elif path.suffix != ".mat":
-        raise DataError(f"{path}: the checkpoint was trained on competitionData features; give "
-                        "one of its .mat day files")
+        raise DataError(
+            f"{path}: the checkpoint was trained on competitionData features; give "
+            "one of its .mat day files"
+        )
     else:
         trials = _mat_trials(path, spec, norm)
     if norm == "train":
@@ -69,9 +80,11 @@ def _with_train_norm(trial: RawTrial, spec: dict, day: str) -> RawTrial:
     stats = spec.get("day_norm", {}).get(day)
     if stats is None:
         known = ", ".join(sorted(spec.get("day_norm", {}))[:3])
-        raise DataError(f"--norm train: the checkpoint holds no training statistics of day "
-                        f"{day} ({'days with them: ' + known + ', ...' if known else 'none'}; "
-                        "use --norm file)")
+        raise DataError(
+            f"--norm train: the checkpoint holds no training statistics of day "
+            f"{day} ({'days with them: ' + known + ', ...' if known else 'none'}; "
+            "use --norm file)"
+        )
     mean, std = np.asarray(stats["mean"]), np.asarray(stats["std"])
     return replace(trial, features=zscore(trial.features, mean, std))
 
@@ -84,24 +97,33 @@ def _mat_trials(path: Path, spec: dict, norm: str = "file") -> list[RawTrial]:
     feats = [trial_features(session, i, spec["arrays"]) for i in range(session.n_trials)]
     if spec["normalization"] == "block" and norm == "file":
         feats = zscore_blocks(feats, session.block_idx)
-    return [RawTrial(str(path), i, session.name, int(session.block_idx[i]),
-                     np.asarray(f, dtype=np.float32 if norm == "file" else np.float64),
-                     session.sentences[i])
-            for i, f in enumerate(feats)]
+    return [
+        RawTrial(
+            str(path),
+            i,
+            session.name,
+            int(session.block_idx[i]),
+            np.asarray(f, dtype=np.float32 if norm == "file" else np.float64),
+            session.sentences[i],
+        )
+        for i, f in enumerate(feats)
+    ]
 
 
 def _b2t25_files(path: Path) -> list[tuple[str, Path]]:
     by_name = {name: split for split, name in SPLIT_FILES.items()}
     if path.is_file():
         if path.name not in by_name:
-            raise DataError(f"{path}: not a Brain-to-Text '25 split file "
-                            f"({', '.join(SPLIT_FILES.values())})")
+            raise DataError(
+                f"{path}: not a Brain-to-Text '25 split file ({', '.join(SPLIT_FILES.values())})"
+            )
         return [(by_name[path.name], path)]
-    files = [(split, path / name) for split, name in SPLIT_FILES.items()
-             if (path / name).is_file()]
+    files = [(split, path / name) for split, name in SPLIT_FILES.items() if (path / name).is_file()]
     if not files:
-        raise DataError(f"{path}: a Brain-to-Text '25 session folder holds "
-                        f"{', '.join(SPLIT_FILES.values())}; none is here")
+        raise DataError(
+            f"{path}: a Brain-to-Text '25 session folder holds "
+            f"{', '.join(SPLIT_FILES.values())}; none is here"
+        )
     return files
 
 
@@ -110,6 +132,14 @@ def _b2t25_trials(path: Path, split: str, spec: dict, norm: str = "file") -> lis
     feats = raw.features
     if spec["normalization"] == "block" and norm == "file":
         feats = zscore_blocks(feats, raw.block_num)
-    return [RawTrial(str(path), i, raw.session, int(raw.block_num[i]),
-                     np.asarray(f, dtype=np.float32), raw.sentences[i])
-            for i, f in enumerate(feats)]
+    return [
+        RawTrial(
+            str(path),
+            i,
+            raw.session,
+            int(raw.block_num[i]),
+            np.asarray(f, dtype=np.float32),
+            raw.sentences[i],
+        )
+        for i, f in enumerate(feats)
+    ]

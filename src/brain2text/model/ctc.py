@@ -25,8 +25,9 @@ def output_lengths(n_bins: torch.Tensor | int, kernel_len: int, stride_len: int)
     return max((n_bins - kernel_len) // stride_len + 1, 0)
 
 
-def ctc_input_lengths(n_bins: torch.Tensor | int, kernel_len: int, stride_len: int,
-                      mode: CtcLengths = "exact"):
+def ctc_input_lengths(
+    n_bins: torch.Tensor | int, kernel_len: int, stride_len: int, mode: CtcLengths = "exact"
+):
     """The input lengths given to the CTC loss: the true output length (``exact``) or the
     reference's ``int((T - K) / S)``, one frame fewer (``reference``; 0 at the shortest)."""
     n_out = output_lengths(n_bins, kernel_len, stride_len)
@@ -47,6 +48,13 @@ def ctc_losses(logits: torch.Tensor, out_lengths, targets, target_lengths) -> to
 
     (B, T', classes) logits -> (B,) losses; impossible alignments give 0 (``zero_infinity``)."""
     log_probs = logits.float().log_softmax(-1).transpose(0, 1)  # (T', B, classes)
-    losses = F.ctc_loss(log_probs, targets, out_lengths, target_lengths, blank=BLANK,
-                        reduction="none", zero_infinity=True)
+    losses = F.ctc_loss(
+        log_probs,
+        targets,
+        out_lengths,
+        target_lengths,
+        blank=BLANK,
+        reduction="none",
+        zero_infinity=True,
+    )
     return losses / target_lengths.clamp(min=1)

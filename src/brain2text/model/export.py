@@ -58,14 +58,16 @@ def resolve_days(days_all: list[str], chosen: list[str] | None) -> list[int]:
     if chosen is None:
         return list(range(len(days_all)))
     if len(chosen) == 0:
-        raise ConfigError("chosen days: the list is empty; name at least one day, or none to "
-                          "export all of them")
+        raise ConfigError(
+            "chosen days: the list is empty; name at least one day, or none to export all of them"
+        )
     position = {d: i for i, d in enumerate(days_all)}
     for day in chosen:
         if day not in position:
             known = ", ".join(days_all[:5]) + (", ..." if len(days_all) > 5 else "")
-            raise ConfigError(f"chosen day {day!r} is not a day of this model "
-                              f"({len(days_all)} days: {known})")
+            raise ConfigError(
+                f"chosen day {day!r} is not a day of this model ({len(days_all)} days: {known})"
+            )
     if len(set(chosen)) != len(chosen):
         twice = next(d for d in chosen if chosen.count(d) > 1)
         raise ConfigError(f"chosen days: {twice!r} is named more than once")
@@ -91,9 +93,16 @@ class ExportedDecoder(nn.Module):
         self.gru = model.gru
         self.readout = model.readout
         directions = 2 if model.config.bidirectional else 1
-        h0 = (model.h0.detach().clone() if model.h0 is not None else torch.zeros(
-            model.config.n_layers * directions, 1, model.config.n_units,
-            device=model.day_weights.device))
+        h0 = (
+            model.h0.detach().clone()
+            if model.h0 is not None
+            else torch.zeros(
+                model.config.n_layers * directions,
+                1,
+                model.config.n_units,
+                device=model.day_weights.device,
+            )
+        )
         self.register_buffer("h0", h0)
         self.kernel_len: int = model.config.kernel_len
         self.stride_len: int = model.config.stride_len
@@ -123,13 +132,19 @@ def _cpu_copy(model: GRUDecoder, day_indices: list[int]) -> ExportedDecoder:
 
 def is_causal(config: ModelConfig) -> bool:
     """Output frame t reads only bins up to its window's end (can decode as bins arrive)."""
-    return not config.bidirectional and (config.causal_smoothing
-                                         or config.gaussian_smooth_width == 0)
+    return not config.bidirectional and (
+        config.causal_smoothing or config.gaussian_smooth_width == 0
+    )
 
 
-def sidecar(config_dict: dict[str, Any], days: list[str], chosen: list[str] | None,
-            n_features: int, feature_names: list[str] | None = None,
-            normalization: str | None = None) -> dict[str, Any]:
+def sidecar(
+    config_dict: dict[str, Any],
+    days: list[str],
+    chosen: list[str] | None,
+    n_features: int,
+    feature_names: list[str] | None = None,
+    normalization: str | None = None,
+) -> dict[str, Any]:
     """What a reader needs beside the weights. ``config_dict``: a run config dict (its ``model``
     section is read) or a model config dict; ``chosen`` None: all ``days``."""
     section = config_dict.get("model", config_dict) if isinstance(config_dict, dict) else {}
@@ -139,37 +154,48 @@ def sidecar(config_dict: dict[str, Any], days: list[str], chosen: list[str] | No
         reason = " ".join(str(exc).split())[:200]
         raise ConfigError(f"sidecar: not a model config ({reason})") from None
     if feature_names is not None and len(feature_names) != n_features:
-        raise ConfigError(f"sidecar: {len(feature_names)} feature names for {n_features} "
-                          "features")
+        raise ConfigError(f"sidecar: {len(feature_names)} feature names for {n_features} features")
     picked = [days[i] for i in resolve_days(days, chosen)]
     return {
-        "format": SIDECAR_FORMAT, "brain2text_version": __version__,
-        "classes": class_symbols(), "blank": BLANK, "n_classes": N_CLASSES,
-        "n_features": n_features, "feature_names": feature_names,
+        "format": SIDECAR_FORMAT,
+        "brain2text_version": __version__,
+        "classes": class_symbols(),
+        "blank": BLANK,
+        "n_classes": N_CLASSES,
+        "n_features": n_features,
+        "feature_names": feature_names,
         "normalization": normalization,
-        "days": picked, "input_shapes": {"features": ["B", "T", n_features], "day": ["B"]},
-        "kernel_len": model_config.kernel_len, "stride_len": model_config.stride_len,
+        "days": picked,
+        "input_shapes": {"features": ["B", "T", n_features], "day": ["B"]},
+        "kernel_len": model_config.kernel_len,
+        "stride_len": model_config.stride_len,
         "output_length": "(T - kernel_len) // stride_len + 1",
-        "causal": is_causal(model_config), "model_config": model_config.model_dump(mode="json"),
+        "causal": is_causal(model_config),
+        "model_config": model_config.model_dump(mode="json"),
         "run_config": config_dict if "model" in config_dict else None,
     }
 
 
-def write_sidecar(out: Path, info: dict[str, Any], export_format: str,
-                  opset: int | None = None) -> Path:
+def write_sidecar(
+    out: Path, info: dict[str, Any], export_format: str, opset: int | None = None
+) -> Path:
     """Write ``info`` plus the format, opset and torch version to ``<out>.json``."""
     path = Path(out).with_name(Path(out).name + ".json")
-    full = {**info, "export_format": export_format, "opset": opset,
-            "torch_version": torch.__version__}
+    full = {
+        **info,
+        "export_format": export_format,
+        "opset": opset,
+        "torch_version": torch.__version__,
+    }
     atomic_write_text(path, json.dumps(full, indent=2) + "\n")
     return path
 
 
-def _prepare(model: GRUDecoder, days_all: list[str], chosen: list[str] | None,
-             info: dict[str, Any] | None) -> tuple[ExportedDecoder, dict[str, Any]]:
+def _prepare(
+    model: GRUDecoder, days_all: list[str], chosen: list[str] | None, info: dict[str, Any] | None
+) -> tuple[ExportedDecoder, dict[str, Any]]:
     if len(days_all) != model.n_days:
-        raise ConfigError(f"export: {len(days_all)} day names for a model of {model.n_days} "
-                          "days")
+        raise ConfigError(f"export: {len(days_all)} day names for a model of {model.n_days} days")
     indices = resolve_days(days_all, chosen)
     if info is None:
         info = sidecar(model.config.model_dump(), days_all, chosen, model.n_features)
@@ -178,8 +204,14 @@ def _prepare(model: GRUDecoder, days_all: list[str], chosen: list[str] | None,
     return _cpu_copy(model, indices), info
 
 
-def export_torchscript(model: GRUDecoder, days_all: list[str], chosen: list[str] | None,
-                       out: Path, *, info: dict[str, Any] | None = None) -> Path:
+def export_torchscript(
+    model: GRUDecoder,
+    days_all: list[str],
+    chosen: list[str] | None,
+    out: Path,
+    *,
+    info: dict[str, Any] | None = None,
+) -> Path:
     """Script the chosen days' decoder to ``out`` (``torch.jit.load``) and its sidecar."""
     wrapper, info = _prepare(model, days_all, chosen, info)
     with warnings.catch_warnings():
@@ -190,30 +222,46 @@ def export_torchscript(model: GRUDecoder, days_all: list[str], chosen: list[str]
     return Path(out)
 
 
-def export_onnx(model: GRUDecoder, days_all: list[str], chosen: list[str] | None, out: Path,
-                opset: int = DEFAULT_OPSET, *, info: dict[str, Any] | None = None) -> Path:
+def export_onnx(
+    model: GRUDecoder,
+    days_all: list[str],
+    chosen: list[str] | None,
+    out: Path,
+    opset: int = DEFAULT_OPSET,
+    *,
+    info: dict[str, Any] | None = None,
+) -> Path:
     """The chosen days' decoder as ONNX (TorchScript-based exporter), B and T dynamic."""
     wrapper, info = _prepare(model, days_all, chosen, info)
     c = model.config
     t_example = c.kernel_len + 3 * c.stride_len + 1
-    example = (torch.zeros(2, t_example, model.n_features),
-               torch.zeros(2, dtype=torch.long))
+    example = (torch.zeros(2, t_example, model.n_features), torch.zeros(2, dtype=torch.long))
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
         torch.onnx.export(
-            wrapper, example, buffer, dynamo=False, opset_version=opset,
-            input_names=["features", "day"], output_names=["logits"],
-            dynamic_axes={"features": {0: "batch", 1: "time"}, "day": {0: "batch"},
-                          "logits": {0: "batch", 1: "frames"}})
+            wrapper,
+            example,
+            buffer,
+            dynamo=False,
+            opset_version=opset,
+            input_names=["features", "day"],
+            output_names=["logits"],
+            dynamic_axes={
+                "features": {0: "batch", 1: "time"},
+                "day": {0: "batch"},
+                "logits": {0: "batch", 1: "frames"},
+            },
+        )
     data = buffer.getvalue()
     atomic_write_bytes(Path(out), lambda f: f.write(data))
     write_sidecar(Path(out), info, "onnx", opset)
     return Path(out)
 
 
-def export_safetensors(model: GRUDecoder, out: Path, metadata: dict[str, str], *,
-                       info: dict[str, Any] | None = None) -> Path:
+def export_safetensors(
+    model: GRUDecoder, out: Path, metadata: dict[str, str], *, info: dict[str, Any] | None = None
+) -> Path:
     """The full state dict (every day) as safetensors with string ``metadata`` and a sidecar
     (``info``, or one built from the model; days from ``metadata["days"]``, a JSON list)."""
     from safetensors.torch import save
@@ -221,14 +269,21 @@ def export_safetensors(model: GRUDecoder, out: Path, metadata: dict[str, str], *
     bad = [k for k, v in metadata.items() if not isinstance(k, str) or not isinstance(v, str)]
     if bad:
         raise ConfigError(f"safetensors metadata: {bad[0]!r} is not a string key and value")
-    meta = {"format": "brain2text-gru-state-dict", "n_days": str(model.n_days),
-            "n_features": str(model.n_features),
-            "model_config": json.dumps(model.config.model_dump(mode="json")), **metadata}
+    meta = {
+        "format": "brain2text-gru-state-dict",
+        "n_days": str(model.n_days),
+        "n_features": str(model.n_features),
+        "model_config": json.dumps(model.config.model_dump(mode="json")),
+        **metadata,
+    }
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     data = save(tensors, metadata=meta)
     if info is None:
-        days = (json.loads(metadata["days"]) if "days" in metadata
-                else [f"day{i}" for i in range(model.n_days)])
+        days = (
+            json.loads(metadata["days"])
+            if "days" in metadata
+            else [f"day{i}" for i in range(model.n_days)]
+        )
         info = sidecar(model.config.model_dump(), days, None, model.n_features)
     atomic_write_bytes(Path(out), lambda f: f.write(data))
     write_sidecar(Path(out), info, "safetensors")

@@ -69,8 +69,12 @@ class GRUDecoder(nn.Module):
         self.n_days = n_days
         self.n_features = n_features
         self.smoother = (
-            GaussianSmoother(n_features, config.gaussian_smooth_width, config.smooth_kernel_size,
-                             config.causal_smoothing)
+            GaussianSmoother(
+                n_features,
+                config.gaussian_smooth_width,
+                config.smooth_kernel_size,
+                config.causal_smoothing,
+            )
             if config.gaussian_smooth_width > 0
             else nn.Identity()
         )
@@ -93,9 +97,15 @@ class GRUDecoder(nn.Module):
                 nn.init.xavier_uniform_(param)
             # biases keep torch's default init, as the reference's
         directions = 2 if config.bidirectional else 1
-        self.h0 = (nn.Parameter(nn.init.xavier_uniform_(
-            torch.empty(config.n_layers * directions, 1, config.n_units)))
-            if config.learnable_h0 else None)
+        self.h0 = (
+            nn.Parameter(
+                nn.init.xavier_uniform_(
+                    torch.empty(config.n_layers * directions, 1, config.n_units)
+                )
+            )
+            if config.learnable_h0
+            else None
+        )
         self.readout = nn.Linear(config.n_units * directions, N_CLASSES)
 
     def output_lengths(self, n_bins: torch.Tensor) -> torch.Tensor:
@@ -107,8 +117,9 @@ class GRUDecoder(nn.Module):
         c = self.config
         return ctc_input_lengths(n_bins, c.kernel_len, c.stride_len, c.ctc_input_lengths)
 
-    def forward(self, x: torch.Tensor, day_idx: torch.Tensor,
-                n_bins: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, day_idx: torch.Tensor, n_bins: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """(B, T, C) features and (B,) day indices -> (B, T', 41) logits.
 
         With ``n_bins`` (each trial's real length) a bidirectional GRU reads each trial as a

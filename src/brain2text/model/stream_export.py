@@ -53,12 +53,17 @@ class FrameStep(StreamStep):
         smoother_buf, patch_buf, count, h = super().initial_state(1)
         return smoother_buf, patch_buf, h, count
 
-    def forward(self, chunk: torch.Tensor, smoother_buf: torch.Tensor,  # type: ignore[override]
-                patch_buf: torch.Tensor, h: torch.Tensor,
-                count: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(
+        self,
+        chunk: torch.Tensor,
+        smoother_buf: torch.Tensor,  # type: ignore[override]
+        patch_buf: torch.Tensor,
+        h: torch.Tensor,
+        count: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
         x, raw = self.new_bins(chunk, smoother_buf)  # (1, S, C)
         seq = torch.cat([patch_buf, x], 1)  # row i is bin count - K + 1 + i
-        window = seq[:, self.offset:self.offset + self.kernel_len]  # (1, K, C)
+        window = seq[:, self.offset : self.offset + self.kernel_len]  # (1, K, C)
         patch = window.transpose(1, 2).reshape(1, 1, -1)  # channel-major, as unfold
         out, h_next = self.gru(patch, h)
         ready = count + self.offset >= self.kernel_len - 1  # (1,)
@@ -67,8 +72,14 @@ class FrameStep(StreamStep):
         return (self.readout(out), ready, raw[:, s:], seq[:, s:], h_next, count + s)
 
 
-def export_onnx_stream(model: GRUDecoder, days_all: list[str], day: str, out: Path,
-                       info: dict[str, Any], opset: int = DEFAULT_OPSET) -> Path:
+def export_onnx_stream(
+    model: GRUDecoder,
+    days_all: list[str],
+    day: str,
+    out: Path,
+    info: dict[str, Any],
+    opset: int = DEFAULT_OPSET,
+) -> Path:
     """The streaming form of ``model`` for ``day`` as ONNX, and its sidecar."""
     [index] = resolve_days(days_all, [day])
     step = FrameStep(copy.deepcopy(model).cpu(), index)  # the caller's model is not moved
@@ -76,16 +87,31 @@ def export_onnx_stream(model: GRUDecoder, days_all: list[str], day: str, out: Pa
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(step, example, buffer, dynamo=False, opset_version=opset,
-                          input_names=["chunk", *STATE_NAMES],
-                          output_names=["logits", "ready", *(f"next_{n}" for n in STATE_NAMES)])
+        torch.onnx.export(
+            step,
+            example,
+            buffer,
+            dynamo=False,
+            opset_version=opset,
+            input_names=["chunk", *STATE_NAMES],
+            output_names=["logits", "ready", *(f"next_{n}" for n in STATE_NAMES)],
+        )
     data = buffer.getvalue()
     atomic_write_bytes(Path(out), lambda f: f.write(data))
-    state = {name: list(t.shape) for name, t in zip(STATE_NAMES, step.initial_state())}
-    write_sidecar(Path(out), {**info, "streaming": {
-        "chunk_bins": step.stride_len, "state_shapes": state,
-        "initial_h": "h0.npy beside this file" if model.h0 is not None else "zeros"}},
-        "onnx-stream", opset)
+    state = {name: list(t.shape) for name, t in zip(STATE_NAMES, step.initial_state(), strict=False)}
+    write_sidecar(
+        Path(out),
+        {
+            **info,
+            "streaming": {
+                "chunk_bins": step.stride_len,
+                "state_shapes": state,
+                "initial_h": "h0.npy beside this file" if model.h0 is not None else "zeros",
+            },
+        },
+        "onnx-stream",
+        opset,
+    )
     if model.h0 is not None:
         np.save(Path(out).with_name(Path(out).name + ".h0.npy"), step.h0.numpy())
     return Path(out)
@@ -94,19 +120,22 @@ def export_onnx_stream(model: GRUDecoder, days_all: list[str], day: str, out: Pa
 class OnnxStream:
     """Runs an exported streaming step with onnxruntime: ``push`` any number of bins."""
 
-    def __init__(self, path: Path, h0: np.ndarray | None = None,
-                 threads: int | None = None) -> None:
+    def __init__(
+        self, path: Path, h0: np.ndarray | None = None, threads: int | None = None
+    ) -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        self.session = onnxruntime.InferenceSession(str(path), options,
-                                                    providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
         shapes = {i.name: i.shape for i in self.session.get_inputs()}
         self.chunk_bins, self.n_features = shapes["chunk"][1], shapes["chunk"][2]
-        self.state = {n: np.zeros(shapes[n], np.int64 if n == "count" else np.float32)
-                      for n in STATE_NAMES}
+        self.state = {
+            n: np.zeros(shapes[n], np.int64 if n == "count" else np.float32) for n in STATE_NAMES
+        }
         if h0 is not None:
             self.state["h"] = h0.astype(np.float32)
         self.pending = np.zeros((0, self.n_features), np.float32)
@@ -119,9 +148,9 @@ class OnnxStream:
         self.pending = np.concatenate([self.pending, bins])
         frames = []
         while len(self.pending) >= self.chunk_bins:
-            chunk, self.pending = self.pending[:self.chunk_bins], self.pending[self.chunk_bins:]
+            chunk, self.pending = self.pending[: self.chunk_bins], self.pending[self.chunk_bins :]
             logits, ready, *state = self.session.run(None, {"chunk": chunk[None], **self.state})
-            self.state = dict(zip(STATE_NAMES, state))
+            self.state = dict(zip(STATE_NAMES, state, strict=False))
             if ready[0]:
                 frames.append(logits[0, 0])
         return np.stack(frames) if frames else np.zeros((0, 41), np.float32)

@@ -49,16 +49,20 @@ State = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 def check_streamable(model: GRUDecoder) -> None:
     """Raise a one-line :class:`ConfigError` when ``model`` cannot decode as bins arrive."""
     if model.gru.bidirectional:
-        raise ConfigError("model.bidirectional: a bidirectional GRU reads the whole trial before "
-                          "its first output; train a unidirectional model "
-                          "(model.bidirectional=false, model.causal_smoothing=true) to stream")
+        raise ConfigError(
+            "model.bidirectional: a bidirectional GRU reads the whole trial before "
+            "its first output; train a unidirectional model "
+            "(model.bidirectional=false, model.causal_smoothing=true) to stream"
+        )
     smoother = model.smoother
     if isinstance(smoother, GaussianSmoother) and not smoother.causal:
         size = smoother.kernel.shape[-1]
         ahead = size - 1 - (size - 1) // 2
-        raise ConfigError(f"model.causal_smoothing is false: the centred smoother reads {ahead} "
-                          f"bins ahead of each output bin; train a causal child with "
-                          f"model.causal_smoothing=true (or model.gaussian_smooth_width=0)")
+        raise ConfigError(
+            f"model.causal_smoothing is false: the centred smoother reads {ahead} "
+            f"bins ahead of each output bin; train a causal child with "
+            f"model.causal_smoothing=true (or model.gaussian_smooth_width=0)"
+        )
 
 
 class StreamStep(nn.Module):
@@ -77,33 +81,45 @@ class StreamStep(nn.Module):
         self.stride_len = model.config.stride_len
         self.n_units = model.config.n_units
         like = model.day_weights.detach()
-        kernel = (model.smoother.kernel if isinstance(model.smoother, GaussianSmoother)
-                  else torch.ones(c, 1, 1, dtype=like.dtype, device=like.device))
+        kernel = (
+            model.smoother.kernel
+            if isinstance(model.smoother, GaussianSmoother)
+            else torch.ones(c, 1, 1, dtype=like.dtype, device=like.device)
+        )
         self.register_buffer("kernel", kernel)  # (C, 1, Z), the model's own buffer when smoothing
         day = torch.tensor([day_index], device=like.device)
         self.register_buffer("weight", torch.index_select(like, 0, day).clone())  # (1, C, C)
         self.register_buffer("bias", torch.index_select(model.day_biases.detach(), 0, day).clone())
-        h0 = (torch.zeros(model.config.n_layers, 1, self.n_units, dtype=like.dtype,
-                          device=like.device) if model.h0 is None else model.h0.detach().clone())
+        h0 = (
+            torch.zeros(
+                model.config.n_layers, 1, self.n_units, dtype=like.dtype, device=like.device
+            )
+            if model.h0 is None
+            else model.h0.detach().clone()
+        )
         self.register_buffer("h0", h0)  # (n_layers, 1, H)
         self.layer_norm = model.layer_norm
         self.gru = model.gru
         self.readout = model.readout
 
     @torch.jit.export
-    def initial_state(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
-                                                      torch.Tensor]:
+    def initial_state(
+        self, batch_size: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(smoother_buf, patch_buf, count, h)`` before the first bin of ``batch_size`` trials."""
         z, c = self.kernel.shape[-1], self.n_features
         opts = (self.kernel.dtype, self.kernel.device)
-        return (torch.zeros(batch_size, z - 1, c, dtype=opts[0], device=opts[1]),
-                torch.zeros(batch_size, self.kernel_len - 1, c, dtype=opts[0], device=opts[1]),
-                torch.zeros(1, dtype=torch.long, device=opts[1]),
-                self.h0.expand(-1, batch_size, -1).contiguous())
+        return (
+            torch.zeros(batch_size, z - 1, c, dtype=opts[0], device=opts[1]),
+            torch.zeros(batch_size, self.kernel_len - 1, c, dtype=opts[0], device=opts[1]),
+            torch.zeros(1, dtype=torch.long, device=opts[1]),
+            self.h0.expand(-1, batch_size, -1).contiguous(),
+        )
 
     @torch.jit.export
-    def new_bins(self, chunk: torch.Tensor, smoother_buf: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    def new_bins(
+        self, chunk: torch.Tensor, smoother_buf: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The chunk's bins (B, n, C) smoothed, through the day layer, softsign and LayerNorm,
         and ``[smoother_buf, chunk]`` (B, Z-1+n, C), whose last Z-1 bins are the next buffer."""
         raw = torch.cat([smoother_buf, chunk], 1)
@@ -111,9 +127,14 @@ class StreamStep(nn.Module):
         x = torch.bmm(x, self.weight.expand(chunk.shape[0], -1, -1)) + self.bias
         return self.layer_norm(F.softsign(x)), raw
 
-    def forward(self, chunk: torch.Tensor, smoother_buf: torch.Tensor, patch_buf: torch.Tensor,
-                count: torch.Tensor, h: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        chunk: torch.Tensor,
+        smoother_buf: torch.Tensor,
+        patch_buf: torch.Tensor,
+        count: torch.Tensor,
+        h: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         b, n = chunk.shape[0], chunk.shape[1]
         x, raw = self.new_bins(chunk, smoother_buf)
         seq = torch.cat([patch_buf, x], 1)  # (B, K-1+n, C): row i is bin count - K + 1 + i
@@ -127,9 +148,13 @@ class StreamStep(nn.Module):
         return self.readout(out), raw[:, n:], seq[:, n:], count + n, h
 
 
-def as_bins(bins: object, n_features: int, dtype: torch.dtype = torch.float32,
-            what: str = "chunk", then: str = "the stream is unchanged and still usable"
-            ) -> torch.Tensor:
+def as_bins(
+    bins: object,
+    n_features: int,
+    dtype: torch.dtype = torch.float32,
+    what: str = "chunk",
+    then: str = "the stream is unchanged and still usable",
+) -> torch.Tensor:
     """``bins`` (n, C) real numbers of any dtype as a tensor of ``dtype``, or a one-line
     :class:`DataError` naming ``what`` (and ending with ``then``)."""
     end = f"; {then}" if then else ""
@@ -144,17 +169,26 @@ def as_bins(bins: object, n_features: int, dtype: torch.dtype = torch.float32,
         bad = bins.dtype.kind not in "iuf"
         kind, shape = str(bins.dtype), bins.shape
     if bad:
-        raise DataError(f"{what} of dtype {kind}: expected real numbers (floats or integers, "
-                        f"cast to float32){end}")
+        raise DataError(
+            f"{what} of dtype {kind}: expected real numbers (floats or integers, "
+            f"cast to float32){end}"
+        )
     if len(shape) != 2 or shape[1] != n_features:
-        raise DataError(f"{what} of shape {shape}: expected (bins, {n_features}), one row of "
-                        f"{n_features} features per bin{end}")
-    chunk = (bins if isinstance(bins, torch.Tensor)
-             else torch.from_numpy(np.array(bins, dtype=np.float64))).to(dtype)
+        raise DataError(
+            f"{what} of shape {shape}: expected (bins, {n_features}), one row of "
+            f"{n_features} features per bin{end}"
+        )
+    chunk = (
+        bins
+        if isinstance(bins, torch.Tensor)
+        else torch.from_numpy(np.array(bins, dtype=np.float64))
+    ).to(dtype)
     n_bad = int((~torch.isfinite(chunk)).sum())
     if n_bad:
-        raise DataError(f"{what} of {shape[0]} bins: {n_bad} NaN/Inf values (after the cast to "
-                        f"{str(dtype).removeprefix('torch.')}){end}")
+        raise DataError(
+            f"{what} of {shape[0]} bins: {n_bad} NaN/Inf values (after the cast to "
+            f"{str(dtype).removeprefix('torch.')}){end}"
+        )
     return chunk
 
 

@@ -43,8 +43,14 @@ def load_runs(run_dirs: list[Path]) -> list[LoadedRun]:
         if not any((run_dir / m).is_file() for m in RUN_MARKERS):
             raise DataError(f"{run_dir}: not a run folder (no run.json or metrics.jsonl)")
         record = read_record(run_dir) or {}
-        runs.append(LoadedRun(run_dir, str(record.get("name") or run_dir.name),
-                              read_metrics(run_dir), read_config(run_dir)))
+        runs.append(
+            LoadedRun(
+                run_dir,
+                str(record.get("name") or run_dir.name),
+                read_metrics(run_dir),
+                read_config(run_dir),
+            )
+        )
     labels = [r.label for r in runs]
     if len(set(labels)) < len(labels):  # same run name twice: tell them apart by folder
         runs = [LoadedRun(r.folder, f"{r.label} ({r.folder})", r.rows, r.config) for r in runs]
@@ -86,7 +92,7 @@ def plot_runs(runs: list[LoadedRun]):
         ax.grid(alpha=0.3)
     handles, labels = ax_loss.get_legend_handles_labels()
     for ax in axes.flat:  # a run without training rows still gets its legend entry
-        for h, lab in zip(*ax.get_legend_handles_labels()):
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=False):
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)

@@ -47,8 +47,9 @@ def eval_split_of(rows: list[dict], preferred: str | None = None) -> str | None:
     return present[0] if present else None
 
 
-def eval_points(rows: list[dict], split: str | None,
-                metric: str = "per") -> list[tuple[int, float]]:
+def eval_points(
+    rows: list[dict], split: str | None, metric: str = "per"
+) -> list[tuple[int, float]]:
     """(step, PER) (or another metric: ``wer``) of every evaluation holding it, in order."""
     if split is None:
         return []
@@ -63,34 +64,51 @@ def first_reaching(points: list[tuple[int, float]], per: float) -> int | None:
 def _target_per(target: float, points: list[tuple[int, float]], split: str) -> Verdict:
     finite = [(v, s) for s, v in points if math.isfinite(v)]
     if not finite:
-        return Verdict("target_per", NOT_MEASURABLE, f"no finite {split} PER vs target < {target:g}")
+        return Verdict(
+            "target_per", NOT_MEASURABLE, f"no finite {split} PER vs target < {target:g}"
+        )
     value, step = min(finite)
-    return Verdict("target_per", MET if value < target else NOT_MET,
-                   f"best {split} PER {value:.4f} at batch {step} vs target < {target:g}")
+    return Verdict(
+        "target_per",
+        MET if value < target else NOT_MET,
+        f"best {split} PER {value:.4f} at batch {step} vs target < {target:g}",
+    )
 
 
 def _target_wer(target: float, points: list[tuple[int, float]], split: str) -> Verdict:
     finite = [(v, s) for s, v in points if math.isfinite(v)]
     if not finite:
-        return Verdict("target_wer", NOT_MEASURABLE,
-                       f"no {split} WER in the metrics (eval.word_decoding) vs target < {target:g}")
+        return Verdict(
+            "target_wer",
+            NOT_MEASURABLE,
+            f"no {split} WER in the metrics (eval.word_decoding) vs target < {target:g}",
+        )
     value, step = min(finite)
-    return Verdict("target_wer", MET if value < target else NOT_MET,
-                   f"best {split} WER {value:.4f} at batch {step} vs target < {target:g}")
+    return Verdict(
+        "target_wer",
+        MET if value < target else NOT_MET,
+        f"best {split} WER {value:.4f} at batch {step} vs target < {target:g}",
+    )
 
 
 def _final_per(limit: float, points: list[tuple[int, float]], split: str) -> Verdict:
     step, value = points[-1]
-    return Verdict("final_per", MET if value <= limit else NOT_MET,  # NaN compares False
-                   f"last {split} PER {value:.4f} at batch {step} vs <= {limit:g}")
+    return Verdict(
+        "final_per",
+        MET if value <= limit else NOT_MET,  # NaN compares False
+        f"last {split} PER {value:.4f} at batch {step} vs <= {limit:g}",
+    )
 
 
 def _max_grad_norm(ceiling: float, batches: list[dict]) -> Verdict:
     norms = [(as_float(r.get("grad_norm")), int(r["step"])) for r in batches]
     finite = [(n, s) for n, s in norms if math.isfinite(n)]
     if not finite:
-        return Verdict("max_grad_norm", NOT_MEASURABLE,
-                       f"no finite pre-clip gradient norm vs ceiling < {ceiling:g}")
+        return Verdict(
+            "max_grad_norm",
+            NOT_MEASURABLE,
+            f"no finite pre-clip gradient norm vs ceiling < {ceiling:g}",
+        )
     peak, step = max(finite)
     over = sum(n >= ceiling for n, _ in finite)
     figure = f"max pre-clip grad norm {peak:.3g} at batch {step} vs ceiling < {ceiling:g}"
@@ -107,18 +125,26 @@ def _no_nonfinite(batches: list[dict]) -> Verdict:
     counts = [int(as_float(r.get("skipped_steps", 0))) for r in batches]
     if counts[-1] == 0:
         return Verdict("no_nonfinite", MET, f"0 steps skipped in {len(batches)} batches")
-    first = next(int(r["step"]) for r, n in zip(batches, counts) if n > 0)
-    return Verdict("no_nonfinite", NOT_MET,
-                   f"{counts[-1]} steps skipped for a non-finite loss or gradient in "
-                   f"{len(batches)} batches, the first at batch {first}")
+    first = next(int(r["step"]) for r, n in zip(batches, counts, strict=False) if n > 0)
+    return Verdict(
+        "no_nonfinite",
+        NOT_MET,
+        f"{counts[-1]} steps skipped for a non-finite loss or gradient in "
+        f"{len(batches)} batches, the first at batch {first}",
+    )
 
 
 def _when(step: int | None) -> str:
     return "never" if step is None else f"at batch {step}"
 
 
-def _faster_than(run: str, per: float, points: list[tuple[int, float]], split: str,
-                 reference_rows: list[dict] | None) -> Verdict:
+def _faster_than(
+    run: str,
+    per: float,
+    points: list[tuple[int, float]],
+    split: str,
+    reference_rows: list[dict] | None,
+) -> Verdict:
     if not reference_rows:
         return Verdict("faster_than", NOT_MEASURABLE, f"{run}: no metrics.jsonl to compare with")
     ref_split = eval_split_of(reference_rows, split)
@@ -131,8 +157,9 @@ def _faster_than(run: str, per: float, points: list[tuple[int, float]], split: s
     return Verdict("faster_than", MET if met else NOT_MET, figure)
 
 
-def judge(config: RunConfig, metrics_rows: list[dict],
-          reference_rows: list[dict] | None = None) -> list[Verdict]:
+def judge(
+    config: RunConfig, metrics_rows: list[dict], reference_rows: list[dict] | None = None
+) -> list[Verdict]:
     """One verdict per criterion set in ``config.criteria``, in the order of the section.
     ``reference_rows``: the metrics rows of ``criteria.faster_than.run`` (None if unreadable)."""
     c = config.criteria
@@ -142,20 +169,34 @@ def judge(config: RunConfig, metrics_rows: list[dict],
     no_eval = f"no {config.data.eval_split} evaluation in the metrics"
     verdicts = []
     if c.target_per is not None:
-        verdicts.append(_target_per(c.target_per, points, split) if points
-                        else Verdict("target_per", NOT_MEASURABLE, no_eval))
+        verdicts.append(
+            _target_per(c.target_per, points, split)
+            if points
+            else Verdict("target_per", NOT_MEASURABLE, no_eval)
+        )
     if c.final_per is not None:
-        verdicts.append(_final_per(c.final_per, points, split) if points
-                        else Verdict("final_per", NOT_MEASURABLE, no_eval))
+        verdicts.append(
+            _final_per(c.final_per, points, split)
+            if points
+            else Verdict("final_per", NOT_MEASURABLE, no_eval)
+        )
     if c.target_wer is not None:
-        verdicts.append(_target_wer(c.target_wer, eval_points(metrics_rows, split, "wer"),
-                                    split or config.data.eval_split))
+        verdicts.append(
+            _target_wer(
+                c.target_wer,
+                eval_points(metrics_rows, split, "wer"),
+                split or config.data.eval_split,
+            )
+        )
     if c.max_grad_norm is not None:
         verdicts.append(_max_grad_norm(c.max_grad_norm, batches))
     if c.no_nonfinite:
         verdicts.append(_no_nonfinite(batches))
     if c.faster_than is not None:
         ft = c.faster_than
-        verdicts.append(_faster_than(ft.run, ft.per, points, split, reference_rows) if points
-                        else Verdict("faster_than", NOT_MEASURABLE, no_eval))
+        verdicts.append(
+            _faster_than(ft.run, ft.per, points, split, reference_rows)
+            if points
+            else Verdict("faster_than", NOT_MEASURABLE, no_eval)
+        )
     return verdicts

@@ -51,8 +51,11 @@ def _finite(value: Any) -> bool:
 def eval_curve(rows: list[dict[str, Any]]) -> list[tuple[int, float]]:
     """(step, PER) of every evaluation row, on whichever split the run evaluated."""
     for split in EVAL_SPLITS:
-        curve = [(r["step"], r[f"{split}/per"]) for r in rows
-                 if f"{split}/per" in r and _finite(r[f"{split}/per"])]
+        curve = [
+            (r["step"], r[f"{split}/per"])
+            for r in rows
+            if f"{split}/per" in r and _finite(r[f"{split}/per"])
+        ]
         if curve:
             return curve
     return []
@@ -82,7 +85,7 @@ class RunSummary:
 
 
 def _verdicts(run_dir: Path, rows: list[dict[str, Any]]) -> str:
-    """"k/n met" of the run's success criteria; "-" when it sets none or its config is gone."""
+    """ "k/n met" of the run's success criteria; "-" when it sets none or its config is gone."""
     try:
         config = validate(read_config(run_dir), origin=str(run_dir / "config.yaml"))
     except Brain2TextError:  # missing, unreadable or no longer valid config.yaml
@@ -152,8 +155,9 @@ def _fmt(value: float | None, spec: str) -> str:
 def format_table(header: list[str], rows: list[list[str]]) -> str:
     """Columns padded to their widest cell, two spaces apart."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
-             for row in [header, *rows]]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip() for row in [header, *rows]
+    ]
     return "\n".join(lines)
 
 
@@ -174,8 +178,19 @@ def varied_values(run_dir: Path, varied: list[str]) -> dict[str, Any]:
     return {k: flat[k] for k in varied if k in flat}
 
 
-TABLE_HEADER = ["run", "parent", "status", "batches", "best PER", "at step", "final PER", "wall",
-                "samples/s", "folder", "verdicts"]
+TABLE_HEADER = [
+    "run",
+    "parent",
+    "status",
+    "batches",
+    "best PER",
+    "at step",
+    "final PER",
+    "wall",
+    "samples/s",
+    "folder",
+    "verdicts",
+]
 
 
 def table_rows(runs: list[RunSummary], root: Path) -> tuple[list[str], list[list[str]]]:
@@ -185,10 +200,22 @@ def table_rows(runs: list[RunSummary], root: Path) -> tuple[list[str], list[list
     for r in runs:
         folder = r.folder.relative_to(root) if r.folder.is_relative_to(root) else r.folder
         values = varied_values(r.folder, varied) if varied else {}
-        rows.append([r.name, r.parent or "-", r.status, str(r.batches), _fmt(r.best_per, ".4f"),
-                     _fmt(r.best_step, "d"), _fmt(r.final_per, ".4f"), _duration(r.wall_s),
-                     _fmt(r.samples_per_s, ".1f"), str(folder), r.verdicts or "-",
-                     *(_value(values.get(k, "-")) for k in varied)])
+        rows.append(
+            [
+                r.name,
+                r.parent or "-",
+                r.status,
+                str(r.batches),
+                _fmt(r.best_per, ".4f"),
+                _fmt(r.best_step, "d"),
+                _fmt(r.final_per, ".4f"),
+                _duration(r.wall_s),
+                _fmt(r.samples_per_s, ".1f"),
+                str(folder),
+                r.verdicts or "-",
+                *(_value(values.get(k, "-")) for k in varied),
+            ]
+        )
     return [*TABLE_HEADER, *varied], rows
 
 

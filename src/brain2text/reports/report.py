@@ -112,8 +112,13 @@ def _mark_warnings(ax, warnings: list[dict]) -> None:
     for kind in sorted({str(w["warning"]) for w in warnings}):
         color = WARNING_COLORS.get(kind, "tab:gray")
         for i, w in enumerate(x for x in warnings if x["warning"] == kind):
-            ax.axvline(int(w["step"]), color=color, ls=":", lw=1,
-                       label=f"warning: {kind}" if i == 0 else None)
+            ax.axvline(
+                int(w["step"]),
+                color=color,
+                ls=":",
+                lw=1,
+                label=f"warning: {kind}" if i == 0 else None,
+            )
 
 
 def plot_all(config: RunConfig, rows: list[dict]) -> dict[str, bytes]:
@@ -136,10 +141,17 @@ def plot_all(config: RunConfig, rows: list[dict]) -> dict[str, bytes]:
     loss = _finite([r["train/loss"] for r in batches])
     ax.plot(steps, loss, color="tab:blue", alpha=0.3, lw=0.8, label="train (raw)")
     window = max(1, int(len(loss) * SMOOTH_FRACTION))
-    ax.plot(steps, moving_average(loss, window), color="tab:blue", label=f"train ({window}-batch mean)")
+    ax.plot(
+        steps, moving_average(loss, window), color="tab:blue", label=f"train ({window}-batch mean)"
+    )
     if evals:
-        ax.plot(eval_steps, _finite([r.get(f"{split}/loss") for r in evals]), "o-",
-                color="tab:orange", label=f"{split}")
+        ax.plot(
+            eval_steps,
+            _finite([r.get(f"{split}/loss") for r in evals]),
+            "o-",
+            color="tab:orange",
+            label=f"{split}",
+        )
     ax.legend()
     pngs["loss.png"] = _png(fig)
 
@@ -147,18 +159,39 @@ def plot_all(config: RunConfig, rows: list[dict]) -> dict[str, bytes]:
     if evals:
         days = sorted({k for r in evals for k in r if k.startswith(f"{split}/per/")})
         for key in days:
-            ax.plot(eval_steps, _finite([r.get(key) for r in evals]), lw=0.8, alpha=0.7,
-                    label=key.removeprefix(f"{split}/per/"))
-        ax.plot(eval_steps, _finite([r[f"{split}/per"] for r in evals]), "o-", color="black",
-                lw=2, label="all days")
+            ax.plot(
+                eval_steps,
+                _finite([r.get(key) for r in evals]),
+                lw=0.8,
+                alpha=0.7,
+                label=key.removeprefix(f"{split}/per/"),
+            )
+        ax.plot(
+            eval_steps,
+            _finite([r[f"{split}/per"] for r in evals]),
+            "o-",
+            color="black",
+            lw=2,
+            label="all days",
+        )
         if any(f"{split}/per_ema" in r for r in evals):  # train.ema_decay: the EMA weights
-            ax.plot(eval_steps, _finite([r.get(f"{split}/per_ema") for r in evals]), "s--",
-                    color="dimgray", lw=1.5, label="all days, EMA weights")
+            ax.plot(
+                eval_steps,
+                _finite([r.get(f"{split}/per_ema") for r in evals]),
+                "s--",
+                color="dimgray",
+                lw=1.5,
+                label="all days, EMA weights",
+            )
         words = [(r["step"], as_float(r[f"{split}/wer"])) for r in evals if f"{split}/wer" in r]
         if words:  # eval.word_decoding: WER on the same axis (both are error rates)
-            ax.plot(*zip(*words), "D-", color="tab:red", lw=1.5, label="WER (LM)")
-        ax.legend(fontsize="x-small", ncol=max(1, len(days) // 12), loc="upper left",
-                  bbox_to_anchor=(1.01, 1.0))
+            ax.plot(*zip(*words, strict=False), "D-", color="tab:red", lw=1.5, label="WER (LM)")
+        ax.legend(
+            fontsize="x-small",
+            ncol=max(1, len(days) // 12),
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+        )
     else:
         ax.text(0.5, 0.5, "no evaluation in the metrics", ha="center", transform=ax.transAxes)
     _mark_warnings(ax, warning_rows(rows))  # after the legend: the days' legend stays as it was
@@ -173,11 +206,19 @@ def plot_all(config: RunConfig, rows: list[dict]) -> dict[str, bytes]:
     if not np.all(np.isfinite(norms)):
         ax.plot([], [], color="red", alpha=0.4, label="non-finite (skipped)")
     if config.optim.grad_clip_norm:
-        ax.axhline(config.optim.grad_clip_norm, color="tab:green", ls="--",
-                   label=f"clip {config.optim.grad_clip_norm:g}")
+        ax.axhline(
+            config.optim.grad_clip_norm,
+            color="tab:green",
+            ls="--",
+            label=f"clip {config.optim.grad_clip_norm:g}",
+        )
     if config.criteria.max_grad_norm:
-        ax.axhline(config.criteria.max_grad_norm, color="tab:red", ls=":",
-                   label=f"criterion < {config.criteria.max_grad_norm:g}")
+        ax.axhline(
+            config.criteria.max_grad_norm,
+            color="tab:red",
+            ls=":",
+            label=f"criterion < {config.criteria.max_grad_norm:g}",
+        )
     ax.set_yscale("log")
     ax.legend()
     pngs["grad_norm.png"] = _png(fig)
@@ -199,8 +240,10 @@ def html_table(header: list[str] | None, rows: list[list], classes: list[str] | 
         return "".join(f"<{tag}>{html.escape(str(v))}</{tag}>" for v in values)
 
     head = f"<tr>{cells('th', header)}</tr>" if header else ""
-    body = "".join((f'<tr class="{classes[i]}">' if classes else "<tr>") + cells("td", row)
-                   + "</tr>" for i, row in enumerate(rows))
+    body = "".join(
+        (f'<tr class="{classes[i]}">' if classes else "<tr>") + cells("td", row) + "</tr>"
+        for i, row in enumerate(rows)
+    )
     return f"<table>{head}{body}</table>"
 
 
@@ -220,8 +263,9 @@ def config_diff(config: RunConfig) -> tuple[str, list[list] | None]:
         parent = load_run(path)
     except ConfigError as exc:
         return f"parent {config.parent}: cannot load ({exc})", None
-    diffs = config_differences([parent.to_dict(), config.to_dict()],
-                               ignore=("name", "parent", "description"))
+    diffs = config_differences(
+        [parent.to_dict(), config.to_dict()], ignore=("name", "parent", "description")
+    )
     return f"parent {config.parent} ({path})", [[k, theirs, ours] for k, (theirs, ours) in diffs]
 
 
@@ -245,32 +289,54 @@ def _per_day_table(per_day: dict, what: str) -> str:
 
 def _hypotheses(folder: Path) -> list[dict]:
     path = folder / "hypotheses.jsonl"
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()] \
-        if path.is_file() else []
+    return (
+        [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+        if path.is_file()
+        else []
+    )
 
 
 def _words_section(folder: Path, summary: dict) -> str:
     """An ``evaluate --lm`` folder: WER beside the PER of the decoded phonemes."""
     split = html.escape(folder.name)
     ci = lambda k: "-".join(_fmt(v) for v in summary.get(f"{k}_ci95", []))  # noqa: E731
-    parts = [(f"<h3>{split}</h3><p>WER <b>{_fmt(summary['wer'])}</b> (95% CI {ci('wer')}), "
-              f"PER of the decoded phonemes {_fmt(summary['per'])} (95% CI {ci('per')}) over "
-              f"{summary.get('n_sentences', '?')} sentences; LM {html.escape(summary['lm'])}, "
-              f"{html.escape(json.dumps(summary.get('options', {})))} from "
-              f"{html.escape(str(summary.get('options_from')))}; "
-              f"{_fmt(summary.get('decode_ms_per_sentence'), 1)} ms per sentence</p>")]
+    parts = [
+        (
+            f"<h3>{split}</h3><p>WER <b>{_fmt(summary['wer'])}</b> (95% CI {ci('wer')}), "
+            f"PER of the decoded phonemes {_fmt(summary['per'])} (95% CI {ci('per')}) over "
+            f"{summary.get('n_sentences', '?')} sentences; LM {html.escape(summary['lm'])}, "
+            f"{html.escape(json.dumps(summary.get('options', {})))} from "
+            f"{html.escape(str(summary.get('options_from')))}; "
+            f"{_fmt(summary.get('decode_ms_per_sentence'), 1)} ms per sentence</p>"
+        )
+    ]
     parts.append(_per_day_table(summary.get("wer_per_day", {}), "WER"))
     hyps = _hypotheses(folder)
     worst = sorted(hyps, key=lambda h: -h.get("word_edits", 0))[:N_WORST]
     if worst:
-        parts.append(f"<h4>{len(worst)} sentences with the most word errors</h4>" + html_table(
-            ["session", "trial", "word errors", "reference", "decoded"],
-            [[h.get("session"), h.get("trial"), h.get("word_edits"), h.get("text", ""),
-              h.get("hyp", "")] for h in worst]))
+        parts.append(
+            f"<h4>{len(worst)} sentences with the most word errors</h4>"
+            + html_table(
+                ["session", "trial", "word errors", "reference", "decoded"],
+                [
+                    [
+                        h.get("session"),
+                        h.get("trial"),
+                        h.get("word_edits"),
+                        h.get("text", ""),
+                        h.get("hyp", ""),
+                    ]
+                    for h in worst
+                ],
+            )
+        )
     confusion = _confusion_lines(folder, [])
     if confusion:
-        parts.append("<h4>most frequent word errors (REF -&gt; HYP; * = nothing)</h4><pre>"
-                     + html.escape("\n".join(confusion)) + "</pre>")
+        parts.append(
+            "<h4>most frequent word errors (REF -&gt; HYP; * = nothing)</h4><pre>"
+            + html.escape("\n".join(confusion))
+            + "</pre>"
+        )
     return "\n".join(parts)
 
 
@@ -280,24 +346,46 @@ def _eval_section(folder: Path) -> str:
     if "wer" in summary:
         return _words_section(folder, summary)
     if "per" not in summary:
-        return (f"<h3>{split}</h3><p>{summary.get('n_sentences', '?')} unlabelled sentences "
-                "decoded (no PER)</p>")
-    parts = [(f"<h3>{split}</h3><p>PER <b>{_fmt(summary['per'])}</b> over "
-              f"{summary.get('n_sentences', '?')} sentences ({summary.get('edit_distance', '?')} "
-              f"edits / {summary.get('n_phonemes', '?')} phonemes), checkpoint of batch "
-              f"{summary.get('checkpoint_step', '?')}</p>")]
+        return (
+            f"<h3>{split}</h3><p>{summary.get('n_sentences', '?')} unlabelled sentences "
+            "decoded (no PER)</p>"
+        )
+    parts = [
+        (
+            f"<h3>{split}</h3><p>PER <b>{_fmt(summary['per'])}</b> over "
+            f"{summary.get('n_sentences', '?')} sentences ({summary.get('edit_distance', '?')} "
+            f"edits / {summary.get('n_phonemes', '?')} phonemes), checkpoint of batch "
+            f"{summary.get('checkpoint_step', '?')}</p>"
+        )
+    ]
     parts.append(_per_day_table(summary.get("per_day", {}), "PER"))
     hyps = _hypotheses(folder)
     if hyps:
         worst = sorted(hyps, key=lambda h: -as_float(h.get("per")))[:N_WORST]
-        parts.append(f"<h4>{len(worst)} worst sentences</h4>" + html_table(
-            ["session", "trial", "PER", "text", "reference", "hypothesis"],
-            [[h.get("session"), h.get("trial"), _fmt(h.get("per"), 3), h.get("text", ""),
-              h.get("ref", ""), h.get("hyp", "")] for h in worst]))
+        parts.append(
+            f"<h4>{len(worst)} worst sentences</h4>"
+            + html_table(
+                ["session", "trial", "PER", "text", "reference", "hypothesis"],
+                [
+                    [
+                        h.get("session"),
+                        h.get("trial"),
+                        _fmt(h.get("per"), 3),
+                        h.get("text", ""),
+                        h.get("ref", ""),
+                        h.get("hyp", ""),
+                    ]
+                    for h in worst
+                ],
+            )
+        )
     confusion = _confusion_lines(folder, hyps)
     if confusion:
-        parts.append("<h4>most frequent errors (REF -&gt; HYP; * = nothing)</h4><pre>"
-                     + html.escape("\n".join(confusion)) + "</pre>")
+        parts.append(
+            "<h4>most frequent errors (REF -&gt; HYP; * = nothing)</h4><pre>"
+            + html.escape("\n".join(confusion))
+            + "</pre>"
+        )
     return "\n".join(parts)
 
 
@@ -311,13 +399,20 @@ def _facts(config: RunConfig, record: dict, rows: list[dict]) -> list[list]:
     wall = record.get("wall_s")
     done = int(batches[-1]["step"]) + 1 if batches else 0
     return [
-        ["run", config.name], ["parent", config.parent or "-"],
-        ["description", config.description or "-"], ["status", record.get("status", "unknown")],
+        ["run", config.name],
+        ["parent", config.parent or "-"],
+        ["description", config.description or "-"],
+        ["status", record.get("status", "unknown")],
         ["batches done", f"{done} of {config.train.n_batch}"],
         ["started", record.get("started", "-")],
-        ["wall time", f"{wall / 60:.1f} min ({wall:.0f} s)" if isinstance(wall, (int, float)) else "-"],
-        [f"best {split or config.data.eval_split} PER",
-         f"{min(points)[0]:.4f} at batch {min(points)[1]}" if points else "no evaluation"],
+        [
+            "wall time",
+            f"{wall / 60:.1f} min ({wall:.0f} s)" if isinstance(wall, (int, float)) else "-",
+        ],
+        [
+            f"best {split or config.data.eval_split} PER",
+            f"{min(points)[0]:.4f} at batch {min(points)[1]}" if points else "no evaluation",
+        ],
         *_provenance_facts(record),
     ]
 
@@ -327,14 +422,29 @@ def _provenance_facts(record: dict) -> list[list]:
     git, machine, dataset = record.get("git"), record.get("machine"), record.get("dataset")
     facts = [["brain2text", record.get("brain2text_version", "-")]]
     if git:
-        facts.append(["git commit", f"{git['commit'][:12]}{' (uncommitted changes)' if git['dirty'] else ''}"])
+        facts.append(
+            [
+                "git commit",
+                f"{git['commit'][:12]}{' (uncommitted changes)' if git['dirty'] else ''}",
+            ]
+        )
     if machine:
         gpu = machine.get("gpu")
-        facts.append(["machine", f"{machine.get('cpu')}, {machine.get('device')}"
-                                 + (f" ({gpu['name']})" if gpu else "")])
+        facts.append(
+            [
+                "machine",
+                f"{machine.get('cpu')}, {machine.get('device')}"
+                + (f" ({gpu['name']})" if gpu else ""),
+            ]
+        )
     if dataset:
-        facts.append(["dataset", f"{dataset.get('path')} (manifest sha256 "
-                                 f"{(dataset.get('manifest_sha256') or '-')[:12]})"])
+        facts.append(
+            [
+                "dataset",
+                f"{dataset.get('path')} (manifest sha256 "
+                f"{(dataset.get('manifest_sha256') or '-')[:12]})",
+            ]
+        )
     return facts
 
 
@@ -343,30 +453,57 @@ def _warnings_html(rows: list[dict], record: dict) -> str:
     stopped = record.get("stopped_early")
     parts = []
     if isinstance(stopped, dict):
-        parts.append(f"<p><b>stopped early</b> at batch {html.escape(str(stopped.get('step')))}: "
-                     f"{html.escape(str(stopped.get('reason')))}</p>")
-    parts.append(html_table(["batch", "lr", "kind", "message"],
-                        [[w.get("step"), f"{as_float(w.get('lr')):.3g}", w["warning"],
-                          w.get("message", "")] for w in warnings]) if warnings
-                 else "<p>no warning (or the watch was off: watch.enabled)</p>")
+        parts.append(
+            f"<p><b>stopped early</b> at batch {html.escape(str(stopped.get('step')))}: "
+            f"{html.escape(str(stopped.get('reason')))}</p>"
+        )
+    parts.append(
+        html_table(
+            ["batch", "lr", "kind", "message"],
+            [
+                [w.get("step"), f"{as_float(w.get('lr')):.3g}", w["warning"], w.get("message", "")]
+                for w in warnings
+            ],
+        )
+        if warnings
+        else "<p>no warning (or the watch was off: watch.enabled)</p>"
+    )
     return "\n".join(parts)
 
 
-def build_html(config: RunConfig, record: dict, rows: list[dict], verdicts: list[Verdict],
-               pngs: dict[str, bytes], config_text: str, run_dir: Path) -> str:
+def build_html(
+    config: RunConfig,
+    record: dict,
+    rows: list[dict],
+    verdicts: list[Verdict],
+    pngs: dict[str, bytes],
+    config_text: str,
+    run_dir: Path,
+) -> str:
     name = html.escape(config.name)
-    verdict_html = html_table(["criterion", "status", "figure"],
-                          [[v.name, v.status, v.figure] for v in verdicts],
-                          [v.status.replace(" ", "-") for v in verdicts]) if verdicts \
+    verdict_html = (
+        html_table(
+            ["criterion", "status", "figure"],
+            [[v.name, v.status, v.figure] for v in verdicts],
+            [v.status.replace(" ", "-") for v in verdicts],
+        )
+        if verdicts
         else "<p>no success criteria set (criteria section of the run file)</p>"
+    )
     images = "\n".join(
         f'<img alt="{html.escape(n)}" src="data:image/png;base64,{base64.b64encode(b).decode()}">'
-        for n, b in pngs.items())
+        for n, b in pngs.items()
+    )
     evals = sorted(p.parent for p in (run_dir / "eval").glob("*/summary.json"))
     eval_html = "\n".join(_eval_section(f) for f in evals) or "<p>no evaluation files yet</p>"
     parent_line, diff = config_diff(config)
-    diff_html = "" if diff is None else \
-        html_table(["key", "parent", "this run"], diff) if diff else "<p>no differences</p>"
+    diff_html = (
+        ""
+        if diff is None
+        else html_table(["key", "parent", "this run"], diff)
+        if diff
+        else "<p>no differences</p>"
+    )
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{name}: run report</title><style>{CSS}</style></head>
 <body><h1>Run report: {name}</h1>
@@ -405,7 +542,8 @@ def write_report(run_dir: Path) -> Path:
     out = run_dir / "report"
     for file_name, data in pngs.items():
         atomic_write_bytes(out / file_name, lambda f, data=data: f.write(data))
-    page = build_html(config, _read_json(run_dir / "run.json"), rows, verdicts, pngs,
-                      config_text, run_dir)
+    page = build_html(
+        config, _read_json(run_dir / "run.json"), rows, verdicts, pngs, config_text, run_dir
+    )
     atomic_write_text(out / "index.html", page)
     return out / "index.html"

@@ -69,8 +69,14 @@ def sweep_children(out_dir: Path, varied: list[str]) -> list[SweepChild]:
         if folder == Path(out_dir):
             continue
         pruned = (read_record(folder) or {}).get("pruned") or {}
-        children.append(SweepChild(summarize_run(folder), varied_values(folder, varied),
-                                   eval_curve(read_metrics(folder)), pruned.get("step")))
+        children.append(
+            SweepChild(
+                summarize_run(folder),
+                varied_values(folder, varied),
+                eval_curve(read_metrics(folder)),
+                pruned.get("step"),
+            )
+        )
     return sorted(children, key=lambda c: c.summary.name)
 
 
@@ -97,9 +103,10 @@ def plot_per_against_keys(children: list[SweepChild], varied: list[str]) -> byte
         xs = [_position(c.values.get(key, "-")) for c in points]
         numeric = bool(xs) and all(isinstance(x, (int, float)) for x in xs)
         labels = list(dict.fromkeys(map(str, xs)))  # categorical: in order of first appearance
-        for x, child in zip(xs, points):
-            ax.scatter([x if numeric else labels.index(str(x))], [child.summary.best_per],
-                       **_style(child))
+        for x, child in zip(xs, points, strict=False):
+            ax.scatter(
+                [x if numeric else labels.index(str(x))], [child.summary.best_per], **_style(child)
+            )
         if numeric and key.endswith("lr") and min(xs) > 0:
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: no overlap
@@ -127,10 +134,15 @@ def plot_curves(children: list[SweepChild]) -> bytes:
     for child in children:
         if not child.curve:
             continue
-        steps, pers = zip(*child.curve)
+        steps, pers = zip(*child.curve, strict=False)
         pruned = child.summary.status == PRUNED
-        (line,) = ax.plot(steps, pers, linestyle="--" if pruned else "-", alpha=0.6 if pruned
-                          else 0.9, label=child.summary.name + (" (pruned)" if pruned else ""))
+        (line,) = ax.plot(
+            steps,
+            pers,
+            linestyle="--" if pruned else "-",
+            alpha=0.6 if pruned else 0.9,
+            label=child.summary.name + (" (pruned)" if pruned else ""),
+        )
         if pruned:
             ax.plot(steps[-1], pers[-1], marker="x", color=line.get_color())
     ax.set_xlabel("batch")
@@ -158,20 +170,27 @@ def _verdict_rows(child: SweepChild) -> list[list[str]]:
 
 
 def _image(name: str, png: bytes) -> str:
-    return (f'<img alt="{html.escape(name)}" '
-            f'src="data:image/png;base64,{base64.b64encode(png).decode()}">')
+    return (
+        f'<img alt="{html.escape(name)}" '
+        f'src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+    )
 
 
-def build_page(out_dir: Path, record: dict[str, Any], children: list[SweepChild],
-               figure: bytes, curves: bytes) -> str:
+def build_page(
+    out_dir: Path, record: dict[str, Any], children: list[SweepChild], figure: bytes, curves: bytes
+) -> str:
     header, rows = table_rows([c.summary for c in children], out_dir)
     classes = ["pruned" if c.summary.status == PRUNED else "" for c in children]
     n_pruned = sum(c.summary.status == PRUNED for c in children)
     searched = record.get("grid") or record.get("space") or {}
-    facts = [["kind", record.get("kind", "grid")], ["run file", record.get("run_file", "-")],
-             ["overrides", " ".join(record.get("overrides", [])) or "-"],
-             ["searched", json.dumps(searched)], ["children", str(len(children))],
-             ["pruned", f"{n_pruned} (greyed: stopped by the pruner, never finished)"]]
+    facts = [
+        ["kind", record.get("kind", "grid")],
+        ["run file", record.get("run_file", "-")],
+        ["overrides", " ".join(record.get("overrides", [])) or "-"],
+        ["searched", json.dumps(searched)],
+        ["children", str(len(children))],
+        ["pruned", f"{n_pruned} (greyed: stopped by the pruner, never finished)"],
+    ]
     for key in ("seeds", "n_trials", "storage", "study", "prune_startup"):
         if key in record:
             facts.append([key, str(record[key])])

@@ -29,8 +29,13 @@ def assert_finite(model: torch.nn.Module, step: int) -> None:
 def save_checkpoint(path: Path, model: torch.nn.Module, state: dict[str, Any], step: int) -> None:
     """Save model weights with ``state`` (config, optimizer, ...) after checking they are finite."""
     assert_finite(model, step)
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "step": step,
-               "model": model.state_dict(), **state}
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "step": step,
+        "model": model.state_dict(),
+        **state,
+    }
     atomic_write_bytes(path, lambda f: torch.save(payload, f))
 
 
@@ -45,6 +50,8 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise DataError(f"{path}: not a brain2text checkpoint")
     if payload.get("format_version") != FORMAT_VERSION:
-        raise DataError(f"{path}: checkpoint format version {payload.get('format_version')} "
-                        f"is not supported (expected {FORMAT_VERSION})")
+        raise DataError(
+            f"{path}: checkpoint format version {payload.get('format_version')} "
+            f"is not supported (expected {FORMAT_VERSION})"
+        )
     return payload

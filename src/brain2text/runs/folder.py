@@ -38,8 +38,10 @@ def prepare_run_dir(out_dir: Path, overwrite: bool) -> None:
     files are removed, anything else in it is kept)."""
     if out_dir.exists() and any(out_dir.iterdir()):
         if not overwrite:
-            raise DataError(f"{out_dir}: run folder exists and is not empty "
-                            "(choose another --out or pass --overwrite)")
+            raise DataError(
+                f"{out_dir}: run folder exists and is not empty "
+                "(choose another --out or pass --overwrite)"
+            )
         for name in RUN_FILES:
             (out_dir / name).unlink(missing_ok=True)
         for sub in RUN_SUBDIRS:
@@ -121,8 +123,7 @@ class Heartbeat:
         self.path = run_dir / HEARTBEAT_FILE
         self.every = every
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="brain2text-heartbeat",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._beat, name="brain2text-heartbeat", daemon=True)
 
     def _beat(self) -> None:
         while True:

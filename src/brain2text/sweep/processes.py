@@ -48,8 +48,9 @@ def log_tail(path: Path, lines: int = 1) -> str:
     return " | ".join(text[-lines:])
 
 
-def run_jobs(jobs: list[Job], workers: int, log_dir: Path,
-             on_end: Callable[[Job, int], None] | None = None) -> JobsOutcome:
+def run_jobs(
+    jobs: list[Job], workers: int, log_dir: Path, on_end: Callable[[Job, int], None] | None = None
+) -> JobsOutcome:
     """Run ``jobs`` at most ``workers`` at a time; ``on_end(job, exit status)`` is called as
     each one ends."""
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -69,19 +70,25 @@ def run_jobs(jobs: list[Job], workers: int, log_dir: Path,
             while pending and len(running) < workers and not caught:
                 job = pending.pop(0)
                 with open(log_dir / f"{job.name}.log", "ab") as log:
-                    proc = subprocess.Popen([sys.executable, "-m", "brain2text", *job.arguments],
-                                            stdout=log, stderr=subprocess.STDOUT, env=env)
+                    proc = subprocess.Popen(
+                        [sys.executable, "-m", "brain2text", *job.arguments],
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        env=env,
+                    )
                 running[proc] = job
-                print(f"started {job.name} (pid {proc.pid}; log {log_dir / job.name}.log)",
-                      flush=True)
+                print(
+                    f"started {job.name} (pid {proc.pid}; log {log_dir / job.name}.log)", flush=True
+                )
             if caught:
                 pending.clear()
             time.sleep(POLL_S)
             for proc in [p for p in running if p.poll() is not None]:
                 job = running.pop(proc)
                 if proc.returncode not in (0, EXIT_INTERRUPTED):
-                    failed[job.name] = (f"exit {proc.returncode}: "
-                                        f"{log_tail(log_dir / f'{job.name}.log')}")
+                    failed[job.name] = (
+                        f"exit {proc.returncode}: {log_tail(log_dir / f'{job.name}.log')}"
+                    )
                 if on_end is not None:
                     on_end(job, proc.returncode)
     finally:

@@ -103,19 +103,32 @@ def open_storage(url: str) -> RDBStorage:
     try:
         # SQLite: several workers on one file wait for each other's writes, up to a minute
         engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else None
-        return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S,
-                          grace_period=HEARTBEAT_GRACE_S,
-                          **{RETRY_ARGUMENT: RetryStaleTrial(max_retry=3)})
+        return RDBStorage(
+            url,
+            engine_kwargs=engine,
+            heartbeat_interval=HEARTBEAT_S,
+            grace_period=HEARTBEAT_GRACE_S,
+            **{RETRY_ARGUMENT: RetryStaleTrial(max_retry=3)},
+        )
     except Exception as exc:  # sqlalchemy's errors, a missing database driver, a bad URL
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        raise ConfigError(f"--storage {masked(url)}: cannot be opened "
-                          f"({type(exc).__name__}: {reason})") from None
+        raise ConfigError(
+            f"--storage {masked(url)}: cannot be opened ({type(exc).__name__}: {reason})"
+        ) from None
 
 
-def plan_search(run_file: Path | str, space_file: Path | str, n_trials: int, *,
-                overrides: list[str], out_dir: Path | None, storage: str | None,
-                study_name: str | None, prune_startup: int,
-                sampler_seed: int | None = None) -> SearchPlan:
+def plan_search(
+    run_file: Path | str,
+    space_file: Path | str,
+    n_trials: int,
+    *,
+    overrides: list[str],
+    out_dir: Path | None,
+    storage: str | None,
+    study_name: str | None,
+    prune_startup: int,
+    sampler_seed: int | None = None,
+) -> SearchPlan:
     """Everything checked before a trial starts: the space file, every key of it against the
     run file (at both ends of a range and at every choice), N and the storage URL."""
     if n_trials < 1:
@@ -129,8 +142,19 @@ def plan_search(run_file: Path | str, space_file: Path | str, n_trials: int, *,
             make_child(run_file, "probe", {key: value}, overrides, base.name)
     out_dir = Path(out_dir) if out_dir is not None else Path("runs") / f"{base.name}-optuna"
     url = storage or default_storage(out_dir)
-    return SearchPlan(run_file, list(overrides), Path(space_file), space, n_trials, out_dir, url,
-                      study_name or base.name, base.name, sampler_seed, prune_startup)
+    return SearchPlan(
+        run_file,
+        list(overrides),
+        Path(space_file),
+        space,
+        n_trials,
+        out_dir,
+        url,
+        study_name or base.name,
+        base.name,
+        sampler_seed,
+        prune_startup,
+    )
 
 
 def default_storage(out_dir: Path) -> str:
@@ -142,33 +166,56 @@ def open_study(plan: SearchPlan, sampler_seed: int | None = None) -> optuna.Stud
     if plan.storage_url == default_storage(plan.out_dir):
         plan.out_dir.mkdir(parents=True, exist_ok=True)  # the default file's folder
     storage = open_storage(plan.storage_url)
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=plan.prune_startup)
-              if plan.prune_startup else optuna.pruners.NopPruner())
-    return optuna.create_study(storage=storage, study_name=plan.study_name, direction="minimize",
-                               sampler=TPESampler(seed=sampler_seed), pruner=pruner,
-                               load_if_exists=True)
+    pruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=plan.prune_startup)
+        if plan.prune_startup
+        else optuna.pruners.NopPruner()
+    )
+    return optuna.create_study(
+        storage=storage,
+        study_name=plan.study_name,
+        direction="minimize",
+        sampler=TPESampler(seed=sampler_seed),
+        pruner=pruner,
+        load_if_exists=True,
+    )
 
 
 def run_search(plan: SearchPlan, *, quiet: bool = False) -> SweepOutcome:
     """Run trials until the study holds ``plan.n_trials`` finished or pruned ones."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(plan, plan.sampler_seed)
-    write_record(plan.out_dir, {"kind": "optuna", "run_file": str(plan.run_file),
-                                "overrides": plan.overrides, "space": describe(plan.space),
-                                "varied": list(plan.space), "n_trials": plan.n_trials,
-                                "storage": masked(plan.storage_url), "study": plan.study_name,
-                                "prune_startup": plan.prune_startup},
-                 same=("run_file", "overrides", "space", "study"))
+    write_record(
+        plan.out_dir,
+        {
+            "kind": "optuna",
+            "run_file": str(plan.run_file),
+            "overrides": plan.overrides,
+            "space": describe(plan.space),
+            "varied": list(plan.space),
+            "n_trials": plan.n_trials,
+            "storage": masked(plan.storage_url),
+            "study": plan.study_name,
+            "prune_startup": plan.prune_startup,
+        },
+        same=("run_file", "overrides", "space", "study"),
+    )
     counted = len(study.get_trials(deepcopy=False, states=COUNTED))
-    print(f"study {plan.study_name} in {masked(plan.storage_url)}: {counted} of "
-          f"{plan.n_trials} trials done", flush=True)
+    print(
+        f"study {plan.study_name} in {masked(plan.storage_url)}: {counted} of "
+        f"{plan.n_trials} trials done",
+        flush=True,
+    )
     interrupted = False
     failed: dict[str, str] = {}
     if counted < plan.n_trials:
         try:
-            study.optimize(_Objective(plan, study, quiet, failed), n_trials=plan.n_trials - counted,
-                           callbacks=[MaxTrialsCallback(plan.n_trials, states=COUNTED)],
-                           catch=(TrainingError,))
+            study.optimize(
+                _Objective(plan, study, quiet, failed),
+                n_trials=plan.n_trials - counted,
+                callbacks=[MaxTrialsCallback(plan.n_trials, states=COUNTED)],
+                catch=(TrainingError,),
+            )
         except SearchInterrupted as exc:
             print(f"search interrupted in {exc}; run the same command again to go on")
             interrupted = True
@@ -177,8 +224,9 @@ def run_search(plan: SearchPlan, *, quiet: bool = False) -> SweepOutcome:
     if complete and not interrupted:
         best = min(complete, key=lambda t: t.value)
         child = Child(best.user_attrs["folder"], best.params, load_run(plan.run_file))
-        write_best_run_file(plan.out_dir, plan.run_file, plan.base_name, plan.overrides, child,
-                            best.value)
+        write_best_run_file(
+            plan.out_dir, plan.run_file, plan.base_name, plan.overrides, child, best.value
+        )
     return SweepOutcome(plan.out_dir, interrupted, failed)
 
 
@@ -186,16 +234,35 @@ def run_search_workers(plan: SearchPlan, workers: int) -> SweepOutcome:
     """``--workers K``: K worker processes of this same search on this machine, joining one
     study (created here first, so that they do not race to create it)."""
     open_study(plan)
-    arguments = ["sweep", str(plan.run_file), *plan.overrides, "--optuna", str(plan.n_trials),
-                 "--space", str(plan.space_file), "--storage", plan.storage_url,
-                 "--study", plan.study_name, "--out", str(plan.out_dir),
-                 "--prune-startup", str(plan.prune_startup), "--quiet"]
+    arguments = [
+        "sweep",
+        str(plan.run_file),
+        *plan.overrides,
+        "--optuna",
+        str(plan.n_trials),
+        "--space",
+        str(plan.space_file),
+        "--storage",
+        plan.storage_url,
+        "--study",
+        plan.study_name,
+        "--out",
+        str(plan.out_dir),
+        "--prune-startup",
+        str(plan.prune_startup),
+        "--quiet",
+    ]
     seeds = [None if plan.sampler_seed is None else plan.sampler_seed + k for k in range(workers)]
-    jobs = [Job(f"worker-{k + 1}", arguments + ([] if seed is None else
-                                               ["--sampler-seed", str(seed)]))
-            for k, seed in enumerate(seeds)]
-    result = run_jobs(jobs, workers, plan.out_dir / "logs",
-                      on_end=lambda job, code: print(f"{job.name} ended (exit {code})", flush=True))
+    jobs = [
+        Job(f"worker-{k + 1}", arguments + ([] if seed is None else ["--sampler-seed", str(seed)]))
+        for k, seed in enumerate(seeds)
+    ]
+    result = run_jobs(
+        jobs,
+        workers,
+        plan.out_dir / "logs",
+        on_end=lambda job, code: print(f"{job.name} ended (exit {code})", flush=True),
+    )
     write_sweep_outputs(plan.out_dir)
     if result.interrupted:
         print("search interrupted; run the same command again to go on")
@@ -206,8 +273,9 @@ class _Objective:
     """One trial: the child's values, its run (resumed when the trial continues an interrupted
     one), its evaluations fed to the pruner, its best PER."""
 
-    def __init__(self, plan: SearchPlan, study: optuna.Study, quiet: bool,
-                 failed: dict[str, str]) -> None:
+    def __init__(
+        self, plan: SearchPlan, study: optuna.Study, quiet: bool, failed: dict[str, str]
+    ) -> None:
         self.plan, self.study, self.quiet, self.failed = plan, study, quiet, failed
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -237,21 +305,32 @@ class _Objective:
             self._queue_again(trial, name)
             raise SearchInterrupted(name)
         if outcome.status == PRUNED:
-            print(f"trial {trial.number} ({name}) pruned after step {outcome.last_step}: "
-                  f"best PER {outcome.best.per:.4f}", flush=True)
+            print(
+                f"trial {trial.number} ({name}) pruned after step {outcome.last_step}: "
+                f"best PER {outcome.best.per:.4f}",
+                flush=True,
+            )
             raise optuna.TrialPruned()
-        print(f"trial {trial.number} ({name}) {outcome.status}: best PER "
-              f"{outcome.best.per:.4f} at step {outcome.best.step}", flush=True)
+        print(
+            f"trial {trial.number} ({name}) {outcome.status}: best PER "
+            f"{outcome.best.per:.4f} at step {outcome.best.step}",
+            flush=True,
+        )
         return outcome.best.per if math.isfinite(outcome.best.per) else 1.0
 
     def _queue_again(self, trial: optuna.Trial, name: str) -> None:
         """A waiting trial with the same values and folder: whichever worker takes it next
         resumes the child."""
         frozen = self.study.get_trials(deepcopy=False)[trial.number]
-        self.study.add_trial(create_trial(
-            state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
-            user_attrs={"folder": name, "continues": trial.number},
-            intermediate_values=dict(frozen.intermediate_values)))
+        self.study.add_trial(
+            create_trial(
+                state=TrialState.WAITING,
+                params=trial.params,
+                distributions=trial.distributions,
+                user_attrs={"folder": name, "continues": trial.number},
+                intermediate_values=dict(frozen.intermediate_values),
+            )
+        )
 
 
 def _short(value: Any) -> str:

@@ -34,12 +34,14 @@ def _number(value: Any) -> bool:
 
 def _distribution(where: str, entry: Any) -> BaseDistribution:
     if not isinstance(entry, dict):
-        raise ConfigError(f"{where}: give {{low: .., high: ..}} or {{choices: [..]}}, "
-                          f"not {entry!r}")
+        raise ConfigError(
+            f"{where}: give {{low: .., high: ..}} or {{choices: [..]}}, not {entry!r}"
+        )
     if "choices" in entry:
         if set(entry) != {"choices"}:
-            raise ConfigError(f"{where}: choices take no other setting (got "
-                              f"{sorted(set(entry) - {'choices'})})")
+            raise ConfigError(
+                f"{where}: choices take no other setting (got {sorted(set(entry) - {'choices'})})"
+            )
         choices = entry["choices"]
         if not isinstance(choices, list) or not choices:
             raise ConfigError(f"{where}: choices must be a non-empty list")
@@ -50,8 +52,9 @@ def _distribution(where: str, entry: Any) -> BaseDistribution:
         return CategoricalDistribution(choices)
     unknown = set(entry) - RANGE_KEYS
     if unknown or "low" not in entry or "high" not in entry:
-        raise ConfigError(f"{where}: a range takes low, high and optionally log and step "
-                          f"(got {sorted(entry)})")
+        raise ConfigError(
+            f"{where}: a range takes low, high and optionally log and step (got {sorted(entry)})"
+        )
     low, high, log, step = entry["low"], entry["high"], entry.get("log", False), entry.get("step")
     if not (_number(low) and _number(high)):
         raise ConfigError(f"{where}: low and high must be numbers (got {low!r}, {high!r})")
@@ -65,8 +68,9 @@ def _distribution(where: str, entry: Any) -> BaseDistribution:
         raise ConfigError(f"{where}: step must be a positive number, and not with log")
     if isinstance(low, int) and isinstance(high, int) and (step is None or isinstance(step, int)):
         return IntDistribution(low, high, log=log, step=step or 1)
-    return FloatDistribution(float(low), float(high), log=log,
-                             step=None if step is None else float(step))
+    return FloatDistribution(
+        float(low), float(high), log=log, step=None if step is None else float(step)
+    )
 
 
 def load_space(path: Path | str) -> dict[str, BaseDistribution]:
@@ -79,8 +83,10 @@ def load_space(path: Path | str) -> dict[str, BaseDistribution]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"--space {path}: not valid YAML ({type(exc).__name__})") from None
     if not isinstance(data, dict) or not data:
-        raise ConfigError(f"--space {path}: expected a mapping of dotted keys to ranges, e.g. "
-                          "'optim.max_lr: {low: 0.004, high: 0.015, log: true}'")
+        raise ConfigError(
+            f"--space {path}: expected a mapping of dotted keys to ranges, e.g. "
+            "'optim.max_lr: {low: 0.004, high: 0.015, log: true}'"
+        )
     return {str(key): _distribution(f"{path}: {key}", entry) for key, entry in data.items()}
 
 
@@ -96,10 +102,12 @@ def suggest(trial: Trial, key: str, distribution: BaseDistribution) -> Any:
     if isinstance(distribution, CategoricalDistribution):
         return trial.suggest_categorical(key, distribution.choices)
     if isinstance(distribution, IntDistribution):
-        return trial.suggest_int(key, distribution.low, distribution.high,
-                                 step=distribution.step, log=distribution.log)
-    return trial.suggest_float(key, distribution.low, distribution.high,
-                               step=distribution.step, log=distribution.log)
+        return trial.suggest_int(
+            key, distribution.low, distribution.high, step=distribution.step, log=distribution.log
+        )
+    return trial.suggest_float(
+        key, distribution.low, distribution.high, step=distribution.step, log=distribution.log
+    )
 
 
 def describe(space: dict[str, BaseDistribution]) -> dict[str, Any]:
@@ -109,6 +117,10 @@ def describe(space: dict[str, BaseDistribution]) -> dict[str, Any]:
         if isinstance(d, CategoricalDistribution):
             out[key] = {"choices": list(d.choices)}
         else:
-            out[key] = {"low": d.low, "high": d.high, "log": d.log,
-                        **({"step": d.step} if d.step not in (None, 1) else {})}
+            out[key] = {
+                "low": d.low,
+                "high": d.high,
+                "log": d.log,
+                **({"step": d.step} if d.step not in (None, 1) else {}),
+            }
     return out

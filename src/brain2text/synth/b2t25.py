@@ -133,8 +133,9 @@ def fill_file(f: h5py.File, part: DaySplit, labelled: bool) -> None:
         if labelled:
             ids = to_ids(phonemize(text))
             g.create_dataset("seq_class_ids", data=padded(ids, f"{part.day} trial {i}"))
-            g.create_dataset("transcription",
-                             data=padded([ord(c) for c in text], f"{part.day} trial {i}"))
+            g.create_dataset(
+                "transcription", data=padded([ord(c) for c in text], f"{part.day} trial {i}")
+            )
             g.attrs["seq_len"] = len(ids)
             g.attrs["sentence_label"] = text
 
@@ -174,8 +175,10 @@ def prepare_data_folder(out_dir: Path, overwrite: bool) -> Path:
     root = out_dir / DATA_FOLDER
     found = sorted(root.rglob("*.hdf5")) if root.exists() else []
     if found and not overwrite:
-        raise DataError(f"{root} already holds {len(found)} .hdf5 file(s); choose an empty "
-                        "folder or pass overwrite=True")
+        raise DataError(
+            f"{root} already holds {len(found)} .hdf5 file(s); choose an empty "
+            "folder or pass overwrite=True"
+        )
     for old in found:
         old.unlink()
     for folder in sorted(root.glob("t15.*")):

@@ -84,8 +84,9 @@ def simulate_day(
             current = DaySplit(block.split, day.name, [], [], [], [])
         texts = [queues[block.split].pop(0) for _ in range(block.n_sentences)]
         latents = [
-            trial_latent(np.array(to_ids(phonemize(t))), world.embeddings, world.neighbours,
-                         params, rng)  # fmt: skip
+            trial_latent(
+                np.array(to_ids(phonemize(t))), world.embeddings, world.neighbours, params, rng
+            )  # fmt: skip
             for t in texts
         ]
         recordings = simulate_block(latents, day, rate_offsets[b], floor_offsets[b], params, rng)
@@ -145,7 +146,7 @@ def generate(
         "generator": "brain2text.synth", "brain2text_version": __version__, "seed": seed,
         "days": list(chosen), "holdout_days": list(holdout_days), **counts, "compact": compact,
         "params": params.to_dict(), "complete": False,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }  # fmt: skip
     write_json(out_dir / MANIFEST_FILE, manifest)
 
@@ -157,8 +158,9 @@ def generate(
         for part in simulate_day(world, index, train_per_day, test_per_day, n_holdout, seed,
                                  params):  # fmt: skip
             redact = part.split == HOLDOUT
-            fields = mat_fields(part.texts, part.blocks, part.recordings, redact=redact,
-                                compact=compact)
+            fields = mat_fields(
+                part.texts, part.blocks, part.recordings, redact=redact, compact=compact
+            )
             write_day_file(out_dir / part.split / f"{day_name}.mat", fields, compress)
             if redact:
                 answers[day_name] = part.texts

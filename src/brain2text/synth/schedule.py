@@ -96,9 +96,7 @@ def n_train_blocks(n_train: int) -> int:
     return n
 
 
-def plan_day(
-    n_train: int, n_test: int, n_holdout: int, rng: np.random.Generator
-) -> list[Block]:
+def plan_day(n_train: int, n_test: int, n_holdout: int, rng: np.random.Generator) -> list[Block]:
     """Blocks of one day in recording order: hold-out, train, then one test block."""
     blocks: list[Block] = []
     if n_holdout > 0:

@@ -71,8 +71,9 @@ def ar1_sessions(n: int, ar: float, sd: float, shape: tuple[int, ...], rng: np.r
     return out
 
 
-def tuning_patterns(params: SynthParams, rng: np.random.Generator,
-                    names: tuple[str, ...] = DEFAULT_DAYS) -> np.ndarray:
+def tuning_patterns(
+    params: SynthParams, rng: np.random.Generator, names: tuple[str, ...] = DEFAULT_DAYS
+) -> np.ndarray:
     """(days, 256, D) unit-variance tuning directions drifting across the dates ``names``.
 
     slow OU + fast OU + a fresh part each session, one extra break after ``break_after_day``,
@@ -85,9 +86,9 @@ def tuning_patterns(params: SynthParams, rng: np.random.Generator,
     if 0 < b < len(names):
         kick = rng.standard_normal(shape)
         # the break replaces part of the slow component from day b on, keeping unit variance
-        slow[b:] = np.sqrt(1 - params.break_strength) * slow[b:] + np.sqrt(
-            params.break_strength
-        ) * kick
+        slow[b:] = (
+            np.sqrt(1 - params.break_strength) * slow[b:] + np.sqrt(params.break_strength) * kick
+        )
     fast = ou_walk(gaps, params.drift_fast_tau_days, shape, rng)
     fresh = rng.standard_normal((len(names), *shape))
     w_fresh = max(0.0, 1.0 - params.drift_slow_weight - params.drift_fast_weight)
@@ -130,8 +131,12 @@ def dead_masks(params: SynthParams, rng: np.random.Generator, n_days: int) -> np
     return dead
 
 
-def build_world(seed: int, params: SynthParams, names: tuple[str, ...] = DEFAULT_DAYS,
-                mouthed_days: tuple[str, ...] = MOUTHED_DAYS) -> World:
+def build_world(
+    seed: int,
+    params: SynthParams,
+    names: tuple[str, ...] = DEFAULT_DAYS,
+    mouthed_days: tuple[str, ...] = MOUTHED_DAYS,
+) -> World:
     """All session states for the dates ``names`` (the 2023 release's 24 by default), from
     the dataset seed; ``mouthed_days`` are sessions of mouthed, not vocalised, speech."""
     rng = np.random.default_rng([seed, SESSION_STREAM])
@@ -200,9 +205,7 @@ def tuning_correlation(world: World) -> np.ndarray:
     return np.corrcoef(flat)
 
 
-def correlation_by_gap(
-    corr: np.ndarray, windows: tuple[tuple[float, float], ...]
-) -> list[float]:
+def correlation_by_gap(corr: np.ndarray, windows: tuple[tuple[float, float], ...]) -> list[float]:
     """Mean off-diagonal correlation of session pairs whose gap (days) falls in each window."""
     days = day_numbers(DEFAULT_DAYS)
     gap = np.abs(days[:, None] - days[None, :])

@@ -34,9 +34,7 @@ class TrialLatent:
     offset: int  # first bin of the closing rest
 
 
-def token_durations(
-    ids: np.ndarray, params: SynthParams, rng: np.random.Generator
-) -> np.ndarray:
+def token_durations(ids: np.ndarray, params: SynthParams, rng: np.random.Generator) -> np.ndarray:
     """(n,) float durations in bins, before slips: Gamma per token x one rate factor."""
     is_sil = ids == SIL_ID
     mean = np.where(_IS_VOWEL[ids], params.vowel_mean_bins, params.consonant_mean_bins)

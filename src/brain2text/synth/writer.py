@@ -52,8 +52,9 @@ def mat_fields(
     classes uint8 and single): the same layout in about a fifth of the disk space.
     """
     count_type, power_type = (np.uint8, np.float32) if compact else (np.float64, np.float64)
-    yield "sentenceText", (
-        char_matrix([""] * len(texts), REDACTED_WIDTH) if redact else char_matrix(texts)
+    yield (
+        "sentenceText",
+        (char_matrix([""] * len(texts), REDACTED_WIDTH) if redact else char_matrix(texts)),
     )
     for k in range(N_THRESHOLDS):
         yield f"tx{k + 1}", cell_row([r.tx[k] for r in recordings], count_type)
@@ -61,9 +62,7 @@ def mat_fields(
     yield "blockIdx", np.asarray(blocks, dtype=np.float64).reshape(-1, 1)
 
 
-def write_day_file(
-    path: Path, fields: Iterable[tuple[str, Any]], compress: bool = False
-) -> None:
+def write_day_file(path: Path, fields: Iterable[tuple[str, Any]], compress: bool = False) -> None:
     """Write one MATLAB v5 file atomically (zlib-compressed variables if ``compress``).
 
     savemat writes the file header only at offset 0, so successive calls on one open file

@@ -53,8 +53,10 @@ def _labelled(trials: list[RawTrial], day: str) -> list[tuple[RawTrial, list[int
         try:
             out.append((t, to_ids(phonemize(clean_text(t.sentence)))))
         except KeyError as exc:
-            raise DataError(f"{t.source} trial {t.trial}: words not in the CMU dictionary "
-                            f"({exc}); adapt needs every sentence of day {day} phonemised")
+            raise DataError(
+                f"{t.source} trial {t.trial}: words not in the CMU dictionary "
+                f"({exc}); adapt needs every sentence of day {day} phonemised"
+            )
     return out
 
 
@@ -62,23 +64,31 @@ def _per(decoder: Decoder, trials: list[tuple[RawTrial, list[int]]], day: str) -
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NewDayWarning)
         outs = decoder.decode_batch([(t.features, day) for t, _ in trials])
-    edits = sum(edit_distance(ids, list(o.phoneme_ids)) for (_, ids), o in zip(trials, outs))
+    edits = sum(edit_distance(ids, list(o.phoneme_ids)) for (_, ids), o in zip(trials, outs, strict=False))
     return edits / max(sum(len(ids) for _, ids in trials), 1)
 
 
 def _with_new_day(decoder: Decoder, start: int) -> GRUDecoder:
     old = decoder.model
-    model = GRUDecoder(decoder.config.model, n_days=len(decoder.days) + 1,
-                       n_features=old.n_features).to(decoder.device)
+    model = GRUDecoder(
+        decoder.config.model, n_days=len(decoder.days) + 1, n_features=old.n_features
+    ).to(decoder.device)
     state = old.state_dict()
-    state["day_weights"] = torch.cat([state["day_weights"], state["day_weights"][start:start + 1]])
-    state["day_biases"] = torch.cat([state["day_biases"], state["day_biases"][start:start + 1]])
+    state["day_weights"] = torch.cat(
+        [state["day_weights"], state["day_weights"][start : start + 1]]
+    )
+    state["day_biases"] = torch.cat([state["day_biases"], state["day_biases"][start : start + 1]])
     model.load_state_dict(state)
     return model.eval()
 
 
-def _fit(model: GRUDecoder, trials: list[tuple[RawTrial, list[int]]], day: int,
-         config: RunConfig, seed: int) -> float:
+def _fit(
+    model: GRUDecoder,
+    trials: list[tuple[RawTrial, list[int]]],
+    day: int,
+    config: RunConfig,
+    seed: int,
+) -> float:
     ac = config.adapt
     for p in model.parameters():
         p.requires_grad_(False)
@@ -100,10 +110,12 @@ def _fit(model: GRUDecoder, trials: list[tuple[RawTrial, list[int]]], day: int,
             targets[row, : len(ids)] = torch.tensor(ids)
         days = torch.full((len(batch),), day)
         logits = model(x.to(mask.device), days.to(mask.device), n_bins.to(mask.device))
-        value = ctc_losses(logits, model.ctc_input_lengths(n_bins).to(mask.device),
-                           targets.to(mask.device),
-                           torch.tensor([len(ids) for _, ids in batch], device=mask.device)
-                           ).mean()
+        value = ctc_losses(
+            logits,
+            model.ctc_input_lengths(n_bins).to(mask.device),
+            targets.to(mask.device),
+            torch.tensor([len(ids) for _, ids in batch], device=mask.device),
+        ).mean()
         optimizer.zero_grad(set_to_none=True)
         value.backward()
         optimizer.step()
@@ -111,19 +123,29 @@ def _fit(model: GRUDecoder, trials: list[tuple[RawTrial, list[int]]], day: int,
     return loss
 
 
-def adapt(run_dir: Path, recording: Path, day: str, out_dir: Path, *,
-          overrides: list[str] | None = None, overwrite: bool = False,
-          checkpoint: str = "best") -> Adapted:
+def adapt(
+    run_dir: Path,
+    recording: Path,
+    day: str,
+    out_dir: Path,
+    *,
+    overrides: list[str] | None = None,
+    overwrite: bool = False,
+    checkpoint: str = "best",
+) -> Adapted:
     decoder = Decoder.load(run_dir, checkpoint=checkpoint)
     if day in decoder.days:
-        raise ConfigError(f"--day {day}: already a training day of {run_dir}; adapt teaches "
-                          "it a new one")
+        raise ConfigError(
+            f"--day {day}: already a training day of {run_dir}; adapt teaches it a new one"
+        )
     config = load_run(Path(run_dir) / "config.yaml", overrides or [])
     trials = _labelled(read_recording(recording, decoder.feature_spec), day)  # all day ``day``
     n_held = max(1, int(round(config.adapt.held_out_fraction * len(trials))))
     if len(trials) - n_held < 1:
-        raise DataError(f"{recording}: {len(trials)} labelled trial(s) of day {day}: too few "
-                        "to fit on some and measure on others")
+        raise DataError(
+            f"{recording}: {len(trials)} labelled trial(s) of day {day}: too few "
+            "to fit on some and measure on others"
+        )
     fit, held = trials[:-n_held], trials[-n_held:]
     for t, _ in trials:
         decoder.check_features(t.features, f"{t.source} trial {t.trial}")
@@ -133,27 +155,46 @@ def adapt(run_dir: Path, recording: Path, day: str, out_dir: Path, *,
     before = _per(decoder, held, day)
     model = _with_new_day(decoder, start)
     loss = _fit(model, fit, len(decoder.days), config, config.train.seed)
-    adapted = Decoder(model.eval(), config, [*decoder.days, day], decoder.feature_spec,
-                      decoder.device)
+    adapted = Decoder(
+        model.eval(), config, [*decoder.days, day], decoder.feature_spec, decoder.device
+    )
     after = _per(adapted, held, day)
-    result = Adapted(day, decoder.days[start], len(fit), len(held), before, after,
-                     config.adapt.steps, loss)
+    result = Adapted(
+        day, decoder.days[start], len(fit), len(held), before, after, config.adapt.steps, loss
+    )
     _write(out_dir, overwrite, run_dir, recording, config, adapted, result)
     return result
 
 
-def _write(out_dir: Path, overwrite: bool, run_dir: Path, recording: Path, config: RunConfig,
-           adapted: Decoder, result: Adapted) -> None:
+def _write(
+    out_dir: Path,
+    overwrite: bool,
+    run_dir: Path,
+    recording: Path,
+    config: RunConfig,
+    adapted: Decoder,
+    result: Adapted,
+) -> None:
     out_dir = Path(out_dir)
     prepare_run_dir(out_dir, overwrite)
-    named = config.model_copy(update={"name": f"{config.name}+{result.day}",
-                                      "parent": config.name})
+    named = config.model_copy(update={"name": f"{config.name}+{result.day}", "parent": config.name})
     atomic_write_text(out_dir / "config.yaml", to_yaml(named))
-    save_checkpoint(out_dir / "checkpoints" / "best.pt", adapted.model,
-                    {"config": named.to_dict(), "days": adapted.days,
-                     "features": adapted.feature_spec}, result.steps)
+    save_checkpoint(
+        out_dir / "checkpoints" / "best.pt",
+        adapted.model,
+        {"config": named.to_dict(), "days": adapted.days, "features": adapted.feature_spec},
+        result.steps,
+    )
     figures = {**asdict(result), "run": str(run_dir), "recording": str(recording)}
     atomic_write_text(out_dir / "adapt.json", json.dumps(figures, indent=2) + "\n")
-    write_run_record(out_dir, {"name": named.name, "parent": config.name,
-                               "adapted_from": str(run_dir), "started": stamp()},
-                     "finished", {"adapt": figures})
+    write_run_record(
+        out_dir,
+        {
+            "name": named.name,
+            "parent": config.name,
+            "adapted_from": str(run_dir),
+            "started": stamp(),
+        },
+        "finished",
+        {"adapt": figures},
+    )

@@ -26,7 +26,11 @@ from brain2text.config import AugmentConfig
 
 
 def span_masks(
-    lengths: torch.Tensor, size: int, prob: float, width: int, max_masks: int,
+    lengths: torch.Tensor,
+    size: int,
+    prob: float,
+    width: int,
+    max_masks: int,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Boolean masks (B, size), True where masked.
@@ -54,8 +58,13 @@ def span_masks(
     return inside.any(dim=1)
 
 
-def random_cut(x: torch.Tensor, lengths: torch.Tensor, max_cut: int, min_bins: int,
-               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def random_cut(
+    x: torch.Tensor,
+    lengths: torch.Tensor,
+    max_cut: int,
+    min_bins: int,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, T, C), (B,) -> the batch without its first k bins and the shortened lengths."""
     if max_cut <= 0:
         return x, lengths
@@ -65,7 +74,9 @@ def random_cut(x: torch.Tensor, lengths: torch.Tensor, max_cut: int, min_bins: i
 
 
 def augment_batch(
-    x: torch.Tensor, lengths: torch.Tensor, config: AugmentConfig,
+    x: torch.Tensor,
+    lengths: torch.Tensor,
+    config: AugmentConfig,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Apply noise, offset and masks to a padded batch (B, T, C); returns a new tensor."""
@@ -75,21 +86,31 @@ def augment_batch(
         noise = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
         x = x + noise * config.white_noise_sd
     if config.constant_offset_sd > 0:
-        offset = torch.randn(batch, 1, n_features, generator=generator, device=device,
-                             dtype=x.dtype)
+        offset = torch.randn(
+            batch, 1, n_features, generator=generator, device=device, dtype=x.dtype
+        )
         x = x + offset * config.constant_offset_sd
-    masking = (config.time_mask_prob > 0 and config.time_mask_width > 0
-               and config.time_mask_max_masks > 0) or (
-        config.freq_mask_prob > 0 and config.freq_mask_width > 0
-        and config.freq_mask_max_masks > 0)
+    masking = (
+        config.time_mask_prob > 0 and config.time_mask_width > 0 and config.time_mask_max_masks > 0
+    ) or (
+        config.freq_mask_prob > 0 and config.freq_mask_width > 0 and config.freq_mask_max_masks > 0
+    )
     if masking:  # decided from the config: testing the masks would be a GPU sync point
         time_mask = span_masks(
-            lengths.to(device), n_bins, config.time_mask_prob, config.time_mask_width,
-            config.time_mask_max_masks, generator,
+            lengths.to(device),
+            n_bins,
+            config.time_mask_prob,
+            config.time_mask_width,
+            config.time_mask_max_masks,
+            generator,
         )
         feature_mask = span_masks(
-            torch.full((batch,), n_features, device=device), n_features, config.freq_mask_prob,
-            config.freq_mask_width, config.freq_mask_max_masks, generator,
+            torch.full((batch,), n_features, device=device),
+            n_features,
+            config.freq_mask_prob,
+            config.freq_mask_width,
+            config.freq_mask_max_masks,
+            generator,
         )
         keep = ~(time_mask[:, :, None] | feature_mask[:, None, :])  # (B, T, C)
         x = x * keep.to(x.dtype)

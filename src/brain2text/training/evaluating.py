@@ -36,8 +36,9 @@ def build_watch(config: RunConfig) -> InstabilityWatch | None:
     wc = config.watch
     if not wc.enabled:
         return None
-    ceiling = wc.grad_norm_ceiling if wc.grad_norm_ceiling is not None \
-        else config.criteria.max_grad_norm
+    ceiling = (
+        wc.grad_norm_ceiling if wc.grad_norm_ceiling is not None else config.criteria.max_grad_norm
+    )
     return InstabilityWatch(wc.trend_evals, ceiling, wc.min_rel_rise, wc.stop_after)
 
 
@@ -66,11 +67,17 @@ class Trainee:
 
     def weights_state(self, latest: LatestEval) -> dict:
         """What ``best.pt`` holds beside the raw weights: enough to evaluate and fine-tune."""
-        out = {"config": self.config.to_dict(), "days": self.data.dataset.days,
-               "features": self.data.dataset.feature_spec, **latest.checkpoint_entries()}
+        out = {
+            "config": self.config.to_dict(),
+            "days": self.data.dataset.days,
+            "features": self.data.dataset.feature_spec,
+            **latest.checkpoint_entries(),
+        }
         if self.ema is not None:
-            out |= {"ema": self.ema.module.state_dict(),
-                    "ema_n_averaged": int(self.ema.n_averaged.item())}
+            out |= {
+                "ema": self.ema.module.state_dict(),
+                "ema_n_averaged": int(self.ema.n_averaged.item()),
+            }
         return out
 
 
@@ -80,29 +87,47 @@ def build_word_decoder(config: RunConfig) -> WordDecoder | None:
     if wd is None:
         return None
     lm = open_lm(Path(wd.lm))
-    options = BeamOptions(beam_size=wd.beam_size, lm_weight=wd.lm_weight,
-                          word_score=wd.word_score)
+    options = BeamOptions(beam_size=wd.beam_size, lm_weight=wd.lm_weight, word_score=wd.word_score)
     return WordDecoder(lm.arpa, lm.spellings, options)
 
 
-def evaluate_weights(t: Trainee, module: torch.nn.Module, step: int, weights: str,
-                     with_words: bool = False) -> Evaluation:
+def evaluate_weights(
+    t: Trainee, module: torch.nn.Module, step: int, weights: str, with_words: bool = False
+) -> Evaluation:
     tc, data = t.config.train, t.data
-    decoded = decode_split(module, data.eval_split, data.eval_idx, t.device, tc.eval_batch_size,
-                           tc.use_amp, tc.amp_dtype, t.ranks, keep_log_probs=with_words)
-    summary = score(references(data.eval_split, data.eval_idx), decoded,
-                    data.eval_split.day_index[data.eval_idx], data.dataset.days)
+    decoded = decode_split(
+        module,
+        data.eval_split,
+        data.eval_idx,
+        t.device,
+        tc.eval_batch_size,
+        tc.use_amp,
+        tc.amp_dtype,
+        t.ranks,
+        keep_log_probs=with_words,
+    )
+    summary = score(
+        references(data.eval_split, data.eval_idx),
+        decoded,
+        data.eval_split.day_index[data.eval_idx],
+        data.dataset.days,
+    )
     wer = None
     if with_words:
         nbests, _ = decode_words(t.words, decoded.log_probs)
         refs = [data.eval_split.text(int(i)) for i in data.eval_idx]
-        wer = score_words(refs, [sentence_of(n) for n in nbests],
-                          data.eval_split.day_index[data.eval_idx], data.dataset.days)["wer"]
+        wer = score_words(
+            refs,
+            [sentence_of(n) for n in nbests],
+            data.eval_split.day_index[data.eval_idx],
+            data.dataset.days,
+        )["wer"]
     return Evaluation(step, data.eval_name, weights, summary, wer)
 
 
-def evaluate_and_select(t: Trainee, step: int, lr: float, best: Best,
-                        log: RunLog | SilentLog) -> tuple[Best, LatestEval]:
+def evaluate_and_select(
+    t: Trainee, step: int, lr: float, best: Best, log: RunLog | SilentLog
+) -> tuple[Best, LatestEval]:
     """Score the raw (and EMA) weights, log them, write ``best.pt`` on improvement and let the
     watch judge the trend; returns the new best (with ``stopped_early`` set when the watch
     stops the run) and the evaluations just made."""
@@ -111,8 +136,12 @@ def evaluate_and_select(t: Trainee, step: int, lr: float, best: Best,
     n_eval = (step + 1) // tc.eval_every  # 1 at the first evaluation (the last may be off-grid)
     with_words = wd is not None and (n_eval % wd.every == 0 or step + 1 == tc.n_batch)
     raw = evaluate_weights(t, t.model, step, "raw", with_words)
-    row = {"step": step, f"{name}/loss": raw.score.loss, f"{name}/per": raw.score.per,
-           **{f"{name}/per/{d}": v for d, v in raw.score.per_day.items()}}
+    row = {
+        "step": step,
+        f"{name}/loss": raw.score.loss,
+        f"{name}/per": raw.score.per,
+        **{f"{name}/per/{d}": v for d, v in raw.score.per_day.items()},
+    }
     message = f"step {step}: {name} loss {raw.score.loss:.4f} PER {raw.score.per:.4f}"
     if raw.wer is not None:
         row[f"{name}/wer"] = raw.wer
@@ -131,19 +160,28 @@ def evaluate_and_select(t: Trainee, step: int, lr: float, best: Best,
     if improved:
         best = Best(chosen, metric=best.metric)
         if t.ranks.is_main:
-            save_checkpoint(t.out_dir / "checkpoints" / "best.pt", t.model,
-                            t.weights_state(latest), step)
+            save_checkpoint(
+                t.out_dir / "checkpoints" / "best.pt", t.model, t.weights_state(latest), step
+            )
     if t.watch:
         log_warnings(log, t.watch.on_eval(step, lr, raw.score.loss, raw.score.per))
         if t.watch.stop_reason:  # after best.pt: it predates the trend
-            log.info(f"stopping early at step {step}: {t.watch.stop_reason}; best "
-                     f"checkpoint is from step {best.step}")
+            log.info(
+                f"stopping early at step {step}: {t.watch.stop_reason}; best "
+                f"checkpoint is from step {best.step}"
+            )
             best = best.stop(step, t.watch.stop_reason)
     return best, latest
 
 
-def save_resume_point(t: Trainee, step: int, best: Best, latest: LatestEval,
-                      counters: Counters, generator: torch.Generator) -> None:
+def save_resume_point(
+    t: Trainee,
+    step: int,
+    best: Best,
+    latest: LatestEval,
+    counters: Counters,
+    generator: torch.Generator,
+) -> None:
     """``last.pt``: the weights, every state and every rank's random streams at ``step``."""
     rngs = t.ranks.gather(capture_rng(generator, t.device))
     if not t.ranks.is_main:
@@ -151,6 +189,14 @@ def save_resume_point(t: Trainee, step: int, best: Best, latest: LatestEval,
     resume_state = capture_state(best, latest, counters, t.scaler, t.watch, rngs[0])
     if t.ranks.enabled:
         resume_state["rng_by_rank"] = rngs
-    save_checkpoint(t.out_dir / "checkpoints" / "last.pt", t.model,
-                    {**t.weights_state(latest), "optimizer": t.optimizer.state_dict(),
-                     "scheduler": t.scheduler.state_dict(), "resume": resume_state}, step)
+    save_checkpoint(
+        t.out_dir / "checkpoints" / "last.pt",
+        t.model,
+        {
+            **t.weights_state(latest),
+            "optimizer": t.optimizer.state_dict(),
+            "scheduler": t.scheduler.state_dict(),
+            "resume": resume_state,
+        },
+        step,
+    )

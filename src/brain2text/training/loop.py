@@ -107,8 +107,14 @@ class RunOutcome:
     signal: str | None = None  # the signal that interrupted the run
 
 
-def train(config: RunConfig, out_dir: Path, *, overwrite: bool = False,
-          quiet: bool = False, on_evaluation: OnEvaluation | None = None) -> RunOutcome:
+def train(
+    config: RunConfig,
+    out_dir: Path,
+    *,
+    overwrite: bool = False,
+    quiet: bool = False,
+    on_evaluation: OnEvaluation | None = None,
+) -> RunOutcome:
     """Train a run. Data problems are found before the run folder is touched."""
     out_dir = Path(out_dir)
     set_threads(config.train.threads)
@@ -121,8 +127,13 @@ def train(config: RunConfig, out_dir: Path, *, overwrite: bool = False,
         return _run(config, data, out_dir, device, ranks, quiet, None, on_evaluation)
 
 
-def resume(run_dir: Path, *, quiet: bool = False, expected: RunConfig | None = None,
-           on_evaluation: OnEvaluation | None = None) -> RunOutcome:
+def resume(
+    run_dir: Path,
+    *,
+    quiet: bool = False,
+    expected: RunConfig | None = None,
+    on_evaluation: OnEvaluation | None = None,
+) -> RunOutcome:
     """Continue a run from ``checkpoints/last.pt`` with the config stored in it: metrics.jsonl
     is cut back to the checkpoint's step, TensorBoard events after it are purged, and training
     goes on from the next batch with every state (weights, optimizer, schedule, scaler, EMA,
@@ -130,20 +141,28 @@ def resume(run_dir: Path, *, quiet: bool = False, expected: RunConfig | None = N
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoints" / "last.pt"
     if not ckpt.is_file():
-        raise DataError(f"{ckpt}: not found, so {run_dir} cannot be resumed (no checkpoint was "
-                        "written yet; start the run again)")
+        raise DataError(
+            f"{ckpt}: not found, so {run_dir} cannot be resumed (no checkpoint was "
+            "written yet; start the run again)"
+        )
     payload = load_checkpoint(ckpt)
     if "evaluation" not in payload.get("resume", {}).get("best", {}):
-        raise DataError(f"{ckpt}: holds no resume state this version reads (written by an "
-                        "older brain2text); start the run again")
+        raise DataError(
+            f"{ckpt}: holds no resume state this version reads (written by an "
+            "older brain2text); start the run again"
+        )
     config = validate(payload["config"], origin=f"{ckpt} (stored config)")
     if _stored_config(run_dir / "config.yaml") != config:
-        raise DataError(f"{run_dir / 'config.yaml'}: missing or differs from the config stored in "
-                        f"{ckpt}; restore it to resume")
+        raise DataError(
+            f"{run_dir / 'config.yaml'}: missing or differs from the config stored in "
+            f"{ckpt}; restore it to resume"
+        )
     if expected is not None and expected != config:
         key, (given, stored) = config_differences([expected.to_dict(), config.to_dict()])[0]
-        raise DataError(f"{run_dir}: its run has {key}={stored}, the run file gives {given}; "
-                        "--auto-resume continues only the same run (choose another --out)")
+        raise DataError(
+            f"{run_dir}: its run has {key}={stored}, the run file gives {given}; "
+            "--auto-resume continues only the same run (choose another --out)"
+        )
     step = payload["step"]
     if step + 1 >= config.train.n_batch or payload["resume"]["best"].get("stopped_early"):
         raise DataError(f"{run_dir}: the run already ended at step {step}; nothing to resume")
@@ -163,18 +182,30 @@ def _stored_config(path: Path) -> RunConfig | None:
         return None
 
 
-def _run(config: RunConfig, data: RunData, out_dir: Path, device: torch.device, ranks: Dist,
-         quiet: bool, resume: dict | None, on_evaluation: OnEvaluation | None) -> RunOutcome:
+def _run(
+    config: RunConfig,
+    data: RunData,
+    out_dir: Path,
+    device: torch.device,
+    ranks: Dist,
+    quiet: bool,
+    resume: dict | None,
+    on_evaluation: OnEvaluation | None,
+) -> RunOutcome:
     """The run folder's record around the loop: status, timing, the log."""
     if not ranks.is_main:  # rank 0 alone writes the run folder
         with StopRequest() as stop:
-            return _train_loop(config, data, out_dir, device, ranks, SilentLog(), True, resume,
-                               stop, on_evaluation)
+            return _train_loop(
+                config, data, out_dir, device, ranks, SilentLog(), True, resume, stop, on_evaluation
+            )
     started = time.time()
     timing = lambda: {"started": stamp(started), "wall_s": round(time.time() - started, 1)}  # noqa: E731
-    base = {"name": config.name, "parent": config.parent,
-            **provenance.collect(device, Path(config.data.path), config.train.seed),
-            "process": process_facts()}
+    base = {
+        "name": config.name,
+        "parent": config.parent,
+        **provenance.collect(device, Path(config.data.path), config.train.seed),
+        "process": process_facts(),
+    }
     if ranks.enabled:
         base["processes"] = {"world_size": ranks.world_size, "backend": ranks.backend}
     if resume is not None:
@@ -191,8 +222,9 @@ def _run(config: RunConfig, data: RunData, out_dir: Path, device: torch.device, 
             log.info(f"skipped {s.where}: {s.reason}")
     try:
         with Heartbeat(out_dir), StopRequest() as stop:
-            outcome = _train_loop(config, data, out_dir, device, ranks, log, quiet, resume, stop,
-                                  on_evaluation)
+            outcome = _train_loop(
+                config, data, out_dir, device, ranks, log, quiet, resume, stop, on_evaluation
+            )
     except BaseException as exc:
         status = INTERRUPTED if isinstance(exc, KeyboardInterrupt) else FAILED
         write_run_record(out_dir, base, status, {**timing(), "error": str(exc)[:500]})
@@ -208,66 +240,113 @@ def _run(config: RunConfig, data: RunData, out_dir: Path, device: torch.device, 
         extra["stopped_early"] = best.stopped_early.to_dict()
     if outcome.status == INTERRUPTED:
         extra["interrupted"] = {"step": outcome.last_step, "signal": outcome.signal}
-        log.info(f"interrupted by {outcome.signal} after step {outcome.last_step}: "
-                 f"{out_dir / 'checkpoints' / 'last.pt'} holds it; continue with "
-                 f"brain2text train --resume {out_dir}")
+        log.info(
+            f"interrupted by {outcome.signal} after step {outcome.last_step}: "
+            f"{out_dir / 'checkpoints' / 'last.pt'} holds it; continue with "
+            f"brain2text train --resume {out_dir}"
+        )
     elif outcome.status == PRUNED:
         extra["pruned"] = {"step": outcome.last_step}
-        log.info(f"pruned after the evaluation at step {outcome.last_step}: its PER lags the "
-                 f"other runs' at that step (best {best.per:.4f} at step {best.step})")
+        log.info(
+            f"pruned after the evaluation at step {outcome.last_step}: its PER lags the "
+            f"other runs' at that step (best {best.per:.4f} at step {best.step})"
+        )
     elif best.evaluation is not None:
-        log.info(f"done: best {best.evaluation.split} PER {best.per:.4f} at step {best.step}; "
-                 f"checkpoints in {out_dir / 'checkpoints'}")
+        log.info(
+            f"done: best {best.evaluation.split} PER {best.per:.4f} at step {best.step}; "
+            f"checkpoints in {out_dir / 'checkpoints'}"
+        )
     write_run_record(out_dir, base, outcome.status, {**timing(), **extra})
     log.close()
     return outcome
 
 
-def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.device,
-                ranks: Dist, log: RunLog | SilentLog, quiet: bool, resume: dict | None,
-                stop: StopRequest, on_evaluation: OnEvaluation | None = None) -> RunOutcome:
+def _train_loop(
+    config: RunConfig,
+    data: RunData,
+    out_dir: Path,
+    device: torch.device,
+    ranks: Dist,
+    log: RunLog | SilentLog,
+    quiet: bool,
+    resume: dict | None,
+    stop: StopRequest,
+    on_evaluation: OnEvaluation | None = None,
+) -> RunOutcome:
     tc = config.train
     share = tc.batch_size // ranks.world_size
     if share % tc.grad_accum:
-        raise ConfigError(f"train.batch_size={tc.batch_size} over {ranks.world_size} processes "
-                          f"gives {share} trials each, which train.grad_accum={tc.grad_accum} "
-                          "cannot cut into equal micro-batches")
+        raise ConfigError(
+            f"train.batch_size={tc.batch_size} over {ranks.world_size} processes "
+            f"gives {share} trials each, which train.grad_accum={tc.grad_accum} "
+            "cannot cut into equal micro-batches"
+        )
     generator = seed_everything(tc.seed, ranks.rank, device)
-    model = GRUDecoder(config.model, n_days=data.dataset.n_days,
-                       n_features=data.dataset.n_features).to(device)
+    model = GRUDecoder(
+        config.model, n_days=data.dataset.n_days, n_features=data.dataset.n_features
+    ).to(device)
     net = build_network(model, config, ranks, device)
     optimizer = build_optimizer(model, config.optim)
     scheduler = build_scheduler(optimizer, config.optim, tc.n_batch)
-    t = Trainee(config, data, model, build_ema(model, tc.ema_decay), optimizer, scheduler,
-                build_scaler(config, device), build_watch(config), device, ranks, out_dir,
-                build_word_decoder(config))
-    where = f"{device}" + (f" x {ranks.world_size} processes ({ranks.backend}, "
-                           f"{tc.batch_size // ranks.world_size} trials each)"
-                           if ranks.enabled else "")
-    log.info(f"run {config.name}: {describe_size(count_parameters(model))} parameters on {where}; "
-             f"{len(data.train_idx)} training trials, {len(data.eval_idx)} {data.eval_name} "
-             f"trials over {data.dataset.n_days} days; {tc.n_batch} batches of {tc.batch_size}"
-             + ("; compiled with torch.compile" if tc.compile else ""))
+    t = Trainee(
+        config,
+        data,
+        model,
+        build_ema(model, tc.ema_decay),
+        optimizer,
+        scheduler,
+        build_scaler(config, device),
+        build_watch(config),
+        device,
+        ranks,
+        out_dir,
+        build_word_decoder(config),
+    )
+    where = f"{device}" + (
+        f" x {ranks.world_size} processes ({ranks.backend}, "
+        f"{tc.batch_size // ranks.world_size} trials each)"
+        if ranks.enabled
+        else ""
+    )
+    log.info(
+        f"run {config.name}: {describe_size(count_parameters(model))} parameters on {where}; "
+        f"{len(data.train_idx)} training trials, {len(data.eval_idx)} {data.eval_name} "
+        f"trials over {data.dataset.n_days} days; {tc.n_batch} batches of {tc.batch_size}"
+        + ("; compiled with torch.compile" if tc.compile else "")
+    )
     if data.eval_name == "test":
-        log.info("checkpoints are chosen on the TEST split (data.eval_split=test): "
-                 "the test PER of the best checkpoint is optimistically biased")
+        log.info(
+            "checkpoints are chosen on the TEST split (data.eval_split=test): "
+            "the test PER of the best checkpoint is optimistically biased"
+        )
 
     first = 0 if resume is None else resume["step"] + 1
     # batch k is a pure function of (seed, k): a resumed run starts at the batch after the
     # checkpoint. The loader's own generator keeps its base-seed draw off the global RNG.
     loader = DataLoader(
-        TrainBatches(data.train_split, data.train_idx, tc.batch_size, tc.seed, first, tc.n_batch,
-                     tc.length_bucket_pool,
-                     share=ranks.share(tc.batch_size) if ranks.enabled else None,
-                     days_per_batch=tc.days_per_batch),
-        batch_size=None, shuffle=False, num_workers=tc.num_workers,
-        persistent_workers=tc.num_workers > 0, pin_memory=device.type == "cuda",
+        TrainBatches(
+            data.train_split,
+            data.train_idx,
+            tc.batch_size,
+            tc.seed,
+            first,
+            tc.n_batch,
+            tc.length_bucket_pool,
+            share=ranks.share(tc.batch_size) if ranks.enabled else None,
+            days_per_batch=tc.days_per_batch,
+        ),
+        batch_size=None,
+        shuffle=False,
+        num_workers=tc.num_workers,
+        persistent_workers=tc.num_workers > 0,
+        pin_memory=device.type == "cuda",
         generator=torch.Generator().manual_seed(tc.seed),
     )
     best, latest, counters = Best(metric=tc.select_on), LatestEval(), Counters()
     if resume is not None:  # last: the RNG states are restored after everything drew from them
-        restored = restore_state(resume, model, optimizer, scheduler, t.scaler, t.ema, t.watch,
-                                 generator)
+        restored = restore_state(
+            resume, model, optimizer, scheduler, t.scaler, t.ema, t.watch, generator
+        )
         best, latest, counters = restored.best, restored.latest, restored.counters
         by_rank = resume["resume"].get("rng_by_rank", [])
         if len(by_rank) == ranks.world_size:
@@ -275,11 +354,19 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
         elif ranks.enabled:  # another number of processes: ranks > 0 keep fresh streams
             if ranks.rank:
                 generator = seed_everything(tc.seed + resume["step"] + 1, ranks.rank, device)
-            log.info(f"the checkpoint was written by {max(len(by_rank), 1)} process(es), this "
-                     f"run has {ranks.world_size}: dropout and augmentation streams of ranks > 0 "
-                     "start afresh")
-    bar = tqdm(total=tc.n_batch, initial=first, desc=config.name, unit="batch", disable=quiet,
-               dynamic_ncols=True)
+            log.info(
+                f"the checkpoint was written by {max(len(by_rank), 1)} process(es), this "
+                f"run has {ranks.world_size}: dropout and augmentation streams of ranks > 0 "
+                "start afresh"
+            )
+    bar = tqdm(
+        total=tc.n_batch,
+        initial=first,
+        desc=config.name,
+        unit="batch",
+        disable=quiet,
+        dynamic_ncols=True,
+    )
     tick = time.perf_counter()
     step = first - 1
 
@@ -288,43 +375,71 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
         model.train()
         batch = batch.to(device)
         lr = optimizer.param_groups[0]["lr"]
-        result = train_step(net, model, batch, config, device, generator, optimizer, t.scaler,
-                            t.ema, ranks, stop.requested)
+        result = train_step(
+            net,
+            model,
+            batch,
+            config,
+            device,
+            generator,
+            optimizer,
+            t.scaler,
+            t.ema,
+            ranks,
+            stop.requested,
+        )
         if result.problem is None:
             counters = Counters(counters.skipped_steps, 0)
         else:
             counters = Counters(counters.skipped_steps + 1, counters.nonfinite_in_a_row + 1)
-            log.info(f"step {step}: {result.problem} at lr {lr:.3g}; step skipped "
-                     f"({counters.nonfinite_in_a_row} in a row, {counters.skipped_steps} in all)")
+            log.info(
+                f"step {step}: {result.problem} at lr {lr:.3g}; step skipped "
+                f"({counters.nonfinite_in_a_row} in a row, {counters.skipped_steps} in all)"
+            )
             if counters.nonfinite_in_a_row >= tc.max_nonfinite_in_a_row:
                 bar.close()
                 raise TrainingError(
                     f"step {step}: {counters.nonfinite_in_a_row} non-finite steps in a row "
                     f"(train.max_nonfinite_in_a_row); stopping. Last good checkpoints are in "
-                    f"{out_dir / 'checkpoints'}")
+                    f"{out_dir / 'checkpoints'}"
+                )
         if steps_per_batch(config.optim):
             scheduler.step()
 
         now = time.perf_counter()
         dt, tick = now - tick, now
-        row = {"step": step, "train/loss": result.loss, "lr": lr, "grad_norm": result.grad_norm,
-               "skipped_steps": counters.skipped_steps, "time_per_batch": dt,
-               "samples_per_s": tc.batch_size / dt if dt > 0 else math.nan}
+        row = {
+            "step": step,
+            "train/loss": result.loss,
+            "lr": lr,
+            "grad_norm": result.grad_norm,
+            "skipped_steps": counters.skipped_steps,
+            "time_per_batch": dt,
+            "samples_per_s": tc.batch_size / dt if dt > 0 else math.nan,
+        }
         log.metrics(row)
         if t.watch:
-            log_warnings(log, t.watch.on_batch(step, lr, result.loss, result.grad_norm,
-                                               result.problem is not None))
+            log_warnings(
+                log,
+                t.watch.on_batch(
+                    step, lr, result.loss, result.grad_norm, result.problem is not None
+                ),
+            )
         bar.update(1)
-        bar.set_postfix(loss=f"{result.loss:.3f}", lr=f"{lr:.2e}",
-                        per=f"{best.per:.3f}" if math.isfinite(best.per) else "-")
+        bar.set_postfix(
+            loss=f"{result.loss:.3f}",
+            lr=f"{lr:.2e}",
+            per=f"{best.per:.3f}" if math.isfinite(best.per) else "-",
+        )
 
         evaluated = (step + 1) % tc.eval_every == 0 or step + 1 == tc.n_batch
         pruned = False
         if evaluated:
             best, latest = evaluate_and_select(t, step, lr, best, log)
             if not steps_per_batch(config.optim):  # plateau: on the PER best.pt is chosen on
-                scheduler.step((latest.ema if tc.select_on_ema and latest.ema
-                                else latest.raw).score.per)
+                scheduler.step(
+                    (latest.ema if tc.select_on_ema and latest.ema else latest.raw).score.per
+                )
             if on_evaluation is not None:  # told of every evaluation; the last stops nothing
                 chosen = latest.ema if tc.select_on_ema and latest.ema else latest.raw
                 pruned = on_evaluation(chosen) and step + 1 < tc.n_batch
@@ -340,8 +455,13 @@ def _train_loop(config: RunConfig, data: RunData, out_dir: Path, device: torch.d
             return RunOutcome(PRUNED, best, step)
         if result.stop_requested and step + 1 < tc.n_batch:
             bar.close()
-            return RunOutcome(INTERRUPTED, best, step, stop.signal_name or "a signal on another rank")
+            return RunOutcome(
+                INTERRUPTED, best, step, stop.signal_name or "a signal on another rank"
+            )
     bar.close()
-    log.info(f"{counters.skipped_steps} steps skipped for non-finite loss or gradient"
-             if counters.skipped_steps else "no step was skipped")
+    log.info(
+        f"{counters.skipped_steps} steps skipped for non-finite loss or gradient"
+        if counters.skipped_steps
+        else "no step was skipped"
+    )
     return RunOutcome(STOPPED_EARLY if best.stopped_early else FINISHED, best, step)

@@ -110,18 +110,24 @@ def suggest(lrs: np.ndarray, smoothed: np.ndarray) -> Suggestion:
     sweep never improved or its minimum is too close to the start for min/10 to be in range."""
     lrs, smoothed = np.asarray(lrs, float), np.asarray(smoothed, float)
     if len(lrs) < 2:
-        raise TrainingError(f"lr-find: only {len(lrs)} batch ran; no curve to read "
-                            "(lower --start-lr or raise --batches)")
+        raise TrainingError(
+            f"lr-find: only {len(lrs)} batch ran; no curve to read "
+            "(lower --start-lr or raise --batches)"
+        )
     best = int(np.argmin(smoothed))
     if best == 0 or not smoothed[best] < smoothed[0]:
-        raise TrainingError(f"lr-find: the smoothed loss never fell below its first value "
-                            f"({smoothed[0]:.4g} at lr {lrs[0]:.3g}); no max_lr to suggest "
-                            "(lower --start-lr, or check the data and model)")
+        raise TrainingError(
+            f"lr-find: the smoothed loss never fell below its first value "
+            f"({smoothed[0]:.4g} at lr {lrs[0]:.3g}); no max_lr to suggest "
+            "(lower --start-lr, or check the data and model)"
+        )
     max_lr = float(f"{lrs[best] / 10:.3g}")
     if max_lr < lrs[0]:
-        raise TrainingError(f"lr-find: the smoothed loss is lowest at lr {lrs[best]:.3g}, within "
-                            f"a decade of the start lr {lrs[0]:.3g}; min/10 lies outside the "
-                            "sweep (lower --start-lr)")
+        raise TrainingError(
+            f"lr-find: the smoothed loss is lowest at lr {lrs[best]:.3g}, within "
+            f"a decade of the start lr {lrs[0]:.3g}; min/10 lies outside the "
+            "sweep (lower --start-lr)"
+        )
     steepest = None
     first = STEEPEST_SKIP if best - STEEPEST_SKIP >= 2 else 0
     if best - first >= 2:
@@ -147,8 +153,12 @@ class LRFindResult:
     problem: str | None  # why there is no suggestion
 
 
-def run_sweep(config: RunConfig, start_lr: float = DEFAULT_START_LR,
-              end_lr: float = DEFAULT_END_LR, batches: int = DEFAULT_BATCHES) -> LRFindResult:
+def run_sweep(
+    config: RunConfig,
+    start_lr: float = DEFAULT_START_LR,
+    end_lr: float = DEFAULT_END_LR,
+    batches: int = DEFAULT_BATCHES,
+) -> LRFindResult:
     """Train ``batches`` batches with an exponentially rising LR; record and analyse the losses."""
     schedule = exponential_lrs(start_lr, end_lr, batches)
     tc = config.train
@@ -156,15 +166,26 @@ def run_sweep(config: RunConfig, start_lr: float = DEFAULT_START_LR,
     device = pick_device(tc.device)
     data = load_run_data(config)
     generator = seed_everything(tc.seed, device=device)
-    model = GRUDecoder(config.model, n_days=data.dataset.n_days,
-                       n_features=data.dataset.n_features).to(device)
+    model = GRUDecoder(
+        config.model, n_days=data.dataset.n_days, n_features=data.dataset.n_features
+    ).to(device)
     optimizer = build_optimizer(model, config.optim)
     scaler = build_scaler(config, device)
     clip = config.optim.grad_clip_norm
     loader = DataLoader(
-        TrainBatches(data.train_split, data.train_idx, tc.batch_size, tc.seed, 0, batches,
-                     tc.length_bucket_pool, days_per_batch=tc.days_per_batch),
-        batch_size=None, shuffle=False, num_workers=tc.num_workers,
+        TrainBatches(
+            data.train_split,
+            data.train_idx,
+            tc.batch_size,
+            tc.seed,
+            0,
+            batches,
+            tc.length_bucket_pool,
+            days_per_batch=tc.days_per_batch,
+        ),
+        batch_size=None,
+        shuffle=False,
+        num_workers=tc.num_workers,
         pin_memory=device.type == "cuda",
     )
 
@@ -202,8 +223,18 @@ def run_sweep(config: RunConfig, start_lr: float = DEFAULT_START_LR,
         suggestion = suggest(np.array(lrs), smoothed)
     except TrainingError as exc:
         problem = str(exc)
-    return LRFindResult(start_lr, end_lr, batches, len(lrs), stop_reason, lrs, losses,
-                        [float(s) for s in smoothed], suggestion, problem)
+    return LRFindResult(
+        start_lr,
+        end_lr,
+        batches,
+        len(lrs),
+        stop_reason,
+        lrs,
+        losses,
+        [float(s) for s in smoothed],
+        suggestion,
+        problem,
+    )
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -217,8 +248,13 @@ def plot(result: LRFindResult, title: str) -> Figure:
     s = result.suggestion
     if s is not None:
         ax.axvline(s.max_lr, color="C3", ls="--", label=f"suggested max_lr {s.max_lr:.3g}")
-        ax.plot([s.min_loss_lr], [s.min_loss], "v", color="C2",
-                label=f"min smoothed loss at {s.min_loss_lr:.3g}")
+        ax.plot(
+            [s.min_loss_lr],
+            [s.min_loss],
+            "v",
+            color="C2",
+            label=f"min smoothed loss at {s.min_loss_lr:.3g}",
+        )
         if s.steepest_lr is not None:
             ax.axvline(s.steepest_lr, color="C1", ls=":", label=f"steepest at {s.steepest_lr:.3g}")
     if result.smoothed:  # raw losses near divergence would squash the curve: cap the y axis
@@ -260,16 +296,24 @@ def summary(result: LRFindResult, out_dir: Path) -> str:
     s = result.suggestion
     steep = f"{s.steepest_lr:.3g}" if s.steepest_lr is not None else "n/a"
     json_path = Path(out_dir) / "lr_find.json"
-    return (f"LR range test: {result.batches_run} of {result.batches} batches from "
-            f"{result.start_lr:.3g} to {result.end_lr:.3g} (stop: {result.stop_reason}). "
-            f"The smoothed loss was lowest ({s.min_loss:.4g}) at lr {s.min_loss_lr:.3g}; "
-            f"steepest descent at lr {steep}. Suggested max_lr = {s.max_lr:.3g} ({s.rule}): "
-            f"train with `optim.max_lr={s.max_lr:.3g}`, or put `max_lr_from: {json_path}` in "
-            f"the run file's optim section. Curve: {Path(out_dir) / 'lr_find.png'}.")
+    return (
+        f"LR range test: {result.batches_run} of {result.batches} batches from "
+        f"{result.start_lr:.3g} to {result.end_lr:.3g} (stop: {result.stop_reason}). "
+        f"The smoothed loss was lowest ({s.min_loss:.4g}) at lr {s.min_loss_lr:.3g}; "
+        f"steepest descent at lr {steep}. Suggested max_lr = {s.max_lr:.3g} ({s.rule}): "
+        f"train with `optim.max_lr={s.max_lr:.3g}`, or put `max_lr_from: {json_path}` in "
+        f"the run file's optim section. Curve: {Path(out_dir) / 'lr_find.png'}."
+    )
 
 
-def lr_find(config: RunConfig, out_dir: Path, *, start_lr: float = DEFAULT_START_LR,
-            end_lr: float = DEFAULT_END_LR, batches: int = DEFAULT_BATCHES) -> LRFindResult:
+def lr_find(
+    config: RunConfig,
+    out_dir: Path,
+    *,
+    start_lr: float = DEFAULT_START_LR,
+    end_lr: float = DEFAULT_END_LR,
+    batches: int = DEFAULT_BATCHES,
+) -> LRFindResult:
     """Run the sweep and write ``lr_find.json`` and ``lr_find.png`` into ``out_dir``."""
     if not (0 < start_lr < end_lr) or not math.isfinite(end_lr):
         raise TrainingError(f"lr-find: need 0 < --start-lr ({start_lr}) < --end-lr ({end_lr})")

@@ -51,8 +51,7 @@ def group_lrs(config: OptimConfig) -> list[tuple[float, float]]:
     groups = [(config.max_lr, config.end_lr)]
     if config.has_day_group:
         peak = config.day_max_lr if config.day_max_lr is not None else config.max_lr
-        groups.append((peak, config.day_end_lr if config.day_end_lr is not None
-                       else config.end_lr))
+        groups.append((peak, config.day_end_lr if config.day_end_lr is not None else config.end_lr))
     return groups
 
 
@@ -61,8 +60,9 @@ def steps_per_batch(config: OptimConfig) -> bool:
     return config.schedule != "plateau"
 
 
-def build_scheduler(optimizer: Optimizer, config: OptimConfig,
-                    n_batch: int) -> LRScheduler | ReduceLROnPlateau:
+def build_scheduler(
+    optimizer: Optimizer, config: OptimConfig, n_batch: int
+) -> LRScheduler | ReduceLROnPlateau:
     lrs = group_lrs(config)
     if config.schedule == "onecycle":
         return OneCycleLR(
@@ -76,17 +76,28 @@ def build_scheduler(optimizer: Optimizer, config: OptimConfig,
             cycle_momentum=config.cycle_momentum,
         )
     if config.schedule == "plateau":
-        return ReduceLROnPlateau(optimizer, mode="min", factor=config.plateau_factor,
-                                 patience=config.plateau_patience,
-                                 min_lr=[end for _, end in lrs])
+        return ReduceLROnPlateau(
+            optimizer,
+            mode="min",
+            factor=config.plateau_factor,
+            patience=config.plateau_patience,
+            min_lr=[end for _, end in lrs],
+        )
     if config.schedule == "linear":
-        return LambdaLR(optimizer, [
-            lambda step, r=end / peak: linear_factor(step, n_batch, r) for peak, end in lrs])
+        return LambdaLR(
+            optimizer,
+            [lambda step, r=end / peak: linear_factor(step, n_batch, r) for peak, end in lrs],
+        )
     if config.schedule == "warmup_cosine":
-        return LambdaLR(optimizer, [
-            lambda step, r=end / peak: warmup_cosine_factor(step, config.warmup_batches,
-                                                            n_batch, r)
-            for peak, end in lrs])
+        return LambdaLR(
+            optimizer,
+            [
+                lambda step, r=end / peak: warmup_cosine_factor(
+                    step, config.warmup_batches, n_batch, r
+                )
+                for peak, end in lrs
+            ],
+        )
     return LambdaLR(optimizer, [lambda step: 1.0 for _ in lrs])
 
 
@@ -109,8 +120,11 @@ def param_groups(model: nn.Module, config: OptimConfig) -> list[dict]:
 def build_optimizer(model: nn.Module, config: OptimConfig) -> Optimizer:
     cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     return cls(
-        param_groups(model, config), lr=config.max_lr, betas=tuple(config.betas),
-        eps=config.eps, weight_decay=config.l2_decay,
+        param_groups(model, config),
+        lr=config.max_lr,
+        betas=tuple(config.betas),
+        eps=config.eps,
+        weight_decay=config.l2_decay,
     )
 
 

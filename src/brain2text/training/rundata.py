@@ -76,15 +76,20 @@ def load_run_data(config: RunConfig) -> RunData:
         notes.append(
             f"{len(split.days_by_fraction)} day(s) have no block numbers (a pickle import): "
             f"their last {dc.val_fraction_when_no_blocks:g} of training trials, in file order, "
-            "are the validation split (data.val_fraction_when_no_blocks)")
+            "are the validation split (data.val_fraction_when_no_blocks)"
+        )
     if dataset.has_split("val") and dc.eval_split == "val":
-        notes.append(f"validation on the dataset's own val split ({len(split.val)} trials); "
-                     "every training trial trains")
+        notes.append(
+            f"validation on the dataset's own val split ({len(split.val)} trials); "
+            "every training trial trains"
+        )
     if dc.eval_split == "val":
         eval_split, eval_idx, eval_name = split.val_split, split.val, "val"
         if len(eval_idx) == 0:
-            raise DataError(f"{dataset.path}: no day has two training blocks, so no validation "
-                            "split can be carved (set data.eval_split=test to select on test)")
+            raise DataError(
+                f"{dataset.path}: no day has two training blocks, so no validation "
+                "split can be carved (set data.eval_split=test to select on test)"
+            )
     else:
         eval_split, eval_name = dataset.split("test"), "test"
         eval_idx = np.arange(len(eval_split), dtype=np.int64)
@@ -93,5 +98,13 @@ def load_run_data(config: RunConfig) -> RunData:
     eval_idx, skipped_eval = check_trials(eval_split, eval_idx, mc.kernel_len, mc.stride_len, skip)
     if len(train_idx) == 0:
         raise DataError(f"{dataset.path}: no usable training trial")
-    return RunData(dataset, train_split, train_idx, eval_split, eval_idx, eval_name,
-                   skipped + skipped_eval, tuple(notes))
+    return RunData(
+        dataset,
+        train_split,
+        train_idx,
+        eval_split,
+        eval_idx,
+        eval_name,
+        skipped + skipped_eval,
+        tuple(notes),
+    )

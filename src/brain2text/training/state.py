@@ -37,13 +37,23 @@ class Evaluation:
         return self.score.per
 
     def to_dict(self) -> dict:
-        return {**self.score.to_dict(), "split": self.split, "step": self.step,
-                "weights": self.weights, "wer": self.wer}
+        return {
+            **self.score.to_dict(),
+            "split": self.split,
+            "step": self.step,
+            "weights": self.weights,
+            "wer": self.wer,
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> Evaluation:
-        return cls(data["step"], data["split"], data.get("weights", "raw"), Score.from_dict(data),
-                   data.get("wer"))
+        return cls(
+            data["step"],
+            data["split"],
+            data.get("weights", "raw"),
+            Score.from_dict(data),
+            data.get("wer"),
+        )
 
 
 @dataclass(frozen=True)
@@ -84,15 +94,20 @@ class Best:
         return replace(self, stopped_early=StoppedEarly(step, reason, self.step))
 
     def to_dict(self) -> dict:
-        return {"evaluation": self.evaluation.to_dict() if self.evaluation else None,
-                "stopped_early": self.stopped_early.to_dict() if self.stopped_early else None,
-                "metric": self.metric}
+        return {
+            "evaluation": self.evaluation.to_dict() if self.evaluation else None,
+            "stopped_early": self.stopped_early.to_dict() if self.stopped_early else None,
+            "metric": self.metric,
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> Best:
         ev, stop = data.get("evaluation"), data.get("stopped_early")
-        return cls(Evaluation.from_dict(ev) if ev else None, StoppedEarly(**stop) if stop else None,
-                   data.get("metric", "per"))
+        return cls(
+            Evaluation.from_dict(ev) if ev else None,
+            StoppedEarly(**stop) if stop else None,
+            data.get("metric", "per"),
+        )
 
 
 @dataclass(frozen=True)
@@ -114,8 +129,9 @@ class LatestEval:
     @classmethod
     def from_entries(cls, payload: dict) -> LatestEval:
         raw, ema = payload.get("eval"), payload.get("eval_ema")
-        return cls(Evaluation.from_dict(raw) if raw else None,
-                   Evaluation.from_dict(ema) if ema else None)
+        return cls(
+            Evaluation.from_dict(raw) if raw else None, Evaluation.from_dict(ema) if ema else None
+        )
 
 
 @dataclass(frozen=True)
@@ -133,14 +149,21 @@ class Restored:
     counters: Counters
 
 
-def capture_state(best: Best, latest: LatestEval, counters: Counters,
-                  scaler: torch.amp.GradScaler, watch: InstabilityWatch | None,
-                  rng: dict) -> dict:
+def capture_state(
+    best: Best,
+    latest: LatestEval,
+    counters: Counters,
+    scaler: torch.amp.GradScaler,
+    watch: InstabilityWatch | None,
+    rng: dict,
+) -> dict:
     """Everything beyond weights, optimizer and schedule that the run's future depends on."""
     return {
         "rng": rng,  # capture_rng() of this process
-        "scaler": scaler.state_dict(), "watch": watch.state_dict() if watch else None,
-        "best": best.to_dict(), "latest_eval": latest.checkpoint_entries(),
+        "scaler": scaler.state_dict(),
+        "watch": watch.state_dict() if watch else None,
+        "best": best.to_dict(),
+        "latest_eval": latest.checkpoint_entries(),
         "skipped_steps": counters.skipped_steps,
         "nonfinite_in_a_row": counters.nonfinite_in_a_row,
     }
@@ -150,11 +173,19 @@ def capture_rng(generator: torch.Generator, device: torch.device) -> dict:
     """This process's random streams: augmentation, torch CPU and CUDA, numpy, python."""
     np_state = np.random.get_state()
     py_state = random.getstate()
-    return {"augment": generator.get_state(), "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
-            "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]),
-                      float(np_state[4])],
-            "python": [py_state[0], list(py_state[1]), py_state[2]]}
+    return {
+        "augment": generator.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+        "numpy": [
+            np_state[0],
+            np_state[1].tolist(),
+            int(np_state[2]),
+            int(np_state[3]),
+            float(np_state[4]),
+        ],
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+    }
 
 
 def restore_rng(rng: dict, generator: torch.Generator) -> None:
@@ -168,9 +199,16 @@ def restore_rng(rng: dict, generator: torch.Generator) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
-def restore_state(payload: dict, model: torch.nn.Module, optimizer, scheduler, scaler,
-                  ema: AveragedModel | None, watch: InstabilityWatch | None,
-                  generator: torch.Generator) -> Restored:
+def restore_state(
+    payload: dict,
+    model: torch.nn.Module,
+    optimizer,
+    scheduler,
+    scaler,
+    ema: AveragedModel | None,
+    watch: InstabilityWatch | None,
+    generator: torch.Generator,
+) -> Restored:
     """Load a ``last.pt`` payload into the freshly built run."""
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
@@ -183,5 +221,8 @@ def restore_state(payload: dict, model: torch.nn.Module, optimizer, scheduler, s
     if watch is not None:
         watch.load_state_dict(saved["watch"])
     restore_rng(saved["rng"], generator)
-    return Restored(Best.from_dict(saved["best"]), LatestEval.from_entries(saved["latest_eval"]),
-                    Counters(saved["skipped_steps"], saved["nonfinite_in_a_row"]))
+    return Restored(
+        Best.from_dict(saved["best"]),
+        LatestEval.from_entries(saved["latest_eval"]),
+        Counters(saved["skipped_steps"], saved["nonfinite_in_a_row"]),
+    )

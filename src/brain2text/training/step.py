@@ -29,8 +29,9 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def seed_everything(seed: int, rank: int = 0,
-                    device: torch.device | None = None) -> torch.Generator:
+def seed_everything(
+    seed: int, rank: int = 0, device: torch.device | None = None
+) -> torch.Generator:
     """Seed python, numpy and torch; returns the augmentation generator, on ``device`` (CPU by
     default) since augmentation draws on the batch's device. Rank 0 (and a single process) uses
     ``seed`` itself; other ranks get streams of their own derived from (seed, rank), so their
@@ -43,8 +44,9 @@ def seed_everything(seed: int, rank: int = 0,
     return torch.Generator(device=device or "cpu").manual_seed(seed)
 
 
-def build_network(model: GRUDecoder, config: RunConfig, ranks: Dist,
-                  device: torch.device) -> torch.nn.Module:
+def build_network(
+    model: GRUDecoder, config: RunConfig, ranks: Dist, device: torch.device
+) -> torch.nn.Module:
     """What the training forward pass calls: the model, wrapped by DDP across ranks (its
     construction copies rank 0's weights to every rank) and by ``torch.compile`` when
     ``train.compile``. Evaluation and checkpoints use ``model`` itself."""
@@ -71,13 +73,19 @@ def build_scaler(config: RunConfig, device: torch.device) -> torch.amp.GradScale
     return torch.amp.GradScaler(device.type, enabled=enabled)
 
 
-def batch_loss(model: torch.nn.Module, batch: Batch, config: RunConfig, device: torch.device,
-               generator: torch.Generator) -> torch.Tensor:
+def batch_loss(
+    model: torch.nn.Module,
+    batch: Batch,
+    config: RunConfig,
+    device: torch.device,
+    generator: torch.Generator,
+) -> torch.Tensor:
     """Augment a training batch (already on ``device``), run the model (a GRUDecoder, or it
     wrapped by DDP or torch.compile), mean CTC loss."""
     mc = config.model
-    features, n_bins = random_cut(batch.features, batch.n_bins, config.augment.random_cut,
-                                  mc.kernel_len, generator)
+    features, n_bins = random_cut(
+        batch.features, batch.n_bins, config.augment.random_cut, mc.kernel_len, generator
+    )
     features = augment_batch(features, n_bins, config.augment, generator)
     with autocast_context(device, config.train.use_amp, config.train.amp_dtype):
         logits = model(features, batch.day_index)  # (B, T', 41)
@@ -85,15 +93,24 @@ def batch_loss(model: torch.nn.Module, batch: Batch, config: RunConfig, device: 
     return ctc_losses(logits, n_in, batch.phonemes, batch.n_phones).mean()
 
 
-def clip_gradients(model: torch.nn.Module, scaler: torch.amp.GradScaler,
-                   optimizer: torch.optim.Optimizer, clip: float | None) -> float:
+def clip_gradients(
+    model: torch.nn.Module,
+    scaler: torch.amp.GradScaler,
+    optimizer: torch.optim.Optimizer,
+    clip: float | None,
+) -> float:
     """Unscale, clip to ``clip`` (None: no clipping); returns the pre-clip norm."""
     scaler.unscale_(optimizer)
     return torch.nn.utils.clip_grad_norm_(model.parameters(), clip if clip else math.inf).item()
 
 
-def backward_clipped(loss: torch.Tensor, model: torch.nn.Module, scaler: torch.amp.GradScaler,
-                     optimizer: torch.optim.Optimizer, clip: float | None) -> float:
+def backward_clipped(
+    loss: torch.Tensor,
+    model: torch.nn.Module,
+    scaler: torch.amp.GradScaler,
+    optimizer: torch.optim.Optimizer,
+    clip: float | None,
+) -> float:
     """Backward, unscale, clip to ``clip`` (None: no clipping); returns the pre-clip norm."""
     scaler.scale(loss).backward()
     return clip_gradients(model, scaler, optimizer, clip)
@@ -105,8 +122,9 @@ def micro_batches(batch: Batch, n: int) -> list[Batch]:
     if n == 1:
         return [batch]
     size = batch.features.shape[0] // n
-    return [Batch(*(t[j * size:(j + 1) * size] for t in batch.__dict__.values()))
-            for j in range(n)]
+    return [
+        Batch(*(t[j * size : (j + 1) * size] for t in batch.__dict__.values())) for j in range(n)
+    ]
 
 
 @dataclass(frozen=True)
@@ -117,10 +135,19 @@ class StepResult:
     stop_requested: bool  # some rank was asked to stop (SIGTERM / SIGUSR1) during this step
 
 
-def train_step(net: torch.nn.Module, model: torch.nn.Module, batch: Batch, config: RunConfig,
-               device: torch.device, generator: torch.Generator,
-               optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-               ema: AveragedModel | None, ranks: Dist, stop_flag: bool) -> StepResult:
+def train_step(
+    net: torch.nn.Module,
+    model: torch.nn.Module,
+    batch: Batch,
+    config: RunConfig,
+    device: torch.device,
+    generator: torch.Generator,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    ema: AveragedModel | None,
+    ranks: Dist,
+    stop_flag: bool,
+) -> StepResult:
     """Forward, loss, backward (micro-batch by micro-batch with ``train.grad_accum``), clip and
     update; a step whose loss or gradient is not finite leaves the weights as they were (every
     rank skips it together)."""

@@ -53,8 +53,10 @@ class _EvalPoint:
 
 def _rises(values: list[float], min_rel_rise: float) -> bool:
     """Every value above the one before by more than ``min_rel_rise`` (relative)."""
-    return all(math.isfinite(a) and math.isfinite(b) and b > a * (1.0 + min_rel_rise)
-               for a, b in pairwise(values))
+    return all(
+        math.isfinite(a) and math.isfinite(b) and b > a * (1.0 + min_rel_rise)
+        for a, b in pairwise(values)
+    )
 
 
 @dataclass
@@ -81,8 +83,9 @@ class InstabilityWatch:
         self.warnings.append(warning)
         return [warning]
 
-    def on_batch(self, step: int, lr: float, loss: float, grad_norm: float,
-                 skipped: bool = False) -> list[WatchWarning]:
+    def on_batch(
+        self, step: int, lr: float, loss: float, grad_norm: float, skipped: bool = False
+    ) -> list[WatchWarning]:
         """One training batch: ``grad_norm`` is the pre-clip norm (NaN when not computed)."""
         if skipped or not math.isfinite(loss) or not math.isfinite(grad_norm):
             what = f"loss {loss}" if not math.isfinite(loss) else f"gradient norm {grad_norm}"
@@ -92,9 +95,13 @@ class InstabilityWatch:
         ceiling = self.grad_norm_ceiling
         if ceiling is not None and grad_norm >= ceiling and not self._ceiling_warned:
             self._ceiling_warned = True
-            return self._raise(step, lr, GRAD_NORM,
-                               f"pre-clip gradient norm {grad_norm:.3g} >= ceiling {ceiling:g} "
-                               "(further ones before the next evaluation are not reported)")
+            return self._raise(
+                step,
+                lr,
+                GRAD_NORM,
+                f"pre-clip gradient norm {grad_norm:.3g} >= ceiling {ceiling:g} "
+                "(further ones before the next evaluation are not reported)",
+            )
         return []
 
     def on_eval(self, step: int, lr: float, loss: float, per: float) -> list[WatchWarning]:
@@ -102,34 +109,46 @@ class InstabilityWatch:
         grad_mean = self._norm_sum / self._norm_count if self._norm_count else math.nan
         self._evals.append(_EvalPoint(step, lr, loss, per, grad_mean))
         self._norm_sum, self._norm_count, self._ceiling_warned = 0.0, 0, False
-        window = self._evals[-self.trend_evals:]
+        window = self._evals[-self.trend_evals :]
         if len(window) < self.trend_evals or not self._trend(window):
             self.trend_streak = 0
             return []
         self.trend_streak += 1
         first, last = window[0], window[-1]
-        return self._raise(step, lr, TREND, (
-            f"eval loss {first.loss:.4g} -> {last.loss:.4g} and PER {first.per:.4g} -> "
-            f"{last.per:.4g} rose at every evaluation since step {first.step} while the LR rose "
-            f"{first.lr:.3g} -> {last.lr:.3g} and the mean pre-clip grad norm between "
-            f"evaluations {first.grad_mean:.3g} -> {last.grad_mean:.3g}; the LR may be too high"))
+        return self._raise(
+            step,
+            lr,
+            TREND,
+            (
+                f"eval loss {first.loss:.4g} -> {last.loss:.4g} and PER {first.per:.4g} -> "
+                f"{last.per:.4g} rose at every evaluation since step {first.step} while the LR rose "
+                f"{first.lr:.3g} -> {last.lr:.3g} and the mean pre-clip grad norm between "
+                f"evaluations {first.grad_mean:.3g} -> {last.grad_mean:.3g}; the LR may be too high"
+            ),
+        )
 
     def _trend(self, window: list[_EvalPoint]) -> bool:
         lrs = [p.lr for p in window]
         norms = [window[0].grad_mean, window[-1].grad_mean]
-        return (_rises([p.loss for p in window], self.min_rel_rise)
-                and _rises([p.per for p in window], self.min_rel_rise)
-                and all(b >= a for a, b in pairwise(lrs)) and lrs[-1] > lrs[0]
-                and _rises(norms, self.min_rel_rise))
+        return (
+            _rises([p.loss for p in window], self.min_rel_rise)
+            and _rises([p.per for p in window], self.min_rel_rise)
+            and all(b >= a for a, b in pairwise(lrs))
+            and lrs[-1] > lrs[0]
+            and _rises(norms, self.min_rel_rise)
+        )
 
     def state_dict(self) -> dict:
         """The watch's running state as plain lists and numbers (stored in ``last.pt`` so a
         resumed run warns exactly as the uninterrupted one would)."""
-        return {"warnings": [vars(w).copy() for w in self.warnings],
-                "trend_streak": self.trend_streak,
-                "evals": [vars(p).copy() for p in self._evals],
-                "norm_sum": self._norm_sum, "norm_count": self._norm_count,
-                "ceiling_warned": self._ceiling_warned}
+        return {
+            "warnings": [vars(w).copy() for w in self.warnings],
+            "trend_streak": self.trend_streak,
+            "evals": [vars(p).copy() for p in self._evals],
+            "norm_sum": self._norm_sum,
+            "norm_count": self._norm_count,
+            "ceiling_warned": self._ceiling_warned,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.warnings = [WatchWarning(**w) for w in state["warnings"]]
@@ -144,5 +163,7 @@ class InstabilityWatch:
         if self.stop_after is None or self.trend_streak < self.stop_after:
             return None
         n = self.trend_streak
-        return (f"{n} evaluation{'s' if n != 1 else ''} in a row with a trend warning "
-                f"(watch.stop_after={self.stop_after})")
+        return (
+            f"{n} evaluation{'s' if n != 1 else ''} in a row with a trend warning "
+            f"(watch.stop_after={self.stop_after})"
+        )
