@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean bench-train bench-eval bench-data bench-decode bench-quality bench-packing bench-stream
+.PHONY: demo test lint install clean bench-train bench-eval bench-data bench-decode bench-quality bench-packing bench-stream
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -19,7 +19,13 @@ demo: $(STAMP)
 	$(BIN)/brain2text demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
+
+# lint, format and type checks (configured in pyproject.toml); .ci/run runs them before the tests
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
 
 # Benchmarks (BENCHMARKS.md): each builds the data it needs in benchmarks_workspace/ once.
 # Run them alone on the machine: other processes distort the figures.

@@ -1,0 +1,47 @@
+"""The keys of ``metrics.jsonl`` rows (and TensorBoard tags): the one place that names them.
+
+Training writes a row per logged batch (``step``, ``train/loss``, ``lr``, ``grad_norm``), a row
+per evaluation (``<split>/loss``, ``<split>/per``, ``<split>/per/<day>``, optionally
+``<split>/wer`` and the EMA weights' ``<split>/loss_ema`` and ``<split>/per_ema``) and a row
+per instability warning (``step``, ``warning``, ``message``, ``lr``); reports read them back.
+"""
+
+from __future__ import annotations
+
+STEP = "step"
+TRAIN_LOSS = "train/loss"
+LR = "lr"
+GRAD_NORM = "grad_norm"
+WARNING = "warning"  # a warning row's kind: "trend", "grad_norm" or "nonfinite"
+MESSAGE = "message"
+
+EVAL_SPLITS = ("val", "test")  # the splits training evaluates on, the prefixes of their rows
+
+
+def loss(split: str) -> str:
+    return f"{split}/loss"
+
+
+def per(split: str) -> str:
+    return f"{split}/per"
+
+
+def per_day_prefix(split: str) -> str:
+    """The prefix of the per-day PER keys: ``per_day_prefix(s) + day == per_day(s, day)``."""
+    return f"{split}/per/"
+
+
+def per_day(split: str, day: str) -> str:
+    return f"{per_day_prefix(split)}{day}"
+
+
+def wer(split: str) -> str:
+    return f"{split}/wer"
+
+
+def loss_ema(split: str) -> str:
+    return f"{split}/loss_ema"
+
+
+def per_ema(split: str) -> str:
+    return f"{split}/per_ema"
