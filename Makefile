@@ -31,6 +31,7 @@ lint: $(STAMP)
 # Run them alone on the machine: other processes distort the figures.
 bench-train: $(STAMP)
 	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/train_throughput.py configs/runs/run13_cpu_demo.yaml --batches 40 --warmup 5
+	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/train_long_run.py --batches 400 --threads 2
 
 bench-eval: $(STAMP)
 	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/eval_throughput.py configs/runs/run13_cpu_demo.yaml --passes 3 --warmup 1

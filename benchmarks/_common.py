@@ -241,7 +241,8 @@ def read_float64(root: Path, split: PreparedSplit, indices: np.ndarray) -> list[
 def load_reference_trials(
     root: Path, split: PreparedSplit, indices: np.ndarray
 ) -> tuple[ReferenceTrials, float]:
-    """The trials read into RAM as float64 (the reference's pickle load), and the seconds it took."""
+    """The trials read into RAM as float64 (the reference's pickle load), and the seconds it
+    took."""
     start = time.perf_counter()
     trials = ReferenceTrials(root, split, indices)
     return trials, time.perf_counter() - start

@@ -2,7 +2,8 @@
 reference's.
 
     python benchmarks/eval_throughput.py configs/runs/run13_cpu_demo.yaml --passes 3 --warmup 1
-    python benchmarks/eval_throughput.py configs/runs/run13_cpu_demo.yaml --checkpoint RUN/checkpoints/best.pt
+    python benchmarks/eval_throughput.py configs/runs/run13_cpu_demo.yaml \
+        --checkpoint RUN/checkpoints/best.pt
 
 One pass decodes the run's evaluation split (the validation blocks by default;
 ``data.eval_split=test`` for the test split; ``--limit N`` keeps its first N trials) with the
@@ -14,9 +15,10 @@ same weights (``--checkpoint``, else the run's model at its seeded random initia
 - naive: the reference's pass: trials in RAM as float64, a DataLoader of 64 trials in file order
   padded to each batch's longest trial, forward and mean CTC loss per batch, then per trial a
   Python loop: argmax over its valid frames, ``torch.unique_consecutive``, blanks dropped in a
-  list comprehension, and its edit distance (the table gives the time of that loop). The reference computes that distance with the
-  ``edit_distance`` package, written in pure Python; here it is rapidfuzz's (C), as in the
-  fast mode, so the naive mode is if anything faster than the reference.
+  list comprehension, and its edit distance (the table gives the time of that loop). The
+  reference computes that distance with the ``edit_distance`` package, written in pure Python;
+  here it is rapidfuzz's (C), as in the fast mode, so the naive mode is if anything faster than
+  the reference.
 
 Both modes use the model's true output lengths (the reference's are one frame short). The
 bidirectional GRU is not length-masked, so the padding a trial gets (least in length-sorted
@@ -49,11 +51,11 @@ from _common import (
     thread_count,
 )
 from brain2text.distributed import pick_device
-from brain2text.evaluation.evaluate import load_model
 from brain2text.evaluation.metrics import edit_distance
 from brain2text.evaluation.scoring import decode_split, references, score
 from brain2text.model.ctc import ctc_losses
 from brain2text.model.gru import GRUDecoder, count_parameters, describe_size
+from brain2text.model.loading import load_model
 from brain2text.training.rundata import RunData
 from brain2text.training.step import seed_everything
 
@@ -129,7 +131,7 @@ def measure(mode: str, args: argparse.Namespace) -> dict:
     config, device, data = set_up_mode(args, mode)
     idx = data.eval_idx[: args.limit] if args.limit else data.eval_idx
     if args.checkpoint:
-        model = load_model(Path(args.checkpoint), device)[0]
+        model = load_model(Path(args.checkpoint), device).model
     else:
         seed_everything(config.train.seed)
         model = GRUDecoder(

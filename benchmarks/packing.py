@@ -28,9 +28,8 @@ def one_pass(target, batches, packed: bool) -> tuple[dict[int, list[int]], float
     with torch.no_grad():
         for batch in batches:
             logits = model(batch.features, batch.day_index, batch.n_bins if packed else None)
-            for i, h in zip(
-                batch.trial_ids.tolist(), greedy_decode(logits, model.output_lengths(batch.n_bins)), strict=False
-            ):
+            decoded = greedy_decode(logits, model.output_lengths(batch.n_bins))
+            for i, h in zip(batch.trial_ids.tolist(), decoded, strict=True):
                 hyps[i] = h.tolist()
     return hyps, time.perf_counter() - start
 

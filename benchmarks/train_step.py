@@ -51,8 +51,8 @@ def main() -> None:
     days = torch.randint(0, 24, (b,), device=device)
 
     print(
-        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"{device}, torch {torch.__version__}"
+        f"machine: {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} torch threads, {device}, torch {torch.__version__}"
     )
     print(f"command: {' '.join(sys.argv)}")
     print(

@@ -1,14 +1,15 @@
 """Training throughput of brain2text's data path against a naive mimic of the reference loop.
 
     python benchmarks/train_throughput.py configs/runs/run13_cpu_demo.yaml --batches 40 --warmup 5
-    python benchmarks/train_throughput.py configs/runs/run13_onecycle_safe.yaml --batches 3 --warmup 1
+    python benchmarks/train_throughput.py configs/runs/run13_onecycle_safe.yaml \
+        --batches 3 --warmup 1
     # on a GPU: the naive mode in fp32 against bucketed, bf16, compiled training
     python benchmarks/train_throughput.py configs/runs/run13_onecycle_safe.yaml --batches 50 \
         --warmup 10 --fast train.length_bucket_pool=16 train.use_amp=true train.compile=true
 
 Both modes train the same model (same seed, batch size, augmentation, CTC loss, clipping, Adam
-and schedule step: ``batch_loss`` and ``backward_clipped``); only the way batches are made
-differs:
+and schedule step: training's own ``train_step``, subnormal floats flushed as the run file's
+``train.flush_denormals`` says); only the way batches are made differs:
 
 - fast: the project's path: memory-mapped float32 features, ``TrainBatches`` with the run's
   length bucketing (``train.length_bucket_pool``), one persistent DataLoader iterator for the run.
@@ -18,9 +19,13 @@ differs:
 
 Each mode runs in its own process (its own peak RSS). Printed: the machine, the command and a
 table of samples/s (timed batches after the warm-up: trials / wall time), s/batch and the part
-of it spent making the batch, padded bins per batch (B x longest trial) and the share of them that is padding, peak RSS, and the time the
-naive mode spends reading the data into RAM (not counted in samples/s). Without ``--data`` a
-demo-sized synthetic data set is built once in ``benchmarks_workspace/``.
+of it spent making the batch, padded bins per batch (B x longest trial) and the share of them
+that is padding, peak RSS, and the time the naive mode spends reading the data into RAM (not
+counted in samples/s). Without ``--data`` a demo-sized synthetic data set is built once in
+``benchmarks_workspace/``.
+
+``benchmarks/train_long_run.py`` (the second line of ``make bench-train``) times a long run
+instead: whether s/batch stays the same from its first quarter to its last.
 """
 
 from __future__ import annotations
@@ -49,16 +54,18 @@ from _common import (
     thread_count,
 )
 from brain2text.config import RunConfig
-from brain2text.data.batches import Batch, TrainBatches
+from brain2text.data.batches import Batch
 from brain2text.distributed import pick_device
 from brain2text.model.gru import GRUDecoder, count_parameters, describe_size
+from brain2text.model.precision import denormals_flushed
 from brain2text.training.optim import build_optimizer, build_scheduler
-from brain2text.training.rundata import RunData
+from brain2text.training.rundata import RunData, train_loader
 from brain2text.training.step import (
-    backward_clipped,
-    batch_loss,
+    Learner,
+    StepOptions,
     build_scaler,
     seed_everything,
+    train_step,
 )
 
 MODES = ["naive", "fast"]
@@ -79,7 +86,9 @@ def timed_steps(
     ).to(device)
     optimizer = build_optimizer(model, config.optim)
     scheduler = build_scheduler(optimizer, config.optim, config.train.n_batch)
-    scaler = build_scaler(config, device)
+    learner = Learner(
+        model, model, optimizer, build_scaler(config, device), StepOptions.of_run(config), generator
+    )
     samples = padded = real = 0
     data_s = 0.0  # time spent making batches (the rest is model, loss and optimizer)
     losses = []
@@ -95,13 +104,9 @@ def timed_steps(
         batch = next_batch().to(device)
         data_s += time.perf_counter() - fetched
         model.train()
-        loss = batch_loss(model, batch, config, device, generator)
-        optimizer.zero_grad(set_to_none=True)
-        backward_clipped(loss, model, scaler, optimizer, config.optim.grad_clip_norm)
-        scaler.step(optimizer)
-        scaler.update()
+        result = train_step(learner, batch)  # its loss is read: a sync point on a GPU
         scheduler.step()
-        losses.append(loss.item())  # the training loop logs it: a sync point on a GPU
+        losses.append(result.loss)
         b, t = batch.features.shape[:2]
         samples, padded, real = samples + b, padded + b * t, real + int(batch.n_bins.sum())
         print(
@@ -126,26 +131,10 @@ def timed_steps(
 
 
 def fast(config: RunConfig, data: RunData, device: torch.device, warmup: int, batches: int) -> dict:
-    """The project's path, built as ``train._train_loop`` builds it."""
+    """The project's path: the training loop's own loader."""
     tc = config.train
     generator = seed_everything(tc.seed, device=device)
-    loader = DataLoader(
-        TrainBatches(
-            data.train_split,
-            data.train_idx,
-            tc.batch_size,
-            tc.seed,
-            0,
-            warmup + batches,
-            tc.length_bucket_pool,
-        ),
-        batch_size=None,
-        shuffle=False,
-        num_workers=tc.num_workers,
-        persistent_workers=tc.num_workers > 0,
-        pin_memory=device.type == "cuda",
-        generator=torch.Generator().manual_seed(tc.seed),
-    )
+    loader = train_loader(data, config, device, stop=warmup + batches)
     stream = iter(loader)
     result = timed_steps(stream.__next__, config, data, device, generator, warmup, batches)
     del stream, loader  # ends the workers, so that their peak RSS is counted below
@@ -186,7 +175,8 @@ def measure(mode: str, args: argparse.Namespace) -> dict:
     """One mode, in this process: its figures and this process's peak RSS."""
     config, device, data = set_up_mode(args, mode)
     run = {"naive": naive, "fast": fast}[mode]
-    result = run(config, data, device, args.warmup, args.batches)
+    with denormals_flushed(config.train.flush_denormals):
+        result = run(config, data, device, args.warmup, args.batches)
     return {**result, "peak_rss_mb": peak_rss_mb(), "workers_peak_rss_mb": children_peak_rss_mb()}
 
 

@@ -198,3 +198,37 @@ def test_stream_latency_measures_both_runtimes_with_and_without_words(capsys):
         ("onnxruntime", "yes"),
     }
     assert all(float(r[3]) > 0 for r in rows)
+
+
+def test_train_long_run_times_the_first_and_last_quarter_of_each_run(
+    prepared_dir, tmp_path, capsys
+):
+    import train_long_run
+
+    args = train_long_run.build_parser().parse_args(
+        [
+            str(RUNS / "run16_5_ema_warmcos.yaml"),
+            "model.n_units=16",
+            "model.n_layers=1",
+            "model.kernel_len=8",
+            "--batches",
+            "8",
+            "--threads",
+            "1",
+            "--data",
+            str(prepared_dir),
+            "--workspace",
+            str(tmp_path),
+        ]
+    )
+    results = {m: train_long_run.measure(m, args) for m in train_long_run.MODES}
+    train_long_run.print_report(args, results)
+    rows = table_rows(capsys.readouterr().out.replace("| subnormals", "| mode"))
+    assert set(rows) == {"flushed", "not flushed"}
+    assert rows["flushed"][0] == "yes" and rows["not flushed"][0] == "no"
+    for mode, r in results.items():
+        assert r["batches"] == 8 and r["first_s"] > 0 and r["last_s"] > 0
+        assert r["cpu"]["flush_denormals"] == (mode == "flushed")
+        assert figure(rows[mode][4]) == pytest.approx(r["last_s"] / r["first_s"], abs=0.01)
+    config = load_run(tmp_path / "flush-true" / "config.yaml")
+    assert (config.model.n_units, config.train.batch_size, config.train.use_amp) == (16, 16, False)

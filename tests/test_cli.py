@@ -100,3 +100,72 @@ def test_truncated_recording_gives_one_line_and_no_output(raw_dir, tmp_path):
     assert result.returncode == 2 and victim.name in result.stderr
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
     assert not (tmp_path / "prepared").exists()
+
+
+def test_a_config_torch_cannot_run_is_refused_up_front_in_config_and_train(tmp_path):
+    onecycle = [RUNS / "run13_onecycle_safe.yaml", "train.n_batch=10", "train.eval_every=5"]
+    for args in (["config", *onecycle], ["train", *onecycle, "--out", tmp_path / "run"]):
+        result = brain2text(*args, check=False)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+        assert "optim.pct_start=0.1 x train.n_batch=10" in result.stderr
+        assert "Traceback" not in result.stderr and result.stdout == ""
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "RUN", "--out", "DIR", "train.n_batch=8", "--quiet", "model.n_units=16"],
+        ["train", "--out", "DIR", "RUN", "train.n_batch=8", "model.n_units=16", "--quiet"],
+        ["train", "RUN", "train.n_batch=8", "--quiet", "--out", "DIR", "model.n_units=16"],
+    ],
+)
+def test_overrides_are_taken_anywhere_on_the_line(argv):
+    from brain2text.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert (str(args.run_file), str(args.out), args.quiet) == ("RUN", "DIR", True)
+    assert args.overrides == ["train.n_batch=8", "model.n_units=16"]
+
+
+def test_every_command_with_overrides_takes_them_after_its_options():
+    from brain2text.cli import build_parser
+
+    parser = build_parser()
+    sweep = parser.parse_args(
+        ["sweep", "RUN", "--grid", "optim.max_lr=0.1,0.2", "--grid", "train.seed=0,1", "a.b=1"]
+    )
+    assert sweep.grid == ["optim.max_lr=0.1,0.2", "train.seed=0,1"] and sweep.overrides == ["a.b=1"]
+    config = parser.parse_args(["config", "RUN", "--list", "a.b=1"])
+    assert config.list and config.overrides == ["a.b=1"]
+    lr_find = parser.parse_args(["lr-find", "RUN", "--batches", "5", "a.b=1"])
+    assert (lr_find.batches, lr_find.overrides) == (5, ["a.b=1"])
+    adapt = parser.parse_args(["adapt", "RUN_DIR", "--day", "D", "REC.mat", "adapt.steps=3"])
+    assert (str(adapt.recording), adapt.day, adapt.overrides) == ("REC.mat", "D", ["adapt.steps=3"])
+    demo = parser.parse_args(["demo", "--fresh", "train.n_batch=20", "--days", "2"])
+    assert demo.fresh and demo.overrides == ["train.n_batch=20"]
+    resume = parser.parse_args(["train", "--resume", "RUN_DIR"])
+    assert (resume.run_file, resume.overrides) == (None, [])
+    lm = parser.parse_args(["lm", "tune", "RUN_DIR", "--lm", "LM", "--beam", "4"])
+    assert (lm.lm_command, str(lm.run_dir), lm.beam) == ("tune", "RUN_DIR", 4)
+
+
+def test_train_run_out_dir_then_overrides(prepared_dir, tmp_path):
+    from brain2text.cli import main
+
+    run = tmp_path / "run"
+    argv = ["train", str(RUNS / "run13_cpu_demo.yaml"), "--out", str(run), "--quiet"]
+    assert main([*argv, *tiny_overrides(prepared_dir, **{"train.n_batch": 3})]) == 0
+    config = (run / "config.yaml").read_text()
+    assert "n_batch: 3" in config and "n_units: 16" in config
+
+
+def test_the_readmes_sweep_order(prepared_dir, tmp_path, capsys):
+    from brain2text.cli import main
+
+    out = tmp_path / "sweep"
+    argv = ["sweep", str(RUNS / "run13_cpu_demo.yaml"), "--grid", "train.seed=0", "--out", str(out)]
+    assert main([*argv, *tiny_overrides(prepared_dir, **{"train.n_batch": 3}), "--quiet"]) == 0
+    assert "n_batch: 3" in (out / "seed=0" / "config.yaml").read_text()
+    assert "sweep page" in capsys.readouterr().out

@@ -66,7 +66,7 @@ def test_baseline_is_the_reference_recipe():
 
 def test_child_inherits_and_overrides(tmp_path):
     (tmp_path / "parent.yaml").write_text(
-        "model: {n_units: 64, n_layers: 3}\ntrain: {n_batch: 7}\n"
+        "model: {n_units: 64, n_layers: 3}\ntrain: {n_batch: 7, eval_every: 5}\n"
     )
     (tmp_path / "child.yaml").write_text("parent: parent\nmodel: {n_units: 32}\n")
     c = load_run(tmp_path / "child.yaml", ["train.n_batch=50", "optim.betas=[0.8, 0.9]"])
@@ -169,3 +169,96 @@ def test_config_list_prints_the_packaged_runs(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == sorted(line.split()[0] for line in lines)
     assert any(line.startswith("run13_onecycle_safe ") and "OneCycleLR" in line for line in lines)
+
+
+# ----------------------------------------------------------------------------- runnable configs
+
+
+def _onecycle_raises(pct_start: float, n_batch: int) -> bool:
+    import warnings
+
+    import torch
+    from torch.optim.lr_scheduler import OneCycleLR
+
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            scheduler = OneCycleLR(optimizer, max_lr=1.0, total_steps=n_batch, pct_start=pct_start)
+            for _ in range(n_batch):
+                optimizer.step()
+                scheduler.step()
+    except ZeroDivisionError:
+        return True
+    return False
+
+
+def _onecycle(pct_start: float, n_batch: int, *extra: str) -> list[str]:
+    return [
+        f"optim.pct_start={pct_start}",
+        f"train.n_batch={n_batch}",
+        "train.eval_every=1",
+        *extra,
+    ]
+
+
+def test_onecycle_is_refused_exactly_where_torch_cannot_schedule_it():
+    from brain2text.sections import onecycle_warmup_end
+
+    refused = []
+    for n_batch in range(1, 41):
+        for pct_start in (0.01, 0.05, 0.1, 0.125, 0.2, 0.25, 1 / 3, 0.3, 0.5, 0.9):
+            torch_fails = _onecycle_raises(pct_start, n_batch)
+            assert (onecycle_warmup_end(pct_start, n_batch) == 0) == torch_fails
+            if torch_fails:
+                refused.append((pct_start, n_batch))
+    assert (0.1, 10) in refused and (0.5, 2) in refused and (0.25, 4) in refused
+    assert all(round(p * n) == 1 for p, n in refused)
+
+
+def test_onecycle_one_batch_warmup_is_a_one_line_error_naming_the_keys():
+    with pytest.raises(ConfigError) as err:
+        load_run(RUNS / "run13_onecycle_safe.yaml", _onecycle(0.1, 10))
+    message = str(err.value)
+    assert "optim.pct_start=0.1 x train.n_batch=10 = 1" in message and "OneCycleLR" in message
+    assert "\n" not in message and message.startswith(str(RUNS / "run13_onecycle_safe.yaml"))
+    for pct_start, n_batch in ((0.1, 9), (0.1, 11), (0.1, 2), (0.2, 10)):  # its neighbours run
+        load_run(RUNS / "run13_onecycle_safe.yaml", _onecycle(pct_start, n_batch))
+
+
+def test_a_warmup_as_long_as_the_run_is_refused():
+    run = RUNS / "run13_warmcos.yaml"
+    load_run(run, ["train.n_batch=1001", "train.eval_every=1"])  # warm-up 1000: one batch left
+    with pytest.raises(ConfigError, match=r"optim\.warmup_batches=1000 >= train\.n_batch=1000"):
+        load_run(run, ["train.n_batch=1000", "train.eval_every=1"])
+    # another schedule does not use the key
+    load_run(run, ["train.n_batch=10", "train.eval_every=1", "optim.schedule=constant"])
+
+
+def test_eval_every_beyond_the_run_is_refused():
+    load_run(RUNS / "baseline.yaml", ["train.n_batch=100", "train.eval_every=100"])
+    with pytest.raises(ConfigError, match=r"train\.eval_every=101 > train\.n_batch=100"):
+        load_run(RUNS / "baseline.yaml", ["train.n_batch=100", "train.eval_every=101"])
+
+
+def test_days_per_batch_beyond_the_batch_is_refused():
+    base = ["train.batch_size=4", "train.length_bucket_pool=null"]
+    load_run(RUNS / "baseline.yaml", [*base, "train.days_per_batch=4"])
+    with pytest.raises(ConfigError, match=r"train\.days_per_batch=5 > train\.batch_size=4"):
+        load_run(RUNS / "baseline.yaml", [*base, "train.days_per_batch=5"])
+
+
+def test_every_problem_is_named_on_the_one_line():
+    with pytest.raises(ConfigError) as err:
+        load_run(RUNS / "run13_onecycle_safe.yaml", ["train.n_batch=10"])
+    assert "optim.pct_start" in str(err.value) and "train.eval_every=100" in str(err.value)
+    assert "\n" not in str(err.value) and "Value error" not in str(err.value)
+
+
+def test_a_stored_config_is_read_without_the_run_checks():
+    # a run that already trained (its checkpoint's or config.yaml's config) still loads
+    data = load_run(RUNS / "baseline.yaml").to_dict()
+    data["train"].update(n_batch=2, eval_every=3)
+    assert validate(data).train.eval_every == 3
+    with pytest.raises(ConfigError, match="train.eval_every=3 > train.n_batch=2"):
+        validate(data, runnable=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 from brain2text.errors import DataError, StorageError
 
 
-def _os_error_in(exc: BaseException) -> OSError | None:
+def _os_error_in(exc: BaseException | None) -> OSError | None:
     """The OSError behind ``exc``: itself, or one it was raised from or during (``torch.save``
     turns a failed write into a RuntimeError raised while handling the OSError)."""
     seen = set()

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, TypeVar, overload
 
 from brain2text import __version__, commands
 from brain2text.commands import EXIT_INTERRUPTED
@@ -14,11 +16,46 @@ from brain2text.errors import Brain2TextError, ConfigError
 
 __all__ = ["EXIT_INTERRUPTED", "build_parser", "main"]
 
+_N = TypeVar("_N")
+
+
+class IntermixedParser(argparse.ArgumentParser):
+    """A subcommand's parser whose positionals may come before, between or after its options
+    (``train RUN --out DIR key=value``), as :meth:`parse_intermixed_args` parses them. A parser
+    with subcommands of its own (``lm``) parses as argparse does, which is all it can do."""
+
+    _intermixing = False
+
+    @overload
+    def parse_known_args(
+        self, args: Iterable[str] | None = None, namespace: None = None
+    ) -> tuple[argparse.Namespace, list[str]]: ...
+    @overload
+    def parse_known_args(
+        self, args: Iterable[str] | None, namespace: _N
+    ) -> tuple[_N, list[str]]: ...
+    @overload
+    def parse_known_args(self, *, namespace: _N) -> tuple[_N, list[str]]: ...
+
+    def parse_known_args(
+        self, args: Iterable[str] | None = None, namespace: Any = None
+    ) -> tuple[Any, list[str]]:
+        nested = any(
+            a.nargs in (argparse.PARSER, argparse.REMAINDER) for a in self._get_positional_actions()
+        )
+        if self._intermixing or nested:  # within parse_known_intermixed_args: argparse's pass
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(None if args is None else list(args), namespace)
+        finally:
+            self._intermixing = False
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brain2text", description=__doc__.split(".")[0])
     parser.add_argument("--version", action="version", version=f"brain2text {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=IntermixedParser)
 
     p = sub.add_parser(
         "synth",
@@ -62,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--skip-bad-trials",
         action="store_true",
-        help="skip (and count) trials with unknown words, NaN/Inf or empty text instead of stopping; "
-        "each test or hold-out trial left out is named",
+        help="skip (and count) trials with unknown words, NaN/Inf or empty text instead of "
+        "stopping; each test or hold-out trial left out is named",
     )
     p.add_argument(
         "--phonemizer",
@@ -407,11 +444,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     p.set_defaults(func=commands.cmd_report)
 
-    p = sub.add_parser("demo", help="synthesise, prepare, train the CPU child of run13, evaluate")
-    p.add_argument("--workdir", type=Path, default=Path("demo_workspace"))
-    p.add_argument("--run-file", type=Path, default=None)
+    p = sub.add_parser(
+        "demo",
+        help="the whole pipeline on synthetic data: synthesise, prepare, train the CPU child "
+        "of run13, evaluate, words, report",
+    )
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("demo_workspace"),
+        help="the demo's folder (default demo_workspace)",
+    )
+    p.add_argument(
+        "--run-file", type=Path, default=None, help="the run to train (default run13_cpu_demo)"
+    )
     p.add_argument("overrides", nargs="*")
-    p.add_argument("--fresh", action="store_true", help="regenerate the synthetic data")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="regenerate the synthetic data (it is reused while the sizes and seed are the same)",
+    )
+    g = p.add_argument_group(
+        "sizes",
+        "defaults are make demo's; the model's and the training's sizes are key=value "
+        "overrides of the run file (train.n_batch=20 train.eval_every=10 model.n_units=16 ...)",
+    )
+    g.add_argument("--days", type=int, default=8, help="recording days, 1-24 (default 8)")
+    g.add_argument(
+        "--train-per-day",
+        type=int,
+        default=250,
+        help="training trials a day; the last block of each day validates (default 250)",
+    )
+    g.add_argument("--test-per-day", type=int, default=20, help="test trials a day (default 20)")
+    g.add_argument(
+        "--holdout-per-day", type=int, default=20, help="hold-out trials a day (default 20)"
+    )
+    g.add_argument("--seed", type=int, default=0, help="synthesis seed (default 0)")
+    g.add_argument(
+        "--lm-sentences",
+        type=int,
+        default=20_000,
+        help="generated training-side sentences added to the LM's corpus (default 20000)",
+    )
+    g.add_argument("--lm-weights", default="1,1.5,2,3", help="LM tuning grid (default 1,1.5,2,3)")
+    g.add_argument(
+        "--word-scores", default="-1,0,1,2", help="word-score tuning grid (default -1,0,1,2)"
+    )
+    g.add_argument("--beam", type=int, default=50, help="word search beam size (default 50)")
+    g.add_argument("--show", type=int, default=4, help="test sentences printed (default 4)")
     p.set_defaults(func=commands.cmd_demo)
 
     p = sub.add_parser("runs", help="one line per run folder: status, batches, best and final PER")

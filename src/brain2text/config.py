@@ -2,11 +2,13 @@
 run files.
 
 A run file is a path, or the name of a run file shipped with the package
-(``brain2text/configs/runs/<name>.yaml``; ``brain2text config --list`` shows them). A run file may
-name a ``parent`` run and hold only what it changes; the parent is looked up as
-``<parent>.yaml`` beside the child, then among the packaged run files (or given as a path). Command-line overrides use dotted keys
-(``train.n_batch=50``) whose values are parsed as YAML. Unknown keys and bad values fail with a
-one-line :class:`~brain2text.errors.ConfigError` naming the key.
+(``brain2text/configs/runs/<name>.yaml``; ``brain2text config --list`` shows them). A run file
+may name a ``parent`` run and hold only what it changes; the parent is looked up as
+``<parent>.yaml`` beside the child, then among the packaged run files (or given as a path).
+Command-line overrides use dotted keys (``train.n_batch=50``) whose values are parsed as YAML.
+Unknown keys and bad values fail with a one-line :class:`~brain2text.errors.ConfigError` naming
+the key; so does a config that training cannot run (:func:`brain2text.sections.unrunnable`),
+when a run file is resolved to be trained (:func:`load_run`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pydantic import ValidationError
 
 from brain2text.errors import ConfigError
 from brain2text.sections import (  # noqa: F401  (the sections are part of this module's API)
+    RUNNABLE,
     AdaptConfig,
     AugmentConfig,
     CriteriaConfig,
@@ -150,21 +153,27 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def _describe(error: ValidationError, origin: str) -> str:
     first = error.errors()[0]
+    extra = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    if first["type"] == "value_error":  # a section's own check: its message names the keys
+        return f"{origin}: {first.get('ctx', {}).get('error', first['msg'])}{extra}"
     key = ".".join(str(p) for p in first["loc"]) or "(top level)"
     message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-    extra = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
     return f"{origin}: {key}: {message}{extra}"
 
 
-def validate(data: dict[str, Any], origin: str = "config") -> RunConfig:
+def validate(data: dict[str, Any], origin: str = "config", *, runnable: bool = False) -> RunConfig:
+    """The config ``data`` describes, or a one-line ConfigError naming the key. ``runnable``:
+    also refuse what training cannot run (:func:`brain2text.sections.unrunnable`), as a run
+    about to be trained is checked; a stored config of a run that already trained is not."""
     try:
-        return RunConfig.model_validate(data)
+        return RunConfig.model_validate(data, context={RUNNABLE: runnable})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, origin)) from None
 
 
 LR_FIND_KEY = "suggested_max_lr"
-"""The key of ``lr_find.json`` that ``optim.max_lr_from`` reads (written by brain2text.training.lrfind)."""
+"""The key of ``lr_find.json`` that ``optim.max_lr_from`` reads (written by
+brain2text.training.lrfind)."""
 
 
 def read_suggested_max_lr(file: str, origin: str = "config") -> float:
@@ -198,7 +207,7 @@ def load_run(
     """
     path = find_run_file(path)
     data = apply_overrides(_resolve_file(path), overrides or [])
-    config = validate(data, origin=str(path))
+    config = validate(data, origin=str(path), runnable=True)
     source = config.optim.max_lr_from
     if not resolve_max_lr or source is None:
         return config
@@ -208,7 +217,8 @@ def load_run(
             f"{source} (also override optim.max_lr_from=null)"
         )
     max_lr = read_suggested_max_lr(source, origin=str(path))
-    return validate(_merge(config.to_dict(), {"optim": {"max_lr": max_lr}}), origin=str(path))
+    resolved = _merge(config.to_dict(), {"optim": {"max_lr": max_lr}})
+    return validate(resolved, origin=str(path), runnable=True)
 
 
 def to_yaml(config: RunConfig) -> str:

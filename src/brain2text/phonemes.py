@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from brain2text.errors import DataError
 
@@ -140,8 +141,11 @@ def read_lexicon(path: Path | str) -> dict[str, list[str]]:
     return entries
 
 
-def describe_lexicon(path: Path | str | None, lexicon: Lexicon | None) -> dict | None:
-    """What the manifest records about a user lexicon (None without one)."""
+def describe_lexicon(
+    path: Path | str | None, lexicon: Mapping[str, object] | None
+) -> dict[str, Any] | None:
+    """What the manifest records about a user lexicon read from ``path`` (its words mapped to
+    one pronunciation or to several; None without one)."""
     if path is None or lexicon is None:
         return None
     return {
@@ -167,8 +171,8 @@ def find_pronunciation(word: str, lexicon: Lexicon | None = None) -> tuple[list[
         return found
     parts = [p for p in word.strip("-'").split("-") if p]
     if len(parts) > 1:
-        prons = [_lookup(p, lexicon) for p in parts]
-        if all(prons):
+        prons = [pron for p in parts if (pron := _lookup(p, lexicon)) is not None]
+        if len(prons) == len(parts):
             return [ph for pron, _ in prons for ph in pron], "parts"
     stripped = word.strip("-'")
     if stripped and stripped != word and (found := _lookup(stripped, lexicon)) is not None:

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+
+RUNNABLE = "runnable"
+"""Validation context key: with ``{RUNNABLE: True}`` a :class:`RunConfig` is also checked for
+what training needs of it (:func:`unrunnable`). Resolving a run file to train it checks it;
+configs stored by runs that already trained (checkpoints, ``config.yaml``) are read without."""
 
 
 class _Section(BaseModel):
@@ -147,6 +152,11 @@ class TrainConfig(_Section):
     """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``..."""
     threads: int | None = Field(None, ge=1)
     """torch intra-op threads (None: torch's default)."""
+    flush_denormals: bool = True
+    """Flush subnormal floats to zero on the CPU while training, evaluating and decoding
+    (``torch.set_flush_denormal``): arithmetic on them is many times slower, and CPU training
+    would slow down as its weights and optimizer moments drift into them. run.json records
+    the setting and whether it took effect. False: IEEE subnormals, as torch's default."""
     checkpoint_every: int | None = Field(None, ge=1)
     """Batches between saves of ``checkpoints/last.pt``, the point ``brain2text train --resume``
     continues from (None: at every evaluation only). ``last.pt`` is also saved at every
@@ -185,7 +195,8 @@ class TrainConfig(_Section):
 
 class FasterThanConfig(_Section):
     run: str
-    """Another run folder (absolute, or relative to the working directory or the repo root)."""
+    """Another run folder: absolute, or relative to the working directory or to a folder above
+    this run's (``runs/run11`` for a run in ``runs/run13``, whatever the working directory)."""
     per: float = Field(gt=0.0)
     """This run must reach an eval PER <= ``per`` in fewer batches than that run did."""
 
@@ -276,5 +287,55 @@ class RunConfig(_Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _can_be_run(self, info: ValidationInfo) -> RunConfig:
+        if info.context and info.context.get(RUNNABLE):
+            problems = unrunnable(self)
+            if problems:
+                raise ValueError("; ".join(problems))
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def onecycle_warmup_end(pct_start: float, n_batch: int) -> float:
+    """The batch at which torch's OneCycleLR ends its warm-up: ``pct_start * n_batch - 1``, a
+    float, as torch computes it. Within the warm-up torch divides by it, so at 0 (a warm-up of
+    exactly one batch) its first LR is 0 / 0: a ZeroDivisionError. Below 0 there is no warm-up
+    at all (the LR starts on the way down from ``max_lr``) and torch runs it."""
+    return float(pct_start * n_batch) - 1
+
+
+def unrunnable(config: RunConfig) -> list[str]:
+    """What stops this config from training, one line each naming the keys (empty: it runs).
+
+    The LR schedule must fit the run (torch's OneCycleLR cannot schedule a one-batch warm-up; a
+    warm-up as long as the run leaves nothing of the cosine), an evaluation must fall on the
+    ``eval_every`` grid, and a batch must hold a trial of every day it draws from. (That
+    ``grad_accum`` divides ``batch_size`` is checked by :class:`TrainConfig` itself.)"""
+    o, t = config.optim, config.train
+    problems = []
+    if o.schedule == "onecycle" and onecycle_warmup_end(o.pct_start, t.n_batch) == 0:
+        problems.append(
+            f"optim.pct_start={o.pct_start:g} x train.n_batch={t.n_batch} = 1: a one-batch "
+            "warm-up, which torch's OneCycleLR cannot schedule (it divides by pct_start x "
+            "n_batch - 1 = 0); change either key"
+        )
+    if o.schedule == "warmup_cosine" and o.warmup_batches >= t.n_batch:
+        problems.append(
+            f"optim.warmup_batches={o.warmup_batches} >= train.n_batch={t.n_batch}: the "
+            "warm-up takes the whole run, no batch is left for the cosine decay"
+        )
+    if t.eval_every > t.n_batch:
+        problems.append(
+            f"train.eval_every={t.eval_every} > train.n_batch={t.n_batch}: no evaluation "
+            "before the last batch (no checkpoint choice, no instability watch); lower "
+            "train.eval_every"
+        )
+    if t.days_per_batch is not None and t.days_per_batch > t.batch_size:
+        problems.append(
+            f"train.days_per_batch={t.days_per_batch} > train.batch_size={t.batch_size}: a "
+            "batch cannot hold a trial of each of its days"
+        )
+    return problems

@@ -147,7 +147,9 @@ def test_rank_shares_of_a_batch_are_its_rows_padded_to_the_whole_batch(train_spl
         for name in ("features", "n_bins", "n_phones", "day_index", "trial_ids"):
             joined = np.concatenate([getattr(p, name).numpy() for p in parts])
             assert np.array_equal(joined, getattr(full, name).numpy()), name
-        phonemes = [row[:n] for p in parts for row, n in zip(p.phonemes.numpy(), p.n_phones, strict=False)]
+        phonemes = [
+            row[:n] for p in parts for row, n in zip(p.phonemes.numpy(), p.n_phones, strict=False)
+        ]
         assert all(
             np.array_equal(a, b[:n])
             for a, b, n in zip(phonemes, full.phonemes.numpy(), full.n_phones, strict=False)

@@ -8,14 +8,9 @@ import numpy as np
 import pytest
 
 from brain2text.data.dataset import open_prepared
-from brain2text.data.prepare import (
-    new_manifest,
-    prepare,
-    session_entry,
-    split_entry,
-    write_manifest,
-    write_session,
-)
+from brain2text.data.feature_spec import STANDARD_2023
+from brain2text.data.prepare import prepare
+from brain2text.data.writer import SessionArrays, finish, split_entry, write_session
 from brain2text.errors import DataError
 
 DAY = "t12.2022.04.28"
@@ -92,16 +87,10 @@ def _big_prepared(root: Path, n_trials: int, n_bins: int) -> Path:
         ],
         axis=1,
     )
-    write_session(
-        root / "train" / DAY, features, trials, np.ones(n_trials, np.uint8), ["a"] * n_trials
-    )
-    sessions = {DAY: session_entry(f"train/{DAY}.mat", 0, features, trials)}
-    write_manifest(
-        root,
-        new_manifest(
-            [DAY], {"train": split_entry(True, sessions, [])}, source="test", features="test"
-        ),
-    )
+    arrays = SessionArrays(features, trials, np.ones(n_trials, np.uint8), ["a"] * n_trials)
+    sessions = {DAY: write_session(root / "train" / DAY, arrays, f"train/{DAY}.mat", 0)}
+    train = split_entry(True, sessions)
+    finish(root, [DAY], {"train": train}, STANDARD_2023, description="test", source="test")
     return root
 
 

@@ -51,8 +51,8 @@ def test_imports_days_as_they_are(tmp_path, protocol):
     data = write_pickle(tmp_path / "ptDecoder_ctc", protocol=protocol)
     manifest = import_pickle(tmp_path / "ptDecoder_ctc", tmp_path / "out", progress=False)
 
-    assert manifest["days"] == ["day00", "day01"]
-    assert manifest["splits"]["train"]["n_trials"] == 6
+    assert manifest.days == ("day00", "day01")
+    assert manifest.splits["train"].n_trials == 6
     ds = open_prepared(tmp_path / "out")
     train = ds.split("train")
     assert train.sessions == ["day00", "day01"] and train.day_index.tolist() == [0] * 3 + [1] * 3
@@ -91,7 +91,7 @@ def test_reference_layout_gets_real_dates(tmp_path):
     }
     (tmp_path / "p.pkl").write_bytes(pickle.dumps(data))
     manifest = import_pickle(tmp_path / "p.pkl", tmp_path / "out", progress=False)
-    assert manifest["days"] == list(REAL_DAYS)
+    assert manifest.days == REAL_DAYS
     comp = open_prepared(tmp_path / "out").split("competition")
     assert comp.day_index.tolist() == [4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 18, 19, 20]
     assert comp.sessions[0] == "t12.2022.05.24" and comp.sessions[-1] == "t12.2022.08.13"

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from brain2text.data.dataset import open_prepared
+from brain2text.data.features import block_stats, trial_features, zscore
+from brain2text.data.manifest import read_manifest
 from brain2text.data.matfile import read_session
-from brain2text.data.prepare import block_stats, prepare, trial_features, zscore
+from brain2text.data.prepare import prepare
 from brain2text.errors import ConfigError, DataError
 from brain2text.g2p import ReferencePhonemizer
 from brain2text.phonemes import clean_text, phonemize, to_ids, to_symbols
@@ -30,15 +32,16 @@ def test_writes_the_format_and_manifest(tiny_raw, tmp_path):
     out = tmp_path / "prepared"
     manifest = prepare(tiny_raw, out, progress=False)
 
-    assert json.loads((out / "manifest.json").read_text()) == manifest
-    assert manifest["format"] == "brain2text-prepared" and manifest["format_version"] == 1
-    assert manifest["days"] == DAYS
-    train, test, comp = (manifest["splits"][s] for s in ("train", "test", "competition"))
-    assert (train["n_trials"], test["n_trials"], comp["n_trials"]) == (10, 4, 3)
-    assert train["labelled"] and not comp["labelled"] and train["n_skipped"] == 0
-    entry = train["sessions"]["t12.2022.05.05"]
-    assert entry["source"] == "train/t12.2022.05.05.mat" and entry["day_index"] == 1
-    assert list(comp["sessions"]) == ["t12.2022.05.05"]
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk == manifest.to_dict() and read_manifest(out) == manifest
+    assert on_disk["format"] == "brain2text-prepared" and manifest.format_version == 1
+    assert manifest.days == tuple(DAYS)
+    train, test, comp = (manifest.splits[s] for s in ("train", "test", "competition"))
+    assert (train.n_trials, test.n_trials, comp.n_trials) == (10, 4, 3)
+    assert train.labelled and not comp.labelled and train.n_skipped == 0
+    entry = train.sessions["t12.2022.05.05"]
+    assert entry.source == "train/t12.2022.05.05.mat" and entry.day_index == 1
+    assert list(comp.sessions) == ["t12.2022.05.05"]
     for name in DAYS:
         folder = out / "train" / name
         assert sorted(p.name for p in folder.iterdir()) == [
@@ -51,10 +54,10 @@ def test_writes_the_format_and_manifest(tiny_raw, tmp_path):
         assert np.load(folder / "norm.npy").shape == (2, 256)  # the day's mean and SD
         features = np.load(folder / "features.npy")
         assert features.dtype == np.float32 and features.shape == (
-            train["sessions"][name]["n_bins"],
+            train.sessions[name].n_bins,
             256,
         )
-    for session in test["sessions"]:  # only training days record their statistics
+    for session in test.sessions:  # only training days record their statistics
         assert not (out / "test" / session / "norm.npy").exists()
     assert leftovers(out) == []
 
@@ -138,13 +141,13 @@ def test_skip_bad_trials_counts_and_records_them(tmp_path, mk, caplog):
     raw = mk.raw(tmp_path / "raw", edit=spoil)
     manifest = prepare(raw, tmp_path / "out", skip_bad_trials=True, progress=False)
 
-    train = manifest["splits"]["train"]
-    assert train["n_skipped"] == 2 and train["n_trials"] == 8
-    assert [(s["file"], s["trial"]) for s in train["skipped"]] == [
+    train = manifest.splits["train"]
+    assert train.n_skipped == 2 and train.n_trials == 8
+    assert [(s.file, s.trial) for s in train.skipped] == [
         (f"train/{DAYS[0]}.mat", 1),
         (f"train/{DAYS[0]}.mat", 3),
     ]
-    assert "zzyzxq" in train["skipped"][0]["reason"] and "NaN" in train["skipped"][1]["reason"]
+    assert "zzyzxq" in train.skipped[0].reason and "NaN" in train.skipped[1].reason
     assert "skipped 2 bad trials" in caplog.text
     split = open_prepared(tmp_path / "out").split("train")
     assert split.trial[:3].tolist() == [0, 2, 4]
@@ -168,11 +171,11 @@ def test_overwrite_replaces_only_after_success(tiny_raw, tmp_path):
     (tiny_raw / "test" / f"{DAYS[0]}.mat").write_bytes(b"garbage")
     with pytest.raises(DataError, match="MATLAB"):
         prepare(tiny_raw, out, overwrite=True, progress=False)
-    assert json.loads((out / "manifest.json").read_text()) == first  # old one intact
+    assert json.loads((out / "manifest.json").read_text()) == first.to_dict()  # old one intact
 
     (tiny_raw / "test" / f"{DAYS[0]}.mat").unlink()  # now overwrite for real
     second = prepare(tiny_raw, out, overwrite=True, progress=False)
-    assert list(second["splits"]["test"]["sessions"]) == [DAYS[1]]
+    assert list(second.splits["test"].sessions) == [DAYS[1]]
     assert not (out / "test" / DAYS[0]).exists() and leftovers(out) == []
 
 
@@ -236,7 +239,8 @@ def test_lexicon_supplies_words_in_cmu_mode(tmp_path, mk):
     test = open_prepared(tmp_path / "out").split("test")
     i = next(j for j in range(len(test)) if test.text(j) == "the zzyzxq sat")
     assert to_symbols(test.phonemes(i).tolist()) == "DH AH SIL Z IH Z IH K S SIL S AE T SIL".split()
-    labels = manifest["phonemizer"]
+    assert manifest.phonemizer is not None and manifest.phonemizer.lexicon_path == str(lexicon)
+    labels = manifest.phonemizer.entry
     assert labels["lexicon"]["n_words"] == 1 and labels["lexicon"]["path"] == str(lexicon)
     assert len(labels["lexicon"]["sha256"]) == 64 and labels["words"]["lexicon"] == 1
 
@@ -258,8 +262,10 @@ def test_reference_phonemizer_guesses_unknown_words(tmp_path, mk):
         split = ds.split(name)
         for i in range(len(split)):
             assert to_symbols(split.phonemes(i).tolist()) == ref(split.text(i))
-    labels = manifest["phonemizer"]
-    assert labels["name"] == "reference" and labels["guessed"] == {"zzyzxq": "Z IY K S K"}
+    assert manifest.phonemizer is not None
+    assert manifest.phonemizer.name == "reference"
+    assert manifest.phonemizer.guessed == {"zzyzxq": "Z IY K S K"}
+    labels = manifest.phonemizer.entry
     assert labels["g2p_en_files"]["version"] == "2.1.0" and "tagger" in labels["homographs"]
     # "It's a good day" (a fixture sentence): one token, as g2p_en 2.1.0 tokenises it
     assert ref("It's a good day") == "IH T S SIL AH SIL G UH D SIL D EY SIL".split()
@@ -277,7 +283,7 @@ def spoil_every_split(folder, name, day):
 def test_left_out_test_and_holdout_trials_are_named_and_counted(tmp_path, mk, caplog):
     raw = mk.raw(tmp_path / "raw", edit=spoil_every_split)
     manifest = prepare(raw, tmp_path / "out", skip_bad_trials=True, progress=False)
-    counts = {k: (s["n_skipped"], s["n_trials"]) for k, s in manifest["splits"].items()}
+    counts = {k: (s.n_skipped, s.n_trials) for k, s in manifest.splits.items()}
     assert counts == {"train": (1, 9), "test": (1, 3), "competition": (1, 2)}
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert (
@@ -332,8 +338,8 @@ def test_features_and_arrays_are_chosen_not_hard_coded(tiny_raw, tmp_path):
     manifest = prepare(
         tiny_raw, tmp_path / "p", progress=False, features=["tx2", "spikePow"], arrays=["6v", "44"]
     )
-    assert manifest["n_features"] == 512 and manifest["kind"] == "competitionData"
-    assert manifest["feature_names"][:2] == [
+    assert manifest.n_features == 512 and manifest.kind == "competitionData"
+    assert list(manifest.features.feature_names[:2]) == [
         "tx2 of area 6v (128 electrodes)",
         "tx2 of area 44 (128 electrodes)",
     ]

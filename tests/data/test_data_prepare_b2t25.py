@@ -30,16 +30,16 @@ def _release(root, sessions=("t15.2023.08.11", "t15.2023.08.13")):
 def test_a_release_is_prepared_with_its_own_splits_and_512_features(tmp_path):
     raw = _release(tmp_path / "hdf5_data_final")
     manifest = prepare(tmp_path, tmp_path / "prep", progress=False)  # the folder above works
-    assert manifest["kind"] == "b2t25" and manifest["n_features"] == 512
-    assert manifest["normalization"] == "none" and len(manifest["feature_names"]) == 2
-    assert manifest["days"] == ["t15.2023.08.11", "t15.2023.08.13"]
-    assert {k: v["n_trials"] for k, v in manifest["splits"].items()} == {
+    assert manifest.kind == "b2t25" and manifest.n_features == 512
+    assert manifest.features.normalization == "none" and len(manifest.features.feature_names) == 2
+    assert manifest.days == ("t15.2023.08.11", "t15.2023.08.13")
+    assert {k: v.n_trials for k, v in manifest.splits.items()} == {
         "train": 8,
         "val": 2,
         "test": 3,
     }
-    assert manifest["label_check"]["n_checked"] == 10
-    assert manifest["label_check"]["n_mismatched"] == 0
+    assert manifest.label_check is not None
+    assert manifest.label_check.n_checked == 10 and manifest.label_check.n_mismatched == 0
     data = open_prepared(tmp_path / "prep")
     assert data.n_features == 512 and not data.split("test").labelled
     val = data.split("val")
@@ -50,14 +50,14 @@ def test_a_release_is_prepared_with_its_own_splits_and_512_features(tmp_path):
     with h5py.File(raw / "t15.2023.08.13" / "data_val.hdf5") as f:  # not re-normalised
         assert np.array_equal(val.features(0), f["trial_0000/input_features"][()])
     again = prepare(raw, tmp_path / "prep2", progress=False)  # hdf5_data_final itself too
-    assert again["splits"]["train"]["n_trials"] == 8
+    assert again.splits["train"].n_trials == 8
 
 
 def test_block_normalisation_is_there_when_asked(tmp_path):
     _release(tmp_path / "hdf5_data_final")
     prepare(tmp_path, tmp_path / "prep", progress=False, normalize="block")
     data = open_prepared(tmp_path / "prep")
-    assert data.manifest["normalization"] == "block"
+    assert data.manifest.features.normalization == "block"
     train = data.split("train")
     block = np.concatenate([train.features(i) for i in range(len(train)) if train.block[i] == 1])
     assert np.allclose(block.mean(axis=0), 0, atol=1e-5)
@@ -72,12 +72,12 @@ def test_labels_that_differ_from_ours_are_counted_listed_and_kept(tmp_path):
         [trial(ids=(5, 12, 40), number=0), trial(ids=(5, 12, 40), number=1)],
     )
     manifest = prepare(tmp_path, tmp_path / "prep", progress=False)
-    check = manifest["label_check"]
-    assert check["n_mismatched"] == 2 and len(check["listed"]) == 2
-    first = check["listed"][0]
-    assert first["trial"] == 0 and first["sentence"] == "hello world"
-    assert first["released"] == " ".join(to_symbols([5, 12, 40]))
-    assert first["ours"] == " ".join(phonemize("hello world"))
+    check = manifest.label_check
+    assert check is not None and check.n_mismatched == 2 and len(check.listed) == 2
+    first = check.listed[0]
+    assert first.trial == 0 and first.sentence == "hello world"
+    assert first.released == " ".join(to_symbols([5, 12, 40]))
+    assert first.ours == " ".join(phonemize("hello world"))
     assert open_prepared(tmp_path / "prep").split("train").phonemes(0).tolist() == [5, 12, 40]
 
 
@@ -96,7 +96,7 @@ def test_a_bad_trial_stops_prepare_naming_it_and_nothing_is_lost(tmp_path):
     with pytest.raises(DataError) as info:
         prepare(tmp_path, tmp_path / "prep", progress=False, overwrite=True)
     assert "t15.2023.08.13/data_train.hdf5 trial_0001: seq_len is 501" in str(info.value)
-    assert open_prepared(tmp_path / "prep").manifest["created"] == before["created"]
+    assert open_prepared(tmp_path / "prep").manifest.created == before.created
     with pytest.raises(ConfigError, match="--skip-bad-trials"):
         prepare(tmp_path, tmp_path / "prep2", progress=False, skip_bad_trials=True)
     with pytest.raises(ConfigError, match="--normalize zscore"):

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from brain2text.data.dataset import UNKNOWN_BLOCK
+from brain2text.data.manifest import UNKNOWN_BLOCK
 from brain2text.data.splits import carve_validation, split_validation
 
 

@@ -9,6 +9,7 @@ import torch
 from brain2text.cli import main
 from brain2text.config import load_run
 from brain2text.evaluation.ensemble import mean_emissions
+from brain2text.evaluation.summary import read_summary
 from brain2text.training.loop import train
 from tests.conftest import RUNS, tiny_overrides
 
@@ -43,15 +44,15 @@ def test_an_ensemble_reports_its_members_beside_it(runs, capsys):
         main(["evaluate", str(runs / "a"), str(runs / "b"), "--ensemble", "--out", str(out)]) == 0
     )
     printed = capsys.readouterr().out
-    summary = json.loads((out / "eval" / "test" / "summary.json").read_text())
-    assert summary["ensemble"] == [str(runs / "a"), str(runs / "b")]
+    summary = read_summary(out / "eval" / "test")
+    assert summary.ensemble == [str(runs / "a"), str(runs / "b")]
     for member in ("a", "b"):
         assert main(["evaluate", str(runs / member)]) == 0
-        alone = json.loads((runs / member / "eval" / "test" / "summary.json").read_text())
-        assert summary["members"][str(runs / member)] == alone["per"]
-    assert f"member {runs / 'a'}" in printed and f"PER {summary['per']:.4f}" in printed
+        alone = read_summary(runs / member / "eval" / "test")
+        assert summary.members[str(runs / member)] == alone.per
+    assert f"member {runs / 'a'}" in printed and f"PER {summary.per:.4f}" in printed
     rows = (out / "eval" / "test" / "hypotheses.jsonl").read_text().splitlines()
-    assert len(rows) == summary["n_sentences"] == 15
+    assert len(rows) == summary.n_sentences == 15
 
 
 def test_an_ensemble_of_a_run_with_itself_decodes_as_the_run(runs):
@@ -60,11 +61,13 @@ def test_an_ensemble_of_a_run_with_itself_decodes_as_the_run(runs):
         main(["evaluate", str(runs / "a"), str(runs / "a"), "--ensemble", "--out", str(out)]) == 0
     )
     assert main(["evaluate", str(runs / "a")]) == 0
+
     def hyps(folder):
         return [
             json.loads(r)["hyp"]
             for r in (folder / "eval" / "test" / "hypotheses.jsonl").read_text().splitlines()  # noqa: E731
         ]
+
     assert hyps(out) == hyps(runs / "a")
 
 

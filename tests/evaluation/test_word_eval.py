@@ -11,6 +11,7 @@ from brain2text.cli import main
 from brain2text.config import load_run
 from brain2text.data.dataset import open_prepared
 from brain2text.decoding.lm import build_lm
+from brain2text.evaluation.summary import read_summary
 from brain2text.evaluation.words import normalize_words, rate_with_interval
 from brain2text.reports.criteria import judge
 from brain2text.reports.report import write_report
@@ -52,8 +53,9 @@ def test_tune_then_evaluate_with_words(run_and_lm, prepared_dir, capsys):
         )
         == 0
     )
-    table = capsys.readouterr().out
-    assert table.count("\n") == 1 + 4 + 1 and "<- best" in table
+    table, report_line = capsys.readouterr().out.rsplit("\n", 2)[:2]
+    assert table.count("\n") == 1 + 4 and "<- best" in table
+    assert report_line == f"report: {run / 'report' / 'index.html'}"  # lm tune redraws it
     tuning = json.loads((run / "lm_tuning.json").read_text())
     assert tuning["split"] == "val" and len(tuning["table"]) == 4
     assert tuning["best"] == min(tuning["table"], key=lambda p: (p["wer"], p["per"]))
@@ -66,27 +68,32 @@ def test_tune_then_evaluate_with_words(run_and_lm, prepared_dir, capsys):
         "hypotheses.jsonl",
         "summary.json",
     ]
-    summary = json.loads((out / "summary.json").read_text())
-    assert "lm_tuning.json" in summary["options_from"] and "nbest=3" in summary["options_from"]
-    assert summary["options"]["lm_weight"] == tuning["best"]["lm_weight"]
+    summary = read_summary(out)
+    assert "lm_tuning.json" in summary.options_from and "nbest=3" in summary.options_from
+    assert summary.options["lm_weight"] == tuning["best"]["lm_weight"]
     rows = [json.loads(line) for line in (out / "hypotheses.jsonl").read_text().splitlines()]
-    assert len(rows) == summary["n_sentences"] == 15
+    assert len(rows) == summary.n_sentences == 15
     again = rate_with_interval(
         [normalize_words(r["text"]) for r in rows], [normalize_words(r["hyp"]) for r in rows]
     )
-    assert summary["wer"] == again.rate and summary["wer_edits"] == again.edits
-    assert summary["wer_ci95"][0] <= summary["wer"] <= summary["wer_ci95"][1]
-    assert summary["per_ci95"][0] <= summary["per"] <= summary["per_ci95"][1]
+    assert summary.wer == again.rate and summary.wer_edits == again.edits
+    assert summary.wer_ci95[0] <= summary.wer <= summary.wer_ci95[1]
+    assert summary.per_ci95[0] <= summary.per <= summary.per_ci95[1]
     test_days = {
         open_prepared(prepared_dir).days[d]
         for d in open_prepared(prepared_dir).split("test").day_index
     }
-    assert set(summary["wer_per_day"]) == test_days
+    assert set(summary.wer_per_day) == test_days
     assert all(1 <= len(r["nbest"]) <= 3 and r["nbest"][0]["text"] == r["hyp"] for r in rows)
-    assert all(a["score"] >= b["score"] for r in rows for a, b in zip(r["nbest"], r["nbest"][1:], strict=False))
+    assert all(
+        a["score"] >= b["score"]
+        for r in rows
+        for a, b in zip(r["nbest"], r["nbest"][1:], strict=False)
+    )
     assert (out / "decoded.txt").read_text().splitlines() == [r["hyp"] for r in rows]
-    page = write_report(run).read_text()
-    assert f"WER <b>{summary['wer']:.4f}</b>" in page and "most frequent word errors" in page
+    page = (run / "report" / "index.html").read_text()  # evaluate redrew the report
+    assert f"WER <b>{summary.wer:.4f}</b>" in page and "most frequent word errors" in page
+    assert page == write_report(run).read_text()
 
 
 def test_the_hold_out_gets_a_submission(run_and_lm, prepared_dir, capsys):
@@ -96,7 +103,7 @@ def test_the_hold_out_gets_a_submission(run_and_lm, prepared_dir, capsys):
     lines = (out / "submission.txt").read_text().splitlines()
     assert len(lines) == len(open_prepared(prepared_dir).split("competition"))
     assert lines == (out / "decoded.txt").read_text().splitlines()
-    assert json.loads((out / "summary.json").read_text())["labelled"] is False
+    assert read_summary(out).labelled is False
     assert "submission:" in capsys.readouterr().out
 
 
@@ -177,11 +184,11 @@ def test_evaluate_with_a_kaldi_graph(run_and_lm, tmp_path, capsys):
     build_tlg(tmp_path / "graph", lexicon, lm.arpa.read_text())
     assert main(["evaluate", str(run), "--wfst", str(tmp_path / "graph")]) == 0
     out = run / "eval" / "test-wfst"
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["wfst"] == str(tmp_path / "graph") and "wer" in summary
+    summary = read_summary(out)
+    assert summary.wfst == str(tmp_path / "graph") and summary.wer is not None
     rows = [json.loads(line) for line in (out / "hypotheses.jsonl").read_text().splitlines()]
     assert all(set(r["hyp"].split()) <= set(lm.spellings) for r in rows)
-    assert f"test WER {summary['wer']:.4f}" in capsys.readouterr().out
+    assert f"test WER {summary.wer:.4f}" in capsys.readouterr().out
     assert main(["evaluate", str(run), "--wfst", str(tmp_path / "graph"), "--lm", str(lm_dir)]) == 2
     assert main(["evaluate", str(run), "--wfst", str(tmp_path / "graph"), "--beam", "5"]) == 2
 
@@ -190,13 +197,13 @@ def test_an_ensemble_decodes_words_too(run_and_lm, tmp_path):
     run, lm = run_and_lm
     options = ["--lm", str(lm), "--lm-weight", "2", "--word-score", "0", "--beam", "8"]
     assert main(["evaluate", str(run), *options]) == 0
-    single = json.loads((run / "eval" / "test-lm" / "summary.json").read_text())
+    single = read_summary(run / "eval" / "test-lm")
     assert (
         main(
             ["evaluate", str(run), str(run), "--ensemble", "--out", str(tmp_path / "ens"), *options]
         )
         == 0
     )
-    both = json.loads((tmp_path / "ens" / "eval" / "test-lm" / "summary.json").read_text())
-    assert both["ensemble"] == [str(run), str(run)] and both["options"] == single["options"]
-    assert both["wer"] == single["wer"]  # a run with itself: the same emissions
+    both = read_summary(tmp_path / "ens" / "eval" / "test-lm")
+    assert both.ensemble == [str(run), str(run)] and both.options == single.options
+    assert both.wer == single.wer  # a run with itself: the same emissions

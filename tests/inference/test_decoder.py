@@ -149,24 +149,24 @@ def test_export_writes_a_model_that_gives_the_decoders_logits(run, prepared_dir,
 
 
 def test_decode_can_normalise_with_the_days_training_statistics(run, raw_dir, tmp_path, capsys):
-    from brain2text.inference.raw import read_recording
+    from brain2text.data.recording import read_recording
 
     dec = Decoder.load(run)
     day = dec.days[0]
-    assert set(dec.feature_spec["day_norm"]) == set(dec.days)
+    assert set(dec.feature_spec.day_norm) == set(dec.days)
     recording = raw_dir / "test" / f"{day}.mat"
     by_file = read_recording(recording, dec.feature_spec)
     by_train = read_recording(recording, dec.feature_spec, "train")
     assert len(by_file) == len(by_train) and by_train[0].features.dtype == np.float32
     assert not np.allclose(by_file[0].features, by_train[0].features)
+    from brain2text.data.features import trial_features
     from brain2text.data.matfile import read_session
-    from brain2text.data.prepare import trial_features
 
-    stats = dec.feature_spec["day_norm"][day]  # over every bin of the day's training file
+    stats = dec.feature_spec.day_norm[day]  # over every bin of the day's training file
     train_file = read_session(raw_dir / "train" / f"{day}.mat")
     bins = np.concatenate([trial_features(train_file, i) for i in range(train_file.n_trials)])
-    np.testing.assert_allclose(stats["mean"], bins.mean(0))
-    np.testing.assert_allclose(stats["std"], bins.std(0))
+    np.testing.assert_allclose(stats.mean, bins.mean(0))
+    np.testing.assert_allclose(stats.std, bins.std(0))
     want = (trial_features(read_session(recording), 0) - bins.mean(0)) / (bins.std(0) + 1e-8)
     np.testing.assert_allclose(by_train[0].features, want, rtol=1e-5, atol=1e-5)
     assert (

@@ -10,6 +10,8 @@ from brain2text.atomic import atomic_write_text
 from brain2text.cli import main
 from brain2text.config import load_run, to_yaml
 from brain2text.errors import DataError
+from brain2text.evaluation.summary import EvalSummary, summary_text
+from brain2text.reports.listing import find_reference_run
 from brain2text.reports.report import write_report
 from tests.conftest import RUNS
 
@@ -63,19 +65,19 @@ def make_run(run_dir, n_batch: int = 40, eval_every: int = 10, per_drop: float =
     )
     test = run_dir / "eval" / "test"
     test.mkdir(parents=True)
-    (test / "summary.json").write_text(
-        json.dumps(
-            {
-                "checkpoint_step": 39,
-                "split": "test",
-                "per": 0.3125,
-                "n_sentences": 12,
-                "edit_distance": 50,
-                "n_phonemes": 160,
-                "per_day": {DAYS[0]: 0.3, DAYS[1]: 0.325},
-            }
-        )
+    summary = EvalSummary(
+        split="test",
+        weights="raw",
+        data="prepared",
+        n_sentences=12,
+        labelled=True,
+        checkpoint_step=39,
+        per=0.3125,
+        edit_distance=50,
+        n_phonemes=160,
+        per_day={DAYS[0]: 0.3, DAYS[1]: 0.325},
     )
+    (test / "summary.json").write_text(summary_text(summary))
     hyps = [
         {
             "session": DAYS[k % 2],
@@ -158,3 +160,37 @@ def test_cli_report(tmp_path, capsys):
     assert main(["report", str(run_dir)]) == 0
     out = capsys.readouterr().out
     assert out == f"report in {run_dir / 'report' / 'index.html'}\n"
+
+
+def test_faster_than_finds_the_other_run_beside_this_one_from_any_directory(tmp_path, monkeypatch):
+    make_run(tmp_path / "work" / "runs" / "run11")
+    run_dir = tmp_path / "work" / "runs" / "run13"
+    make_run(run_dir, per_drop=0.11)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # runs/run11 is not below the working directory
+    page = write_report(run_dir).read_text()
+    assert "val PER &lt;= 0.5 at batch 9 vs runs/run11 at batch 19" in page
+    assert find_reference_run("runs/run11", run_dir) == tmp_path / "work" / "runs" / "run11"
+    assert find_reference_run("runs/run11") is None  # no run folder to start from
+    assert find_reference_run(str(tmp_path / "work" / "runs" / "run11")) is not None
+    assert find_reference_run(str(tmp_path / "nowhere")) is None
+
+
+def test_faster_than_without_the_other_run_is_not_measurable(tmp_path, monkeypatch):
+    run_dir = tmp_path / "runs" / "run13"
+    make_run(run_dir)
+    monkeypatch.chdir(tmp_path)
+    page = write_report(run_dir).read_text()
+    assert "runs/run11: no metrics.jsonl to compare with" in page
+
+
+def test_an_unreadable_summary_is_said_in_its_place(tmp_path):
+    run_dir = tmp_path / "run"
+    make_run(run_dir)
+    broken = run_dir / "eval" / "val"
+    broken.mkdir()
+    (broken / "summary.json").write_text("{not json")
+    page = write_report(run_dir).read_text()
+    assert "PER <b>0.3125</b>" in page  # the readable evaluation is still shown
+    assert f"{broken / 'summary.json'}: not valid JSON" in page

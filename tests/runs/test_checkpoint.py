@@ -5,16 +5,34 @@ import torch
 
 from brain2text.atomic import atomic_write_bytes, atomic_write_text
 from brain2text.errors import DataError, StorageError, TrainingError
-from brain2text.runs.checkpoint import load_checkpoint, save_checkpoint
+from brain2text.runs.checkpoint import FORMAT_VERSION, Checkpoint, load_checkpoint, save_checkpoint
+
+
+def _checkpoint(model: torch.nn.Module, step: int, **fields) -> Checkpoint:
+    return Checkpoint(step=step, model=model.state_dict(), config={}, days=["d0"], **fields)
 
 
 def test_round_trip_and_truncation(tmp_path):
     model = torch.nn.Linear(4, 3)
     path = tmp_path / "ck" / "last.pt"
-    save_checkpoint(path, model, {"config": {"a": 1}, "days": ["d0"]}, step=7)
-    payload = load_checkpoint(path)
-    assert payload["step"] == 7 and payload["config"] == {"a": 1}
-    assert torch.equal(payload["model"]["weight"], model.weight)
+    written = Checkpoint(
+        step=7,
+        model=model.state_dict(),
+        config={"a": 1},
+        days=["d0"],
+        features={"kind": "b2t25"},
+        evaluations={"eval": {"per": 0.5}},
+        optimizer={"state": {}},
+        resume={"best": {}},
+    )
+    save_checkpoint(path, written)
+    loaded = load_checkpoint(path)
+    assert loaded.format_version == FORMAT_VERSION == 2
+    assert loaded.step == 7 and loaded.config == {"a": 1} and loaded.days == ["d0"]
+    assert loaded.features == {"kind": "b2t25"} and loaded.evaluations == {"eval": {"per": 0.5}}
+    assert loaded.optimizer == {"state": {}} and loaded.resume == {"best": {}}
+    assert loaded.ema is None and loaded.scheduler is None and loaded.weights("ema") is None
+    assert torch.equal(loaded.weights("raw")["weight"], model.weight)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(DataError, match="not a readable checkpoint") as err:
@@ -28,17 +46,20 @@ def test_missing_and_foreign_files(tmp_path):
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(DataError, match="not a brain2text checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+    torch.save({"format": "brain2text-checkpoint", "format_version": 9}, tmp_path / "new.pt")
+    with pytest.raises(DataError, match="format version 9 is not supported"):
+        load_checkpoint(tmp_path / "new.pt")
 
 
 def test_non_finite_weights_are_never_saved(tmp_path):
     model = torch.nn.Linear(2, 2)
     path = tmp_path / "best.pt"
-    save_checkpoint(path, model, {}, step=1)
+    save_checkpoint(path, _checkpoint(model, 1))
     before = path.read_bytes()
     with torch.no_grad():
         model.weight[0, 0] = float("nan")
     with pytest.raises(TrainingError, match="step 5: parameter weight holds NaN"):
-        save_checkpoint(path, model, {}, step=5)
+        save_checkpoint(path, _checkpoint(model, 5))
     assert path.read_bytes() == before  # the previous checkpoint is intact
 
 
@@ -54,8 +75,10 @@ def _disk_full(path):
     def write(f):
         try:
             raise OSError(errno.ENOSPC, "No space left on device")
-        except OSError:
-            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos")
+        except OSError as exc:
+            raise RuntimeError(
+                "[enforce fail at inline_container.cc:672] . unexpected pos"
+            ) from exc
 
     return write
 
@@ -63,7 +86,7 @@ def _disk_full(path):
 def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     model = torch.nn.Linear(2, 2)
     path = tmp_path / "last.pt"
-    save_checkpoint(path, model, {}, step=1)
+    save_checkpoint(path, _checkpoint(model, 1))
     before = path.read_bytes()
 
     def full_save(payload, f):
@@ -71,7 +94,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(tmp_path, mon
 
     monkeypatch.setattr(torch, "save", full_save)
     with pytest.raises(StorageError) as err:
-        save_checkpoint(path, model, {}, step=2)
+        save_checkpoint(path, _checkpoint(model, 2))
     message = str(err.value)
     assert message == f"{path}: cannot write, the disk is full (the previous file is kept)"
     assert path.read_bytes() == before

@@ -31,6 +31,8 @@ def test_the_grid_is_a_product_of_typed_values():
         (["optim.max_lrr=0.1,0.2"], "max_lrr"),
         (["optim.max_lr=fast,0.2"], "optim.max_lr"),
         (["optim.max_lr"], "expected KEY=V1,V2"),
+        # every child is resolved first: the second cannot be scheduled by OneCycleLR
+        (["train.eval_every=5", "train.n_batch=20,10"], "optim.pct_start=0.1 x train.n_batch=10"),
     ],
 )
 def test_a_bad_grid_stops_before_any_child(tmp_path, capsys, grid, message):

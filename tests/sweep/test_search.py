@@ -66,6 +66,11 @@ def _table(printed: str) -> dict[str, list[str]]:
         (SPACE, ["--storage", "nonsense"], "--storage nonsense: cannot be opened"),
         (SPACE, ["--seeds", "3"], "--seeds goes with --grid"),
         (SPACE, ["--grid", "optim.max_lr=0.01,0.02"], "one of the two"),
+        (  # every key is tried at both ends: 10 batches of OneCycle cannot be scheduled
+            "train.n_batch: {low: 10, high: 40}",
+            ["train.eval_every=5"],
+            "optim.pct_start=0.1 x train.n_batch=10 = 1",
+        ),
     ],
 )
 def test_bad_search_input_stops_before_any_trial(tmp_path, capsys, space, extra, message):
@@ -192,3 +197,28 @@ def test_workers_on_this_machine_share_one_study(prepared_dir, tmp_path, capsys)
     assert 3 <= len(trials) <= 4
     assert len({t.user_attrs["folder"] for t in trials}) == len(trials)
     assert (out / "sweep.html").is_file() and (out / "best.yaml").is_file()
+
+
+def test_a_trial_whose_values_cannot_be_run_fails_alone(tmp_path, capsys):
+    from optuna.trial import FixedTrial
+
+    from brain2text.sweep.search import RefusedTrial, _Objective, plan_search
+
+    space = _space(tmp_path, "train.n_batch: {low: 9, high: 11}\n")  # both ends can be run
+    plan = plan_search(
+        RUN_FILE,
+        space,
+        3,
+        overrides=["train.eval_every=3"],
+        out_dir=tmp_path / "sw",
+        storage=None,
+        study_name=None,
+        prune_startup=0,
+    )
+    failed: dict[str, str] = {}
+    objective = _Objective(plan, optuna.create_study(), True, failed)
+    with pytest.raises(RefusedTrial):
+        objective(FixedTrial({"train.n_batch": 10}))  # 0.1 x 10: a one-batch OneCycle warm-up
+    assert "optim.pct_start=0.1 x train.n_batch=10" in failed["trial-0000"]
+    assert "trial 0 (trial-0000) refused" in capsys.readouterr().out
+    assert not (tmp_path / "sw" / "trial-0000").exists()

@@ -205,8 +205,8 @@ def test_sigterm_to_the_launcher_stops_every_rank_at_one_batch(prepared_dir, tmp
     record = json.loads((run / "run.json").read_text())
     stopped = record["interrupted"]["step"]
     assert record["status"] == "interrupted" and stopped < 39
-    payload = load_checkpoint(run / "checkpoints" / "last.pt")
-    assert payload["step"] == stopped and len(payload["resume"]["rng_by_rank"]) == 2
+    ckpt = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert ckpt.step == stopped and len(ckpt.resume["rng_by_rank"]) == 2
     resumed = _brain2text("train", "--resume", run, "--quiet", "--nproc", 2)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((run / "run.json").read_text())["status"] == "finished"

@@ -79,12 +79,12 @@ def test_metrics_log_and_checkpoints_carry_the_ema(ema_run):
     assert best.evaluation.weights == "ema" and best.per == min(r["val/per_ema"] for r in evals)
     assert "EMA loss" in (run / "train.log").read_text()
     for name in ("best", "last"):
-        payload = load_checkpoint(run / "checkpoints" / f"{name}.pt")
-        assert payload["model"].keys() == payload["ema"].keys()
+        ckpt = load_checkpoint(run / "checkpoints" / f"{name}.pt")
+        assert ckpt.ema is not None and ckpt.model.keys() == ckpt.ema.keys()
         assert any(
-            not torch.equal(payload["model"][k], payload["ema"][k])
-            for k in payload["model"]
-            if payload["model"][k].is_floating_point()
+            not torch.equal(ckpt.model[k], ckpt.ema[k])
+            for k in ckpt.model
+            if ckpt.model[k].is_floating_point()
         )
     # the criteria read <split>/per, never the EMA keys or the per-day ones: the verdict's
     # figure names the raw best, which differs from the EMA best and every per-day PER here
@@ -107,10 +107,10 @@ def test_best_checkpoint_holds_weights_not_the_optimizer(ema_run):
     run, best = ema_run
     best_pt = load_checkpoint(run / "checkpoints" / "best.pt")
     last_pt = load_checkpoint(run / "checkpoints" / "last.pt")
-    assert {"config", "days", "model", "ema", "eval", "eval_ema"} <= best_pt.keys()
-    assert not {"optimizer", "scheduler", "resume"} & best_pt.keys()
-    assert {"optimizer", "scheduler", "resume"} <= last_pt.keys()
-    assert best_pt["eval_ema"]["per"] == best.per and best_pt["step"] == best.step
+    assert best_pt.ema is not None and {"eval", "eval_ema"} <= best_pt.evaluations.keys()
+    assert best_pt.optimizer is None and best_pt.scheduler is None and best_pt.resume is None
+    assert None not in (last_pt.optimizer, last_pt.scheduler, last_pt.resume)
+    assert best_pt.evaluations["eval_ema"]["per"] == best.per and best_pt.step == best.step
     # weights + EMA against weights + EMA + Adam's two moments: about half the size
     size = lambda name: (run / "checkpoints" / name).stat().st_size  # noqa: E731
     assert size("best.pt") < 0.6 * size("last.pt")
@@ -120,9 +120,9 @@ def test_evaluate_with_ema_weights(ema_run):
     run, _ = ema_run
     raw = evaluate_run(run, split_name="test")
     ema = evaluate_run(run, split_name="test", weights="ema")
-    assert raw["weights"] == "raw" and ema["weights"] == "ema"
+    assert raw.weights == "raw" and ema.weights == "ema"
     summary = json.loads((run / "eval" / "test-ema" / "summary.json").read_text())
-    assert summary["per"] == ema["per"]
+    assert summary["per"] == ema.per
     assert (run / "eval" / "test" / "summary.json").is_file()  # both kept
 
 
@@ -132,7 +132,7 @@ def test_evaluate_ema_on_a_run_without_ema_is_one_line(prepared_dir, tmp_path, c
         tiny_overrides(prepared_dir, **{"train.n_batch": 2, "train.eval_every": 2}),
     )
     train_run(config, tmp_path / "run", quiet=True)
-    assert "ema" not in load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt").ema is None
     with pytest.raises(DataError, match="no EMA weights"):
         evaluate_run(tmp_path / "run", weights="ema")
     assert main(["evaluate", str(tmp_path / "run"), "--weights", "ema"]) == 2

@@ -55,7 +55,7 @@ def test_a_signal_interrupts_cleanly_and_the_run_resumes_exactly(prepared_dir, t
     stopped = record["interrupted"]["step"]
     assert record["status"] == "interrupted" and record["interrupted"]["signal"] == sig.name
     assert stopped < 11, "the run finished before the signal came"
-    assert load_checkpoint(a / "checkpoints" / "last.pt")["step"] == stopped
+    assert load_checkpoint(a / "checkpoints" / "last.pt").step == stopped
     assert max(r["step"] for r in _without_timing(a)) == stopped  # nothing after it was logged
     assert err.count("\n") == 1 and f"--resume {a}" in err and "Traceback" not in err
     assert collect_runs(tmp_path)[0].status == "interrupted"

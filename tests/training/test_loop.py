@@ -31,6 +31,8 @@ def test_tiny_run_writes_metrics_and_checkpoints(prepared_dir, tmp_path):
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["status"] == "finished"
     assert record["best"] == {"per": outcome.best.per, "step": outcome.best.step, "split": "val"}
+    # one thread, subnormals flushed (train.flush_denormals, on by default)
+    assert record["cpu"] == {"threads": 1, "flush_denormals": True, "denormals_flushed": True}
     assert not (tmp_path / "run" / "report").exists()  # the CLI writes it, not training
 
 
@@ -42,7 +44,7 @@ def test_a_failing_report_only_warns(prepared_dir, tmp_path, monkeypatch, capsys
         raise RuntimeError("no display\nat all")
 
     monkeypatch.setattr(brain2text.reports.report, "write_report", broken)
-    args = tiny_overrides(prepared_dir, **{"train.n_batch": 2})
+    args = tiny_overrides(prepared_dir, **{"train.n_batch": 2, "train.eval_every": 2})
     assert (
         main(
             [
@@ -64,7 +66,7 @@ def test_a_failing_report_only_warns(prepared_dir, tmp_path, monkeypatch, capsys
 def test_same_run_file_same_metrics_at_two_threads(prepared_dir, tmp_path):
     # two threads take the parallel kernels (reductions, the per-day layer's backward): the
     # two runs must still write the same metrics.jsonl, timings aside, augmentation and
-    # dropout on
+    # dropout on, subnormal floats flushed
     config = load_run(
         RUNS / "run13_cpu_demo.yaml",
         tiny_overrides(
@@ -79,6 +81,7 @@ def test_same_run_file_same_metrics_at_two_threads(prepared_dir, tmp_path):
         ),
     )
     assert config.augment.white_noise_sd > 0 and config.model.dropout > 0
+    assert config.train.flush_denormals  # reproducible with subnormals flushed
     train(config, tmp_path / "a", quiet=True)
     train(config, tmp_path / "b", quiet=True)
     timing = {"time_per_batch", "samples_per_s"}
@@ -100,7 +103,7 @@ def test_nonfinite_steps_are_reported_skipped_and_stop_the_run(prepared_dir, tmp
                 "optim.schedule": "constant",
                 "train.max_nonfinite_in_a_row": 2,
                 "train.n_batch": 20,
-                "train.eval_every": 50,
+                "train.eval_every": 20,
             },
         ),
     )
@@ -136,43 +139,73 @@ def test_trials_too_short_for_the_kernel_error_or_skip(prepared_dir, tmp_path):
 
 
 def test_full_run13_config_builds_and_trains_one_step_on_cpu():
-    """The full 5x1024 bidirectional model, one optimizer step on a batch of 2."""
-    from brain2text.model.ctc import ctc_losses
-    from brain2text.training.augment import augment_batch
+    """The full 5x1024 bidirectional model, one step of training's own train_step (augmented,
+    clipped at 10) on a batch of 2, then the schedule's step."""
+    from brain2text.data.batches import Batch
+    from brain2text.distributed import Dist
     from brain2text.training.optim import build_optimizer, build_scheduler
+    from brain2text.training.step import Learner, StepOptions, build_scaler, train_step
 
     config = load_run(RUNS / "run13_onecycle_safe.yaml")
+    assert config.model.n_units == 1024 and config.model.n_layers == 5
     torch.manual_seed(0)
     model = GRUDecoder(config.model, n_days=24)
     optimizer = build_optimizer(model, config.optim)
     scheduler = build_scheduler(optimizer, config.optim, config.train.n_batch)
-    n_bins = torch.tensor([120, 100])
-    x = augment_batch(torch.randn(2, 120, 256), n_bins, config.augment)
-    logits = model(x, torch.tensor([0, 23]))
-    targets = torch.randint(1, 41, (2, 10))
-    loss = ctc_losses(logits, model.output_lengths(n_bins), targets, torch.tensor([10, 8])).mean()
-    loss.backward()
-    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip_norm)
+    cpu = torch.device("cpu")
+    learner = Learner(
+        model,
+        model,
+        optimizer,
+        build_scaler(config, cpu),
+        StepOptions.of_run(config),
+        torch.Generator().manual_seed(0),
+        None,
+        Dist(),
+    )
+    batch = Batch(
+        torch.randn(2, 120, 256),
+        torch.tensor([120, 100]),
+        torch.randint(1, 41, (2, 10)),
+        torch.tensor([10, 8]),
+        torch.tensor([0, 23]),
+        torch.tensor([0, 1]),
+    )
     before = model.readout.weight.detach().clone()
-    optimizer.step()
+    model.train()
+    result = train_step(learner, batch)
     scheduler.step()
-    assert math.isfinite(loss.item()) and math.isfinite(norm.item())
+    assert result.problem is None and math.isfinite(result.loss)
+    assert math.isfinite(result.grad_norm) and result.grad_norm > 0
     assert not torch.equal(before, model.readout.weight)
     assert optimizer.param_groups[0]["lr"] > 0.0004  # warming up
 
 
-def test_bf16_autocast_runs_on_cpu(prepared_dir, tmp_path):
-    over = tiny_overrides(
-        prepared_dir,
-        **{
-            "train.use_amp": "true",
-            "train.amp_dtype": "bf16",
-            "train.n_batch": 2,
-            "train.eval_every": 2,
-        },
-    )
-    outcome = train(load_run(RUNS / "run13_cpu_demo.yaml", over), tmp_path / "run", quiet=True)
-    assert math.isfinite(outcome.best.per)
+def test_bf16_autocast_training_is_close_to_fp32(prepared_dir, tmp_path):
+    """Two batches and an evaluation with bf16 autocast on the CPU against the same run in
+    fp32: every training loss and the validation loss within 1e-3 (relative), the PER within
+    0.02; not the very same numbers (the autocast ran)."""
+    losses, evals = {}, {}
+    for amp in ("false", "true"):
+        over = tiny_overrides(
+            prepared_dir,
+            **{
+                "train.use_amp": amp,
+                "train.amp_dtype": "bf16",
+                "train.n_batch": 2,
+                "train.eval_every": 2,
+            },
+        )
+        outcome = train(load_run(RUNS / "run13_cpu_demo.yaml", over), tmp_path / amp, quiet=True)
+        assert math.isfinite(outcome.best.per)
+        rows = read_metrics(tmp_path / amp)
+        losses[amp] = [r["train/loss"] for r in rows if "train/loss" in r]
+        (evals[amp],) = [r for r in rows if "val/per" in r]
+    assert len(losses["true"]) == 2
+    assert losses["true"] == pytest.approx(losses["false"], rel=1e-3)
+    assert losses["true"] != losses["false"]
+    assert evals["true"]["val/loss"] == pytest.approx(evals["false"]["val/loss"], rel=1e-3)
+    assert evals["true"]["val/per"] == pytest.approx(evals["false"]["val/per"], abs=0.02)
 
 
 @pytest.mark.slow
@@ -214,7 +247,7 @@ def test_on_evaluation_true_prunes_the_run_after_that_evaluation(prepared_dir, t
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["status"] == "pruned" and record["pruned"] == {"step": 5}
     assert max(r["step"] for r in read_metrics(tmp_path / "run")) == 5
-    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 5
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt").step == 5
 
 
 def test_the_last_evaluation_is_reported_but_prunes_nothing(prepared_dir, tmp_path):

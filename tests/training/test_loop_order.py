@@ -78,13 +78,13 @@ def first_step_change(prepared, out, clip) -> tuple[float, float]:
     )
     train(config, out, quiet=True)
     after = load_checkpoint(out / "checkpoints" / "last.pt")
-    assert after["step"] == 0
+    assert after.step == 0
     seed_everything(config.train.seed)  # the loop seeds, then builds the model first thing
-    before = GRUDecoder(config.model, n_days=len(after["days"])).state_dict()
+    before = GRUDecoder(config.model, n_days=len(after.days)).state_dict()
     change = torch.linalg.vector_norm(
         torch.stack(
             [
-                torch.linalg.vector_norm(after["model"][k].float() - v.float())
+                torch.linalg.vector_norm(after.model[k].float() - v.float())
                 for k, v in before.items()
             ]
         )

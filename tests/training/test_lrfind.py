@@ -10,14 +10,18 @@ from matplotlib.image import imread
 from brain2text.cli import main
 from brain2text.config import LR_FIND_KEY, load_run
 from brain2text.errors import ConfigError, TrainingError
+from brain2text.runs.runlog import read_metrics
+from brain2text.training.loop import train
 from brain2text.training.lrfind import (
     divergence,
     ema_smooth,
     exponential_lrs,
     lr_find,
+    run_sweep,
     suggest,
     summary,
 )
+from brain2text.training.step import CpuMode
 from tests.conftest import RUNS, tiny_overrides
 
 RUN = RUNS / "run13_cpu_demo.yaml"
@@ -143,3 +147,25 @@ def test_sweep_stops_early_when_it_diverges(prepared_dir, tmp_path):
     assert result.suggestion is None and "no max_lr to suggest" in result.problem
     with pytest.raises(TrainingError, match="no max_lr to suggest"):
         summary(result, tmp_path)
+
+
+def test_sweep_trains_with_the_loops_batches_and_step(prepared_dir, tmp_path):
+    """lr-find's first batch is the training run's first batch, trained by the loop's step with
+    its micro-batches: the same loss to the last bit (a batch's loss comes before its update,
+    so the LR does not enter it), with and without train.grad_accum."""
+    first = {}
+    for accum in (1, 2):
+        over = {
+            "train.grad_accum": accum,
+            "train.n_batch": 1,
+            "train.eval_every": 1,
+            "optim.schedule": "constant",  # one batch is too short for OneCycle's warm-up
+        }
+        config = load_run(RUN, tiny_overrides(prepared_dir, **over))
+        result = run_sweep(config, 1e-4, 1.0, 3)
+        assert result.cpu == CpuMode(threads=1, flush_denormals=True, denormals_flushed=True)
+        train(config, tmp_path / f"run{accum}", quiet=True)
+        (row,) = [r for r in read_metrics(tmp_path / f"run{accum}") if "train/loss" in r]
+        assert result.losses[0] == row["train/loss"]
+        first[accum] = result.losses[0]
+    assert first[1] != first[2]  # two micro-batches draw their dropout masks apart

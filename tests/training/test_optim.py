@@ -65,7 +65,9 @@ def test_constant_linear_and_warmup_cosine_edges():
     wc = lr_trajectory(cfg, 100)
     assert wc[0] == pytest.approx(0.001) and wc[9] == pytest.approx(0.01)
     assert wc[-1] == pytest.approx(1e-4)
-    assert all(a >= b for a, b in zip(wc[9:], wc[10:], strict=False))  # monotone decay after warm-up
+    assert all(
+        a >= b for a, b in zip(wc[9:], wc[10:], strict=False)
+    )  # monotone decay after warm-up
 
 
 def test_factor_functions_are_pure():

@@ -1,5 +1,6 @@
 """``brain2text train --resume``: a run killed at any moment (SIGKILL) and resumed from its
-last.pt ends with the same metrics as the run left alone."""
+last.pt ends with the same metrics as the run left alone; the resume state of an older release
+still reads."""
 
 import json
 import os
@@ -7,11 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
 from brain2text.runs.runlog import read_metrics
+from brain2text.training.state import Counters, LoopState, capture_rng, restore_rng
+from brain2text.training.watch import InstabilityWatch
 from tests.conftest import RUNS, tiny_overrides
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -145,3 +149,39 @@ def test_resume_errors_are_one_line(prepared_dir, tmp_path):
         assert result.returncode == 2, name
         assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, name
         assert message in result.stderr and "Traceback" not in result.stderr, name
+
+
+# the ``resume`` entry of the last.pt that the first release wrote for run13_cpu_demo with
+# tiny_overrides, train.n_batch=4, train.eval_every=2, train.ema_decay=0.5 (step 3)
+RELEASE1_RESUME = Path(__file__).parent / "fixtures" / "release1_resume.pt"
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def test_a_resume_entry_written_by_the_first_release_restores_unchanged():
+    """An old last.pt's ``resume`` entry reads into the loop's state and the scaler, watch and
+    random streams, and this version writes the very same entry back from them."""
+    saved = torch.load(RELEASE1_RESUME, weights_only=True)
+    assert saved["step"] == 3
+    entry = saved["resume"]
+    state = LoopState.from_resume(entry)
+    assert state.best.step == 1 and state.best.metric == "per" and state.best.stopped_early is None
+    assert state.best.per == entry["best"]["evaluation"]["per"]
+    assert state.latest.raw.step == 3 and state.latest.ema.weights == "ema"
+    assert state.counters == Counters(0, 0)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    scaler.load_state_dict(entry["scaler"])
+    watch = InstabilityWatch()
+    watch.load_state_dict(entry["watch"])
+    generator = torch.Generator()
+    restore_rng(entry["rng"], generator)
+    again = state.to_resume(scaler, watch, [capture_rng(generator, torch.device("cpu"))])
+    assert _same(again, entry)

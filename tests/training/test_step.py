@@ -1,4 +1,5 @@
-"""One training step: gradient accumulation gives the gradient of the whole batch."""
+"""One training step: gradient accumulation gives the gradient of the whole batch, bf16
+autocast stays close to fp32, and the CPU flushes subnormal floats."""
 
 import numpy as np
 import pytest
@@ -10,8 +11,17 @@ from brain2text.data.dataset import open_prepared
 from brain2text.distributed import Dist
 from brain2text.errors import ConfigError
 from brain2text.model.gru import GRUDecoder
+from brain2text.model.precision import denormals_flushed, flush_denormals
 from brain2text.training.optim import build_optimizer
-from brain2text.training.step import build_scaler, micro_batches, train_step
+from brain2text.training.step import (
+    Learner,
+    StepOptions,
+    StepResult,
+    build_ema,
+    build_scaler,
+    micro_batches,
+    train_step,
+)
 from tests.conftest import RUNS, tiny_overrides
 
 QUIET = {
@@ -24,41 +34,51 @@ QUIET = {
 }
 
 
-def _gradients(prepared_dir, accum: int) -> tuple[list[torch.Tensor], float]:
+def _step(config, model, batch, ema=None) -> StepResult:
+    """One step of training's own :func:`train_step` on ``model`` (CPU, one process)."""
+    cpu = torch.device("cpu")
+    learner = Learner(
+        model,
+        model,
+        build_optimizer(model, config.optim),
+        build_scaler(config, cpu),
+        StepOptions.of_run(config),
+        torch.Generator().manual_seed(0),
+        ema,
+        Dist(),
+    )
+    return train_step(learner, batch)
+
+
+def _gradients(
+    prepared_dir, accum: int, **extra
+) -> tuple[list[torch.Tensor], StepResult, GRUDecoder]:
     config = load_run(
         RUNS / "run13_cpu_demo.yaml",
-        tiny_overrides(prepared_dir, **{**QUIET, "train.batch_size": 8, "train.grad_accum": accum}),
+        tiny_overrides(
+            prepared_dir,
+            **{**QUIET, "train.batch_size": 8, "train.grad_accum": accum, **extra},
+        ),
     )
     split = open_prepared(prepared_dir).split("train")
     batch = collate(split, np.arange(8))
     torch.manual_seed(0)
     model = GRUDecoder(config.model, n_days=3)
-    optimizer = build_optimizer(model, config.optim)
-    result = train_step(
-        model,
-        model,
-        batch,
-        config,
-        torch.device("cpu"),
-        torch.Generator().manual_seed(0),
-        optimizer,
-        build_scaler(config, torch.device("cpu")),
-        None,
-        Dist(),
-        False,
-    )
-    return [p.grad.clone() for p in model.parameters()], result.loss
+    result = _step(config, model, batch)
+    return [p.grad.clone() for p in model.parameters()], result, model
 
 
 def test_two_micro_batches_give_the_gradient_of_the_whole_batch(prepared_dir):
-    whole, loss_whole = _gradients(prepared_dir, 1)
-    halves, loss_halves = _gradients(prepared_dir, 2)
-    quarters, _ = _gradients(prepared_dir, 4)
-    assert loss_halves == pytest.approx(loss_whole, rel=1e-6)
+    whole, result_whole, _ = _gradients(prepared_dir, 1)
+    halves, result_halves, _ = _gradients(prepared_dir, 2)
+    quarters, _, _ = _gradients(prepared_dir, 4)
+    assert result_halves.loss == pytest.approx(result_whole.loss, rel=1e-6)
     for a, b, c in zip(whole, halves, quarters, strict=False):
         torch.testing.assert_close(b, a, rtol=0, atol=1e-6)
         torch.testing.assert_close(c, a, rtol=0, atol=1e-6)
-    assert any(not torch.equal(a, b) for a, b in zip(whole, halves, strict=False))  # really another sum
+    assert any(
+        not torch.equal(a, b) for a, b in zip(whole, halves, strict=False)
+    )  # really another sum
 
 
 def test_micro_batches_keep_the_whole_batch_padding(prepared_dir):
@@ -79,10 +99,25 @@ def test_a_batch_that_cannot_be_cut_evenly_is_refused():
         load_run(RUNS / "run13_cpu_demo.yaml", ["train.batch_size=6", "train.grad_accum=4"])
 
 
+def test_bf16_step_is_close_to_the_fp32_step(prepared_dir):
+    """bf16 autocast on the CPU: the same batch from the same weights gives a loss within
+    1e-3 (relative) of fp32's, a gradient pointing the same way (cosine > 0.999) and of the
+    same norm within 1e-3; and not the very same numbers (the autocast ran)."""
+    fp32, exact, _ = _gradients(prepared_dir, 1, **{"model.n_layers": 2})
+    bf16, mixed, _ = _gradients(
+        prepared_dir, 1, **{"model.n_layers": 2, "train.use_amp": "true", "train.amp_dtype": "bf16"}
+    )
+    assert exact.problem is None and mixed.problem is None
+    assert mixed.loss == pytest.approx(exact.loss, rel=1e-3)
+    assert mixed.grad_norm == pytest.approx(exact.grad_norm, rel=1e-3)
+    a, b = torch.cat([g.flatten() for g in fp32]), torch.cat([g.flatten() for g in bf16])
+    assert torch.nn.functional.cosine_similarity(a, b, dim=0) > 0.999
+    assert mixed.loss != exact.loss
+
+
 def test_full_run16_5_builds_and_takes_one_accumulated_bf16_step():
     """The full-size series best: 2 micro-batches, bf16 autocast, EMA, clipping at 1.0."""
     from brain2text.data.batches import Batch
-    from brain2text.training.step import build_ema
 
     config = load_run("run16_5_ema_warmcos", ["train.batch_size=2"])
     assert (config.train.grad_accum, config.train.use_amp, config.optim.grad_clip_norm) == (
@@ -92,7 +127,6 @@ def test_full_run16_5_builds_and_takes_one_accumulated_bf16_step():
     )
     torch.manual_seed(0)
     model = GRUDecoder(config.model, n_days=24)
-    optimizer = build_optimizer(model, config.optim)
     ema = build_ema(model, config.train.ema_decay)
     n_bins = torch.tensor([120, 100])
     batch = Batch(
@@ -104,19 +138,29 @@ def test_full_run16_5_builds_and_takes_one_accumulated_bf16_step():
         torch.tensor([0, 1]),
     )
     before = model.readout.weight.detach().clone()
-    result = train_step(
-        model,
-        model,
-        batch,
-        config,
-        torch.device("cpu"),
-        torch.Generator().manual_seed(0),
-        optimizer,
-        build_scaler(config, torch.device("cpu")),
-        ema,
-        Dist(),
-        False,
-    )
+    result = _step(config, model, batch, ema)
     assert result.problem is None and np.isfinite(result.loss) and result.grad_norm > 0
     assert not torch.equal(before, model.readout.weight)
     assert int(ema.n_averaged) == 1
+
+
+def test_flush_denormals_flushes_subnormals_and_says_so():
+    tiny = torch.ones(70_000, dtype=torch.int32).view(torch.float32)  # 1.4e-45, subnormal
+    try:
+        assert flush_denormals(False) is False
+        assert torch.count_nonzero(tiny * 1.0) == len(tiny)  # IEEE: they survive
+        assert flush_denormals(True) is True
+        assert torch.count_nonzero(tiny * 1.0) == 0  # read as zeros
+        assert (torch.tensor([1e-30]) * 1.0).item() == pytest.approx(1e-30)  # normals stay
+    finally:
+        torch.set_flush_denormal(False)  # torch's default
+
+
+def test_the_flushed_block_gives_the_thread_its_mode_back():
+    tiny = torch.ones(1, dtype=torch.int32).view(torch.float32)
+    with denormals_flushed(True) as flushed:
+        assert flushed and (tiny * 1.0).item() == 0.0
+        with denormals_flushed(False) as inner:
+            assert not inner and (tiny * 1.0).item() > 0.0
+        assert (tiny * 1.0).item() == 0.0  # the outer block's mode again
+    assert (tiny * 1.0).item() > 0.0  # and IEEE subnormals after it, as before

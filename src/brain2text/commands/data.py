@@ -52,6 +52,7 @@ def cmd_synth(args: argparse.Namespace) -> None:
 def cmd_prepare(args: argparse.Namespace) -> None:
     import logging
 
+    from brain2text.data.manifest import MANIFEST_FILE
     from brain2text.data.prepare import prepare
 
     # warnings (each test or hold-out trial left out) reach the console whatever else logs
@@ -75,27 +76,28 @@ def cmd_prepare(args: argparse.Namespace) -> None:
         )
     finally:
         logger.removeHandler(console)
-    splits = manifest["splits"]
-    counts = ", ".join(f"{name} {s['n_trials']}" for name, s in splits.items())
-    skipped = ", ".join(f"{name} {s['n_skipped']}" for name, s in splits.items() if s["n_skipped"])
+    splits = manifest.splits
+    counts = ", ".join(f"{name} {s.n_trials}" for name, s in splits.items())
+    skipped = ", ".join(f"{name} {s.n_skipped}" for name, s in splits.items() if s.n_skipped)
     print(
-        f"prepared {len(manifest['days'])} days ({counts} trials"
+        f"prepared {len(manifest.days)} days ({counts} trials"
         f"{f'; left out: {skipped}' if skipped else ''}) in {args.out_dir}"
     )
-    check = manifest.get("label_check")
+    where = Path(args.out_dir) / MANIFEST_FILE
+    check = manifest.label_check
     if check is not None:
         print(
-            f"released labels against this project's phonemisation: {check['n_mismatched']} "
-            f"of {check['n_checked']} differ (kept as released; listed under 'label_check' in "
-            f"{Path(args.out_dir) / 'manifest.json'})"
+            f"released labels against this project's phonemisation: {check.n_mismatched} "
+            f"of {check.n_checked} differ (kept as released; listed under 'label_check' in "
+            f"{where})"
         )
-    labels = manifest["phonemizer"]
-    if labels["name"] == "reference":
+    labels = manifest.phonemizer
+    if labels is not None and labels.name == "reference":
         print(
-            f"reference phonemizer: words guessed by g2p_en's network: {len(labels['guessed'])}, "
+            f"reference phonemizer: words guessed by g2p_en's network: {len(labels.guessed)}, "
             f"homograph tokens labelled without a POS tag: "
-            f"{sum(labels['untagged_homographs'].values())} (listed under 'phonemizer' in "
-            f"{Path(args.out_dir) / 'manifest.json'})"
+            f"{sum(labels.untagged_homographs.values())} (listed under 'phonemizer' in "
+            f"{where})"
         )
 
 
@@ -105,5 +107,5 @@ def cmd_import_pickle(args: argparse.Namespace) -> None:
     manifest = import_pickle(
         args.pickle, args.out_dir, overwrite=args.overwrite, competition_days=args.competition_days
     )
-    counts = ", ".join(f"{name} {s['n_trials']}" for name, s in manifest["splits"].items())
+    counts = ", ".join(f"{name} {s.n_trials}" for name, s in manifest.splits.items())
     print(f"imported {args.pickle} ({counts} trials) into {args.out_dir}")

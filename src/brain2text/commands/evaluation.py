@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from brain2text.errors import ConfigError
 
@@ -38,14 +40,32 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         weights=args.weights,
     )
     where = args.run_dir / "eval" / (args.split if args.weights == "raw" else f"{args.split}-ema")
-    if "per" in summary:
+    if summary.per is not None:
         print(
-            f"{args.split} PER {summary['per']:.4f} over {summary['n_sentences']} sentences "
-            f"({summary['edit_distance']} edits / {summary['n_phonemes']} phonemes); "
+            f"{args.split} PER {summary.per:.4f} over {summary.n_sentences} sentences "
+            f"({summary.edit_distance} edits / {summary.n_phonemes} phonemes); "
             f"files in {where}"
         )
     else:
-        print(f"decoded {summary['n_sentences']} unlabelled sentences to {where / 'decoded.txt'}")
+        print(f"decoded {summary.n_sentences} unlabelled sentences to {where / 'decoded.txt'}")
+    refresh_report(args.run_dir)
+
+
+def refresh_report(run_dir: Path) -> None:
+    """Redraw a trained run's report page so its Evaluation section shows the new files; a
+    failure to draw it is said, never allowed to fail the evaluation."""
+    if not (Path(run_dir) / "metrics.jsonl").is_file():
+        return  # not a trained run's folder (an ensemble's, an adapted day's): no report
+    from brain2text.reports.report import write_report
+
+    try:
+        print(f"report: {write_report(Path(run_dir))}")
+    except Exception as exc:  # a report is evidence, never a reason to fail
+        print(
+            f"warning: the run report was not redrawn ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())})",
+            file=sys.stderr,
+        )
 
 
 def cmd_evaluate_ensemble(args: argparse.Namespace) -> None:
@@ -68,14 +88,14 @@ def cmd_evaluate_ensemble(args: argparse.Namespace) -> None:
         word_score=args.word_score,
         nbest=args.nbest,
     )
-    for member, per in summary.get("members", {}).items():
+    for member, per in (summary.members or {}).items():
         print(f"  member {member}: {args.split} PER {per:.4f}")
-    what = [f"PER {summary['per']:.4f}"] if "per" in summary else []
-    if "wer" in summary:
-        what.append(f"WER {summary['wer']:.4f}")
+    what = [f"PER {summary.per:.4f}"] if summary.per is not None else []
+    if summary.wer is not None:
+        what.append(f"WER {summary.wer:.4f}")
     print(
         f"ensemble of {len(args.run_dirs)}: {args.split} {', '.join(what) or 'decoded'} over "
-        f"{summary['n_sentences']} sentences; files in {out / 'eval'}"
+        f"{summary.n_sentences} sentences; files in {out / 'eval'}"
     )
 
 
@@ -108,22 +128,27 @@ def cmd_evaluate_words(args: argparse.Namespace) -> None:
     where = eval_folder(
         args.run_dir, args.split, args.weights, "-lm" if args.lm is not None else "-wfst"
     )
-    speed = f"{summary['decode_ms_per_sentence']:.1f} ms/sentence"
-    if summary["labelled"]:
-        low, high = summary["wer_ci95"]
-        plow, phigh = summary["per_ci95"]
+    speed = f"{_number(summary.decode_ms_per_sentence, 1)} ms/sentence"
+    if summary.labelled:
+        low, high = summary.wer_ci95 or (None, None)
+        plow, phigh = summary.per_ci95 or (None, None)
         print(
-            f"{args.split} WER {summary['wer']:.4f} (95% CI {low:.4f}-{high:.4f}), PER "
-            f"{summary['per']:.4f} ({plow:.4f}-{phigh:.4f}) over {summary['n_sentences']} "
-            f"sentences; {speed}; files in {where}"
+            f"{args.split} WER {_number(summary.wer)} (95% CI {_number(low)}-{_number(high)}), "
+            f"PER {_number(summary.per)} ({_number(plow)}-{_number(phigh)}) over "
+            f"{summary.n_sentences} sentences; {speed}; files in {where}"
         )
     else:
         print(
-            f"decoded {summary['n_sentences']} unlabelled sentences to words ({speed}): "
+            f"decoded {summary.n_sentences} unlabelled sentences to words ({speed}): "
             f"{where / 'decoded.txt'}"
         )
     if args.split == "competition":
         print(f"submission: {where / 'submission.txt'}")
+    refresh_report(args.run_dir)
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 def cmd_lm_tune(args: argparse.Namespace) -> None:
@@ -143,6 +168,7 @@ def cmd_lm_tune(args: argparse.Namespace) -> None:
         device_name=args.device,
     )
     print(tuning_table(result))
+    refresh_report(args.run_dir)
 
 
 def _floats(text: str, flag: str) -> tuple[float, ...]:

@@ -18,9 +18,28 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from brain2text.demo import run_demo
+    from brain2text.commands.evaluation import _floats
+    from brain2text.demo import DemoSizes, run_demo
 
-    run_demo(args.workdir, run_file=args.run_file, overrides=args.overrides, fresh=args.fresh)
+    sizes = DemoSizes(
+        days=args.days,
+        train_per_day=args.train_per_day,
+        test_per_day=args.test_per_day,
+        holdout_per_day=args.holdout_per_day,
+        seed=args.seed,
+        lm_sentences=args.lm_sentences,
+        lm_weights=_floats(args.lm_weights, "--lm-weights"),
+        word_scores=_floats(args.word_scores, "--word-scores"),
+        beam_size=args.beam,
+        shown=args.show,
+    )
+    run_demo(
+        args.workdir,
+        run_file=args.run_file,
+        overrides=args.overrides,
+        fresh=args.fresh,
+        sizes=sizes,
+    )
 
 
 def cmd_runs(args: argparse.Namespace) -> None:

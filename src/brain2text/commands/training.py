@@ -1,4 +1,5 @@
-"""The training commands: ``config``, ``train`` (one process or ``--nproc``), ``lr-find``, ``sweep``."""
+"""The training commands: ``config``, ``train`` (one process or ``--nproc``), ``lr-find``,
+``sweep``."""
 
 from __future__ import annotations
 

@@ -5,19 +5,24 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from brain2text.errors import ConfigError
 
+if TYPE_CHECKING:
+    from brain2text.evaluation.labels import Labeller
+    from brain2text.inference.decoder import Decoder
+
 
 def cmd_decode(args: argparse.Namespace) -> None:
-    import json
     import warnings
 
     from brain2text.atomic import atomic_write_text
-    from brain2text.evaluation.metrics import edit_distance
+    from brain2text.data.recording import read_recording
+    from brain2text.evaluation.files import json_lines, sentence_rate
+    from brain2text.evaluation.labels import recording_references
     from brain2text.inference.decoder import Decoder
-    from brain2text.inference.raw import read_recording
-    from brain2text.phonemes import clean_text, phonemize
+    from brain2text.phonemes import to_symbols
 
     decoder = Decoder.load(
         args.run_dir, checkpoint=args.checkpoint, weights=args.weights, lm=args.lm
@@ -26,11 +31,13 @@ def cmd_decode(args: argparse.Namespace) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         outs = decoder.decode_batch([(t.features, args.day or t.day) for t in trials])
+    sources = [(t.source, t.trial, t.sentence) for t in trials]
+    refs = recording_references(sources, lambda: _run_labeller(decoder))
     for message in dict.fromkeys(str(w.message) for w in caught):
         print(f"warning: {message}", file=sys.stderr)
     rows = []
-    for trial, out in zip(trials, outs, strict=False):
-        row = {
+    for trial, out, ref in zip(trials, outs, refs, strict=True):
+        row: dict = {
             "file": trial.source,
             "trial": trial.trial,
             "block": trial.block,
@@ -42,18 +49,33 @@ def cmd_decode(args: argparse.Namespace) -> None:
             row["text"] = out.text
         if trial.sentence:
             row["sentence"] = trial.sentence
-            try:
-                ref = phonemize(clean_text(trial.sentence))
-                row["per"] = edit_distance(ref, list(out.phonemes)) / max(len(ref), 1)
-            except KeyError:
-                pass  # a word outside the CMU dictionary: no PER for this trial
+            if ref is not None:  # scored against the labels the run's dataset would give it
+                row["per"] = sentence_rate(to_symbols(ref), list(out.phonemes))
         rows.append(row)
     if args.out is not None:
-        atomic_write_text(args.out, "".join(json.dumps(r) + "\n" for r in rows))
+        atomic_write_text(args.out, json_lines(rows))
         print(f"decoded {len(rows)} trials of {args.recording} to {args.out}")
         return
     for row in rows:
         print(f"{row['day']} trial {row['trial']}: {row.get('text', row['phonemes'])}")
+
+
+def _run_labeller(decoder: Decoder) -> Labeller | None:
+    """The phonemiser of the prepared folder the run trained on (its manifest says which), or
+    None with a warning when that folder is gone (trials of .mat files then get no PER)."""
+    from brain2text.errors import DataError
+    from brain2text.evaluation.labels import folder_labeller
+
+    prepared = Path(decoder.config.data.path)
+    try:
+        return folder_labeller(prepared)
+    except DataError as exc:
+        print(
+            f"warning: {exc}; without the run's prepared data its labelling is unknown, so "
+            "sentences are not scored (no PER)",
+            file=sys.stderr,
+        )
+        return None
 
 
 def cmd_adapt(args: argparse.Namespace) -> None:
@@ -79,23 +101,25 @@ def cmd_adapt(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     import json
 
+    from brain2text.data.feature_spec import FeatureSpec
     from brain2text.distributed import pick_device
-    from brain2text.evaluation.evaluate import load_model
     from brain2text.model import export
+    from brain2text.model.loading import checkpoint_path, load_model
 
-    ckpt = args.run_dir / "checkpoints" / f"{args.checkpoint}.pt"
-    model, config, payload = load_model(ckpt, pick_device("cpu"), args.weights)
-    days = list(payload["days"])
-    spec = payload.get("features") or {}
-    blocks = spec.get("feature_names") or []  # one name per block of columns
+    loaded = load_model(
+        checkpoint_path(args.run_dir, args.checkpoint), pick_device("cpu"), args.weights
+    )
+    model, config, days = loaded.model, loaded.config, loaded.days
+    stored = loaded.checkpoint.features
+    spec = FeatureSpec.from_dict(stored, f"{loaded.path}: its features") if stored else None
+    blocks = list(spec.feature_names) if spec is not None else []  # one name a block of columns
     names = (
         [f"{block} #{k}" for block in blocks for k in range(model.n_features // len(blocks))]
         if blocks and model.n_features % len(blocks) == 0
         else None
     )
-    info = export.sidecar(
-        config.to_dict(), days, args.day, model.n_features, names, spec.get("normalization")
-    )
+    normalization = spec.normalization if spec is not None else None
+    info = export.sidecar(config.to_dict(), days, args.day, model.n_features, names, normalization)
     if args.streaming:
         from brain2text.model.stream_export import (
             check_stream_export,
@@ -117,15 +141,13 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {out} and {out}.json ({args.format}, days: {', '.join(args.day or days)})")
 
 
-BIN_S = 0.02  # 20 ms bins
-
-
 def cmd_stream(args: argparse.Namespace) -> None:
     import statistics
     import time
 
+    from brain2text.data.manifest import BIN_SECONDS
+    from brain2text.data.recording import read_recording
     from brain2text.inference.decoder import Decoder
-    from brain2text.inference.raw import read_recording
 
     if args.chunk < 1:
         raise ConfigError(f"--chunk {args.chunk}: give 1 or more bins")
@@ -140,12 +162,12 @@ def cmd_stream(args: argparse.Namespace) -> None:
     for first in range(0, len(trial.features), args.chunk):
         chunk = trial.features[first : first + args.chunk]
         if args.realtime:  # the chunk's last bin arrives at (first + len) * 20 ms
-            time.sleep(max(0.0, start + (first + len(chunk)) * BIN_S - time.perf_counter()))
+            time.sleep(max(0.0, start + (first + len(chunk)) * BIN_SECONDS - time.perf_counter()))
         update = stream.push(chunk)
         latencies.append(update.seconds)
         shown = update.text if update.text is not None else " ".join(update.phonemes)
         print(
-            f"{update.n_bins * BIN_S * 1000:7.0f} ms  +{update.new_frames} frame(s)  "
+            f"{update.n_bins * BIN_SECONDS * 1000:7.0f} ms  +{update.new_frames} frame(s)  "
             f"{1000 * update.seconds:6.2f} ms  {shown}",
             flush=True,
         )
@@ -155,8 +177,8 @@ def cmd_stream(args: argparse.Namespace) -> None:
     print(f"final: {final.text if final.text is not None else ' '.join(final.phonemes)}")
     print(
         f"{len(ms)} steps of {args.chunk} bins: latency p50 {statistics.median(ms):.2f} ms, "
-        f"p99 {p99:.2f} ms, max {ms[-1]:.2f} ms (real time: {args.chunk * BIN_S * 1000:.0f} ms "
-        "a step)"
+        f"p99 {p99:.2f} ms, max {ms[-1]:.2f} ms "
+        f"(real time: {args.chunk * BIN_SECONDS * 1000:.0f} ms a step)"
     )
     if trial.sentence:
         print(f"sentence: {trial.sentence}")

@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 
 from brain2text.errors import DataError
+from brain2text.phonemes import N_CLASSES
 
 N_FEATURES_B2T25 = 512
 SPLIT_FILES = {"train": "data_train.hdf5", "val": "data_val.hdf5", "test": "data_test.hdf5"}
 LABELLED_SPLITS = ("train", "val")
-MAX_CLASS_ID = 40  # blank 0, AA..ZH 1-39, SIL 40
 ROOT_FOLDER = "hdf5_data_final"
 SESSION_GLOB = "t15.*"
 _TRIAL_NAME = re.compile(r"trial_(\d+)")
@@ -84,7 +84,8 @@ def read_b2t25_file(path: Path, split: str) -> B2T25File:
             f"{path}: not a readable HDF5 file ({_one_line(exc)}); it may be "
             "truncated or corrupt: copy it again"
         ) from exc
-    features, ids, sentences, blocks, numbers = (list(column) for column in zip(*trials, strict=False))
+    columns = (list(column) for column in zip(*trials, strict=True))
+    features, ids, sentences, blocks, numbers = columns
     return B2T25File(
         session=path.parent.name,
         split=split,
@@ -175,9 +176,9 @@ def _phoneme_ids(where: str, group: Any) -> np.ndarray:
     if seq_len > ids.size:
         raise DataError(f"{where}: seq_len is {seq_len} but seq_class_ids has {ids.size} ids")
     valid = ids[:seq_len].astype(np.int64)
-    bad = valid[(valid < 0) | (valid > MAX_CLASS_ID)]
+    bad = valid[(valid < 0) | (valid >= N_CLASSES)]  # blank 0, AA..ZH 1-39, SIL 40
     if bad.size:
-        raise DataError(f"{where}: seq_class_ids holds {int(bad[0])}, outside 0..{MAX_CLASS_ID}")
+        raise DataError(f"{where}: seq_class_ids holds {int(bad[0])}, outside 0..{N_CLASSES - 1}")
     blanks = np.flatnonzero(valid == 0)
     if blanks.size:
         raise DataError(

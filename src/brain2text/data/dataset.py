@@ -16,30 +16,32 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from brain2text.data.feature_spec import N_FEATURES as N_FEATURES  # re-exported
+from brain2text.data.feature_spec import DayNorm, FeatureSpec
+from brain2text.data.manifest import (
+    FEATURES_FILE,
+    NORM_FILE,
+    PHONEMES_FILE,
+    TEXT_FILE,
+    TRIAL_COLUMNS,
+    TRIALS_FILE,
+    UNKNOWN_DAY,
+    Manifest,
+    SessionEntry,
+    SplitEntry,
+    read_manifest,
+)
+from brain2text.data.manifest import MANIFEST_FILE as MANIFEST_FILE  # re-exported
 from brain2text.data.mapped import MappedNpy, map_npy
 from brain2text.errors import DataError
 from brain2text.phonemes import PHONEMES
 
-FORMAT = "brain2text-prepared"
-FORMAT_VERSION = 1
-N_FEATURES = 256  # the 2023 release's standard features (a manifest without n_features has them)
 FEATURE_DTYPE = np.dtype(np.float32)
-SPLITS = ("train", "val", "test", "competition")  # val: a release's own validation files
-TRIAL_COLUMNS = ("start", "n_bins", "phone_start", "n_phones", "block", "trial")
-UNKNOWN_DAY = -1  # day index of a session that matches no train session (pickle imports only)
-UNKNOWN_BLOCK = -1  # block of a trial whose block is not recorded (pickle imports only)
-
-MANIFEST_FILE = "manifest.json"
-FEATURES_FILE = "features.npy"  # (sum T, n_features) float32
-TRIALS_FILE = "trials.npy"  # (n_trials, 6) int64, columns TRIAL_COLUMNS
-PHONEMES_FILE = "phonemes.npy"  # (sum n_phones,) uint8, ids 1..40
-TEXT_FILE = "text.json"  # list of n_trials cleaned sentences
-NORM_FILE = "norm.npy"  # train sessions (2023 layout): (2, F) mean and std of all the day's bins
 
 _START, _N_BINS, _PHONE_START, _N_PHONES, _BLOCK, _TRIAL = range(len(TRIAL_COLUMNS))
 
@@ -69,7 +71,11 @@ class PreparedSplit:
         table = np.concatenate(trials) if trials else np.zeros((0, len(TRIAL_COLUMNS)), np.int64)
         counts = [len(t) for t in trials]
         self._session = np.repeat(np.arange(len(sessions), dtype=np.int64), counts)  # (N,)
-        first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if counts else []
+        first = (
+            np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+            if counts
+            else np.zeros(0, np.int64)
+        )
         self._local = np.arange(len(self._session)) - np.repeat(first, counts)  # index in session
         column = lambda k: np.ascontiguousarray(table[:, k])  # noqa: E731
         self._start, self._phone_start = column(_START), column(_PHONE_START)
@@ -136,11 +142,11 @@ class PreparedSplit:
 class PreparedDataset:
     """A prepared folder: the manifest, the day list and its splits."""
 
-    def __init__(self, path: Path, manifest: dict, splits: dict[str, PreparedSplit]) -> None:
+    def __init__(self, path: Path, manifest: Manifest, splits: dict[str, PreparedSplit]) -> None:
         self.path = path
         self.manifest = manifest
-        self.days: list[str] = list(manifest["days"])  # train sessions sorted: the day index
-        self.n_features: int = int(manifest.get("n_features", N_FEATURES))
+        self.days: list[str] = list(manifest.days)  # train sessions sorted: the day index
+        self.n_features: int = manifest.n_features
         self._splits = splits
 
     def __repr__(self) -> str:
@@ -152,26 +158,17 @@ class PreparedDataset:
         return len(self.days)
 
     @functools.cached_property
-    def feature_spec(self) -> dict:
-        """What a bin's features are: enough to compute them again from a raw file (a manifest
-        written before these keys existed holds the standard 2023 preparation). Read once:
-        every best.pt a run saves carries it."""
-        m = self.manifest
+    def feature_spec(self) -> FeatureSpec:
+        """What a bin's features are: enough to compute them again from a raw file, with the
+        training statistics of every day that has them (``norm.npy``, written by prepare for
+        the 2023 layout's train sessions). Read once: every best.pt a run saves carries it."""
         stats = {}
-        for day in self.days:  # written by prepare for the 2023 layout's train sessions
+        for day in self.days:
             file = self.path / "train" / day / NORM_FILE
             if file.is_file():
                 mean, std = np.load(file, allow_pickle=False)
-                stats[day] = {"mean": mean.tolist(), "std": std.tolist()}
-        return {
-            "kind": m.get("kind", "competitionData"),
-            "n_features": self.n_features,
-            "fields": m.get("feature_fields", ["tx1", "spikePow"]),
-            "arrays": m.get("arrays", ["6v"]),
-            "normalization": m.get("normalization", "block"),
-            "feature_names": m.get("feature_names", []),
-            "day_norm": stats,
-        }
+                stats[day] = DayNorm(mean, std)
+        return replace(self.manifest.features, day_norm=stats)
 
     def has_split(self, name: str) -> bool:
         return name in self._splits
@@ -195,96 +192,36 @@ def open_prepared(path: Path) -> PreparedDataset:
     if not path.is_dir():
         raise DataError(f"{path}: not a folder (a prepared dataset is a folder with manifest.json)")
     manifest = read_manifest(path)
-    days = _field(manifest, "days", list, path)
-    if not all(isinstance(d, str) for d in days):
-        raise DataError(f"{path / MANIFEST_FILE}: 'days' must be a list of session names")
-    n_features = manifest.get("n_features", N_FEATURES)
-    if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
-        raise DataError(
-            f"{path / MANIFEST_FILE}: malformed 'n_features' {n_features!r}; "
-            "prepare the dataset again"
-        )
-    splits: dict[str, PreparedSplit] = {}
-    for name, entry in _field(manifest, "splits", dict, path).items():
-        if name not in SPLITS:
-            raise DataError(
-                f"{path / MANIFEST_FILE}: unknown split {name!r} (expected {', '.join(SPLITS)})"
-            )
-        splits[name] = _open_split(path, name, entry, days, n_features)
+    splits = {
+        name: _open_split(path, name, entry, manifest.days, manifest.n_features)
+        for name, entry in manifest.splits.items()
+    }
     return PreparedDataset(path, manifest, splits)
 
 
-def read_manifest(path: Path) -> dict:
-    """The manifest of a prepared folder, after checking its format and version."""
-    file = Path(path) / MANIFEST_FILE
-    if not file.is_file():
-        raise DataError(
-            f"{path}: no {MANIFEST_FILE}, so this is not a prepared dataset "
-            "(an interrupted `brain2text prepare` leaves none: run it again)"
-        )
-    try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(
-            f"{file}: unreadable ({' '.join(str(exc).split())}); prepare the dataset again"
-        ) from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise DataError(
-            f"{file}: not a brain2text prepared dataset (format {found!r}, expected {FORMAT!r})"
-        )
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        advice = (
-            "update brain2text"
-            if isinstance(version, int) and version > FORMAT_VERSION
-            else "prepare the dataset again"
-        )
-        raise DataError(
-            f"{file}: format_version {version!r}, but this brain2text reads "
-            f"version {FORMAT_VERSION}: {advice}"
-        )
-    return manifest
-
-
 def _open_split(
-    root: Path, name: str, entry: Any, days: list[str], n_features: int
+    root: Path, name: str, entry: SplitEntry, days: tuple[str, ...], n_features: int
 ) -> PreparedSplit:
-    where = f"splits.{name}"
-    if not isinstance(entry, dict):
-        raise DataError(f"{root / MANIFEST_FILE}: '{where}' must be an object")
-    sessions = _field(entry, "sessions", dict, root, where)
-    labelled = _field(entry, "labelled", bool, root, where)
     names, sources, day_of_session = [], [], []
     trials, features, phonemes, texts = [], [], [], []
-    for session, info in sessions.items():
-        if not isinstance(info, dict):
-            raise DataError(
-                f"{root / MANIFEST_FILE}: '{where}.sessions.{session}' must be an object"
-            )
-        folder = root / name / session
-        table, feats, phones, text = _open_session(
-            folder, info, root, f"{where}.sessions.{session}", n_features
-        )
+    for session, info in entry.sessions.items():
+        table, feats, phones, text = _open_session(root / name / session, info, n_features)
         names.append(session)
-        sources.append(str(info.get("source", f"{name}/{session}")))
+        sources.append(info.source)
         day_of_session.append(days.index(session) if session in days else UNKNOWN_DAY)
         trials.append(table)
         features.append(feats)
         phonemes.append(phones)
         texts.append(text)
     return PreparedSplit(
-        name, names, sources, labelled, day_of_session, trials, features, phonemes, texts
+        name, names, sources, entry.labelled, day_of_session, trials, features, phonemes, texts
     )
 
 
 def _open_session(
-    folder: Path, info: dict, root: Path, where: str, n_features: int
+    folder: Path, info: SessionEntry, n_features: int
 ) -> tuple[np.ndarray, MappedNpy, np.ndarray, list[str]]:
-    n_trials = _field(info, "n_trials", int, root, where)
-    n_bins = _field(info, "n_bins", int, root, where)
-    n_phones = _field(info, "n_phones", int, root, where)
-
+    n_trials, n_bins, n_phones = info.n_trials, info.n_bins, info.n_phones
     features = _map_features(folder / FEATURES_FILE, (n_bins, n_features))
     table = _load_npy(folder / TRIALS_FILE, (n_trials, len(TRIAL_COLUMNS)), np.dtype(np.int64))
     phonemes = _load_npy(folder / PHONEMES_FILE, (n_phones,), np.dtype(np.uint8))
@@ -371,15 +308,3 @@ def _load_text(file: Path, n_trials: int) -> list[str]:
             f"{file}: expected a list of {n_trials} sentences; prepare the dataset again"
         )
     return text
-
-
-def _field(d: dict, key: str, kind: type, root: Path, where: str = "") -> Any:
-    value = d.get(key)
-    # bool is an int in Python: refuse it where a count is expected
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        name = f"{where}.{key}" if where else key
-        raise DataError(
-            f"{root / MANIFEST_FILE}: missing or malformed '{name}' "
-            f"(expected {kind.__name__}); prepare the dataset again"
-        )
-    return value

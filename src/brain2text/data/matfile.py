@@ -18,7 +18,9 @@ import numpy as np
 
 from brain2text.errors import DataError
 
-N_CHANNELS = 256  # columns of tx1..tx4 and spikePow: 4 arrays x 64 electrodes
+# electrodes of one ``--arrays`` area (6v or 44), each recorded by two 64-electrode arrays
+ELECTRODES_PER_ARRAY = 128
+N_CHANNELS = 2 * ELECTRODES_PER_ARRAY  # columns of tx1..tx4 and spikePow: area 6v, then 44
 TEXT_FIELD = "sentenceText"
 FEATURE_FIELDS = ("tx1", "tx2", "tx3", "tx4", "spikePow")  # tx1..tx4: -3.5 .. -6.5 RMS
 DEFAULT_FIELDS = ("tx1", "spikePow")  # the standard preparation's

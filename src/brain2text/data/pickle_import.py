@@ -19,20 +19,22 @@ from __future__ import annotations
 import io
 import pickle
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from brain2text.data.dataset import N_FEATURES, UNKNOWN_BLOCK
-from brain2text.data.prepare import (
+from brain2text.data.feature_spec import N_FEATURES, STANDARD_2023
+from brain2text.data.features import DEFAULT_ARRAYS, DEFAULT_FEATURES, feature_names, pack
+from brain2text.data.manifest import UNKNOWN_BLOCK, Manifest, SplitEntry
+from brain2text.data.writer import (
+    SessionArrays,
     check_output_dir,
-    new_manifest,
-    offsets,
-    session_entry,
+    finish,
     split_entry,
     staging_dir,
-    write_manifest,
+    trial_table,
     write_session,
 )
 from brain2text.errors import DataError
@@ -65,7 +67,8 @@ def _numpy_globals() -> dict[tuple[str, str], Any]:
     for core in ("numpy.core", "numpy._core"):  # as named by the numpy that wrote the pickle
         allowed[(f"{core}.multiarray", "_reconstruct")] = multiarray._reconstruct
         allowed[(f"{core}.multiarray", "scalar")] = multiarray.scalar  # numpy scalars
-        allowed[(f"{core}.numeric", "_frombuffer")] = numeric._frombuffer  # protocol 5
+        # protocol 5; a private function numpy's stubs do not declare
+        allowed[(f"{core}.numeric", "_frombuffer")] = numeric._frombuffer  # type: ignore[attr-defined]
     return allowed
 
 
@@ -120,7 +123,7 @@ def import_pickle(
     overwrite: bool = False,
     competition_days: list[str] | None = None,
     progress: bool = True,
-) -> dict:
+) -> Manifest:
     """Write the pickle's train/test/competition days as a prepared dataset; return the manifest."""
     from tqdm.auto import tqdm
 
@@ -139,7 +142,7 @@ def import_pickle(
     names = _session_names(pkl, {k: len(v) for k, v in parts.items()}, competition_days)
     days = names["train"]
 
-    splits: dict[str, dict] = {}
+    splits: dict[str, SplitEntry] = {}
     with (
         staging_dir(out_dir, overwrite=overwrite) as tmp,
         tqdm(
@@ -155,20 +158,21 @@ def import_pickle(
                 source = f"{pkl.name}:{split}[{k}]"
                 arrays = _day_arrays(f"{pkl}: {split}[{k}]", day, labelled)
                 name = names[split][k]
-                write_session(tmp / split / name, *arrays)
                 day_index = days.index(name) if name in days else None
-                sessions[name] = session_entry(source, day_index, *arrays[:2])
+                sessions[name] = write_session(tmp / split / name, arrays, source, day_index)
                 bar.update()
-            splits[split] = split_entry(labelled, sessions, [])
-        manifest = new_manifest(
+            splits[split] = split_entry(labelled, sessions)
+        return finish(
+            tmp,
             days,
             splits,
+            replace(
+                STANDARD_2023, feature_names=tuple(feature_names(DEFAULT_FEATURES, DEFAULT_ARRAYS))
+            ),
+            description=FEATURES_DESCRIPTION,
             source=str(pkl.resolve()),
-            features=FEATURES_DESCRIPTION,
             imported_from="ptDecoder_ctc pickle",
         )
-        write_manifest(tmp, manifest)
-    return manifest
 
 
 def _session_names(
@@ -201,9 +205,7 @@ def _session_names(
     return {"train": train, "test": train[: counts["test"]], "competition": competition}
 
 
-def _day_arrays(
-    where: str, day: Any, labelled: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+def _day_arrays(where: str, day: Any, labelled: bool) -> SessionArrays:
     """A day dict -> features (sum T, 256) float32, trials (n, 6), phonemes uint8, texts."""
     if not isinstance(day, dict):
         raise DataError(f"{where}: a {type(day).__name__}, expected a day dict")
@@ -258,21 +260,9 @@ def _day_arrays(
         else:
             texts.append("")
 
-    features = np.empty((int(lengths.sum()), N_FEATURES), np.float32)  # (sum T, 256)
-    start = 0
-    for x in matrices:
-        features[start : start + len(x)] = x
-        start += len(x)
-    trials = np.stack(
-        [
-            offsets(lengths),
-            lengths,
-            offsets(phone_lengths),
-            phone_lengths,
-            np.full(n, UNKNOWN_BLOCK, np.int64),
-            np.arange(n, dtype=np.int64),
-        ],
-        axis=1,
-    ).reshape(n, 6)
+    features = pack(matrices, int(lengths.sum()), N_FEATURES)  # (sum T, 256)
+    trials = trial_table(
+        lengths, phone_lengths, np.full(n, UNKNOWN_BLOCK, np.int64), np.arange(n, dtype=np.int64)
+    )
     flat = np.concatenate(phonemes) if phonemes else np.zeros(0, np.uint8)
-    return features, trials, flat, texts
+    return SessionArrays(features, trials, flat, texts)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from brain2text.data.dataset import UNKNOWN_BLOCK, PreparedDataset, PreparedSplit
+from brain2text.data.dataset import PreparedDataset, PreparedSplit
+from brain2text.data.manifest import UNKNOWN_BLOCK
 
 
 @dataclass(frozen=True)

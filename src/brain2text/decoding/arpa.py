@@ -48,7 +48,7 @@ Entry = Callable[[tuple[str, ...], float, float | None], None]  # (ngram, log10 
 
 def count_ngrams(sentences: Iterable[Sequence[str]], order: int) -> list[Counter]:
     """Raw counts of 1..order-grams of ``<s> words </s>``; index k holds the (k+1)-grams."""
-    counts = [Counter() for _ in range(order)]
+    counts: list[Counter[tuple[str, ...]]] = [Counter() for _ in range(order)]
     for words in sentences:
         padded = (BOS, *words, EOS)
         for k, table in enumerate(counts):
@@ -113,7 +113,8 @@ def _renormalise(probs: list[dict], bows: list[dict], k: int, histories: set) ->
 
     Needs the suffix of every kept (k+1)-gram among the k-grams, as both cuts below keep them.
     """
-    seen, seen_lower = defaultdict(float), defaultdict(float)
+    seen: defaultdict[tuple[str, ...], float] = defaultdict(float)
+    seen_lower: defaultdict[tuple[str, ...], float] = defaultdict(float)
     for g, p in probs[k].items():
         if g[:-1] in histories:
             seen[g[:-1]] += p

@@ -15,8 +15,8 @@ def greedy_decode(logits: torch.Tensor, lengths: torch.Tensor) -> list[np.ndarra
     changed = torch.ones_like(best, dtype=torch.bool)
     changed[:, 1:] = best[:, 1:] != best[:, :-1]
     keep = (valid & changed & (best != BLANK)).cpu().numpy()
-    best = best.cpu().numpy()
-    return [row[k] for row, k in zip(best, keep, strict=False)]
+    ids = best.cpu().numpy()
+    return [row[k] for row, k in zip(ids, keep, strict=False)]
 
 
 def collapse(frames: np.ndarray) -> np.ndarray:

@@ -12,43 +12,41 @@ words), with every member's PER beside the ensemble's in ``summary.json``; ``OUT
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from brain2text.atomic import atomic_write_folder
 from brain2text.decoding.greedy import collapse
 from brain2text.errors import DataError
-from brain2text.evaluation.evaluate import (
-    EvalTarget,
-    decode_target,
-    is_submission,
-    load_target,
-    reference_ids,
-    write_decoded,
-    write_scored,
-)
+from brain2text.evaluation.evaluate import EvalTarget, decode_target, load_target
+from brain2text.evaluation.pipeline import phoneme_evaluation, word_evaluation
 from brain2text.evaluation.scoring import Decoded, score
-from brain2text.evaluation.word_eval import word_files, word_search
+from brain2text.evaluation.search import word_search
+from brain2text.evaluation.summary import EvalSummary
 
 
 def default_out(run_dirs: list[Path]) -> Path:
     return Path("runs") / ("ensemble-" + "+".join(Path(r).name for r in run_dirs))
 
 
-def check_members(targets: list[EvalTarget], run_dirs: list[Path]) -> None:
-    """One-line DataError naming the first member that differs from the first one."""
-    first = targets[0]
-    facts = lambda t: {  # noqa: E731
-        "phoneme set (read-out classes)": t.payload["model"]["readout.weight"].shape[0],
-        "training days": tuple(t.payload["days"]),
+def _facts(t: EvalTarget) -> dict[str, object]:
+    """What the members of an ensemble must agree on."""
+    return {
+        "phoneme set (read-out classes)": t.model.readout.out_features,
+        "training days": tuple(t.loaded.days),
         "patching (kernel_len, stride_len)": (t.config.model.kernel_len, t.config.model.stride_len),
         "input features": t.model.n_features,
     }
-    reference = facts(first)
+
+
+def check_members(targets: list[EvalTarget], run_dirs: list[Path]) -> None:
+    """One-line DataError naming the first member that differs from the first one."""
+    first = targets[0]
+    reference = _facts(first)
     for run_dir, target in zip(run_dirs[1:], targets[1:], strict=False):
-        for what, value in facts(target).items():
+        for what, value in _facts(target).items():
             if value != reference[what]:
                 raise DataError(
                     f"{run_dir}: its {what} differs from {run_dirs[0]}'s "
@@ -87,7 +85,7 @@ def evaluate_ensemble(
     lm_dir: Path | None = None,
     wfst_dir: Path | None = None,
     **word_options,
-) -> dict:
+) -> EvalSummary:
     run_dirs = [Path(r) for r in run_dirs]
     if len(run_dirs) < 2:
         raise DataError("--ensemble needs at least two run folders")
@@ -100,43 +98,36 @@ def evaluate_ensemble(
         for r in run_dirs[1:]
     ]
     check_members(targets, run_dirs)
-    decoded = [decode_target(t, batch_size, keep_log_probs=True) for t in targets]
     first = targets[0]
-    split, indices = first.split, first.indices
-    emissions = mean_emissions([d.log_probs for d in decoded])
+    trials = first.trials(answers)
+    decoded = [decode_target(t, batch_size, keep_log_probs=True) for t in targets]
+    emissions = mean_emissions([d.emissions for d in decoded])
     ensemble = Decoded(
         trial_ids=decoded[0].trial_ids,
         hypotheses=[collapse(e.argmax(axis=1)) for e in emissions],
-        losses=np.full(len(indices), np.nan),
+        losses=np.full(len(first.indices), np.nan),
         log_probs=emissions,
     )
     out = Path(out) if out is not None else default_out(run_dirs)
-    info = {
-        "ensemble": [str(r) for r in run_dirs],
-        "weights": weights,
-        "split": split_name,
-        "checkpoint": checkpoint,
-        "data": str(first.data.path),
-        "combination": "mean of the members' per-frame log-probabilities, log-softmaxed",
-    }
-    refs = reference_ids(first, answers)
-    if refs is not None:
-        day_of, days = split.day_index[indices], first.data.days
-        info["members"] = {
-            str(r): score(refs, d, day_of, days).per for r, d in zip(run_dirs, decoded, strict=False)
+    header = EvalSummary(
+        ensemble=[str(r) for r in run_dirs],
+        weights=weights,
+        split=split_name,
+        checkpoint=checkpoint,
+        data=str(first.data.path),
+        combination="mean of the members' per-frame log-probabilities, log-softmaxed",
+        n_sentences=len(first.indices),
+        labelled=False,
+    )
+    if trials.references is not None:
+        members = {
+            str(r): score(trials.references.ids, d, trials.day_of, first.data.days).per
+            for r, d in zip(run_dirs, decoded, strict=True)
         }
-    if words:
-        decoder, header = search
-        summary, files = word_files(
-            first, emissions, decoder, split_name, answers, {**info, **header}
-        )
+        header = replace(header, members=members)
+    if search is not None:
+        evaluation = word_evaluation(trials, emissions, search, header, split_name)
         suffix = "-lm" if lm_dir is not None else "-wfst"
-        atomic_write_folder(out / "eval" / f"{split_name}{suffix}", files)
-        return summary
-    folder = out / "eval" / split_name
-    folder.mkdir(parents=True, exist_ok=True)
-    submission = is_submission(first.data, split_name)
-    if refs is None:
-        return write_decoded(folder, split, ensemble, info, submission)
-    summary = score(refs, ensemble, split.day_index[indices], first.data.days)
-    return write_scored(folder, split, ensemble, refs, {**info, **summary.to_dict()}, submission)
+        return evaluation.write(out / "eval" / f"{split_name}{suffix}")
+    evaluation = phoneme_evaluation(trials, ensemble, header, split_name)
+    return evaluation.write(out / "eval" / split_name)

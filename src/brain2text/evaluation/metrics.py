@@ -7,7 +7,7 @@ reference's figure); the mean of per-sentence rates is reported beside it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from rapidfuzz.distance import Levenshtein
@@ -46,7 +46,7 @@ def error_rate(refs: Sequence[Sequence], hyps: Sequence[Sequence]) -> ErrorRate:
 
 
 def rates_by_day(
-    refs: Sequence[Sequence], hyps: Sequence[Sequence], day_of: Sequence[int], days: Sequence[str]
+    refs: Sequence[Sequence], hyps: Sequence[Sequence], day_of: Iterable[int], days: Sequence[str]
 ) -> dict[str, float]:
     """Day name -> error rate of the sentences of that day (``day_of[i]``: sentence i's day)."""
     rows_of: dict[int, list[int]] = {}
@@ -61,7 +61,8 @@ def rates_by_day(
 def align(ref: Sequence[str], hyp: Sequence[str]) -> list[tuple[str, str]]:
     """Minimal-edit alignment as (ref, hyp) pairs; EPS_SYMBOL marks insertions/deletions."""
     pairs: list[tuple[str, str]] = []
-    for tag, r0, r1, h0, h1 in Levenshtein.opcodes(list(ref), list(hyp)):
+    for op in Levenshtein.opcodes(list(ref), list(hyp)):
+        tag, r0, r1, h0, h1 = op.tag, op.src_start, op.src_end, op.dest_start, op.dest_end
         if tag == "equal" or tag == "replace":
             pairs.extend(zip(ref[r0:r1], hyp[h0:h1], strict=False))
         elif tag == "delete":
@@ -72,7 +73,8 @@ def align(ref: Sequence[str], hyp: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def confusions(pairs_per_sentence: Sequence[Sequence[tuple[str, str]]]) -> Counter:
-    """Counts of (ref, hyp) error pairs: substitutions, deletions (hyp '*'), insertions (ref '*')."""
+    """Counts of (ref, hyp) error pairs: substitutions, deletions (hyp '*') and insertions
+    (ref '*')."""
     counts: Counter = Counter()
     for pairs in pairs_per_sentence:
         counts.update((r, h) for r, h in pairs if r != h)

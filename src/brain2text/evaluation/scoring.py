@@ -24,6 +24,37 @@ class Decoded:
     losses: np.ndarray  # (N,) CTC loss per trial divided by its target length (NaN unlabelled)
     log_probs: list[np.ndarray] | None = None  # (T'_i, 41) float32 log-softmax per trial, if kept
 
+    @property
+    def emissions(self) -> list[np.ndarray]:
+        """The kept log-probabilities (a decoding made with ``keep_log_probs``)."""
+        if self.log_probs is None:
+            raise ValueError("these trials were decoded without keep_log_probs")
+        return self.log_probs
+
+
+@torch.no_grad()
+def network_logits(
+    model: GRUDecoder,
+    features: torch.Tensor,
+    day_index: torch.Tensor,
+    n_bins: torch.Tensor,
+    use_amp: bool = False,
+    amp_dtype: str = "bf16",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits stage: (B, T', 41) logits of a zero-padded batch on the model's device, read
+    as packed sequences, under the run's autocast, and each trial's number of frames T'_i."""
+    with autocast_context(features.device, use_amp, amp_dtype):
+        logits = model(features, day_index, n_bins)
+    return logits, model.output_lengths(n_bins)
+
+
+def log_probs_of(logits: torch.Tensor, lengths: torch.Tensor) -> list[np.ndarray]:
+    """Each trial's (T'_i, 41) float32 log-softmax emissions, for a word search."""
+    log_probs = logits.float().log_softmax(-1).cpu().numpy()
+    return [
+        np.ascontiguousarray(row[:n]) for row, n in zip(log_probs, lengths.tolist(), strict=True)
+    ]
+
 
 @torch.no_grad()
 def decode_split(
@@ -49,16 +80,14 @@ def decode_split(
     emissions: dict[int, np.ndarray] = {}
     for batch in eval_batches(split, indices, batch_size, ranks.rank, ranks.world_size):
         batch = batch.to(device)
-        with autocast_context(device, use_amp, amp_dtype):
-            logits = model(batch.features, batch.day_index, batch.n_bins)  # packed
-        out_lengths = model.output_lengths(batch.n_bins)
+        logits, out_lengths = network_logits(
+            model, batch.features, batch.day_index, batch.n_bins, use_amp, amp_dtype
+        )
         ids = batch.trial_ids.tolist()
-        for i, hyp in zip(ids, greedy_decode(logits, out_lengths), strict=False):
+        for i, hyp in zip(ids, greedy_decode(logits, out_lengths), strict=True):
             hyps[i] = hyp
         if keep_log_probs:
-            log_probs = logits.float().log_softmax(-1).cpu().numpy()  # (B, T', 41)
-            for i, row, n in zip(ids, log_probs, out_lengths.tolist(), strict=False):
-                emissions[i] = np.ascontiguousarray(row[:n])
+            emissions.update(zip(ids, log_probs_of(logits, out_lengths), strict=True))
         if split.labelled:
             batch_losses = ctc_losses(
                 logits, model.ctc_input_lengths(batch.n_bins), batch.phonemes, batch.n_phones

@@ -22,15 +22,10 @@ from brain2text.decoding.beam import (
     BeamOptions,
     WordDecoder,
 )
-from brain2text.decoding.lm import open_lm
 from brain2text.errors import DataError
 from brain2text.evaluation.evaluate import decode_target, load_target
 from brain2text.evaluation.metrics import error_rate
-from brain2text.evaluation.word_eval import (
-    TUNING_FILE,
-    decode_words,
-    sentence_of,
-)
+from brain2text.evaluation.search import TUNING_FILE, decode_words, word_search
 from brain2text.evaluation.words import normalize_words
 
 
@@ -64,34 +59,37 @@ def tune_lm(
     data_path: Path | None = None,
     device_name: str = "auto",
 ) -> TuningResult:
-    lm = open_lm(Path(lm_dir))
+    search = word_search(None, Path(lm_dir), beam_size=beam_size)  # the trie and LM, built once
+    if not isinstance(search.decoder, WordDecoder):
+        raise DataError(f"{lm_dir}: lm tune tunes the beam search of an LM folder")
+    searcher, base = search.decoder, search.decoder.options
     target = load_target(run_dir, "val", checkpoint, weights, data_path, device_name)
     if len(target.indices) == 0:
         raise DataError(
             f"{run_dir}: its validation split is empty, so nothing can be tuned on "
             "(lm tune never uses the test split)"
         )
+    references = target.trials(None).references
+    if references is None:
+        raise DataError(f"{run_dir}: its validation split is unlabelled")
     decoded = decode_target(target, keep_log_probs=True)
-    split, indices = target.split, target.indices
-    ref_words = [normalize_words(split.text(int(i))) for i in indices]
-    ref_ids = [split.phonemes(int(i)).tolist() for i in indices]
-    base = BeamOptions() if beam_size is None else BeamOptions(beam_size=beam_size)
+    indices = target.indices
+    ref_words = [normalize_words(t) for t in references.texts or []]
     table = []
-    searcher = WordDecoder(lm.arpa, lm.spellings, base)  # the trie and LM, built once
     for lm_weight, word_score in itertools.product(lm_weights, word_scores):
         options = replace(base, lm_weight=float(lm_weight), word_score=float(word_score))
-        decoder = searcher.with_options(options)
+        point = replace(search, decoder=searcher.with_options(options))
         start = time.perf_counter()
-        nbests, _ = decode_words(decoder, decoded.log_probs)
-        ms = 1000 * (time.perf_counter() - start) / max(len(nbests), 1)
-        wer = error_rate(ref_words, [normalize_words(sentence_of(n)) for n in nbests])
-        per = error_rate(ref_ids, [list(n[0].phonemes) if n else [] for n in nbests])
+        words = decode_words(point, decoded.emissions)
+        ms = 1000 * (time.perf_counter() - start) / max(len(words.nbests), 1)
+        wer = error_rate(ref_words, [normalize_words(h) for h in words.sentences])
+        per = error_rate(references.ids, words.phoneme_ids)
         table.append(TuningPoint(float(lm_weight), float(word_score), wer.rate, per.rate, ms))
     best = min(table, key=lambda p: (p.wer, p.per))  # min keeps the first of equal points
     options = replace(base, lm_weight=best.lm_weight, word_score=best.word_score)
     path = run_dir / TUNING_FILE
     record = {
-        "lm": str(lm.folder.resolve()),
+        "lm": str(Path(search.lm or lm_dir).resolve()),
         "split": "val",
         "n_sentences": len(indices),
         "checkpoint": str(target.checkpoint),

@@ -1,2 +1,2 @@
-"""Using a trained decoder: the Python API (:mod:`~brain2text.inference.decoder`) and raw
-recordings turned into its features (:mod:`~brain2text.inference.raw`)."""
+"""Using a trained decoder: the Python API (:mod:`~brain2text.inference.decoder`); raw
+recordings are turned into its features by :mod:`brain2text.data.recording`."""

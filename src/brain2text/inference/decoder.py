@@ -6,9 +6,11 @@
     out.phonemes, out.text, out.nbest, out.logits       # a frozen Decoding
     dec.decode_batch([(features_1, day_1), (features_2, day_2)])
 
-The model is rebuilt from the checkpoint alone (as ``brain2text evaluate`` does), in eval mode,
-with the run's autocast settings, so a trial decoded here gets the hypothesis ``evaluate`` gives
-it. A bidirectional model reads each trial of a batch as a packed sequence, so a trial's result
+The model is rebuilt from the checkpoint alone (:mod:`brain2text.model.loading`, as
+``brain2text evaluate`` does), in eval mode, and runs the same logits and decode stages
+(:mod:`brain2text.evaluation.scoring`, :mod:`brain2text.evaluation.search`) with the run's
+autocast settings, so a trial decoded here gets the hypothesis ``evaluate`` gives it. A
+bidirectional model reads each trial of a batch as a packed sequence, so a trial's result
 does not depend on what it is batched with. With ``lm`` the emissions also go through the word
 beam search (the options ``lm tune`` wrote to the run folder for that LM, else the defaults).
 
@@ -34,22 +36,24 @@ import bisect
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from brain2text.config import RunConfig
+from brain2text.data.feature_spec import STANDARD_2023, FeatureSpec
 from brain2text.decoding.beam import WordHypothesis
-from brain2text.decoding.greedy import collapse, greedy_decode
+from brain2text.decoding.greedy import greedy_decode
+from brain2text.decoding.wfst import WfstDecoder
 from brain2text.distributed import pick_device
-from brain2text.errors import DataError
-from brain2text.evaluation.evaluate import load_model
-from brain2text.evaluation.word_eval import sentence_of, word_search
-from brain2text.inference.raw import STANDARD_2023
+from brain2text.errors import ConfigError, DataError
+from brain2text.evaluation.scoring import log_probs_of, network_logits
+from brain2text.evaluation.search import WordSearch, greedy_ids, sentence_of, word_search
 from brain2text.model.gru import GRUDecoder
-from brain2text.model.precision import autocast_context
+from brain2text.model.loading import checkpoint_path, load_model
+from brain2text.model.precision import flush_denormals
 from brain2text.model.streaming import Stream, as_bins
 from brain2text.phonemes import to_symbols
 
@@ -86,9 +90,9 @@ class Decoder:
         model: GRUDecoder,
         config: RunConfig,
         days: list[str],
-        features: dict,
+        features: FeatureSpec,
         device: torch.device,
-        words=None,
+        words: WordSearch | None = None,
     ) -> None:
         self.model, self.config, self.days = model.eval(), config, list(days)
         self.feature_spec, self.device, self.words = features, device, words
@@ -106,14 +110,18 @@ class Decoder:
     ) -> Decoder:
         run_dir = Path(run_dir)
         device_ = pick_device(device)
-        model, config, payload = load_model(
-            run_dir / "checkpoints" / f"{checkpoint}.pt", device_, weights
-        )
+        loaded = load_model(checkpoint_path(run_dir, checkpoint), device_, weights)
+        flush_denormals(loaded.config.train.flush_denormals)
         words = None
         if lm is not None:
-            words = word_search(run_dir, Path(lm), **beam_options)[0]
-        spec = payload.get("features") or {**STANDARD_2023, "n_features": model.n_features}
-        return cls(model, config, payload["days"], spec, device_, words)
+            words = word_search(run_dir, Path(lm), **beam_options)
+        stored = loaded.checkpoint.features
+        spec = (
+            FeatureSpec.from_dict(stored, f"{loaded.path}: its features")
+            if stored
+            else replace(STANDARD_2023, n_features=loaded.model.n_features)
+        )
+        return cls(loaded.model, loaded.config, loaded.days, spec, device_, words)
 
     @property
     def n_features(self) -> int:
@@ -183,17 +191,23 @@ class Decoder:
         batch, n_bins = pad_bins([x for x, _, _ in chunk], self.n_features)
         days = torch.tensor([i for _, _, i in chunk])
         tc = self.config.train
-        with torch.no_grad(), autocast_context(self.device, tc.use_amp, tc.amp_dtype):
-            logits = self.model(batch.to(self.device), days.to(self.device), n_bins.to(self.device))
-        lengths = self.model.output_lengths(n_bins.to(self.device))
+        logits, lengths = network_logits(
+            self.model,
+            batch.to(self.device),
+            days.to(self.device),
+            n_bins.to(self.device),
+            tc.use_amp,
+            tc.amp_dtype,
+        )
+        emissions = log_probs_of(logits, lengths) if self.words is not None else None
         results = []
         for row, ids in enumerate(greedy_decode(logits, lengths)):
             frames = logits[row, : int(lengths[row])].float().cpu().numpy()
-            text, nbest = None, ()
-            if self.words is not None:
-                log_probs = torch.from_numpy(frames).log_softmax(-1).numpy()
-                nbest = tuple(self.words.decode(log_probs))
-                text = sentence_of(list(nbest))
+            text: str | None = None
+            nbest: tuple[WordHypothesis, ...] = ()
+            if self.words is not None and emissions is not None:
+                nbest = tuple(self.words.nbest(emissions[row]))
+                text = sentence_of(nbest)
             ids_ = tuple(int(i) for i in ids)
             results.append(
                 Decoding(
@@ -229,7 +243,10 @@ class DecoderStream:
         index = decoder.day_index(day)
         self.day_used = decoder.days[index]
         self._stream = Stream(decoder.model, index)
-        self._words = decoder.words.stream() if decoder.words is not None else None
+        search = decoder.words.decoder if decoder.words is not None else None
+        if isinstance(search, WfstDecoder):
+            raise ConfigError("a decoding graph's search does not stream; stream with an LM folder")
+        self._words = search.stream() if search is not None else None
         self._phonemes: tuple[str, ...] = ()
 
     def push(self, bins) -> StreamUpdate:
@@ -241,8 +258,7 @@ class DecoderStream:
         if self._words is not None:
             text = " ".join(self._words.step(logits.float().log_softmax(-1).cpu().numpy()).words)
         frames = self._stream.logits
-        ids = collapse(frames.argmax(-1).cpu().numpy()) if len(frames) else np.zeros(0, int)
-        phonemes = tuple(to_symbols([int(i) for i in ids if i != 0]))
+        phonemes = tuple(to_symbols(list(greedy_ids(frames.float().cpu().numpy()))))
         new = phonemes[len(self._phonemes) :]
         self._phonemes = phonemes
         return StreamUpdate(
@@ -258,11 +274,12 @@ class DecoderStream:
                 f"model.kernel_len={self.decoder.config.model.kernel_len}: "
                 "nothing to decode"
             )
-        ids = tuple(int(i) for i in collapse(frames.argmax(-1)) if i != 0)
-        text, nbest = None, ()
+        ids = greedy_ids(frames)
+        text: str | None = None
+        nbest: tuple[WordHypothesis, ...] = ()
         if self._words is not None:
             nbest = tuple(self._words.finish())
-            text = sentence_of(list(nbest))
+            text = sentence_of(nbest)
         return Decoding(
             self.day, self.day_used, ids, tuple(to_symbols(list(ids))), frames, text, nbest
         )

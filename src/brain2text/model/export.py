@@ -24,11 +24,11 @@ the model is causal, the model config, and the format, opset and torch version.
 from __future__ import annotations
 
 import copy
-import io
 import json
+import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -83,6 +83,9 @@ class ExportedDecoder(nn.Module):
     the learned ``h0`` or zeros, expanded over the batch.
     """
 
+    if TYPE_CHECKING:  # a buffer; declared for the type checker only (TorchScript rejects it)
+        h0: torch.Tensor
+
     def __init__(self, model: GRUDecoder, day_indices: list[int]) -> None:
         super().__init__()
         idx = torch.tensor(day_indices, dtype=torch.long, device=model.day_weights.device)
@@ -103,7 +106,7 @@ class ExportedDecoder(nn.Module):
                 device=model.day_weights.device,
             )
         )
-        self.register_buffer("h0", h0)
+        self.register_buffer("h0", h0)  # (n_layers * directions, 1, H)
         self.kernel_len: int = model.config.kernel_len
         self.stride_len: int = model.config.stride_len
         self.eval()
@@ -222,6 +225,20 @@ def export_torchscript(
     return Path(out)
 
 
+def onnx_bytes(
+    module: nn.Module, example: tuple[torch.Tensor, ...], opset: int, **names: Any
+) -> bytes:
+    """``module`` exported by torch's TorchScript-based ONNX exporter (``names``: its input,
+    output and dynamic axis names), as the bytes of the file (written to a temporary folder,
+    then read back: the caller writes them atomically where they go)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.onnx"
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
+            torch.onnx.export(module, example, path, dynamo=False, opset_version=opset, **names)
+        return path.read_bytes()
+
+
 def export_onnx(
     model: GRUDecoder,
     days_all: list[str],
@@ -236,24 +253,18 @@ def export_onnx(
     c = model.config
     t_example = c.kernel_len + 3 * c.stride_len + 1
     example = (torch.zeros(2, t_example, model.n_features), torch.zeros(2, dtype=torch.long))
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
-        torch.onnx.export(
-            wrapper,
-            example,
-            buffer,
-            dynamo=False,
-            opset_version=opset,
-            input_names=["features", "day"],
-            output_names=["logits"],
-            dynamic_axes={
-                "features": {0: "batch", 1: "time"},
-                "day": {0: "batch"},
-                "logits": {0: "batch", 1: "frames"},
-            },
-        )
-    data = buffer.getvalue()
+    data = onnx_bytes(
+        wrapper,
+        example,
+        opset,
+        input_names=["features", "day"],
+        output_names=["logits"],
+        dynamic_axes={
+            "features": {0: "batch", 1: "time"},
+            "day": {0: "batch"},
+            "logits": {0: "batch", 1: "frames"},
+        },
+    )
     atomic_write_bytes(Path(out), lambda f: f.write(data))
     write_sidecar(Path(out), info, "onnx", opset)
     return Path(out)

@@ -25,6 +25,8 @@ Unlike the reference, no unused per-day ``nn.Linear`` layers are built. The CTC 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -46,6 +48,9 @@ def gaussian_kernel(size: int, sigma: float) -> torch.Tensor:
 class GaussianSmoother(nn.Module):
     """Depthwise Gaussian smoothing along time with "same" padding (or, ``causal``, all of it
     on the left: output t reads inputs t - size + 1 .. t); (B, T, C) -> (B, T, C)."""
+
+    if TYPE_CHECKING:  # a buffer; declared for the type checker only (TorchScript rejects it)
+        kernel: torch.Tensor  # (C, 1, size)
 
     def __init__(self, n_channels: int, sigma: float, size: int, causal: bool = False) -> None:
         super().__init__()

@@ -23,53 +23,58 @@ ones kept are exact. :class:`OnnxStream` runs the exported file with onnxruntime
 from __future__ import annotations
 
 import copy
-import io
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from brain2text.atomic import atomic_write_bytes
 from brain2text.errors import ConfigError, DataError
-from brain2text.model.export import DEFAULT_OPSET, resolve_days, write_sidecar
+from brain2text.model.export import DEFAULT_OPSET, onnx_bytes, resolve_days, write_sidecar
 from brain2text.model.gru import GRUDecoder
 from brain2text.model.streaming import StreamStep, check_streamable
+from brain2text.phonemes import N_CLASSES
 
 STATE_NAMES = ("smoother_buf", "patch_buf", "h", "count")
 
 
-class FrameStep(StreamStep):
-    """:class:`StreamStep`'s buffers and per-bin pass, with a fixed chunk of S bins and at most
-    one frame a step (see the module docstring)."""
+class FrameStep(nn.Module):
+    """A :class:`StreamStep`'s buffers and per-bin pass (``self.stream``), with a fixed chunk
+    of S bins and at most one frame a step (see the module docstring)."""
 
     def __init__(self, model: GRUDecoder, day_index: int) -> None:
-        super().__init__(model, day_index)
+        super().__init__()
+        self.stream = StreamStep(model, day_index)
+        self.kernel_len = self.stream.kernel_len
+        self.stride_len = self.stream.stride_len
+        self.n_features = self.stream.n_features
         self.offset = (self.kernel_len - 1) % self.stride_len  # where a chunk's frame ends
         self.eval()
 
-    def initial_state(self) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
-        smoother_buf, patch_buf, count, h = super().initial_state(1)
+    def initial_state(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(smoother_buf, patch_buf, h, count)`` of one trial before its first bin."""
+        smoother_buf, patch_buf, count, h = self.stream.initial_state(1)
         return smoother_buf, patch_buf, h, count
 
     def forward(
         self,
         chunk: torch.Tensor,
-        smoother_buf: torch.Tensor,  # type: ignore[override]
+        smoother_buf: torch.Tensor,
         patch_buf: torch.Tensor,
         h: torch.Tensor,
         count: torch.Tensor,
-    ) -> tuple[torch.Tensor, ...]:
-        x, raw = self.new_bins(chunk, smoother_buf)  # (1, S, C)
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, raw = self.stream.new_bins(chunk, smoother_buf)  # (1, S, C)
         seq = torch.cat([patch_buf, x], 1)  # row i is bin count - K + 1 + i
         window = seq[:, self.offset : self.offset + self.kernel_len]  # (1, K, C)
         patch = window.transpose(1, 2).reshape(1, 1, -1)  # channel-major, as unfold
-        out, h_next = self.gru(patch, h)
+        out, h_next = self.stream.gru(patch, h)
         ready = count + self.offset >= self.kernel_len - 1  # (1,)
         h_next = torch.where(ready.view(1, 1, 1), h_next, h)
         s = self.stride_len
-        return (self.readout(out), ready, raw[:, s:], seq[:, s:], h_next, count + s)
+        return (self.stream.readout(out), ready, raw[:, s:], seq[:, s:], h_next, count + s)
 
 
 def export_onnx_stream(
@@ -84,21 +89,16 @@ def export_onnx_stream(
     [index] = resolve_days(days_all, [day])
     step = FrameStep(copy.deepcopy(model).cpu(), index)  # the caller's model is not moved
     example = (torch.zeros(1, step.stride_len, step.n_features), *step.initial_state())
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            step,
-            example,
-            buffer,
-            dynamo=False,
-            opset_version=opset,
-            input_names=["chunk", *STATE_NAMES],
-            output_names=["logits", "ready", *(f"next_{n}" for n in STATE_NAMES)],
-        )
-    data = buffer.getvalue()
+    data = onnx_bytes(
+        step,
+        example,
+        opset,
+        input_names=["chunk", *STATE_NAMES],
+        output_names=["logits", "ready", *(f"next_{n}" for n in STATE_NAMES)],
+    )
     atomic_write_bytes(Path(out), lambda f: f.write(data))
-    state = {name: list(t.shape) for name, t in zip(STATE_NAMES, step.initial_state(), strict=False)}
+    initial = step.initial_state()
+    state = {name: list(t.shape) for name, t in zip(STATE_NAMES, initial, strict=True)}
     write_sidecar(
         Path(out),
         {
@@ -112,8 +112,8 @@ def export_onnx_stream(
         "onnx-stream",
         opset,
     )
-    if model.h0 is not None:
-        np.save(Path(out).with_name(Path(out).name + ".h0.npy"), step.h0.numpy())
+    if model.h0 is not None:  # h, the learned initial state
+        np.save(Path(out).with_name(Path(out).name + ".h0.npy"), initial[2].numpy())
     return Path(out)
 
 
@@ -153,7 +153,7 @@ class OnnxStream:
             self.state = dict(zip(STATE_NAMES, state, strict=False))
             if ready[0]:
                 frames.append(logits[0, 0])
-        return np.stack(frames) if frames else np.zeros((0, 41), np.float32)
+        return np.stack(frames) if frames else np.zeros((0, N_CLASSES), np.float32)
 
 
 def check_stream_export(model: GRUDecoder, day: str | None) -> str:

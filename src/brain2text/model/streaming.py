@@ -86,10 +86,10 @@ class StreamStep(nn.Module):
             if isinstance(model.smoother, GaussianSmoother)
             else torch.ones(c, 1, 1, dtype=like.dtype, device=like.device)
         )
-        self.register_buffer("kernel", kernel)  # (C, 1, Z), the model's own buffer when smoothing
+        self.kernel = nn.Buffer(kernel)  # (C, 1, Z), the model's own buffer when smoothing
         day = torch.tensor([day_index], device=like.device)
-        self.register_buffer("weight", torch.index_select(like, 0, day).clone())  # (1, C, C)
-        self.register_buffer("bias", torch.index_select(model.day_biases.detach(), 0, day).clone())
+        self.weight = nn.Buffer(torch.index_select(like, 0, day).clone())  # (1, C, C)
+        self.bias = nn.Buffer(torch.index_select(model.day_biases.detach(), 0, day).clone())
         h0 = (
             torch.zeros(
                 model.config.n_layers, 1, self.n_units, dtype=like.dtype, device=like.device
@@ -97,7 +97,7 @@ class StreamStep(nn.Module):
             if model.h0 is None
             else model.h0.detach().clone()
         )
-        self.register_buffer("h0", h0)  # (n_layers, 1, H)
+        self.h0 = nn.Buffer(h0)  # (n_layers, 1, H)
         self.layer_norm = model.layer_norm
         self.gru = model.gru
         self.readout = model.readout

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from brain2text.atomic import atomic_write_bytes
 from brain2text.config import config_differences
 from brain2text.errors import DataError
 from brain2text.plotting import moving_average, new_figure, png_bytes
 from brain2text.reports.listing import RUN_MARKERS, eval_curve, format_table, series
+from brain2text.runs import metric_keys as mk
 from brain2text.runs.folder import read_config, read_record
 from brain2text.runs.runlog import read_metrics
 
@@ -60,14 +62,14 @@ def load_runs(run_dirs: list[Path]) -> list[LoadedRun]:
 # ----------------------------------------------------------------------------- curves
 
 
-def plot_runs(runs: list[LoadedRun]):
+def plot_runs(runs: list[LoadedRun]) -> Figure:
     """The comparison figure."""
     fig = new_figure((12, 8))
     axes = fig.subplots(2, 2, sharex=True)
     (ax_loss, ax_per), (ax_lr, ax_grad) = axes
     for i, run in enumerate(runs):
         color = f"C{i % 10}"
-        loss = series(run.rows, "train/loss")
+        loss = series(run.rows, mk.TRAIN_LOSS)
         if loss:
             steps, values = np.array(loss).T
             window = max(1, int(len(values) * SMOOTH_FRACTION))
@@ -75,10 +77,10 @@ def plot_runs(runs: list[LoadedRun]):
         per = eval_curve(run.rows)
         if per:
             ax_per.plot(*np.array(per).T, color=color, marker="o", markersize=3, label=run.label)
-        lr = series(run.rows, "lr")
+        lr = series(run.rows, mk.LR)
         if lr:
             ax_lr.plot(*np.array(lr).T, color=color, label=run.label)
-        grad = [(s, v) for s, v in series(run.rows, "grad_norm") if v > 0]  # log scale
+        grad = [(s, v) for s, v in series(run.rows, mk.GRAD_NORM) if v > 0]  # log scale
         if grad:
             ax_grad.plot(*np.array(grad).T, color=color, linewidth=0.7, label=run.label)
     ax_loss.set_title("training CTC loss (moving average)")

@@ -9,14 +9,17 @@ metrics rows, as in the training log.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from brain2text.config import RunConfig
+from brain2text.runs import metric_keys as mk
 
-MET, NOT_MET, NOT_MEASURABLE = "met", "not met", "not measurable"
 Status = Literal["met", "not met", "not measurable"]
-EVAL_SPLITS = ("val", "test")  # metric prefixes of evaluation rows
+MET: Final = "met"
+NOT_MET: Final = "not met"
+NOT_MEASURABLE: Final = "not measurable"
 
 
 @dataclass(frozen=True)
@@ -36,25 +39,26 @@ def as_float(value: Any) -> float:
 
 
 def batch_rows(rows: list[dict]) -> list[dict]:
-    return [r for r in rows if "train/loss" in r]
+    return [r for r in rows if mk.TRAIN_LOSS in r]
 
 
 def eval_split_of(rows: list[dict], preferred: str | None = None) -> str | None:
     """The split whose ``<split>/per`` the rows hold: ``preferred`` when present."""
-    present = [s for s in EVAL_SPLITS if any(f"{s}/per" in r for r in rows)]
+    present = [s for s in mk.EVAL_SPLITS if any(mk.per(s) in r for r in rows)]
     if preferred in present:
         return preferred
     return present[0] if present else None
 
 
 def eval_points(
-    rows: list[dict], split: str | None, metric: str = "per"
+    rows: list[dict], split: str | None, metric: Callable[[str], str] = mk.per
 ) -> list[tuple[int, float]]:
-    """(step, PER) (or another metric: ``wer``) of every evaluation holding it, in order."""
+    """(step, PER) (or another metric: ``metric=metric_keys.wer``) of every evaluation holding
+    it, in order."""
     if split is None:
         return []
-    key = f"{split}/{metric}"
-    return [(int(r["step"]), as_float(r[key])) for r in rows if key in r]
+    key = metric(split)
+    return [(int(r[mk.STEP]), as_float(r[key])) for r in rows if key in r]
 
 
 def first_reaching(points: list[tuple[int, float]], per: float) -> int | None:
@@ -101,7 +105,7 @@ def _final_per(limit: float, points: list[tuple[int, float]], split: str) -> Ver
 
 
 def _max_grad_norm(ceiling: float, batches: list[dict]) -> Verdict:
-    norms = [(as_float(r.get("grad_norm")), int(r["step"])) for r in batches]
+    norms = [(as_float(r.get(mk.GRAD_NORM)), int(r[mk.STEP])) for r in batches]
     finite = [(n, s) for n, s in norms if math.isfinite(n)]
     if not finite:
         return Verdict(
@@ -122,10 +126,10 @@ def _max_grad_norm(ceiling: float, batches: list[dict]) -> Verdict:
 def _no_nonfinite(batches: list[dict]) -> Verdict:
     if not batches:
         return Verdict("no_nonfinite", NOT_MEASURABLE, "no training batch logged")
-    counts = [int(as_float(r.get("skipped_steps", 0))) for r in batches]
+    counts = [int(as_float(r.get(mk.SKIPPED_STEPS, 0))) for r in batches]
     if counts[-1] == 0:
         return Verdict("no_nonfinite", MET, f"0 steps skipped in {len(batches)} batches")
-    first = next(int(r["step"]) for r, n in zip(batches, counts, strict=False) if n > 0)
+    first = next(int(r[mk.STEP]) for r, n in zip(batches, counts, strict=True) if n > 0)
     return Verdict(
         "no_nonfinite",
         NOT_MET,
@@ -163,8 +167,9 @@ def judge(
     """One verdict per criterion set in ``config.criteria``, in the order of the section.
     ``reference_rows``: the metrics rows of ``criteria.faster_than.run`` (None if unreadable)."""
     c = config.criteria
-    split = eval_split_of(metrics_rows, config.data.eval_split)
-    points = eval_points(metrics_rows, split)
+    found = eval_split_of(metrics_rows, config.data.eval_split)
+    split = found or config.data.eval_split  # without evaluation rows, the points are empty
+    points = eval_points(metrics_rows, found)
     batches = batch_rows(metrics_rows)
     no_eval = f"no {config.data.eval_split} evaluation in the metrics"
     verdicts = []
@@ -181,13 +186,7 @@ def judge(
             else Verdict("final_per", NOT_MEASURABLE, no_eval)
         )
     if c.target_wer is not None:
-        verdicts.append(
-            _target_wer(
-                c.target_wer,
-                eval_points(metrics_rows, split, "wer"),
-                split or config.data.eval_split,
-            )
-        )
+        verdicts.append(_target_wer(c.target_wer, eval_points(metrics_rows, found, mk.wer), split))
     if c.max_grad_norm is not None:
         verdicts.append(_max_grad_norm(c.max_grad_norm, batches))
     if c.no_nonfinite:

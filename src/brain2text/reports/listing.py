@@ -13,18 +13,18 @@ import statistics
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
-from brain2text.config import flatten, validate
+from brain2text.config import RunConfig, flatten, validate
 from brain2text.errors import Brain2TextError, DataError
 from brain2text.reports.criteria import MET, judge
+from brain2text.runs import metric_keys as mk
 from brain2text.runs.folder import read_config, read_record, status_of
 from brain2text.runs.runlog import read_metrics
 
 MAX_DEPTH = 3
 RUN_MARKERS = ("run.json", "metrics.jsonl")
 SWEEP_FILE = "sweep.json"  # a sweep folder's record (brain2text sweep)
-EVAL_SPLITS = ("val", "test")  # the prefixes training writes its evaluation rows under
 UNREADABLE = "unreadable"
 
 
@@ -44,18 +44,14 @@ def find_run_dirs(root: Path, max_depth: int = MAX_DEPTH) -> list[Path]:
     return found
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: object) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def eval_curve(rows: list[dict[str, Any]]) -> list[tuple[int, float]]:
     """(step, PER) of every evaluation row, on whichever split the run evaluated."""
-    for split in EVAL_SPLITS:
-        curve = [
-            (r["step"], r[f"{split}/per"])
-            for r in rows
-            if f"{split}/per" in r and _finite(r[f"{split}/per"])
-        ]
+    for split in mk.EVAL_SPLITS:
+        curve = series(rows, mk.per(split))
         if curve:
             return curve
     return []
@@ -63,7 +59,30 @@ def eval_curve(rows: list[dict[str, Any]]) -> list[tuple[int, float]]:
 
 def series(rows: list[dict[str, Any]], key: str) -> list[tuple[int, float]]:
     """(step, value) of the rows holding a finite ``key``."""
-    return [(r["step"], float(r[key])) for r in rows if key in r and _finite(r[key])]
+    return [(int(r[mk.STEP]), float(r[key])) for r in rows if key in r and _finite(r[key])]
+
+
+def find_reference_run(run: str, run_dir: Path | None = None) -> Path | None:
+    """The folder ``criteria.faster_than.run`` names: an absolute path, or a path relative to
+    the working directory or to a folder above the judged run's (``runs/run11`` beside
+    ``runs/run13``, from anywhere); None when no such folder exists."""
+    path = Path(run)
+    if path.is_absolute():
+        return path if path.is_dir() else None
+    bases = [Path.cwd()]
+    if run_dir is not None:
+        bases += Path(run_dir).resolve().parents
+    return next((base / path for base in bases if (base / path).is_dir()), None)
+
+
+def reference_rows(config: RunConfig, run_dir: Path | None = None) -> list[dict] | None:
+    """The metrics rows of ``criteria.faster_than.run`` (looked up by
+    :func:`find_reference_run`), None when that run cannot be read."""
+    ft = config.criteria.faster_than
+    if ft is None:
+        return None
+    path = find_reference_run(ft.run, run_dir)
+    return (read_metrics(path) or None) if path is not None else None
 
 
 # ----------------------------------------------------------------------------- the table
@@ -90,7 +109,7 @@ def _verdicts(run_dir: Path, rows: list[dict[str, Any]]) -> str:
         config = validate(read_config(run_dir), origin=str(run_dir / "config.yaml"))
     except Brain2TextError:  # missing, unreadable or no longer valid config.yaml
         return "-"
-    results = list(judge(config, rows))
+    results = judge(config, rows)
     if not results:
         return "-"  # the run sets no criteria
     met = sum(r.status == MET for r in results)
@@ -109,10 +128,10 @@ def elapsed_since(started: object) -> float | None:
 def summarize_run(run_dir: Path) -> RunSummary:
     record = read_record(run_dir)
     rows = read_metrics(run_dir)
-    steps = [r["step"] for r in rows if isinstance(r.get("step"), int)]
+    steps = [r[mk.STEP] for r in rows if isinstance(r.get(mk.STEP), int)]
     curve = eval_curve(rows)
     best = min(curve, key=lambda point: point[1]) if curve else None
-    speeds = [v for _, v in series(rows, "samples_per_s")]
+    speeds = [v for _, v in series(rows, mk.SAMPLES_PER_S)]
     wall = record.get("wall_s") if record else None
     if record and record.get("status") == "running":
         wall = elapsed_since(record.get("started"))  # run.json's wall_s is from its start
@@ -156,7 +175,8 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
     """Columns padded to their widest cell, two spaces apart."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip() for row in [header, *rows]
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip()
+        for row in [header, *rows]
     ]
     return "\n".join(lines)
 

@@ -10,7 +10,6 @@ drawn hollow.
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 from dataclasses import dataclass
@@ -29,11 +28,12 @@ from brain2text.reports.listing import (
     RunSummary,
     eval_curve,
     find_run_dirs,
+    reference_rows,
     summarize_run,
     table_rows,
     varied_values,
 )
-from brain2text.reports.report import CSS, html_table, reference_rows
+from brain2text.reports.page import CSS, html_table, image
 from brain2text.runs.folder import read_config, read_record
 from brain2text.runs.runlog import read_metrics
 
@@ -96,22 +96,21 @@ def plot_per_against_keys(children: list[SweepChild], varied: list[str]) -> byte
     """One panel per varied key, a point per child that has evaluated: finished dots, pruned
     crosses, unfinished rings."""
     varied = varied or ["(none)"]
-    points = [c for c in children if c.summary.best_per is not None]
+    points = [(c, c.summary.best_per) for c in children if c.summary.best_per is not None]
     fig = new_figure((4.0 * len(varied), 3.2))
     for i, key in enumerate(varied):
         ax = fig.add_subplot(1, len(varied), i + 1)
-        xs = [_position(c.values.get(key, "-")) for c in points]
-        numeric = bool(xs) and all(isinstance(x, (int, float)) for x in xs)
+        xs = [_position(c.values.get(key, "-")) for c, _ in points]
+        numbers = [x for x in xs if not isinstance(x, str)]
+        numeric = bool(xs) and len(numbers) == len(xs)
         labels = list(dict.fromkeys(map(str, xs)))  # categorical: in order of first appearance
-        for x, child in zip(xs, points, strict=False):
-            ax.scatter(
-                [x if numeric else labels.index(str(x))], [child.summary.best_per], **_style(child)
-            )
-        if numeric and key.endswith("lr") and min(xs) > 0:
+        for x, (child, per) in zip(xs, points, strict=True):
+            ax.scatter([x if numeric else labels.index(str(x))], [per], **_style(child))
+        if numeric and key.endswith("lr") and min(numbers) > 0:
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: no overlap
-        if numeric and len(set(xs)) <= MAX_TICKS:  # a grid: a tick at each value tried
-            values = sorted(set(xs))
+        if numeric and len(set(numbers)) <= MAX_TICKS:  # a grid: a tick at each value tried
+            values = sorted(set(numbers))
             ax.set_xticks(values, [f"{v:g}" for v in values], rotation=30)
             ax.xaxis.set_minor_locator(NullLocator())
         elif xs and not numeric:
@@ -121,7 +120,7 @@ def plot_per_against_keys(children: list[SweepChild], varied: list[str]) -> byte
         ax.set_xlabel(key)
         ax.set_ylabel("best evaluation PER")
         ax.grid(alpha=0.3)
-    if any(c.summary.status == PRUNED for c in points):
+    if any(c.summary.status == PRUNED for c, _ in points):
         fig.axes[0].set_title("x: pruned (best PER before pruning)", fontsize=8, loc="left")
     fig.tight_layout()
     return png_bytes(fig)
@@ -163,17 +162,10 @@ def _verdict_rows(child: SweepChild) -> list[list[str]]:
     except Brain2TextError as exc:
         return [[child.summary.name, "-", "unreadable config", str(exc)]]
     rows = read_metrics(folder)
-    verdicts = judge(config, rows, reference_rows(config))
+    verdicts = judge(config, rows, reference_rows(config, folder))
     if not verdicts:
         return [[child.summary.name, "-", "no criteria set", ""]]
     return [[child.summary.name, v.name, v.status, v.figure] for v in verdicts]
-
-
-def _image(name: str, png: bytes) -> str:
-    return (
-        f'<img alt="{html.escape(name)}" '
-        f'src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-    )
 
 
 def build_page(
@@ -204,9 +196,9 @@ def build_page(
 <h2>Children</h2>
 {html_table(header, rows, classes) if rows else "<p>no child has started yet</p>"}
 <h2>Best PER against each varied key</h2>
-{_image(FIGURE_FILE, figure)}
+{image(FIGURE_FILE, figure)}
 <h2>Evaluation curves</h2>
-{_image(CURVES_FILE, curves)}
+{image(CURVES_FILE, curves)}
 <h2>Verdicts</h2>
 {html_table(["child", "criterion", "status", "figure"], verdicts)}
 </body></html>

@@ -73,8 +73,8 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine(device: torch.device) -> dict:
-    info = {
+def machine(device: torch.device) -> dict[str, object]:
+    info: dict[str, object] = {
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),

@@ -195,8 +195,8 @@ def _write_best(
         for c in children
         if (out_dir / c.name).is_dir()
     ]
-    scored = [(per, c) for per, c in scored if per is not None]
-    if not scored:
+    ranked = [(per, c) for per, c in scored if per is not None]
+    if not ranked:
         return None
-    per, best = min(scored, key=lambda pc: pc[0])
+    per, best = min(ranked, key=lambda pc: pc[0])
     return write_best_run_file(out_dir, run_file, base_name, overrides, best, per)

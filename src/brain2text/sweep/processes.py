@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 from brain2text.training.interrupt import EXIT_INTERRUPTED, STOP_SIGNALS
 
@@ -55,11 +56,12 @@ def run_jobs(
     each one ends."""
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads_per_process(workers))}
-    pending, running = list(jobs), {}
+    pending = list(jobs)
+    running: dict[subprocess.Popen[bytes], Job] = {}
     failed: dict[str, str] = {}
     caught: list[int] = []
 
-    def forward(signum: int, frame) -> None:
+    def forward(signum: int, frame: FrameType | None) -> None:
         caught.append(signum)
         for proc in running:
             proc.send_signal(signum)

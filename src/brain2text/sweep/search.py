@@ -30,7 +30,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import optuna
-from optuna.distributions import BaseDistribution
 from optuna.samplers import TPESampler
 from optuna.storages import RDBStorage, RetryFailedTrialCallback
 from optuna.study import MaxTrialsCallback
@@ -49,19 +48,10 @@ from brain2text.sweep.children import (
 )
 from brain2text.sweep.grid import SweepOutcome
 from brain2text.sweep.processes import Job, run_jobs
-from brain2text.sweep.space import describe, load_space, probe_values, suggest
+from brain2text.sweep.space import Distribution, describe, load_space, probe_values, suggest
 from brain2text.training.loop import INTERRUPTED, PRUNED
 from brain2text.training.state import Evaluation
 
-# the callback that queues a dead worker's trial again (its class and argument were renamed
-# in Optuna 4.9; the behaviour is the same)
-if "heartbeat_stale_trial_callback" in inspect.signature(RDBStorage).parameters:
-    from optuna.storages import RetryHeartbeatStaleTrialCallback as RetryStaleTrial
-
-    RETRY_ARGUMENT = "heartbeat_stale_trial_callback"
-else:  # Optuna 4.0-4.8
-    RetryStaleTrial = RetryFailedTrialCallback
-    RETRY_ARGUMENT = "failed_trial_callback"
 HEARTBEAT_S = 60
 HEARTBEAT_GRACE_S = 300
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -73,7 +63,7 @@ class SearchPlan:
     run_file: Path | str
     overrides: list[str]
     space_file: Path
-    space: dict[str, BaseDistribution]
+    space: dict[str, Distribution]
     n_trials: int
     out_dir: Path
     storage_url: str
@@ -85,6 +75,21 @@ class SearchPlan:
 
 class SearchInterrupted(Exception):
     """A stop signal interrupted the running trial (it is queued again)."""
+
+
+class RefusedTrial(Exception):
+    """The trial's values, from inside the space, make a config training cannot run (the ends
+    of every range were checked before the search): the trial fails and the search goes on."""
+
+
+def _retry_stale_trials(max_retry: int = 3) -> dict[str, Any]:
+    """RDBStorage's argument for the callback that queues a dead worker's trial again (its
+    class and argument were renamed in Optuna 4.9; the behaviour is the same)."""
+    if "heartbeat_stale_trial_callback" in inspect.signature(RDBStorage).parameters:
+        from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+        return {"heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry)}
+    return {"failed_trial_callback": RetryFailedTrialCallback(max_retry)}  # Optuna 4.0-4.8
 
 
 def masked(url: str) -> str:
@@ -108,7 +113,7 @@ def open_storage(url: str) -> RDBStorage:
             engine_kwargs=engine,
             heartbeat_interval=HEARTBEAT_S,
             grace_period=HEARTBEAT_GRACE_S,
-            **{RETRY_ARGUMENT: RetryStaleTrial(max_retry=3)},
+            **_retry_stale_trials(),
         )
     except Exception as exc:  # sqlalchemy's errors, a missing database driver, a bad URL
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
@@ -214,18 +219,20 @@ def run_search(plan: SearchPlan, *, quiet: bool = False) -> SweepOutcome:
                 _Objective(plan, study, quiet, failed),
                 n_trials=plan.n_trials - counted,
                 callbacks=[MaxTrialsCallback(plan.n_trials, states=COUNTED)],
-                catch=(TrainingError,),
+                catch=(TrainingError, RefusedTrial),
             )
         except SearchInterrupted as exc:
             print(f"search interrupted in {exc}; run the same command again to go on")
             interrupted = True
     write_sweep_outputs(plan.out_dir)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if complete and not interrupted:
-        best = min(complete, key=lambda t: t.value)
-        child = Child(best.user_attrs["folder"], best.params, load_run(plan.run_file))
+    scored = [(t.value, t) for t in complete if t.value is not None]
+    if scored and not interrupted:
+        value, best = min(scored, key=lambda vt: vt[0])
+        config = load_run(plan.run_file, plan.overrides)
+        child = Child(best.user_attrs["folder"], best.params, config)
         write_best_run_file(
-            plan.out_dir, plan.run_file, plan.base_name, plan.overrides, child, best.value
+            plan.out_dir, plan.run_file, plan.base_name, plan.overrides, child, value
         )
     return SweepOutcome(plan.out_dir, interrupted, failed)
 
@@ -283,7 +290,12 @@ class _Objective:
         name = trial.user_attrs.get("folder") or f"trial-{trial.number:04d}"
         trial.set_user_attr("folder", name)
         values: dict[str, Any] = {k: suggest(trial, k, d) for k, d in plan.space.items()}
-        child = make_child(plan.run_file, name, values, plan.overrides, plan.base_name)
+        try:
+            child = make_child(plan.run_file, name, values, plan.overrides, plan.base_name)
+        except ConfigError as exc:
+            print(f"trial {trial.number} ({name}) refused: {exc}", flush=True)
+            self.failed[name] = str(exc)
+            raise RefusedTrial(name) from None
         folder = plan.out_dir / name
         shown = " ".join(f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in values.items())
         again = " (continued)" if child_status(folder) is not None else ""

@@ -16,7 +16,6 @@ from typing import Any
 
 import yaml
 from optuna.distributions import (
-    BaseDistribution,
     CategoricalDistribution,
     FloatDistribution,
     IntDistribution,
@@ -26,13 +25,14 @@ from optuna.trial import Trial
 from brain2text.errors import ConfigError
 
 RANGE_KEYS = {"low", "high", "log", "step"}
+Distribution = CategoricalDistribution | IntDistribution | FloatDistribution
 
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _distribution(where: str, entry: Any) -> BaseDistribution:
+def _distribution(where: str, entry: Any) -> Distribution:
     if not isinstance(entry, dict):
         raise ConfigError(
             f"{where}: give {{low: .., high: ..}} or {{choices: [..]}}, not {entry!r}"
@@ -73,7 +73,7 @@ def _distribution(where: str, entry: Any) -> BaseDistribution:
     )
 
 
-def load_space(path: Path | str) -> dict[str, BaseDistribution]:
+def load_space(path: Path | str) -> dict[str, Distribution]:
     """The space file as {dotted key: Optuna distribution}, in the file's order."""
     path = Path(path)
     try:
@@ -90,14 +90,14 @@ def load_space(path: Path | str) -> dict[str, BaseDistribution]:
     return {str(key): _distribution(f"{path}: {key}", entry) for key, entry in data.items()}
 
 
-def probe_values(distribution: BaseDistribution) -> list[Any]:
+def probe_values(distribution: Distribution) -> list[Any]:
     """Values that between them try every type the distribution can give a config."""
     if isinstance(distribution, CategoricalDistribution):
         return list(distribution.choices)
     return [distribution.low, distribution.high]
 
 
-def suggest(trial: Trial, key: str, distribution: BaseDistribution) -> Any:
+def suggest(trial: Trial, key: str, distribution: Distribution) -> Any:
     """The trial's value for ``key`` (an enqueued or retried trial's own value when it has one)."""
     if isinstance(distribution, CategoricalDistribution):
         return trial.suggest_categorical(key, distribution.choices)
@@ -110,7 +110,7 @@ def suggest(trial: Trial, key: str, distribution: BaseDistribution) -> Any:
     )
 
 
-def describe(space: dict[str, BaseDistribution]) -> dict[str, Any]:
+def describe(space: dict[str, Distribution]) -> dict[str, Any]:
     """The space as plain values (for sweep.json)."""
     out: dict[str, Any] = {}
     for key, d in space.items():

@@ -135,7 +135,7 @@ class SynthParams:
         unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ConfigError(f"unknown synth parameters: {', '.join(unknown)}")
-        fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        fixed: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**fixed)
 
 

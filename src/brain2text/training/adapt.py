@@ -2,11 +2,12 @@
 
 The new day gets an input layer of its own, started from the nearest earlier training day's
 (what :class:`~brain2text.inference.decoder.Decoder` borrows for an unknown day), and only that
-layer is fitted, with Adam and the CTC loss on the day's labelled sentences, every other weight
-frozen and dropout off (the run file's ``adapt`` section: steps, lr, batch size). The last
-``adapt.held_out_fraction`` of the day's trials are not fitted: the PER on them before and
-after is the figure the command reports. The result is a new run folder whose checkpoint knows
-the day (``Decoder.load`` and ``decode`` use it), with ``adapt.json`` holding the figures.
+layer is fitted, with Adam and the CTC loss on the day's labelled sentences (training's own
+step, :func:`~brain2text.training.step.train_step`), every other weight frozen and dropout off
+(the run file's ``adapt`` section: steps, lr, batch size). The last ``adapt.held_out_fraction``
+of the day's trials are not fitted: the PER on them before and after is the figure the command
+reports. The result is a new run folder whose checkpoint knows the day (``Decoder.load`` and
+``decode`` use it), with ``adapt.json`` holding the figures.
 """
 
 from __future__ import annotations
@@ -22,15 +23,20 @@ import torch
 
 from brain2text.atomic import atomic_write_text
 from brain2text.config import RunConfig, load_run, to_yaml
+from brain2text.data.batches import Batch
+from brain2text.data.recording import RawTrial, read_recording
 from brain2text.errors import ConfigError, DataError
-from brain2text.evaluation.metrics import edit_distance
+from brain2text.evaluation.scoring import Decoded, Score, score
 from brain2text.inference.decoder import Decoder, NewDayWarning, pad_bins
-from brain2text.inference.raw import RawTrial, read_recording
-from brain2text.model.ctc import ctc_losses
 from brain2text.model.gru import GRUDecoder
+from brain2text.model.precision import denormals_flushed
 from brain2text.phonemes import clean_text, phonemize, to_ids
-from brain2text.runs.checkpoint import save_checkpoint
+from brain2text.runs.checkpoint import Checkpoint, save_checkpoint
 from brain2text.runs.folder import prepare_run_dir, stamp, write_run_record
+from brain2text.training.state import Evaluation, LatestEval
+from brain2text.training.step import CpuMode, Learner, StepOptions, train_step
+
+HELD_OUT = "held-out"  # the split the adapted checkpoint's evaluation scored
 
 
 @dataclass(frozen=True)
@@ -56,16 +62,21 @@ def _labelled(trials: list[RawTrial], day: str) -> list[tuple[RawTrial, list[int
             raise DataError(
                 f"{t.source} trial {t.trial}: words not in the CMU dictionary "
                 f"({exc}); adapt needs every sentence of day {day} phonemised"
-            )
+            ) from None
     return out
 
 
-def _per(decoder: Decoder, trials: list[tuple[RawTrial, list[int]]], day: str) -> float:
+def _score(decoder: Decoder, trials: list[tuple[RawTrial, list[int]]], day: str) -> Score:
+    """The PER of ``decoder`` on ``trials`` of ``day`` (no loss: NaN)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NewDayWarning)
         outs = decoder.decode_batch([(t.features, day) for t, _ in trials])
-    edits = sum(edit_distance(ids, list(o.phoneme_ids)) for (_, ids), o in zip(trials, outs, strict=False))
-    return edits / max(sum(len(ids) for _, ids in trials), 1)
+    decoded = Decoded(
+        trial_ids=np.arange(len(trials)),
+        hypotheses=[np.asarray(o.phoneme_ids, dtype=np.int64) for o in outs],
+        losses=np.full(len(trials), np.nan),
+    )
+    return score([ids for _, ids in trials], decoded, np.zeros(len(trials), np.int64), [day])
 
 
 def _with_new_day(decoder: Decoder, start: int) -> GRUDecoder:
@@ -82,6 +93,22 @@ def _with_new_day(decoder: Decoder, start: int) -> GRUDecoder:
     return model.eval()
 
 
+def _batch(trials: list[tuple[RawTrial, list[int]]], day: int, n_features: int) -> Batch:
+    """Labelled trials of day index ``day`` as a training batch, zero-padded as training's."""
+    features, n_bins = pad_bins([t.features for t, _ in trials], n_features)  # (B, T, C), (B,)
+    phonemes = torch.zeros(len(trials), max(len(ids) for _, ids in trials), dtype=torch.long)
+    for row, (_, ids) in enumerate(trials):
+        phonemes[row, : len(ids)] = torch.tensor(ids)
+    return Batch(
+        features,
+        n_bins,
+        phonemes,
+        torch.tensor([len(ids) for _, ids in trials]),
+        torch.full((len(trials),), day),
+        torch.tensor([t.trial for t, _ in trials]),
+    )
+
+
 def _fit(
     model: GRUDecoder,
     trials: list[tuple[RawTrial, list[int]]],
@@ -89,37 +116,34 @@ def _fit(
     config: RunConfig,
     seed: int,
 ) -> float:
+    """Fit day ``day``'s input layer alone with training's step: no augmentation, dropout off
+    (the model stays in eval mode), no clipping, fp32, each trial read packed as decoding reads
+    it. One micro-batch a step: ``train.grad_accum`` cuts ``train.batch_size`` trials, and
+    ``adapt.batch_size`` is a handful."""
     ac = config.adapt
     for p in model.parameters():
         p.requires_grad_(False)
     params = [model.day_weights, model.day_biases]
-    mask = torch.zeros(model.n_days, 1, 1, device=model.day_weights.device)
+    device = model.day_weights.device
+    mask = torch.zeros(model.n_days, 1, 1, device=device)
     mask[day] = 1.0  # gradients of the other days' layers are zeroed: only day ``day`` moves
     for p in params:
         p.requires_grad_(True)
         p.register_hook(lambda g: g * mask)
-    optimizer = torch.optim.Adam(params, lr=ac.lr)
+    learner = Learner(
+        model,
+        model,
+        torch.optim.Adam(params, lr=ac.lr),
+        torch.amp.GradScaler(device.type, enabled=False),
+        StepOptions(config.model, packed=True),
+        torch.Generator(device=device),  # no augmentation: never drawn from
+    )
     rng = np.random.default_rng(seed)
     loss = math.nan
     for _ in range(ac.steps):
         pick = rng.choice(len(trials), size=min(ac.batch_size, len(trials)), replace=False)
-        batch = [trials[k] for k in pick]
-        x, n_bins = pad_bins([t.features for t, _ in batch], model.n_features)
-        targets = torch.zeros(len(batch), max(len(ids) for _, ids in batch), dtype=torch.long)
-        for row, (_, ids) in enumerate(batch):
-            targets[row, : len(ids)] = torch.tensor(ids)
-        days = torch.full((len(batch),), day)
-        logits = model(x.to(mask.device), days.to(mask.device), n_bins.to(mask.device))
-        value = ctc_losses(
-            logits,
-            model.ctc_input_lengths(n_bins).to(mask.device),
-            targets.to(mask.device),
-            torch.tensor([len(ids) for _, ids in batch], device=mask.device),
-        ).mean()
-        optimizer.zero_grad(set_to_none=True)
-        value.backward()
-        optimizer.step()
-        loss = value.item()
+        batch = _batch([trials[k] for k in pick], day, model.n_features)
+        loss = train_step(learner, batch.to(device)).loss
     return loss
 
 
@@ -133,12 +157,27 @@ def adapt(
     overwrite: bool = False,
     checkpoint: str = "best",
 ) -> Adapted:
+    config = load_run(Path(run_dir) / "config.yaml", overrides or [])
+    with denormals_flushed(config.train.flush_denormals) as flushed:  # before tensor work
+        cpu = CpuMode(torch.get_num_threads(), config.train.flush_denormals, flushed)
+        return _adapt(run_dir, recording, day, out_dir, config, cpu, overwrite, checkpoint)
+
+
+def _adapt(
+    run_dir: Path,
+    recording: Path,
+    day: str,
+    out_dir: Path,
+    config: RunConfig,
+    cpu: CpuMode,
+    overwrite: bool,
+    checkpoint: str,
+) -> Adapted:
     decoder = Decoder.load(run_dir, checkpoint=checkpoint)
     if day in decoder.days:
         raise ConfigError(
             f"--day {day}: already a training day of {run_dir}; adapt teaches it a new one"
         )
-    config = load_run(Path(run_dir) / "config.yaml", overrides or [])
     trials = _labelled(read_recording(recording, decoder.feature_spec), day)  # all day ``day``
     n_held = max(1, int(round(config.adapt.held_out_fraction * len(trials))))
     if len(trials) - n_held < 1:
@@ -152,17 +191,18 @@ def adapt(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NewDayWarning)
         start = decoder.day_index(day)
-    before = _per(decoder, held, day)
+    before = _score(decoder, held, day).per
     model = _with_new_day(decoder, start)
     loss = _fit(model, fit, len(decoder.days), config, config.train.seed)
     adapted = Decoder(
         model.eval(), config, [*decoder.days, day], decoder.feature_spec, decoder.device
     )
-    after = _per(adapted, held, day)
+    after = _score(adapted, held, day)
     result = Adapted(
-        day, decoder.days[start], len(fit), len(held), before, after, config.adapt.steps, loss
+        day, decoder.days[start], len(fit), len(held), before, after.per, config.adapt.steps, loss
     )
-    _write(out_dir, overwrite, run_dir, recording, config, adapted, result)
+    held_out = LatestEval(raw=Evaluation(result.steps, HELD_OUT, "raw", after))
+    _write(out_dir, overwrite, run_dir, recording, config, adapted, result, cpu, held_out)
     return result
 
 
@@ -174,17 +214,22 @@ def _write(
     config: RunConfig,
     adapted: Decoder,
     result: Adapted,
+    cpu: CpuMode,
+    held_out: LatestEval,
 ) -> None:
     out_dir = Path(out_dir)
     prepare_run_dir(out_dir, overwrite)
     named = config.model_copy(update={"name": f"{config.name}+{result.day}", "parent": config.name})
     atomic_write_text(out_dir / "config.yaml", to_yaml(named))
-    save_checkpoint(
-        out_dir / "checkpoints" / "best.pt",
-        adapted.model,
-        {"config": named.to_dict(), "days": adapted.days, "features": adapted.feature_spec},
-        result.steps,
+    checkpoint = Checkpoint(
+        step=result.steps,
+        model=adapted.model.state_dict(),
+        config=named.to_dict(),
+        days=list(adapted.days),
+        features=adapted.feature_spec.to_dict(),
+        evaluations=held_out.checkpoint_entries(),  # the held-out sentences' PER
     )
+    save_checkpoint(out_dir / "checkpoints" / "best.pt", checkpoint)
     figures = {**asdict(result), "run": str(run_dir), "recording": str(recording)}
     atomic_write_text(out_dir / "adapt.json", json.dumps(figures, indent=2) + "\n")
     write_run_record(
@@ -194,6 +239,7 @@ def _write(
             "parent": config.name,
             "adapted_from": str(run_dir),
             "started": stamp(),
+            "cpu": cpu.to_dict(),
         },
         "finished",
         {"adapt": figures},

@@ -5,20 +5,22 @@ point ``last.pt``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch.optim.swa_utils import AveragedModel
 
 from brain2text.config import RunConfig
-from brain2text.decoding.beam import BeamOptions, WordDecoder
-from brain2text.decoding.lm import open_lm
 from brain2text.distributed import Dist
-from brain2text.evaluation.scoring import decode_split, references, score
-from brain2text.evaluation.word_eval import decode_words, score_words, sentence_of
+from brain2text.evaluation.labels import split_references
+from brain2text.evaluation.pipeline import score_words
+from brain2text.evaluation.scoring import decode_split, score
+from brain2text.evaluation.search import WordSearch, decode_words, word_search
 from brain2text.model.gru import GRUDecoder
-from brain2text.runs.checkpoint import save_checkpoint
+from brain2text.runs import metric_keys as keys
+from brain2text.runs.checkpoint import Checkpoint, save_checkpoint
 from brain2text.runs.runlog import RunLog, SilentLog
 from brain2text.training.rundata import RunData
 from brain2text.training.state import (
@@ -26,6 +28,7 @@ from brain2text.training.state import (
     Counters,
     Evaluation,
     LatestEval,
+    Weights,
     capture_rng,
     capture_state,
 )
@@ -45,7 +48,9 @@ def build_watch(config: RunConfig) -> InstabilityWatch | None:
 def log_warnings(log: RunLog | SilentLog, warnings: list[WatchWarning]) -> None:
     for w in warnings:
         log.info(f"WARNING step {w.step} (lr {w.lr:.3g}): {w.message}")
-        log.metrics({"step": w.step, "warning": w.kind, "message": w.message, "lr": w.lr})
+        log.metrics(
+            {keys.STEP: w.step, keys.WARNING: w.kind, keys.MESSAGE: w.message, keys.LR: w.lr}
+        )
 
 
 @dataclass(frozen=True)
@@ -63,36 +68,40 @@ class Trainee:
     device: torch.device
     ranks: Dist
     out_dir: Path
-    words: WordDecoder | None  # eval.word_decoding's beam search, built once
+    words: WordSearch | None  # eval.word_decoding's beam search, built once
 
-    def weights_state(self, latest: LatestEval) -> dict:
-        """What ``best.pt`` holds beside the raw weights: enough to evaluate and fine-tune."""
-        out = {
-            "config": self.config.to_dict(),
-            "days": self.data.dataset.days,
-            "features": self.data.dataset.feature_spec,
-            **latest.checkpoint_entries(),
-        }
-        if self.ema is not None:
-            out |= {
-                "ema": self.ema.module.state_dict(),
-                "ema_n_averaged": int(self.ema.n_averaged.item()),
-            }
-        return out
+    def weights_state(self, step: int, latest: LatestEval) -> Checkpoint:
+        """What ``best.pt`` holds: the weights (and their EMA) with enough to evaluate and
+        fine-tune them."""
+        ema = self.ema
+        return Checkpoint(
+            step=step,
+            model=self.model.state_dict(),
+            config=self.config.to_dict(),
+            days=list(self.data.dataset.days),
+            features=self.data.dataset.feature_spec.to_dict(),
+            evaluations=latest.checkpoint_entries(),
+            ema=None if ema is None else ema.module.state_dict(),
+            ema_n_averaged=None if ema is None else int(ema.n_averaged.item()),
+        )
 
 
-def build_word_decoder(config: RunConfig) -> WordDecoder | None:
+def build_word_decoder(config: RunConfig) -> WordSearch | None:
     """The beam search of ``eval.word_decoding`` (its LM folder checked before training)."""
     wd = config.eval.word_decoding
     if wd is None:
         return None
-    lm = open_lm(Path(wd.lm))
-    options = BeamOptions(beam_size=wd.beam_size, lm_weight=wd.lm_weight, word_score=wd.word_score)
-    return WordDecoder(lm.arpa, lm.spellings, options)
+    return word_search(
+        None,
+        Path(wd.lm),
+        beam_size=wd.beam_size,
+        lm_weight=wd.lm_weight,
+        word_score=wd.word_score,
+    )
 
 
 def evaluate_weights(
-    t: Trainee, module: torch.nn.Module, step: int, weights: str, with_words: bool = False
+    t: Trainee, module: GRUDecoder, step: int, weights: Weights, with_words: bool = False
 ) -> Evaluation:
     tc, data = t.config.train, t.data
     decoded = decode_split(
@@ -106,22 +115,15 @@ def evaluate_weights(
         t.ranks,
         keep_log_probs=with_words,
     )
-    summary = score(
-        references(data.eval_split, data.eval_idx),
-        decoded,
-        data.eval_split.day_index[data.eval_idx],
-        data.dataset.days,
-    )
+    refs = split_references(data.dataset, data.eval_split, data.eval_idx, None)
+    if refs is None:
+        raise ValueError(f"{data.eval_name}: training evaluates on a labelled split")
+    day_of = data.eval_split.day_index[data.eval_idx]
+    summary = score(refs.ids, decoded, day_of, data.dataset.days)
     wer = None
-    if with_words:
-        nbests, _ = decode_words(t.words, decoded.log_probs)
-        refs = [data.eval_split.text(int(i)) for i in data.eval_idx]
-        wer = score_words(
-            refs,
-            [sentence_of(n) for n in nbests],
-            data.eval_split.day_index[data.eval_idx],
-            data.dataset.days,
-        )["wer"]
+    if with_words and t.words is not None:
+        words = decode_words(t.words, decoded.emissions)
+        wer = score_words(refs, words, day_of, data.dataset.days).wer.rate
     return Evaluation(step, data.eval_name, weights, summary, wer)
 
 
@@ -137,19 +139,19 @@ def evaluate_and_select(
     with_words = wd is not None and (n_eval % wd.every == 0 or step + 1 == tc.n_batch)
     raw = evaluate_weights(t, t.model, step, "raw", with_words)
     row = {
-        "step": step,
-        f"{name}/loss": raw.score.loss,
-        f"{name}/per": raw.score.per,
-        **{f"{name}/per/{d}": v for d, v in raw.score.per_day.items()},
+        keys.STEP: step,
+        keys.loss(name): raw.score.loss,
+        keys.per(name): raw.score.per,
+        **{keys.per_day(name, d): v for d, v in raw.score.per_day.items()},
     }
     message = f"step {step}: {name} loss {raw.score.loss:.4f} PER {raw.score.per:.4f}"
     if raw.wer is not None:
-        row[f"{name}/wer"] = raw.wer
+        row[keys.wer(name)] = raw.wer
         message += f" WER {raw.wer:.4f}"
     latest, chosen = LatestEval(raw=raw), raw
     if t.ema is not None:
-        ema = evaluate_weights(t, t.ema.module, step, "ema")
-        row |= {f"{name}/loss_ema": ema.score.loss, f"{name}/per_ema": ema.score.per}
+        ema = evaluate_weights(t, cast(GRUDecoder, t.ema.module), step, "ema")
+        row |= {keys.loss_ema(name): ema.score.loss, keys.per_ema(name): ema.score.per}
         message += f", EMA loss {ema.score.loss:.4f} PER {ema.score.per:.4f}"
         latest = LatestEval(raw=raw, ema=ema)
         if t.config.train.select_on_ema:
@@ -160,9 +162,7 @@ def evaluate_and_select(
     if improved:
         best = Best(chosen, metric=best.metric)
         if t.ranks.is_main:
-            save_checkpoint(
-                t.out_dir / "checkpoints" / "best.pt", t.model, t.weights_state(latest), step
-            )
+            save_checkpoint(t.out_dir / "checkpoints" / "best.pt", t.weights_state(step, latest))
     if t.watch:
         log_warnings(log, t.watch.on_eval(step, lr, raw.score.loss, raw.score.per))
         if t.watch.stop_reason:  # after best.pt: it predates the trend
@@ -189,14 +189,10 @@ def save_resume_point(
     resume_state = capture_state(best, latest, counters, t.scaler, t.watch, rngs[0])
     if t.ranks.enabled:
         resume_state["rng_by_rank"] = rngs
-    save_checkpoint(
-        t.out_dir / "checkpoints" / "last.pt",
-        t.model,
-        {
-            **t.weights_state(latest),
-            "optimizer": t.optimizer.state_dict(),
-            "scheduler": t.scheduler.state_dict(),
-            "resume": resume_state,
-        },
-        step,
+    resume_point = replace(
+        t.weights_state(step, latest),
+        optimizer=t.optimizer.state_dict(),
+        scheduler=t.scheduler.state_dict(),
+        resume=resume_state,
     )
+    save_checkpoint(t.out_dir / "checkpoints" / "last.pt", resume_point)

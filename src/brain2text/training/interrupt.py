@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None  # signal.signal's
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: the exit status of a run stopped by one of them
@@ -19,7 +24,7 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signal_name: str | None = None
-        self._previous: dict[int, object] = {}
+        self._previous: dict[signal.Signals, Handler] = {}
 
     @property
     def requested(self) -> bool:

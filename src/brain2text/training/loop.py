@@ -5,10 +5,17 @@ evaluation and at a checkpoint is in :mod:`brain2text.training.evaluating`).
     batches (augment, forward, CTC, backward, clip, step, schedule) -> every ``eval_every``
     batches: greedy decoding, PER, best checkpoint, instability watch -> resume point.
 
+Each batch comes from :func:`~brain2text.training.rundata.train_loader` and is trained by
+:func:`~brain2text.training.step.train_step`, the step ``lr-find`` and ``adapt`` train with too;
+what the loop carries from batch to batch is one :class:`~brain2text.training.state.LoopState`.
+The run trains under :func:`~brain2text.training.step.cpu_mode` (``train.threads``, subnormal
+floats flushed with ``train.flush_denormals``): run.json's ``cpu`` entry records it, and whether
+the flushing held in every thread.
+
 A step whose loss or gradient is NaN/Inf is reported at that step, skipped (no optimizer
 update) and counted; after ``train.max_nonfinite_in_a_row`` such steps in a row the run stops
-with an error. The schedule advances every batch (``plateau``: every evaluation), skipped or not, so the LR stays a function of
-the batch number.
+with an error. The schedule advances every batch (``plateau``: every evaluation), skipped or
+not, so the LR stays a function of the batch number.
 
 The instability watch (``watch`` section, :mod:`brain2text.training.watch`) sees every batch
 and every evaluation; each warning is logged at once (``WARNING step N (lr X): ...``) and
@@ -36,22 +43,21 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-import yaml
-from torch.utils.data import DataLoader
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 from tqdm import tqdm
 
 from brain2text.atomic import atomic_write_text
-from brain2text.config import RunConfig, config_differences, to_yaml, validate
-from brain2text.data.batches import TrainBatches
+from brain2text.config import RunConfig, TrainConfig, to_yaml
 from brain2text.distributed import Dist, session
-from brain2text.errors import ConfigError, DataError, TrainingError
+from brain2text.errors import ConfigError, TrainingError
 from brain2text.model.gru import GRUDecoder, count_parameters, describe_size
+from brain2text.runs import metric_keys as keys
 from brain2text.runs import provenance
-from brain2text.runs.checkpoint import load_checkpoint
+from brain2text.runs.checkpoint import Checkpoint
 from brain2text.runs.folder import (
     Heartbeat,
     prepare_run_dir,
@@ -71,21 +77,24 @@ from brain2text.training.evaluating import (
 )
 from brain2text.training.interrupt import StopRequest
 from brain2text.training.optim import build_optimizer, build_scheduler, steps_per_batch
-from brain2text.training.rundata import RunData, load_run_data
+from brain2text.training.rundata import RunData, load_run_data, train_loader
 from brain2text.training.state import (
     Best,
     Counters,
     Evaluation,
-    LatestEval,
-    restore_rng,
+    LoopState,
+    read_resume_point,
     restore_state,
 )
 from brain2text.training.step import (
+    CpuMode,
+    Learner,
+    StepOptions,
     build_ema,
     build_network,
     build_scaler,
+    cpu_mode,
     seed_everything,
-    set_threads,
     train_step,
 )
 
@@ -117,14 +126,16 @@ def train(
 ) -> RunOutcome:
     """Train a run. Data problems are found before the run folder is touched."""
     out_dir = Path(out_dir)
-    set_threads(config.train.threads)
-    with session(config.train.device, config.train.batch_size) as (ranks, device):
+    with (
+        cpu_mode(config.train) as cpu,
+        session(config.train.device, config.train.batch_size) as (ranks, device),
+    ):
         data = load_run_data(config)
         if ranks.is_main:
             prepare_run_dir(out_dir, overwrite)
             atomic_write_text(out_dir / "config.yaml", to_yaml(config))
         ranks.barrier()
-        return _run(config, data, out_dir, device, ranks, quiet, None, on_evaluation)
+        return _run(config, data, out_dir, device, ranks, cpu, quiet, None, on_evaluation)
 
 
 def resume(
@@ -139,47 +150,17 @@ def resume(
     goes on from the next batch with every state (weights, optimizer, schedule, scaler, EMA,
     RNGs, watch, best) as it was, so the run ends as it would have uninterrupted."""
     run_dir = Path(run_dir)
-    ckpt = run_dir / "checkpoints" / "last.pt"
-    if not ckpt.is_file():
-        raise DataError(
-            f"{ckpt}: not found, so {run_dir} cannot be resumed (no checkpoint was "
-            "written yet; start the run again)"
-        )
-    payload = load_checkpoint(ckpt)
-    if "evaluation" not in payload.get("resume", {}).get("best", {}):
-        raise DataError(
-            f"{ckpt}: holds no resume state this version reads (written by an "
-            "older brain2text); start the run again"
-        )
-    config = validate(payload["config"], origin=f"{ckpt} (stored config)")
-    if _stored_config(run_dir / "config.yaml") != config:
-        raise DataError(
-            f"{run_dir / 'config.yaml'}: missing or differs from the config stored in "
-            f"{ckpt}; restore it to resume"
-        )
-    if expected is not None and expected != config:
-        key, (given, stored) = config_differences([expected.to_dict(), config.to_dict()])[0]
-        raise DataError(
-            f"{run_dir}: its run has {key}={stored}, the run file gives {given}; "
-            "--auto-resume continues only the same run (choose another --out)"
-        )
-    step = payload["step"]
-    if step + 1 >= config.train.n_batch or payload["resume"]["best"].get("stopped_early"):
-        raise DataError(f"{run_dir}: the run already ended at step {step}; nothing to resume")
-    set_threads(config.train.threads)
-    with session(config.train.device, config.train.batch_size) as (ranks, device):
+    payload, config = read_resume_point(run_dir, expected)
+    step = payload.step
+    with (
+        cpu_mode(config.train) as cpu,
+        session(config.train.device, config.train.batch_size) as (ranks, device),
+    ):
         data = load_run_data(config)
         if ranks.is_main:
             truncate_metrics(run_dir, step)  # everything after the checkpoint is replayed
         ranks.barrier()
-        return _run(config, data, run_dir, device, ranks, quiet, payload, on_evaluation)
-
-
-def _stored_config(path: Path) -> RunConfig | None:
-    try:
-        return validate(yaml.safe_load(path.read_text()), origin=str(path))
-    except (OSError, yaml.YAMLError, ConfigError):
-        return None
+        return _run(config, data, run_dir, device, ranks, cpu, quiet, payload, on_evaluation)
 
 
 def _run(
@@ -188,11 +169,12 @@ def _run(
     out_dir: Path,
     device: torch.device,
     ranks: Dist,
+    cpu: CpuMode,
     quiet: bool,
-    resume: dict | None,
+    resume: Checkpoint | None,
     on_evaluation: OnEvaluation | None,
 ) -> RunOutcome:
-    """The run folder's record around the loop: status, timing, the log."""
+    """The run folder's record around the loop: status, timing, the CPU mode, the log."""
     if not ranks.is_main:  # rank 0 alone writes the run folder
         with StopRequest() as stop:
             return _train_loop(
@@ -205,16 +187,17 @@ def _run(
         "parent": config.parent,
         **provenance.collect(device, Path(config.data.path), config.train.seed),
         "process": process_facts(),
+        "cpu": cpu.to_dict(),
     }
     if ranks.enabled:
         base["processes"] = {"world_size": ranks.world_size, "backend": ranks.backend}
     if resume is not None:
         resumed = (read_record(out_dir) or {}).get("resumed_from", [])
-        base["resumed_from"] = [*resumed, {"step": resume["step"], **timing()}]
+        base["resumed_from"] = [*resumed, {"step": resume.step, **timing()}]
     write_run_record(out_dir, base, "running", timing())
-    log = RunLog(out_dir, quiet=quiet, purge_step=None if resume is None else resume["step"] + 1)
+    log = RunLog(out_dir, quiet=quiet, purge_step=None if resume is None else resume.step + 1)
     if resume is not None:
-        log.info(f"resumed from step {resume['step']} ({out_dir / 'checkpoints' / 'last.pt'})")
+        log.info(f"resumed from step {resume.step} ({out_dir / 'checkpoints' / 'last.pt'})")
     else:
         for note in data.notes:
             log.info(note)
@@ -269,7 +252,7 @@ def _train_loop(
     ranks: Dist,
     log: RunLog | SilentLog,
     quiet: bool,
-    resume: dict | None,
+    resume: Checkpoint | None,
     stop: StopRequest,
     on_evaluation: OnEvaluation | None = None,
 ) -> RunOutcome:
@@ -303,8 +286,7 @@ def _train_loop(
         build_word_decoder(config),
     )
     where = f"{device}" + (
-        f" x {ranks.world_size} processes ({ranks.backend}, "
-        f"{tc.batch_size // ranks.world_size} trials each)"
+        f" x {ranks.world_size} processes ({ranks.backend}, {share} trials each)"
         if ranks.enabled
         else ""
     )
@@ -319,47 +301,21 @@ def _train_loop(
             "checkpoints are chosen on the TEST split (data.eval_split=test): "
             "the test PER of the best checkpoint is optimistically biased"
         )
-
-    first = 0 if resume is None else resume["step"] + 1
-    # batch k is a pure function of (seed, k): a resumed run starts at the batch after the
-    # checkpoint. The loader's own generator keeps its base-seed draw off the global RNG.
-    loader = DataLoader(
-        TrainBatches(
-            data.train_split,
-            data.train_idx,
-            tc.batch_size,
-            tc.seed,
-            first,
-            tc.n_batch,
-            tc.length_bucket_pool,
-            share=ranks.share(tc.batch_size) if ranks.enabled else None,
-            days_per_batch=tc.days_per_batch,
-        ),
-        batch_size=None,
-        shuffle=False,
-        num_workers=tc.num_workers,
-        persistent_workers=tc.num_workers > 0,
-        pin_memory=device.type == "cuda",
-        generator=torch.Generator().manual_seed(tc.seed),
-    )
-    best, latest, counters = Best(metric=tc.select_on), LatestEval(), Counters()
+    first = 0 if resume is None else resume.step + 1
+    loader = train_loader(data, config, device, first, ranks=ranks)
+    state = LoopState(Best(metric=tc.select_on))
     if resume is not None:  # last: the RNG states are restored after everything drew from them
         restored = restore_state(
-            resume, model, optimizer, scheduler, t.scaler, t.ema, t.watch, generator
+            resume, model, optimizer, scheduler, t.scaler, t.ema, t.watch, generator, ranks, tc.seed
         )
-        best, latest, counters = restored.best, restored.latest, restored.counters
-        by_rank = resume["resume"].get("rng_by_rank", [])
-        if len(by_rank) == ranks.world_size:
-            restore_rng(by_rank[ranks.rank], generator)
-        elif ranks.enabled:  # another number of processes: ranks > 0 keep fresh streams
-            if ranks.rank:
-                generator = seed_everything(tc.seed + resume["step"] + 1, ranks.rank, device)
-            log.info(
-                f"the checkpoint was written by {max(len(by_rank), 1)} process(es), this "
-                f"run has {ranks.world_size}: dropout and augmentation streams of ranks > 0 "
-                "start afresh"
-            )
-    bar = tqdm(
+        state, generator = restored.state, restored.generator
+        if restored.note:
+            log.info(restored.note)
+    learner = Learner(
+        net, model, optimizer, t.scaler, StepOptions.of_run(config), generator, t.ema, ranks
+    )
+    step, ended = first - 1, None  # ended: why the loop left before its last batch
+    progress = tqdm(
         total=tc.n_batch,
         initial=first,
         desc=config.name,
@@ -367,101 +323,106 @@ def _train_loop(
         disable=quiet,
         dynamic_ncols=True,
     )
-    tick = time.perf_counter()
-    step = first - 1
+    with progress as bar:
+        tick = time.perf_counter()
+        for step, batch in enumerate(loader, start=first):
+            # --- one batch: augment, forward, CTC, backward, clip, step, schedule
+            model.train()
+            lr = optimizer.param_groups[0]["lr"]
+            result = train_step(learner, batch.to(device), stop.requested)
+            state = state.after_step(skipped=result.problem is not None)
+            if result.problem is not None:
+                _report_skipped(log, step, lr, result.problem, state.counters, tc, out_dir)
+            if steps_per_batch(config.optim):
+                scheduler.step()
 
-    # --- the loop
-    for step, batch in enumerate(loader, start=first):
-        model.train()
-        batch = batch.to(device)
-        lr = optimizer.param_groups[0]["lr"]
-        result = train_step(
-            net,
-            model,
-            batch,
-            config,
-            device,
-            generator,
-            optimizer,
-            t.scaler,
-            t.ema,
-            ranks,
-            stop.requested,
-        )
-        if result.problem is None:
-            counters = Counters(counters.skipped_steps, 0)
-        else:
-            counters = Counters(counters.skipped_steps + 1, counters.nonfinite_in_a_row + 1)
-            log.info(
-                f"step {step}: {result.problem} at lr {lr:.3g}; step skipped "
-                f"({counters.nonfinite_in_a_row} in a row, {counters.skipped_steps} in all)"
+            # --- its row in metrics.jsonl, the watch, the progress bar
+            now = time.perf_counter()
+            dt, tick = now - tick, now
+            log.metrics(
+                {
+                    keys.STEP: step,
+                    keys.TRAIN_LOSS: result.loss,
+                    keys.LR: lr,
+                    keys.GRAD_NORM: result.grad_norm,
+                    "skipped_steps": state.counters.skipped_steps,
+                    "time_per_batch": dt,
+                    "samples_per_s": tc.batch_size / dt if dt > 0 else math.nan,
+                }
             )
-            if counters.nonfinite_in_a_row >= tc.max_nonfinite_in_a_row:
-                bar.close()
-                raise TrainingError(
-                    f"step {step}: {counters.nonfinite_in_a_row} non-finite steps in a row "
-                    f"(train.max_nonfinite_in_a_row); stopping. Last good checkpoints are in "
-                    f"{out_dir / 'checkpoints'}"
+            if t.watch:
+                log_warnings(
+                    log,
+                    t.watch.on_batch(
+                        step, lr, result.loss, result.grad_norm, result.problem is not None
+                    ),
                 )
-        if steps_per_batch(config.optim):
-            scheduler.step()
-
-        now = time.perf_counter()
-        dt, tick = now - tick, now
-        row = {
-            "step": step,
-            "train/loss": result.loss,
-            "lr": lr,
-            "grad_norm": result.grad_norm,
-            "skipped_steps": counters.skipped_steps,
-            "time_per_batch": dt,
-            "samples_per_s": tc.batch_size / dt if dt > 0 else math.nan,
-        }
-        log.metrics(row)
-        if t.watch:
-            log_warnings(
-                log,
-                t.watch.on_batch(
-                    step, lr, result.loss, result.grad_norm, result.problem is not None
-                ),
+            bar.update(1)
+            best_per = state.best.per
+            bar.set_postfix(
+                loss=f"{result.loss:.3f}",
+                lr=f"{lr:.2e}",
+                per=f"{best_per:.3f}" if math.isfinite(best_per) else "-",
             )
-        bar.update(1)
-        bar.set_postfix(
-            loss=f"{result.loss:.3f}",
-            lr=f"{lr:.2e}",
-            per=f"{best.per:.3f}" if math.isfinite(best.per) else "-",
-        )
 
-        evaluated = (step + 1) % tc.eval_every == 0 or step + 1 == tc.n_batch
-        pruned = False
-        if evaluated:
-            best, latest = evaluate_and_select(t, step, lr, best, log)
-            if not steps_per_batch(config.optim):  # plateau: on the PER best.pt is chosen on
-                scheduler.step(
-                    (latest.ema if tc.select_on_ema and latest.ema else latest.raw).score.per
-                )
-            if on_evaluation is not None:  # told of every evaluation; the last stops nothing
-                chosen = latest.ema if tc.select_on_ema and latest.ema else latest.raw
-                pruned = on_evaluation(chosen) and step + 1 < tc.n_batch
-        # last.pt, the resume point, is written once everything of this step is logged
-        every = tc.checkpoint_every
-        if evaluated or result.stop_requested or (every and (step + 1) % every == 0):
-            save_resume_point(t, step, best, latest, counters, generator)
-            tick = time.perf_counter()  # evaluation and checkpoint time is not training time
-        if best.stopped_early is not None:
-            break
-        if pruned:
-            bar.close()
-            return RunOutcome(PRUNED, best, step)
-        if result.stop_requested and step + 1 < tc.n_batch:
-            bar.close()
-            return RunOutcome(
-                INTERRUPTED, best, step, stop.signal_name or "a signal on another rank"
-            )
-    bar.close()
+            # --- every eval_every batches: score, choose best.pt, let the watch judge
+            evaluated = (step + 1) % tc.eval_every == 0 or step + 1 == tc.n_batch
+            pruned = False
+            if evaluated:
+                best, latest = evaluate_and_select(t, step, lr, state.best, log)
+                state = replace(state, best=best, latest=latest)
+                chosen = latest.chosen(tc.select_on_ema)
+                if isinstance(scheduler, ReduceLROnPlateau):  # on the PER best.pt is chosen on
+                    scheduler.step(chosen.score.per)
+                if on_evaluation is not None:  # told of every evaluation; the last stops nothing
+                    pruned = on_evaluation(chosen) and step + 1 < tc.n_batch
+
+            # --- last.pt, the resume point, once everything of this step is logged
+            every = tc.checkpoint_every
+            if evaluated or result.stop_requested or (every and (step + 1) % every == 0):
+                s = state
+                save_resume_point(t, step, s.best, s.latest, s.counters, generator)
+                tick = time.perf_counter()  # evaluation and checkpoint time is not training time
+            if state.best.stopped_early is not None:
+                break
+            if pruned:
+                ended = PRUNED
+                break
+            if result.stop_requested and step + 1 < tc.n_batch:
+                ended = INTERRUPTED
+                break
+
+    if ended == PRUNED:
+        return RunOutcome(PRUNED, state.best, step)
+    if ended == INTERRUPTED:
+        signal = stop.signal_name or "a signal on another rank"
+        return RunOutcome(INTERRUPTED, state.best, step, signal)
+    skipped = state.counters.skipped_steps
     log.info(
-        f"{counters.skipped_steps} steps skipped for non-finite loss or gradient"
-        if counters.skipped_steps
+        f"{skipped} steps skipped for non-finite loss or gradient"
+        if skipped
         else "no step was skipped"
     )
-    return RunOutcome(STOPPED_EARLY if best.stopped_early else FINISHED, best, step)
+    return RunOutcome(STOPPED_EARLY if state.best.stopped_early else FINISHED, state.best, step)
+
+
+def _report_skipped(
+    log: RunLog | SilentLog,
+    step: int,
+    lr: float,
+    problem: str,
+    counters: Counters,
+    tc: TrainConfig,
+    out_dir: Path,
+) -> None:
+    """Log a skipped step; a TrainingError after train.max_nonfinite_in_a_row in a row."""
+    log.info(
+        f"step {step}: {problem} at lr {lr:.3g}; step skipped "
+        f"({counters.nonfinite_in_a_row} in a row, {counters.skipped_steps} in all)"
+    )
+    if counters.nonfinite_in_a_row >= tc.max_nonfinite_in_a_row:
+        raise TrainingError(
+            f"step {step}: {counters.nonfinite_in_a_row} non-finite steps in a row "
+            f"(train.max_nonfinite_in_a_row); stopping. Last good checkpoints are in "
+            f"{out_dir / 'checkpoints'}"
+        )

@@ -1,11 +1,13 @@
 """``brain2text lr-find``: the learning-rate range test (Smith 2015, as fastai runs it).
 
-Data, model and optimizer are built exactly as :mod:`brain2text.training.loop` builds them (same batch
-order, augmentation, CTC loss, AMP and gradient clipping), but there is no schedule: the LR of
-batch ``i`` of ``n`` is ``start * (end / start) ** (i / (n - 1))``, an exponential sweep set
-directly on the optimizer's param groups. The loss of every batch is recorded and smoothed with
-a bias-corrected exponential moving average (beta 0.98); the sweep stops early once the smoothed
-loss exceeds 4x the best smoothed loss so far, or the loss or gradient goes non-finite.
+Data, model and optimizer are built exactly as :mod:`brain2text.training.loop` builds them, and
+each batch is trained by the loop's own loader and step (same batch order, augmentation, CTC
+loss, AMP, ``train.grad_accum`` micro-batches and gradient clipping), but there is no schedule:
+the LR of batch ``i`` of ``n`` is ``start * (end / start) ** (i / (n - 1))``, an exponential
+sweep set directly on the optimizer's param groups. The loss of every batch is recorded and
+smoothed with a bias-corrected exponential moving average (beta 0.98); the sweep stops early
+once the smoothed loss exceeds 4x the best smoothed loss so far, or the loss or gradient goes
+non-finite.
 
 The suggestion for OneCycle's ``max_lr`` (``optim.max_lr``) is **the LR of the minimum smoothed
 loss divided by 10**. The LR of the steepest descent of the smoothed loss (most negative slope
@@ -35,23 +37,23 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from torch.utils.data import DataLoader
 
 from brain2text.atomic import atomic_write_bytes, atomic_write_text
 from brain2text.config import LR_FIND_KEY, RunConfig
-from brain2text.data.batches import TrainBatches
 from brain2text.distributed import pick_device
 from brain2text.errors import TrainingError
 from brain2text.model.gru import GRUDecoder
 from brain2text.plotting import new_figure, png_bytes
 from brain2text.training.optim import build_optimizer
-from brain2text.training.rundata import load_run_data
+from brain2text.training.rundata import load_run_data, train_loader
 from brain2text.training.step import (
-    backward_clipped,
-    batch_loss,
+    CpuMode,
+    Learner,
+    StepOptions,
     build_scaler,
+    cpu_mode,
     seed_everything,
-    set_threads,
+    train_step,
 )
 
 DEFAULT_START_LR = 1e-7
@@ -151,6 +153,7 @@ class LRFindResult:
     smoothed: list[float]
     suggestion: Suggestion | None  # None when the sweep gave no usable curve
     problem: str | None  # why there is no suggestion
+    cpu: CpuMode | None = None  # the CPU settings the sweep ran under
 
 
 def run_sweep(
@@ -161,62 +164,8 @@ def run_sweep(
 ) -> LRFindResult:
     """Train ``batches`` batches with an exponentially rising LR; record and analyse the losses."""
     schedule = exponential_lrs(start_lr, end_lr, batches)
-    tc = config.train
-    set_threads(tc.threads)
-    device = pick_device(tc.device)
-    data = load_run_data(config)
-    generator = seed_everything(tc.seed, device=device)
-    model = GRUDecoder(
-        config.model, n_days=data.dataset.n_days, n_features=data.dataset.n_features
-    ).to(device)
-    optimizer = build_optimizer(model, config.optim)
-    scaler = build_scaler(config, device)
-    clip = config.optim.grad_clip_norm
-    loader = DataLoader(
-        TrainBatches(
-            data.train_split,
-            data.train_idx,
-            tc.batch_size,
-            tc.seed,
-            0,
-            batches,
-            tc.length_bucket_pool,
-            days_per_batch=tc.days_per_batch,
-        ),
-        batch_size=None,
-        shuffle=False,
-        num_workers=tc.num_workers,
-        pin_memory=device.type == "cuda",
-    )
-
-    lrs: list[float] = []
-    losses: list[float] = []
-    stop_reason = "completed"
-    model.train()
-    for step, batch in enumerate(loader):
-        lr = float(schedule[step])
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch = batch.to(device)
-        loss = batch_loss(model, batch, config, device, generator)
-        value = loss.item()  # a CPU-GPU sync point, once per batch as in training
-        if not math.isfinite(value):
-            stop_reason = f"batch {step}: loss is {value} at lr {lr:.3g}"
-            break
-        optimizer.zero_grad(set_to_none=True)
-        grad_norm = backward_clipped(loss, model, scaler, optimizer, clip)
-        lrs.append(lr)
-        losses.append(value)
-        if not math.isfinite(grad_norm):
-            stop_reason = f"batch {step}: gradient norm is {grad_norm} at lr {lr:.3g}"
-            break
-        scaler.step(optimizer)
-        scaler.update()
-        why = divergence(ema_smooth(losses))  # O(n) per batch; n is a few hundred
-        if why is not None:
-            stop_reason = f"batch {step}: {why} at lr {lr:.3g}"
-            break
-
+    with cpu_mode(config.train) as cpu:
+        lrs, losses, stop_reason = _sweep(config, schedule)
     smoothed = ema_smooth(losses)
     suggestion, problem = None, None
     try:
@@ -234,7 +183,41 @@ def run_sweep(
         [float(s) for s in smoothed],
         suggestion,
         problem,
+        cpu,
     )
+
+
+def _sweep(config: RunConfig, schedule: np.ndarray) -> tuple[list[float], list[float], str]:
+    """The sweep's training: the LRs and losses of the batches run, and why it stopped."""
+    tc = config.train
+    device = pick_device(tc.device)
+    data = load_run_data(config)
+    generator = seed_everything(tc.seed, device=device)
+    model = GRUDecoder(
+        config.model, n_days=data.dataset.n_days, n_features=data.dataset.n_features
+    ).to(device)
+    optimizer = build_optimizer(model, config.optim)
+    learner = Learner(
+        model, model, optimizer, build_scaler(config, device), StepOptions.of_run(config), generator
+    )
+    lrs: list[float] = []
+    losses: list[float] = []
+    model.train()
+    for step, batch in enumerate(train_loader(data, config, device, stop=len(schedule))):
+        lr = float(schedule[step])
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        result = train_step(learner, batch.to(device))
+        if not math.isfinite(result.loss):  # nothing to record: the step was skipped
+            return lrs, losses, f"batch {step}: {result.problem} at lr {lr:.3g}"
+        lrs.append(lr)
+        losses.append(result.loss)
+        if result.problem is not None:  # a non-finite gradient: recorded, then stopped
+            return lrs, losses, f"batch {step}: {result.problem} at lr {lr:.3g}"
+        why = divergence(ema_smooth(losses))  # O(n) per batch; n is a few hundred
+        if why is not None:
+            return lrs, losses, f"batch {step}: {why} at lr {lr:.3g}"
+    return lrs, losses, "completed"
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -280,7 +263,8 @@ def write_outputs(result: LRFindResult, config: RunConfig, out_dir: Path) -> Non
         "rule": SUGGESTION_RULE,
         "suggestion": asdict(s) if s else None,
         "problem": result.problem,
-        **{k: v for k, v in asdict(result).items() if k not in ("suggestion", "problem")},
+        **{k: v for k, v in asdict(result).items() if k not in ("suggestion", "problem", "cpu")},
+        "cpu": result.cpu.to_dict() if result.cpu else None,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "config": config.to_dict(),
     }

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
@@ -86,14 +87,17 @@ def build_scheduler(
     if config.schedule == "linear":
         return LambdaLR(
             optimizer,
-            [lambda step, r=end / peak: linear_factor(step, n_batch, r) for peak, end in lrs],
+            [partial(linear_factor, total=n_batch, end_ratio=end / peak) for peak, end in lrs],
         )
     if config.schedule == "warmup_cosine":
         return LambdaLR(
             optimizer,
             [
-                lambda step, r=end / peak: warmup_cosine_factor(
-                    step, config.warmup_batches, n_batch, r
+                partial(
+                    warmup_cosine_factor,
+                    warmup=config.warmup_batches,
+                    total=n_batch,
+                    end_ratio=end / peak,
                 )
                 for peak, end in lrs
             ],
@@ -122,7 +126,7 @@ def build_optimizer(model: nn.Module, config: OptimConfig) -> Optimizer:
     return cls(
         param_groups(model, config),
         lr=config.max_lr,
-        betas=tuple(config.betas),
+        betas=(config.betas[0], config.betas[1]),
         eps=config.eps,
         weight_decay=config.l2_decay,
     )

@@ -1,5 +1,6 @@
-"""What a run trains and evaluates on: the prepared dataset, the validation carving and the
-trials the model can use (long enough for its kernel, with room for a CTC alignment)."""
+"""What a run trains and evaluates on: the prepared dataset, the validation carving, the
+trials the model can use (long enough for its kernel, with room for a CTC alignment), and the
+loader of its training batches."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch.utils.data import DataLoader
 
 from brain2text.config import RunConfig
+from brain2text.data.batches import Batch, TrainBatches
 from brain2text.data.dataset import PreparedDataset, PreparedSplit, open_prepared
 from brain2text.data.splits import train_and_validation
+from brain2text.distributed import Dist
 from brain2text.errors import DataError
 from brain2text.model.ctc import ctc_frames_needed, output_lengths
 
@@ -107,4 +112,39 @@ def load_run_data(config: RunConfig) -> RunData:
         eval_name,
         skipped + skipped_eval,
         tuple(notes),
+    )
+
+
+def train_loader(
+    data: RunData,
+    config: RunConfig,
+    device: torch.device,
+    first: int = 0,
+    stop: int | None = None,
+    ranks: Dist | None = None,
+) -> DataLoader[Batch]:
+    """Training batches ``first .. stop - 1`` (``stop``: train.n_batch), this rank's share of
+    each. Batch k is a pure function of (seed, k), so a resumed run starts at the batch after
+    its checkpoint; the loader's own generator keeps its base-seed draw off the global RNG, so
+    the model's dropout draws are the same whoever iterates it."""
+    tc, ranks = config.train, ranks or Dist()
+    batches = TrainBatches(
+        data.train_split,
+        data.train_idx,
+        tc.batch_size,
+        tc.seed,
+        first,
+        tc.n_batch if stop is None else stop,
+        tc.length_bucket_pool,
+        share=ranks.share(tc.batch_size) if ranks.enabled else None,
+        days_per_batch=tc.days_per_batch,
+    )
+    return DataLoader(
+        batches,
+        batch_size=None,
+        shuffle=False,
+        num_workers=tc.num_workers,
+        persistent_workers=tc.num_workers > 0,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(tc.seed),
     )

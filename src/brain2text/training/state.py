@@ -1,20 +1,27 @@
 """What a run knows about itself beyond its weights: evaluations, the best checkpoint, counters
-and every random stream, as frozen dataclasses in the loop and plain values in ``last.pt`` (a
-checkpoint is loaded with ``weights_only``, so it holds tensors, numbers, strings, lists and
-dicts only)."""
+and every random stream. In the loop they are one frozen :class:`LoopState`; in ``last.pt`` its
+``resume`` entry of plain values (a checkpoint is loaded with ``weights_only``, so it holds
+tensors, numbers, strings, lists and dicts only)."""
 
 from __future__ import annotations
 
 import math
 import random
 from dataclasses import dataclass, replace
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
+import yaml
 from torch.optim.swa_utils import AveragedModel
 
+from brain2text.config import RunConfig, config_differences, validate
+from brain2text.distributed import Dist
+from brain2text.errors import ConfigError, DataError
 from brain2text.evaluation.scoring import Score
+from brain2text.runs.checkpoint import Checkpoint, load_checkpoint
+from brain2text.training.step import seed_everything
 from brain2text.training.watch import InstabilityWatch
 
 Weights = Literal["raw", "ema"]
@@ -126,6 +133,14 @@ class LatestEval:
             out["eval_ema"] = self.ema.to_dict()
         return out
 
+    def chosen(self, on_ema: bool) -> Evaluation:
+        """The evaluation ``best.pt`` is chosen from: the EMA's with ``train.select_on_ema``
+        (once there is one), else the raw weights'."""
+        evaluation = self.ema if on_ema and self.ema is not None else self.raw
+        if evaluation is None:
+            raise ValueError("no evaluation was made yet")
+        return evaluation
+
     @classmethod
     def from_entries(cls, payload: dict) -> LatestEval:
         raw, ema = payload.get("eval"), payload.get("eval_ema")
@@ -139,14 +154,53 @@ class Counters:
     skipped_steps: int = 0  # steps skipped for a non-finite loss or gradient, in all
     nonfinite_in_a_row: int = 0
 
+    def after(self, skipped: bool) -> Counters:
+        """The counters after a step that was (or was not) skipped."""
+        if skipped:
+            return Counters(self.skipped_steps + 1, self.nonfinite_in_a_row + 1)
+        return Counters(self.skipped_steps, 0)
+
 
 @dataclass(frozen=True)
-class Restored:
-    """What :func:`restore_state` hands back to the loop."""
+class LoopState:
+    """What the training loop carries from batch to batch beside the weights, the optimizer
+    and the schedule: the best evaluation (and an early stop), the latest evaluations, and the
+    skip counters. With the states of the loss scaler, the instability watch and every random
+    stream it is the ``resume`` entry of ``last.pt`` (:meth:`to_resume`, read back by
+    :meth:`from_resume`; the entry's layout is that of every ``last.pt`` written so far)."""
 
     best: Best
-    latest: LatestEval
-    counters: Counters
+    latest: LatestEval = LatestEval()
+    counters: Counters = Counters()
+
+    def after_step(self, skipped: bool) -> LoopState:
+        return replace(self, counters=self.counters.after(skipped))
+
+    def to_resume(
+        self, scaler: torch.amp.GradScaler, watch: InstabilityWatch | None, rngs: list[dict]
+    ) -> dict:
+        """The checkpoint's ``resume`` entry; ``rngs`` holds :func:`capture_rng` of every rank,
+        in rank order (one: a single process)."""
+        out: dict[str, Any] = {
+            "rng": rngs[0],
+            "scaler": scaler.state_dict(),
+            "watch": watch.state_dict() if watch else None,
+            "best": self.best.to_dict(),
+            "latest_eval": self.latest.checkpoint_entries(),
+            "skipped_steps": self.counters.skipped_steps,
+            "nonfinite_in_a_row": self.counters.nonfinite_in_a_row,
+        }
+        if len(rngs) > 1:
+            out["rng_by_rank"] = rngs
+        return out
+
+    @classmethod
+    def from_resume(cls, saved: dict) -> LoopState:
+        return cls(
+            Best.from_dict(saved["best"]),
+            LatestEval.from_entries(saved["latest_eval"]),
+            Counters(saved["skipped_steps"], saved["nonfinite_in_a_row"]),
+        )
 
 
 def capture_state(
@@ -157,21 +211,15 @@ def capture_state(
     watch: InstabilityWatch | None,
     rng: dict,
 ) -> dict:
-    """Everything beyond weights, optimizer and schedule that the run's future depends on."""
-    return {
-        "rng": rng,  # capture_rng() of this process
-        "scaler": scaler.state_dict(),
-        "watch": watch.state_dict() if watch else None,
-        "best": best.to_dict(),
-        "latest_eval": latest.checkpoint_entries(),
-        "skipped_steps": counters.skipped_steps,
-        "nonfinite_in_a_row": counters.nonfinite_in_a_row,
-    }
+    """:meth:`LoopState.to_resume` of one process (its ``rng``; the caller adds every rank's
+    streams as ``rng_by_rank``)."""
+    return LoopState(best, latest, counters).to_resume(scaler, watch, [rng])
 
 
 def capture_rng(generator: torch.Generator, device: torch.device) -> dict:
     """This process's random streams: augmentation, torch CPU and CUDA, numpy, python."""
-    np_state = np.random.get_state()
+    # the legacy form: a tuple (name, keys, position, has_gauss, cached_gaussian)
+    np_state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True))
     py_state = random.getstate()
     return {
         "augment": generator.get_state(),
@@ -199,30 +247,98 @@ def restore_rng(rng: dict, generator: torch.Generator) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
+@dataclass(frozen=True)
+class Restored:
+    """What :func:`restore_state` hands back to the loop."""
+
+    state: LoopState
+    generator: torch.Generator  # the augmentation generator the run goes on with
+    note: str | None  # for the run log: ranks > 0 whose streams start afresh
+
+
 def restore_state(
-    payload: dict,
+    checkpoint: Checkpoint,
     model: torch.nn.Module,
-    optimizer,
-    scheduler,
-    scaler,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
     ema: AveragedModel | None,
     watch: InstabilityWatch | None,
     generator: torch.Generator,
+    ranks: Dist,
+    seed: int,
 ) -> Restored:
-    """Load a ``last.pt`` payload into the freshly built run."""
-    model.load_state_dict(payload["model"])
-    optimizer.load_state_dict(payload["optimizer"])
-    scheduler.load_state_dict(payload["scheduler"])
-    saved = payload["resume"]
+    """Load a ``last.pt`` checkpoint into the freshly built run; called last, once everything
+    that draws random numbers while being built has drawn them. Each rank continues its own
+    random streams; when the checkpoint was written by another number of processes, rank 0
+    continues the saved ones and ranks > 0 are seeded afresh (from ``seed`` and the step)."""
+    saved = checkpoint.resume
+    if saved is None or checkpoint.optimizer is None or checkpoint.scheduler is None:
+        raise DataError(f"step {checkpoint.step}: the checkpoint is not a resume point (last.pt)")
+    model.load_state_dict(checkpoint.model)
+    optimizer.load_state_dict(checkpoint.optimizer)
+    scheduler.load_state_dict(checkpoint.scheduler)
     scaler.load_state_dict(saved["scaler"])
     if ema is not None:
-        ema.module.load_state_dict(payload["ema"])
-        ema.n_averaged.fill_(payload["ema_n_averaged"])
+        if checkpoint.ema is None or checkpoint.ema_n_averaged is None:
+            raise DataError(f"step {checkpoint.step}: the checkpoint holds no EMA weights")
+        ema.module.load_state_dict(checkpoint.ema)
+        ema.n_averaged.fill_(checkpoint.ema_n_averaged)
     if watch is not None:
         watch.load_state_dict(saved["watch"])
     restore_rng(saved["rng"], generator)
-    return Restored(
-        Best.from_dict(saved["best"]),
-        LatestEval.from_entries(saved["latest_eval"]),
-        Counters(saved["skipped_steps"], saved["nonfinite_in_a_row"]),
-    )
+    by_rank, note = saved.get("rng_by_rank", []), None
+    if len(by_rank) == ranks.world_size:
+        restore_rng(by_rank[ranks.rank], generator)
+    elif ranks.enabled:
+        if ranks.rank:
+            generator = seed_everything(seed + checkpoint.step + 1, ranks.rank, generator.device)
+        note = (
+            f"the checkpoint was written by {max(len(by_rank), 1)} process(es), this run has "
+            f"{ranks.world_size}: dropout and augmentation streams of ranks > 0 start afresh"
+        )
+    return Restored(LoopState.from_resume(saved), generator, note)
+
+
+def read_resume_point(
+    run_dir: Path, expected: RunConfig | None = None
+) -> tuple[Checkpoint, RunConfig]:
+    """``run_dir``'s ``checkpoints/last.pt`` and the config stored in it, checked: a resume
+    state this version reads, the run folder's config.yaml unchanged, the same run as
+    ``expected`` (``--auto-resume``'s run file), and batches left to train; else a DataError."""
+    ckpt = run_dir / "checkpoints" / "last.pt"
+    if not ckpt.is_file():
+        raise DataError(
+            f"{ckpt}: not found, so {run_dir} cannot be resumed (no checkpoint was "
+            "written yet; start the run again)"
+        )
+    payload = load_checkpoint(ckpt)
+    saved = payload.resume or {}
+    if "evaluation" not in saved.get("best", {}):
+        raise DataError(
+            f"{ckpt}: holds no resume state this version reads (written by an "
+            "older brain2text); start the run again"
+        )
+    config = validate(payload.config, origin=f"{ckpt} (stored config)")
+    if _stored_config(run_dir / "config.yaml") != config:
+        raise DataError(
+            f"{run_dir / 'config.yaml'}: missing or differs from the config stored in "
+            f"{ckpt}; restore it to resume"
+        )
+    if expected is not None and expected != config:
+        key, (given, stored) = config_differences([expected.to_dict(), config.to_dict()])[0]
+        raise DataError(
+            f"{run_dir}: its run has {key}={stored}, the run file gives {given}; "
+            "--auto-resume continues only the same run (choose another --out)"
+        )
+    step = payload.step
+    if step + 1 >= config.train.n_batch or saved["best"].get("stopped_early"):
+        raise DataError(f"{run_dir}: the run already ended at step {step}; nothing to resume")
+    return payload, config
+
+
+def _stored_config(path: Path) -> RunConfig | None:
+    try:
+        return validate(yaml.safe_load(path.read_text()), origin=str(path))
+    except (OSError, yaml.YAMLError, ConfigError):
+        return None

@@ -1,24 +1,31 @@
-"""One training step and what it is built from: seeding, the network DDP/compile wrap, the EMA,
-the loss scaler, the augmented CTC loss, backward with clipping, and the optimizer update that
-a non-finite loss or gradient skips."""
+"""One training step and what it is built from: seeding, the CPU's thread count and float
+mode, the network DDP/compile wrap, the EMA, the loss scaler, the augmented CTC loss, backward
+with clipping, and the optimizer update that a non-finite loss or gradient skips.
+
+Training, ``lr-find`` and ``adapt`` all train through :func:`train_step` on a :class:`Learner`:
+what differs between them is only what the learner holds (its optimizer, the weights it updates)
+and its :class:`StepOptions` (training and lr-find take them from the run config; adapt fits one
+day's input layer without augmentation)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from brain2text.config import RunConfig
+from brain2text.config import AugmentConfig, ModelConfig, RunConfig, TrainConfig
 from brain2text.data.batches import Batch
 from brain2text.distributed import Dist
 from brain2text.model.ctc import ctc_input_lengths, ctc_losses
 from brain2text.model.gru import GRUDecoder
-from brain2text.model.precision import autocast_context
+from brain2text.model.precision import autocast_context, denormals_flushed
 from brain2text.training.augment import augment_batch, random_cut
 
 
@@ -27,6 +34,33 @@ def set_threads(threads: int | None) -> None:
     at a given thread count; different counts split reductions differently."""
     if threads:
         torch.set_num_threads(threads)
+
+
+@dataclass(frozen=True)
+class CpuMode:
+    """The CPU settings a run trained under, for run.json."""
+
+    threads: int  # torch intra-op threads
+    flush_denormals: bool  # train.flush_denormals: asked for
+    denormals_flushed: bool  # whether subnormals were flushed in every thread
+
+    def to_dict(self) -> dict:
+        return {
+            "threads": self.threads,
+            "flush_denormals": self.flush_denormals,
+            "denormals_flushed": self.denormals_flushed,
+        }
+
+
+@contextlib.contextmanager
+def cpu_mode(tc: TrainConfig) -> Iterator[CpuMode]:
+    """``train.threads``, and ``train.flush_denormals`` for the block: entered first thing in a
+    command that trains, before any tensor work starts torch's thread pool (whose threads take
+    the float mode of the thread that starts them); the calling thread's float mode is given
+    back on the way out (the thread count is left as set)."""
+    set_threads(tc.threads)
+    with denormals_flushed(tc.flush_denormals) as flushed:
+        yield CpuMode(torch.get_num_threads(), tc.flush_denormals, flushed)
 
 
 def seed_everything(
@@ -54,7 +88,9 @@ def build_network(
     if ranks.enabled:
         net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     if config.train.compile:
-        net = torch.compile(net, dynamic=True)
+        compiled = torch.compile(net, dynamic=True)
+        assert isinstance(compiled, torch.nn.Module)  # compiling a module gives a module
+        net = compiled
     return net
 
 
@@ -73,22 +109,65 @@ def build_scaler(config: RunConfig, device: torch.device) -> torch.amp.GradScale
     return torch.amp.GradScaler(device.type, enabled=enabled)
 
 
+@dataclass(frozen=True)
+class StepOptions:
+    """How a step turns a batch into a loss and an update."""
+
+    model: ModelConfig  # the kernel, stride and CTC input lengths of the model trained
+    grad_accum: int = 1  # micro-batches per batch, their gradients summed (train.grad_accum)
+    grad_clip_norm: float | None = None  # optim.grad_clip_norm (None: no clipping)
+    augment: AugmentConfig | None = None  # random cut, noise and masks (None: the batch as is)
+    use_amp: bool = False  # autocast the forward pass (train.use_amp, train.amp_dtype)
+    amp_dtype: str = "bf16"
+    packed: bool = False  # give the forward pass each trial's length (a bidirectional GRU
+    # then reads each trial packed, as decoding does; training proper passes none, as the
+    # reference)
+
+    @classmethod
+    def of_run(cls, config: RunConfig) -> StepOptions:
+        """The training loop's options (lr-find's too)."""
+        tc = config.train
+        return cls(
+            config.model,
+            tc.grad_accum,
+            config.optim.grad_clip_norm,
+            config.augment,
+            tc.use_amp,
+            tc.amp_dtype,
+        )
+
+
+@dataclass(frozen=True)
+class Learner:
+    """What a training step reads and updates."""
+
+    net: torch.nn.Module  # what the forward pass calls: ``model``, or it wrapped by DDP or
+    # torch.compile (build_network)
+    model: torch.nn.Module  # the weights themselves: clipped, averaged into the EMA
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    options: StepOptions
+    generator: torch.Generator  # augmentation's draws, on the batch's device
+    ema: AveragedModel | None = None
+    ranks: Dist = field(default_factory=Dist)
+
+
 def batch_loss(
-    model: torch.nn.Module,
-    batch: Batch,
-    config: RunConfig,
-    device: torch.device,
-    generator: torch.Generator,
+    net: torch.nn.Module, batch: Batch, options: StepOptions, generator: torch.Generator
 ) -> torch.Tensor:
-    """Augment a training batch (already on ``device``), run the model (a GRUDecoder, or it
+    """Augment a training batch (already on its device), run the model (a GRUDecoder, or it
     wrapped by DDP or torch.compile), mean CTC loss."""
-    mc = config.model
-    features, n_bins = random_cut(
-        batch.features, batch.n_bins, config.augment.random_cut, mc.kernel_len, generator
-    )
-    features = augment_batch(features, n_bins, config.augment, generator)
-    with autocast_context(device, config.train.use_amp, config.train.amp_dtype):
-        logits = model(features, batch.day_index)  # (B, T', 41)
+    mc = options.model
+    features, n_bins = batch.features, batch.n_bins
+    if options.augment is not None:
+        ac = options.augment
+        features, n_bins = random_cut(features, n_bins, ac.random_cut, mc.kernel_len, generator)
+        features = augment_batch(features, n_bins, ac, generator)
+    with autocast_context(features.device, options.use_amp, options.amp_dtype):
+        if options.packed:
+            logits = net(features, batch.day_index, n_bins)  # (B, T', 41)
+        else:
+            logits = net(features, batch.day_index)
     n_in = ctc_input_lengths(n_bins, mc.kernel_len, mc.stride_len, mc.ctc_input_lengths)
     return ctc_losses(logits, n_in, batch.phonemes, batch.n_phones).mean()
 
@@ -135,44 +214,34 @@ class StepResult:
     stop_requested: bool  # some rank was asked to stop (SIGTERM / SIGUSR1) during this step
 
 
-def train_step(
-    net: torch.nn.Module,
-    model: torch.nn.Module,
-    batch: Batch,
-    config: RunConfig,
-    device: torch.device,
-    generator: torch.Generator,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    ema: AveragedModel | None,
-    ranks: Dist,
-    stop_flag: bool,
-) -> StepResult:
-    """Forward, loss, backward (micro-batch by micro-batch with ``train.grad_accum``), clip and
+def train_step(learner: Learner, batch: Batch, stop_flag: bool = False) -> StepResult:
+    """Forward, loss, backward (micro-batch by micro-batch with ``grad_accum``), clip and
     update; a step whose loss or gradient is not finite leaves the weights as they were (every
-    rank skips it together)."""
-    optimizer.zero_grad(set_to_none=True)
-    parts = micro_batches(batch, config.train.grad_accum)
+    rank skips it together). ``stop_flag``: this rank was asked to stop."""
+    le, options = learner, learner.options
+    device = batch.features.device
+    le.optimizer.zero_grad(set_to_none=True)
+    parts = micro_batches(batch, options.grad_accum)
     total = torch.zeros((), device=device)
     for part in parts:  # each backward right after its forward: one micro-batch in memory
-        loss = batch_loss(net, part, config, device, generator) / len(parts)
-        scaler.scale(loss).backward()
+        loss = batch_loss(le.net, part, options, le.generator) / len(parts)
+        le.scaler.scale(loss).backward()
         total = total + loss.detach().float()
     # one reduction for the loss and the stop request: all ranks agree on both
-    shared = ranks.mean(torch.stack([total, torch.tensor(float(stop_flag), device=device)]))
+    shared = le.ranks.mean(torch.stack([total, torch.tensor(float(stop_flag), device=device)]))
     loss_value, stop_requested = shared.tolist()  # a CPU-GPU sync point
     grad_norm, problem = math.nan, None
     if not math.isfinite(loss_value):
         problem = f"loss is {loss_value}"
     else:
-        grad_norm = clip_gradients(model, scaler, optimizer, config.optim.grad_clip_norm)
+        grad_norm = clip_gradients(le.model, le.scaler, le.optimizer, options.grad_clip_norm)
         if not math.isfinite(grad_norm):
             problem = f"gradient norm is {grad_norm}"
     if problem is None:
-        scaler.step(optimizer)
-        scaler.update()
-        if ema is not None:
-            ema.update_parameters(model)
-    elif scaler.is_enabled():
-        scaler.update(scaler.get_scale() / 2)
+        le.scaler.step(le.optimizer)
+        le.scaler.update()
+        if le.ema is not None:
+            le.ema.update_parameters(le.model)
+    elif le.scaler.is_enabled():
+        le.scaler.update(le.scaler.get_scale() / 2)
     return StepResult(loss_value, grad_norm, problem, stop_requested > 0)

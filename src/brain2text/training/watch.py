@@ -28,8 +28,10 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Literal
 
-TREND, GRAD_NORM, NONFINITE = "trend", "grad_norm", "nonfinite"
 Kind = Literal["trend", "grad_norm", "nonfinite"]
+TREND: Kind = "trend"
+GRAD_NORM: Kind = "grad_norm"
+NONFINITE: Kind = "nonfinite"
 DEFAULT_TREND_EVALS = 3
 DEFAULT_MIN_REL_RISE = 0.01
 
@@ -121,9 +123,10 @@ class InstabilityWatch:
             TREND,
             (
                 f"eval loss {first.loss:.4g} -> {last.loss:.4g} and PER {first.per:.4g} -> "
-                f"{last.per:.4g} rose at every evaluation since step {first.step} while the LR rose "
-                f"{first.lr:.3g} -> {last.lr:.3g} and the mean pre-clip grad norm between "
-                f"evaluations {first.grad_mean:.3g} -> {last.grad_mean:.3g}; the LR may be too high"
+                f"{last.per:.4g} rose at every evaluation since step {first.step} while the LR "
+                f"rose {first.lr:.3g} -> {last.lr:.3g} and the mean pre-clip grad norm between "
+                f"evaluations {first.grad_mean:.3g} -> {last.grad_mean:.3g}; the LR may be too "
+                "high"
             ),
         )
 

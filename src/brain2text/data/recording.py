@@ -3,36 +3,30 @@
 ``read_recording(path, spec)`` takes a ``competitionData`` day file (``.mat``), a Brain-to-Text
 '25 split file (``data_*.hdf5``) or a B2T'25 session folder (every split file in it) and
 computes each trial's features as ``prepare`` did for the checkpoint's data (``spec``: the
-``features`` entry of the checkpoint, :meth:`PreparedDataset.feature_spec`): the same fields
-and arrays, and block-wise z-scoring from the file's own statistics when the data was
-z-scored per block; or, with ``norm="train"``, z-scoring with the statistics of that day's
-training data (recorded by ``prepare`` for every training day of the 2023 layout, and carried
-by the checkpoint), for a file too short to hold reliable block statistics of its own.
+checkpoint's :class:`~brain2text.data.manifest.FeatureSpec`): the same fields and arrays, and
+block-wise z-scoring from the file's own statistics when the data was z-scored per block
+(:mod:`brain2text.data.features`); or, with ``norm="train"``, z-scoring with the statistics of
+that day's training data (recorded by ``prepare`` for every training day of the 2023 layout,
+and carried by the checkpoint), for a file too short to hold reliable block statistics.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from brain2text.data.b2t25 import SPLIT_FILES, read_b2t25_file
+from brain2text.data.feature_spec import KIND_B2T25, STANDARD_2023, FeatureSpec
+from brain2text.data.features import normalized, trial_features, zscore
 from brain2text.data.matfile import feature_problem, read_session
-from brain2text.data.prepare import trial_features, zscore, zscore_blocks
 from brain2text.errors import ConfigError, DataError
 
-STANDARD_2023 = {
-    "kind": "competitionData",
-    "n_features": 256,
-    "fields": ["tx1", "spikePow"],
-    "arrays": ["6v"],
-    "normalization": "block",
-    "feature_names": [],
-}
+NORMS = ("file", "train")  # --norm: the file's own block statistics, or the training day's
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RawTrial:
     source: str  # the file
     trial: int  # its index in the file
@@ -42,11 +36,8 @@ class RawTrial:
     sentence: str  # "" when the file carries none
 
 
-NORMS = ("file", "train")
-
-
 def read_recording(
-    path: Path, spec: dict | None = None, norm: str = "file", day: str | None = None
+    path: Path, spec: FeatureSpec | None = None, norm: str = "file", day: str | None = None
 ) -> list[RawTrial]:
     """Every trial of ``path`` as the checkpoint's features (``day``: the session's name when
     it is not the file's)."""
@@ -56,57 +47,58 @@ def read_recording(
         raise ConfigError(f"--norm {norm}: choose one of {', '.join(NORMS)}")
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
-    if norm == "train" and spec["normalization"] != "block":
+    if norm == "train" and spec.normalization != "block":
         raise ConfigError(
             f"--norm train: the checkpoint's data was not z-scored "
-            f"({spec['normalization']}); its features are taken as recorded"
+            f"({spec.normalization}); its features are taken as recorded"
         )
-    if spec["kind"] == "b2t25":
-        files = _b2t25_files(path)
-        trials = [t for split, f in files for t in _b2t25_trials(f, split, spec, norm)]
+    # norm="train": as read (float64 for .mat files) until the day's statistics z-score them
+    normalization = spec.normalization if norm == "file" else None
+    if spec.kind == KIND_B2T25:
+        trials = [
+            t for split, f in _b2t25_files(path) for t in _b2t25_trials(f, split, normalization)
+        ]
     elif path.suffix != ".mat":
         raise DataError(
             f"{path}: the checkpoint was trained on competitionData features; give "
             "one of its .mat day files"
         )
     else:
-        trials = _mat_trials(path, spec, norm)
+        trials = _mat_trials(path, spec, normalization)
     if norm == "train":
-        trials = [_with_train_norm(t, spec, day or t.day) for t in trials]
+        return [_with_train_norm(t, spec, day or t.day) for t in trials]
     return trials
 
 
-def _with_train_norm(trial: RawTrial, spec: dict, day: str) -> RawTrial:
-    stats = spec.get("day_norm", {}).get(day)
+def _with_train_norm(trial: RawTrial, spec: FeatureSpec, day: str) -> RawTrial:
+    stats = spec.day_norm.get(day)
     if stats is None:
-        known = ", ".join(sorted(spec.get("day_norm", {}))[:3])
+        known = ", ".join(sorted(spec.day_norm)[:3])
         raise DataError(
             f"--norm train: the checkpoint holds no training statistics of day "
             f"{day} ({'days with them: ' + known + ', ...' if known else 'none'}; "
             "use --norm file)"
         )
-    mean, std = np.asarray(stats["mean"]), np.asarray(stats["std"])
-    return replace(trial, features=zscore(trial.features, mean, std))
+    return RawTrial(
+        trial.source,
+        trial.trial,
+        trial.day,
+        trial.block,
+        zscore(trial.features, stats.mean, stats.std),
+        trial.sentence,
+    )
 
 
-def _mat_trials(path: Path, spec: dict, norm: str = "file") -> list[RawTrial]:
-    session = read_session(path, labelled=True, check_trials=False, fields=tuple(spec["fields"]))
+def _mat_trials(path: Path, spec: FeatureSpec, normalization: str | None) -> list[RawTrial]:
+    session = read_session(path, labelled=True, check_trials=False, fields=spec.fields)
     for i in range(session.n_trials):  # a blank sentence is fine here (hold-out files)
         if (problem := feature_problem(session, i)) is not None:
             raise DataError(f"{session.where(i)}: {problem}")
-    feats = [trial_features(session, i, spec["arrays"]) for i in range(session.n_trials)]
-    if spec["normalization"] == "block" and norm == "file":
-        feats = zscore_blocks(feats, session.block_idx)
+    feats = [trial_features(session, i, spec.arrays) for i in range(session.n_trials)]
+    rows = feats if normalization is None else normalized(feats, session.block_idx, normalization)
     return [
-        RawTrial(
-            str(path),
-            i,
-            session.name,
-            int(session.block_idx[i]),
-            np.asarray(f, dtype=np.float32 if norm == "file" else np.float64),
-            session.sentences[i],
-        )
-        for i, f in enumerate(feats)
+        RawTrial(str(path), i, session.name, int(session.block_idx[i]), x, session.sentences[i])
+        for i, x in enumerate(rows)
     ]
 
 
@@ -127,19 +119,21 @@ def _b2t25_files(path: Path) -> list[tuple[str, Path]]:
     return files
 
 
-def _b2t25_trials(path: Path, split: str, spec: dict, norm: str = "file") -> list[RawTrial]:
+def _b2t25_trials(path: Path, split: str, normalization: str | None) -> list[RawTrial]:
     raw = read_b2t25_file(path, split)
-    feats = raw.features
-    if spec["normalization"] == "block" and norm == "file":
-        feats = zscore_blocks(feats, raw.block_num)
+    rows = (
+        raw.features
+        if normalization is None
+        else normalized(raw.features, raw.block_num, normalization)
+    )
     return [
         RawTrial(
             str(path),
             i,
             raw.session,
             int(raw.block_num[i]),
-            np.asarray(f, dtype=np.float32),
+            np.asarray(x, dtype=np.float32),
             raw.sentences[i],
         )
-        for i, f in enumerate(feats)
+        for i, x in enumerate(rows)
     ]
