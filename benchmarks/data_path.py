@@ -34,6 +34,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from brain2text.data.manifest import read_manifest
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO_RUN = REPO / "configs" / "runs" / "run13_cpu_demo.yaml"
 B2T25_RUN = REPO / "configs" / "runs" / "b2t25_cpu_demo.yaml"
@@ -393,9 +395,7 @@ def main() -> None:
         prepared_b = work / "prepared_b2t25"
         run = measure(brain2text("prepare", str(raw_b), str(prepared_b), "--overwrite", "--quiet"))
         size = mat_bytes(raw_b, "*.hdf5") / MB
-        n_trials = sum(
-            s["n_trials"] for s in _read_json(prepared_b / "manifest.json")["splits"].values()
-        )
+        n_trials = sum(s.n_trials for s in read_manifest(prepared_b).splits.values())
         rows.append(
             (
                 f"prepare (B2T'25 .hdf5, {n_trials} trials x 512 features)",

@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"ensemble of the 3 seeds of {best}",
             "-",
             "-",
-            f"{ensemble['per']:.4f}",
+            f"{ensemble.per:.4f}",
             f"{train_s:.0f} (+{time.perf_counter() - t:.0f} eval)",
         ]
     )

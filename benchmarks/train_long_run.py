@@ -35,6 +35,7 @@ from _common import (
     run_modes,
 )
 from brain2text.config import RunConfig, load_run
+from brain2text.runs import metric_keys as mk
 from brain2text.runs.folder import read_record
 from brain2text.runs.runlog import read_metrics
 from brain2text.training.loop import train
@@ -88,7 +89,7 @@ def measure(mode: str, args: argparse.Namespace) -> dict:
     """One run, in this process: its s/batch by quarter and what run.json says of its CPU."""
     out = Path(args.workspace) / f"flush-{MODES[mode]}"
     train(run_config(args, mode), out, overwrite=True, quiet=True)
-    times = [r["time_per_batch"] for r in read_metrics(out) if "time_per_batch" in r]
+    times = [r[mk.TIME_PER_BATCH] for r in read_metrics(out) if mk.TIME_PER_BATCH in r]
     quarter = max(len(times) // 4, 1)
     record = read_record(out) or {}
     return {

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
+from brain2text.commands.run_report import refresh_report
 from brain2text.errors import ConfigError
 
 
@@ -49,23 +48,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     else:
         print(f"decoded {summary.n_sentences} unlabelled sentences to {where / 'decoded.txt'}")
     refresh_report(args.run_dir)
-
-
-def refresh_report(run_dir: Path) -> None:
-    """Redraw a trained run's report page so its Evaluation section shows the new files; a
-    failure to draw it is said, never allowed to fail the evaluation."""
-    if not (Path(run_dir) / "metrics.jsonl").is_file():
-        return  # not a trained run's folder (an ensemble's, an adapted day's): no report
-    from brain2text.reports.report import write_report
-
-    try:
-        print(f"report: {write_report(Path(run_dir))}")
-    except Exception as exc:  # a report is evidence, never a reason to fail
-        print(
-            f"warning: the run report was not redrawn ({type(exc).__name__}: "
-            f"{' '.join(str(exc).split())})",
-            file=sys.stderr,
-        )
 
 
 def cmd_evaluate_ensemble(args: argparse.Namespace) -> None:

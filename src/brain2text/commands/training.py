@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from brain2text.commands.run_report import refresh_report
 from brain2text.errors import ConfigError
 from brain2text.training.interrupt import EXIT_INTERRUPTED
 
@@ -70,7 +71,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             outcome = train(config, out, overwrite=args.overwrite, quiet=args.quiet)
     if not distributed.environment().is_main:
         return EXIT_INTERRUPTED if outcome.status == INTERRUPTED else 0
-    _report_after_training(out)
+    refresh_report(out)
     if outcome.status == INTERRUPTED:
         print(
             f"interrupted by {outcome.signal} after step {outcome.last_step}; "
@@ -84,19 +85,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"best {best.evaluation.split} PER {best.per:.4f} at step {best.step}; run folder {out}"
         )
     return 0
-
-
-def _report_after_training(run_dir: Path) -> None:
-    """The run report; a failure to draw it is said, never allowed to fail a trained run."""
-    from brain2text.reports.report import write_report
-
-    try:
-        print(f"report: {write_report(run_dir)}")
-    except Exception as exc:  # noqa: BLE001
-        print(
-            f"warning: no run report ({type(exc).__name__}: {' '.join(str(exc).split())})",
-            file=sys.stderr,
-        )
 
 
 def _launch_torchrun(args: argparse.Namespace) -> int:

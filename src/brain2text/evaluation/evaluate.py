@@ -35,7 +35,7 @@ from brain2text.evaluation.scoring import Decoded, decode_split
 from brain2text.evaluation.summary import EvalSummary
 from brain2text.model.gru import GRUDecoder
 from brain2text.model.loading import LoadedModel, checkpoint_path, load_model
-from brain2text.model.precision import flush_denormals
+from brain2text.model.precision import denormals_flushed
 
 SPLITS = {"test": "test", "competition": "competition", "val": "train"}
 
@@ -95,7 +95,6 @@ def load_target(
     ckpt_path = checkpoint_path(run_dir, checkpoint)
     loaded = load_model(ckpt_path, device, weights)
     config, model = loaded.config, loaded.model
-    flush_denormals(config.train.flush_denormals)  # subnormals cost their own slow path
     data = open_prepared(data_path or Path(config.data.path))
     if model.n_features != data.n_features:
         raise DataError(
@@ -136,16 +135,17 @@ def decode_target(
 ) -> Decoded:
     """The logits stage over the target's trials: greedy hypotheses, losses (and emissions)."""
     tc = target.config.train
-    return decode_split(
-        target.model,
-        target.split,
-        target.indices,
-        target.device,
-        batch_size or tc.eval_batch_size,
-        tc.use_amp,
-        tc.amp_dtype,
-        keep_log_probs=keep_log_probs,
-    )
+    with denormals_flushed(tc.flush_denormals):  # subnormals cost a slow path on the CPU
+        return decode_split(
+            target.model,
+            target.split,
+            target.indices,
+            target.device,
+            batch_size or tc.eval_batch_size,
+            tc.use_amp,
+            tc.amp_dtype,
+            keep_log_probs=keep_log_probs,
+        )
 
 
 def eval_folder(run_dir: Path, split_name: str, weights: str, suffix: str = "") -> Path:

@@ -53,7 +53,7 @@ from brain2text.evaluation.scoring import log_probs_of, network_logits
 from brain2text.evaluation.search import WordSearch, greedy_ids, sentence_of, word_search
 from brain2text.model.gru import GRUDecoder
 from brain2text.model.loading import checkpoint_path, load_model
-from brain2text.model.precision import flush_denormals
+from brain2text.model.precision import denormals_flushed
 from brain2text.model.streaming import Stream, as_bins
 from brain2text.phonemes import to_symbols
 
@@ -111,7 +111,6 @@ class Decoder:
         run_dir = Path(run_dir)
         device_ = pick_device(device)
         loaded = load_model(checkpoint_path(run_dir, checkpoint), device_, weights)
-        flush_denormals(loaded.config.train.flush_denormals)
         words = None
         if lm is not None:
             words = word_search(run_dir, Path(lm), **beam_options)
@@ -191,14 +190,15 @@ class Decoder:
         batch, n_bins = pad_bins([x for x, _, _ in chunk], self.n_features)
         days = torch.tensor([i for _, _, i in chunk])
         tc = self.config.train
-        logits, lengths = network_logits(
-            self.model,
-            batch.to(self.device),
-            days.to(self.device),
-            n_bins.to(self.device),
-            tc.use_amp,
-            tc.amp_dtype,
-        )
+        with denormals_flushed(tc.flush_denormals):  # subnormals cost a slow path on the CPU
+            logits, lengths = network_logits(
+                self.model,
+                batch.to(self.device),
+                days.to(self.device),
+                n_bins.to(self.device),
+                tc.use_amp,
+                tc.amp_dtype,
+            )
         emissions = log_probs_of(logits, lengths) if self.words is not None else None
         results = []
         for row, ids in enumerate(greedy_decode(logits, lengths)):
@@ -253,7 +253,8 @@ class DecoderStream:
         """Add bins (n, n_features); a bad chunk raises a one-line DataError and changes
         nothing (the stream stays usable)."""
         start = time.perf_counter()
-        logits = self._stream.push(bins)
+        with denormals_flushed(self.decoder.config.train.flush_denormals):
+            logits = self._stream.push(bins)
         text = None
         if self._words is not None:
             text = " ".join(self._words.step(logits.float().log_softmax(-1).cpu().numpy()).words)

@@ -23,7 +23,7 @@ from brain2text.runs.folder import read_config, read_record, status_of
 from brain2text.runs.runlog import read_metrics
 
 MAX_DEPTH = 3
-RUN_MARKERS = ("run.json", "metrics.jsonl")
+RUN_MARKERS = ("run.json", mk.METRICS_FILE)
 SWEEP_FILE = "sweep.json"  # a sweep folder's record (brain2text sweep)
 UNREADABLE = "unreadable"
 

@@ -23,8 +23,9 @@ import yaml
 
 from brain2text.atomic import atomic_write_text
 from brain2text.errors import DataError
+from brain2text.runs.metric_keys import METRICS_FILE
 
-RUN_FILES = ("metrics.jsonl", "train.log", "run.json", "config.yaml", ".heartbeat")
+RUN_FILES = (METRICS_FILE, "train.log", "run.json", "config.yaml", ".heartbeat")
 RUN_SUBDIRS = ("checkpoints", "eval", "tensorboard", "report")
 HEARTBEAT_FILE = ".heartbeat"
 HEARTBEAT_S = 30.0

@@ -9,6 +9,8 @@ weights' ``<split>/loss_ema`` and ``<split>/per_ema``) and a row per instability
 
 from __future__ import annotations
 
+METRICS_FILE = "metrics.jsonl"  # in the run folder: one JSON object a line
+
 STEP = "step"
 TRAIN_LOSS = "train/loss"
 LR = "lr"

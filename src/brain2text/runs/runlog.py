@@ -14,6 +14,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from brain2text.atomic import atomic_write_text
+from brain2text.runs.metric_keys import METRICS_FILE
 
 TENSORBOARD_DIR = "tensorboard"
 
@@ -38,7 +39,7 @@ class RunLog:
         self.run_dir = run_dir
         self.quiet = quiet
         self._log = open(run_dir / "train.log", "a", buffering=1)
-        self._metrics = open(run_dir / "metrics.jsonl", "a", buffering=1)
+        self._metrics = open(run_dir / METRICS_FILE, "a", buffering=1)
         self._tensorboard = SummaryWriter(str(run_dir / TENSORBOARD_DIR), purge_step=purge_step)
 
     def info(self, message: str) -> None:
@@ -78,7 +79,7 @@ def truncate_metrics(run_dir: Path, last_step: int) -> int:
     """Keep only the metrics.jsonl rows (batches, evaluations, warnings) with ``step <=
     last_step``, rewritten atomically; a line cut short by a killed process is dropped. Returns
     the number of rows dropped."""
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / METRICS_FILE
     if not path.is_file():
         return 0
     kept, dropped = [], 0
@@ -106,7 +107,7 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """The rows of ``run_dir/metrics.jsonl``, "nan"/"inf" strings turned back into floats.
     Lines that are not JSON objects (the half-written last line of a live or killed run) are
     skipped; a folder without the file has no rows."""
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / METRICS_FILE
     if not path.is_file():
         return []
     rows = []

@@ -25,12 +25,11 @@ from brain2text.runs.runlog import RunLog, SilentLog
 from brain2text.training.rundata import RunData
 from brain2text.training.state import (
     Best,
-    Counters,
     Evaluation,
     LatestEval,
+    LoopState,
     Weights,
     capture_rng,
-    capture_state,
 )
 from brain2text.training.watch import InstabilityWatch, WatchWarning
 
@@ -174,25 +173,15 @@ def evaluate_and_select(
     return best, latest
 
 
-def save_resume_point(
-    t: Trainee,
-    step: int,
-    best: Best,
-    latest: LatestEval,
-    counters: Counters,
-    generator: torch.Generator,
-) -> None:
+def save_resume_point(t: Trainee, step: int, state: LoopState, generator: torch.Generator) -> None:
     """``last.pt``: the weights, every state and every rank's random streams at ``step``."""
     rngs = t.ranks.gather(capture_rng(generator, t.device))
     if not t.ranks.is_main:
         return
-    resume_state = capture_state(best, latest, counters, t.scaler, t.watch, rngs[0])
-    if t.ranks.enabled:
-        resume_state["rng_by_rank"] = rngs
     resume_point = replace(
-        t.weights_state(step, latest),
+        t.weights_state(step, state.latest),
         optimizer=t.optimizer.state_dict(),
         scheduler=t.scheduler.state_dict(),
-        resume=resume_state,
+        resume=state.to_resume(t.scaler, t.watch, rngs),
     )
     save_checkpoint(t.out_dir / "checkpoints" / "last.pt", resume_point)

@@ -345,9 +345,9 @@ def _train_loop(
                     keys.TRAIN_LOSS: result.loss,
                     keys.LR: lr,
                     keys.GRAD_NORM: result.grad_norm,
-                    "skipped_steps": state.counters.skipped_steps,
-                    "time_per_batch": dt,
-                    "samples_per_s": tc.batch_size / dt if dt > 0 else math.nan,
+                    keys.SKIPPED_STEPS: state.counters.skipped_steps,
+                    keys.TIME_PER_BATCH: dt,
+                    keys.SAMPLES_PER_S: tc.batch_size / dt if dt > 0 else math.nan,
                 }
             )
             if t.watch:
@@ -380,8 +380,7 @@ def _train_loop(
             # --- last.pt, the resume point, once everything of this step is logged
             every = tc.checkpoint_every
             if evaluated or result.stop_requested or (every and (step + 1) % every == 0):
-                s = state
-                save_resume_point(t, step, s.best, s.latest, s.counters, generator)
+                save_resume_point(t, step, state, generator)
                 tick = time.perf_counter()  # evaluation and checkpoint time is not training time
             if state.best.stopped_early is not None:
                 break

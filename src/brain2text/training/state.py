@@ -203,19 +203,6 @@ class LoopState:
         )
 
 
-def capture_state(
-    best: Best,
-    latest: LatestEval,
-    counters: Counters,
-    scaler: torch.amp.GradScaler,
-    watch: InstabilityWatch | None,
-    rng: dict,
-) -> dict:
-    """:meth:`LoopState.to_resume` of one process (its ``rng``; the caller adds every rank's
-    streams as ``rng_by_rank``)."""
-    return LoopState(best, latest, counters).to_resume(scaler, watch, [rng])
-
-
 def capture_rng(generator: torch.Generator, device: torch.device) -> dict:
     """This process's random streams: augmentation, torch CPU and CUDA, numpy, python."""
     # the legacy form: a tuple (name, keys, position, has_gauss, cached_gaussian)

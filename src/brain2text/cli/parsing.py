@@ -1,0 +1,74 @@
+"""How the ``brain2text`` command line parses a subcommand's arguments, and how it runs the
+subcommand: a Brain2TextError becomes a one-line ``error: ...`` message and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterable
+from typing import Any, TypeVar, overload
+
+from brain2text import commands
+from brain2text.errors import Brain2TextError, ConfigError
+
+__all__ = ["IntermixedParser", "run_command"]
+
+_N = TypeVar("_N")
+
+
+class IntermixedParser(argparse.ArgumentParser):
+    """A subcommand's parser whose positionals may come before, between or after its options
+    (``train RUN --out DIR key=value``), as :meth:`parse_intermixed_args` parses them. A parser
+    with subcommands of its own (``lm``) parses as argparse does, which is all it can do."""
+
+    _intermixing = False
+
+    @overload
+    def parse_known_args(
+        self, args: Iterable[str] | None = None, namespace: None = None
+    ) -> tuple[argparse.Namespace, list[str]]: ...
+    @overload
+    def parse_known_args(
+        self, args: Iterable[str] | None, namespace: _N
+    ) -> tuple[_N, list[str]]: ...
+    @overload
+    def parse_known_args(self, *, namespace: _N) -> tuple[_N, list[str]]: ...
+
+    def parse_known_args(
+        self, args: Iterable[str] | None = None, namespace: Any = None
+    ) -> tuple[Any, list[str]]:
+        nested = any(
+            a.nargs in (argparse.PARSER, argparse.REMAINDER) for a in self._get_positional_actions()
+        )
+        if self._intermixing or nested:  # within parse_known_intermixed_args: argparse's pass
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(None if args is None else list(args), namespace)
+        finally:
+            self._intermixing = False
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the parsed subcommand ``args.func`` and return the exit status."""
+    try:
+        if args.func is not commands.cmd_train and os.environ.get("WORLD_SIZE", "1") != "1":
+            raise ConfigError(
+                f"{args.command}: only train runs under torchrun (this command runs in one process)"
+            )
+        code = args.func(args)
+    except Brain2TextError as exc:
+        from brain2text.distributed import environment
+
+        ranks = environment()
+        where = f" (rank {ranks.rank} of {ranks.world_size})" if ranks.enabled else ""
+        print(f"error{where}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader went away (`brain2text config ... | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return code or 0
