@@ -15,12 +15,12 @@ from brain2text.decoding.beam import (
     SIL_ID,
     TRIE_MAX_LABELS,
     BeamOptions,
-    PhonemeBeamDecoder,
     WordDecoder,
     WordHypothesis,
     require_flashlight,
 )
 from brain2text.decoding.greedy import collapse
+from brain2text.decoding.phoneme_beam import PhonemeBeamDecoder
 from brain2text.errors import ConfigError, DataError
 from brain2text.phonemes import BLANK, N_CLASSES, PHONEME_TO_ID, to_ids
 

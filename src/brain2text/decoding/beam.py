@@ -1,4 +1,5 @@
-"""CTC beam search with flashlight-text: words from a lexicon and a KenLM n-gram, or phonemes.
+"""CTC beam search with flashlight-text: words from a lexicon and a KenLM n-gram (phonemes
+without a lexicon: :mod:`brain2text.decoding.phoneme_beam`).
 
 Both decoders read one trial's ``(T, N_CLASSES)`` log-softmax emissions, columns in the model's
 order: 0 is the CTC blank, 1..39 the phonemes AA..ZH, 40 is SIL.
@@ -165,7 +166,7 @@ def as_emissions(log_probs: np.ndarray) -> np.ndarray:
     return emissions
 
 
-def _frame_path(tokens: Sequence[int], n_frames: int) -> np.ndarray:
+def frame_path(tokens: Sequence[int], n_frames: int) -> np.ndarray:
     # flashlight's token path is (T + 2,): the start state's token, one per frame, and the token
     # its end-of-sentence step adds; only the frames' part is a CTC path
     return np.asarray(tokens[1 : n_frames + 1], dtype=np.int64)
@@ -341,7 +342,7 @@ class WordDecoder:
 
     def _hypothesis(self, result, n_frames: int) -> WordHypothesis:
         words = tuple(self._word_dict.get_entry(i) for i in result.words if i >= 0)
-        phonemes = collapse(_frame_path(result.tokens, n_frames))
+        phonemes = collapse(frame_path(result.tokens, n_frames))
         return WordHypothesis(words, tuple(phonemes.tolist()), float(result.score))
 
     def _nbest(self, results, n_frames: int) -> list[WordHypothesis]:
@@ -364,7 +365,7 @@ class WordDecoder:
 
     def decode_batch(self, log_probs: Sequence[np.ndarray]) -> list[list[WordHypothesis]]:
         """One ``decode`` per trial, in order (each array already cut to its output length)."""
-        return [_per_trial(self.decode, i, x) for i, x in enumerate(log_probs)]
+        return [decode_per_trial(self.decode, i, x) for i, x in enumerate(log_probs)]
 
 
 class WordStream:
@@ -403,48 +404,8 @@ class WordStream:
         return self._finished
 
 
-class PhonemeBeamDecoder:
-    """CTC beam search over phonemes without a lexicon or LM (flashlight's LexiconFreeDecoder
-    with its ZeroLM). With ``log_add`` (the default here) it is prefix beam search: a labelling
-    scores the sum of its paths, so it can beat greedy decoding; ``sil_score`` is added per SIL
-    frame; the word options are unused."""
-
-    def __init__(self, options: BeamOptions = PHONEME_BEAM_OPTIONS) -> None:
-        fl = require_flashlight()
-        self.options = options
-        flashlight_options = fl.decoder.LexiconFreeDecoderOptions(
-            beam_size=options.beam_size,
-            beam_size_token=options.tokens_per_frame,
-            beam_threshold=options.beam_threshold,
-            lm_weight=0.0,
-            sil_score=0.0,
-            log_add=options.log_add,
-            criterion_type=fl.decoder.CriterionType.CTC,
-        )
-        # flashlight starts every hypothesis on its "silence" token: were that SIL, a SIL in the
-        # first frame would read as its repeat, and "SIL AA" would merge with "AA" as one
-        # labelling. Starting on the blank keeps them apart; sil_score then goes onto the SIL
-        # column (decode) rather than onto that token.
-        self._decoder = fl.decoder.LexiconFreeDecoder(
-            flashlight_options, fl.decoder.ZeroLM(), BLANK, BLANK, []
-        )
-
-    def decode(self, log_probs: np.ndarray) -> list[int]:
-        """(T, N_CLASSES) log-softmax emissions of one trial -> collapsed phoneme ids (1..40)."""
-        emissions = as_emissions(log_probs)  # (T, C) float32, C-contiguous; alive until return
-        if self.options.sil_score:
-            emissions = emissions.copy()
-            emissions[:, SIL_ID] += self.options.sil_score
-        n_frames = emissions.shape[0]
-        results = self._decoder.decode(emissions.ctypes.data, n_frames, N_CLASSES)
-        best = max(results, key=lambda r: r.score)
-        return collapse(_frame_path(best.tokens, n_frames)).tolist()
-
-    def decode_batch(self, log_probs: Sequence[np.ndarray]) -> list[list[int]]:
-        return [_per_trial(self.decode, i, x) for i, x in enumerate(log_probs)]
-
-
-def _per_trial(decode, index: int, log_probs: np.ndarray):
+def decode_per_trial(decode, index: int, log_probs: np.ndarray):
+    """``decode(log_probs)``, its one-line error naming trial ``index``."""
     try:
         return decode(log_probs)
     except DataError as exc:

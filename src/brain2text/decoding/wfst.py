@@ -42,9 +42,9 @@ import numpy as np
 
 from brain2text.decoding.beam import (
     WordHypothesis,
-    _per_trial,
     _quiet_stderr,
     as_emissions,
+    decode_per_trial,
 )
 from brain2text.decoding.checks import check_integer, check_number, read_utf8
 from brain2text.decoding.greedy import collapse
@@ -252,4 +252,4 @@ class WfstDecoder:
 
     def decode_batch(self, log_probs: Sequence[np.ndarray]) -> list[list[WordHypothesis]]:
         """One ``decode`` per trial, in order (each array already cut to its output length)."""
-        return [_per_trial(self.decode, i, x) for i, x in enumerate(log_probs)]
+        return [decode_per_trial(self.decode, i, x) for i, x in enumerate(log_probs)]
