@@ -1,9 +1,9 @@
 """Every tunable of the synthetic recording generator, in one frozen dataclass.
 
-Units: bins are 20 ms; log-rates are natural logs of counts per bin; powers are uV^2. Defaults
-follow /work/shared/SYNTH.md ("A workable model") and are documented field by field in
-docs/synthetic-data.md. Difficulty knobs (``gain``, ``jitter``, ``slip_*``) start on the hard
-side of the calibration note and are meant to be re-tuned by training a decoder.
+Units: bins are 20 ms; log-rates are natural logs of counts per bin; powers are uV^2. The
+defaults and what each field means are documented field by field in docs/synthetic-data.md.
+Difficulty knobs (``gain``, ``jitter``, ``slip_*``) start on the hard side of the calibration
+and are meant to be re-tuned by training a decoder.
 """
 
 from __future__ import annotations
