@@ -31,6 +31,14 @@ def add_data_commands(sub: argparse._SubParsersAction[IntermixedParser]) -> None
     p.add_argument("--holdout-per-day", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--sentences",
+        type=Path,
+        default=None,
+        metavar="FILE.txt",
+        help="speak these sentences (one a line, every word in the CMU dictionary) instead "
+        "of the grammar's; 20%% of them, chosen by a stable hash, are test / hold-out ones",
+    )
+    p.add_argument(
         "--compact",
         action="store_true",
         help="store counts as uint8 and spikePow as single (5x smaller files) instead of doubles",

@@ -15,9 +15,9 @@ def cmd_synth(args: argparse.Namespace) -> None:
     if args.layout == "b2t25":
         from brain2text.synth.b2t25 import generate_b2t25
 
-        if args.stats or args.stats_only or args.compact:
+        if args.stats or args.stats_only or args.compact or args.sentences is not None:
             raise ConfigError(
-                "synth --layout b2t25: --stats, --stats-only and --compact go "
+                "synth --layout b2t25: --stats, --stats-only, --compact and --sentences go "
                 "with the competitionData layout"
             )
         root = generate_b2t25(
@@ -43,6 +43,7 @@ def cmd_synth(args: argparse.Namespace) -> None:
             progress=not args.quiet,
             overwrite=args.overwrite,
             compact=args.compact,
+            sentences=args.sentences,
         )
         print(f"wrote synthetic competitionData layout to {args.out_dir}")
     if args.stats or args.stats_only:

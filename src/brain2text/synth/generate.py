@@ -25,6 +25,7 @@ from .params import DEFAULT_PARAMS, SynthParams
 from .schedule import DEFAULT_DAYS, holdout_days_among, plan_day
 from .sentences import sample_sentences
 from .session import World, build_world
+from .text_source import check_enough, day_sentences, read_sentence_file
 from .timeline import trial_latent
 from .writer import (
     ANSWERS_FILE,
@@ -58,19 +59,23 @@ def day_rng(seed: int, day_index: int, stream: int) -> np.random.Generator:
 
 def simulate_day(
     world: World, day_index: int, n_train: int, n_test: int, n_holdout: int, seed: int,
-    params: SynthParams,
+    params: SynthParams, texts: tuple[list[str], list[str]] | None = None,
 ) -> Iterator[DaySplit]:  # fmt: skip
-    """Yield the day's splits in recording order (hold-out, train, test), skipping empty ones."""
+    """Yield the day's splits in recording order (hold-out, train, test), skipping empty ones.
+    ``texts``: the day's (training, evaluation) sentences; None: drawn from the grammar."""
     day = world.days[day_index]
     blocks = plan_day(n_train, n_test, n_holdout, day_rng(seed, day_index, PLAN_STREAM))
-    seen: set[str] = set()
-    train_texts = sample_sentences(
-        day_rng(seed, day_index, TRAIN_TEXT_STREAM), n_train, evaluation=False, exclude=seen
-    )
-    eval_texts = sample_sentences(
-        day_rng(seed, day_index, EVAL_TEXT_STREAM), n_holdout + n_test, evaluation=True,
-        exclude=seen,
-    )  # fmt: skip
+    if texts is None:
+        seen: set[str] = set()
+        train_texts = sample_sentences(
+            day_rng(seed, day_index, TRAIN_TEXT_STREAM), n_train, evaluation=False, exclude=seen
+        )
+        eval_texts = sample_sentences(
+            day_rng(seed, day_index, EVAL_TEXT_STREAM), n_holdout + n_test, evaluation=True,
+            exclude=seen,
+        )  # fmt: skip
+    else:
+        train_texts, eval_texts = list(texts[0]), list(texts[1])
     queues = {"train": train_texts, HOLDOUT: eval_texts[:n_holdout], "test": eval_texts[n_holdout:]}
     rng = day_rng(seed, day_index, NEURAL_STREAM)
     rate_offsets, floor_offsets = block_offsets(len(blocks), params, rng)
@@ -122,6 +127,7 @@ def generate(
     overwrite: bool = False,
     compress: bool = False,
     compact: bool = False,
+    sentences: Path | None = None,
 ) -> None:
     """Write a synthetic ``competitionData``-layout release into ``out_dir``.
 
@@ -133,11 +139,17 @@ def generate(
     shrink about 12x, spikePow hardly at all, and writing takes about twice as long.
     ``compact`` stores counts as uint8 and spikePow as single instead of doubles: files about
     five times smaller, written as fast (readers that accept any numeric class read them).
+    ``sentences``: a text file whose sentences are spoken instead of the grammar's
+    (:mod:`brain2text.synth.text_source`).
     """
     counts = {"train_per_day": train_per_day, "test_per_day": test_per_day,
               "holdout_per_day": holdout_per_day}  # fmt: skip
     check_arguments(days, counts, seed)
     params = params or DEFAULT_PARAMS
+    source = read_sentence_file(Path(sentences)) if sentences is not None else None
+    eval_per_day = test_per_day + holdout_per_day
+    if source is not None:
+        check_enough(source, days, train_per_day, eval_per_day)
     out_dir = Path(out_dir)
     prepare_out_dir(out_dir, overwrite)
     chosen = DEFAULT_DAYS[:days]
@@ -146,17 +158,25 @@ def generate(
         "generator": "brain2text.synth", "brain2text_version": __version__, "seed": seed,
         "days": list(chosen), "holdout_days": list(holdout_days), **counts, "compact": compact,
         "params": params.to_dict(), "complete": False,
+        "sentences": source.record() if source is not None else "grammar",
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }  # fmt: skip
     write_json(out_dir / MANIFEST_FILE, manifest)
 
     world = build_world(seed, params)
     answers: dict[str, list[str]] = {}
-    for day_name in tqdm(chosen, desc="synth", unit="day", disable=not progress):
+    for slot, day_name in enumerate(tqdm(chosen, desc="synth", unit="day", disable=not progress)):
         index = DEFAULT_DAYS.index(day_name)
         n_holdout = holdout_per_day if day_name in holdout_days else 0
+        texts = None
+        if source is not None:
+            evaluation = day_sentences(source, seed, slot, eval_per_day, evaluation=True)
+            texts = (
+                day_sentences(source, seed, slot, train_per_day, evaluation=False),
+                evaluation[: n_holdout + test_per_day],
+            )
         for part in simulate_day(world, index, train_per_day, test_per_day, n_holdout, seed,
-                                 params):  # fmt: skip
+                                 params, texts):  # fmt: skip
             redact = part.split == HOLDOUT
             fields = mat_fields(
                 part.texts, part.blocks, part.recordings, redact=redact, compact=compact
