@@ -49,3 +49,44 @@ def tiny_overrides(prepared: Path, **extra) -> list[str]:
         **extra,
     }
     return [f"{k}={v}" for k, v in values.items()]
+
+
+@pytest.fixture(scope="session")
+def tiny_llm(tmp_path_factory) -> Path:
+    """A tiny seeded causal LM folder (Hugging Face layout) for the LLM tests."""
+    pytest.importorskip("transformers", reason="the llm extra is not installed")
+    from tests.llm_fixtures import make_tiny_llm
+
+    return make_tiny_llm(tmp_path_factory.mktemp("llm") / "tiny-llm")
+
+
+class NetworkBlocked(OSError):
+    """Raised by the ``no_network`` fixture whenever code tries to reach the network."""
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Make every attempt to reach the network (a connection, a name lookup) raise
+    :class:`NetworkBlocked`; local (AF_UNIX) sockets keep working."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise NetworkBlocked(f"network access attempted: {args[1:] or args}")
+
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def connect(self, address):
+        if self.family == socket.AF_UNIX:
+            return real_connect(self, address)
+        refuse(self, address)
+
+    def connect_ex(self, address):
+        if self.family == socket.AF_UNIX:
+            return real_connect_ex(self, address)
+        refuse(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    yield

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from brain2text.cli import build_parser, main
+from brain2text.decoding.lm import clean_words, split_sentences
 from brain2text.demo import SYNTH_RECORD, DemoSizes, synthesise
 from brain2text.evaluation.summary import read_summary
 
@@ -42,6 +43,7 @@ def test_parser_defaults_are_the_demo_sizes():
         (["--train-per-day", "5"], "--train-per-day must be at least 8"),
         (["--holdout-per-day", "0"], "--holdout-per-day must be at least 1"),
         (["--beam", "0"], "--beam must be at least 1"),
+        (["--llm-nbest", "0"], "--llm-nbest must be at least 1"),
         (["--lm-weights", "1,x"], "--lm-weights 1,x: give comma-separated numbers"),
     ],
 )
@@ -70,11 +72,11 @@ def test_raw_data_is_reused_only_for_the_same_sizes(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_two_day_demo_end_to_end(tmp_path):
+def test_two_day_demo_end_to_end(tmp_path, tiny_llm):
     work = tmp_path / "work"
     result = subprocess.run(
         [sys.executable, "-m", "brain2text", "demo", "--workdir", str(work), *TINY_SIZES,
-         *TINY_RUN],
+         "--llm", str(tiny_llm), "--llm-nbest", "3", *TINY_RUN],
         capture_output=True,
         text=True,
         env=ENV,
@@ -82,8 +84,11 @@ def test_two_day_demo_end_to_end(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "== demo finished" in out and "test WER" in out and "hold-out WER" in out
-    assert out.count("  reference  ") == 2
+    assert "== demo finished" in out and "validation sentences are in" not in out
+    for figure in ("greedy PER", "n-gram WER", "+ LLM WER", "oracle WER"):
+        assert f"test {figure}" in out and f"hold-out {figure}" in out, figure
+    assert out.count("  reference  ") == out.count("  n-gram     ") == 2
+    assert out.count("  + LLM      ") == 2 and "LLM rescoring tuned on validation" in out
 
     assert sorted(p.name for p in (work / "raw" / "train").iterdir()) == [
         "t12.2022.04.28.mat",
@@ -94,16 +99,22 @@ def test_two_day_demo_end_to_end(tmp_path):
     evals = run / "eval"
     test = read_summary(evals / "test")
     assert test.n_sentences == 8 and test.per is not None and 0 <= test.per
-    words = read_summary(evals / "test-lm")
+    words = read_summary(evals / "test-llm")
     assert words.n_sentences == 8 and words.wer is not None and 0 <= words.wer
     assert words.wer_ci95 is not None and len(words.wer_ci95) == 2
-    assert read_summary(evals / "competition-lm").wer is not None  # scored with the answers
-    assert len((evals / "competition-lm" / "submission.txt").read_text().splitlines()) == 8
+    assert read_summary(evals / "competition-llm").wer is not None  # scored with the answers
+    assert len((evals / "competition-llm" / "submission.txt").read_text().splitlines()) == 8
     tuning = json.loads((run / "lm_tuning.json").read_text())
     assert len(tuning["table"]) == 4 and tuning["options"]["beam_size"] == 8
+    assert tuning["rescoring"]["nbest"] == 3 and tuning["leak_check"]["n_in_corpus"] == 0
     corpus = (work / "lm_corpus.txt").read_text().splitlines()
     assert len(corpus) > 200  # training transcripts + the 200 generated sentences
+    val = {" ".join(clean_words(t)) for t in split_sentences(run, "val")}
+    assert val and not val & {" ".join(clean_words(t)) for t in corpus}
+    assert json.loads((work / "lm" / "lm.json").read_text())["corpus"]["excluded"]["split"] == (
+        "val"
+    )
 
     report = (run / "report" / "index.html").read_text()
     assert str(run / "report" / "index.html") in out
-    assert "test-lm" in report and "no evaluation files yet" not in report
+    assert "test-llm" in report and "no evaluation files yet" not in report

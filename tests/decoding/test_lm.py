@@ -551,3 +551,86 @@ def test_cli_round_trip(tmp_path, capsys):
     )
     assert capsys.readouterr().err.count("\n") == 1
     assert listing(tmp_path) == ["corpus.txt", "lm"]
+
+
+# --- corpus sentence hashes and --exclude-split ---------------------------------------------
+
+
+def test_lm_json_keeps_a_hash_of_every_distinct_cleaned_sentence(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.txt", n=40)
+    info = build_lm(corpus, tmp_path / "lm")
+    recorded = info["corpus"]
+    sentences = {" ".join(lm_module.clean_words(line)) for line in corpus.read_text().splitlines()}
+    sentences.discard("")
+    assert recorded["hash_rule"] == lm_module.HASH_RULE and recorded["excluded"] is None
+    assert recorded["sentence_hashes"] == sorted(
+        lm_module.sentence_hash(s.split()) for s in sentences
+    )
+    assert recorded["n_distinct_sentences"] == len(sentences) < info["n_sentences"]
+    # the three spellings of "the cat sat on the mat" are one cleaned sentence
+    assert lm_module.sentence_hash(lm_module.clean_words("THE CAT -- sat on the mat!")) == (
+        lm_module.sentence_hash(["the", "cat", "sat", "on", "the", "mat"])
+    )
+    on_disk = json.loads((tmp_path / "lm" / "lm.json").read_text())
+    assert lm_module.corpus_hashes(on_disk) == frozenset(recorded["sentence_hashes"])
+    del on_disk["corpus"]["sentence_hashes"]  # an LM folder built before the hashes
+    assert lm_module.corpus_hashes(on_disk) is None
+
+
+def test_excluded_sentences_are_not_counted(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.txt", n=40)
+    full = build_lm(corpus, tmp_path / "full")
+    info = build_lm(
+        corpus,
+        tmp_path / "lm",
+        exclude=["The cat, sat on the mat", "a sentence not in the corpus", "--"],
+        excluded_from={"split": "val", "run": "somewhere"},
+    )
+    assert info["corpus"]["excluded"] == {
+        "split": "val",
+        "run": "somewhere",
+        "n_sentences": 2,
+        "n_corpus_lines_dropped": 3,
+    }
+    assert info["n_sentences"] == full["n_sentences"] - 3
+    gone = lm_module.sentence_hash(["the", "cat", "sat", "on", "the", "mat"])
+    assert gone in full["corpus"]["sentence_hashes"]
+    assert gone not in info["corpus"]["sentence_hashes"]
+    with pytest.raises(DataError, match="every sentence is excluded"):
+        lines = corpus.read_text().splitlines()
+        build_lm(corpus, tmp_path / "none", exclude=lines)
+    assert not (tmp_path / "none").exists()
+
+
+def test_exclude_split_drops_the_runs_validation_sentences(prepared_dir, tmp_path, capsys):
+    from brain2text.config import load_run, to_yaml
+    from brain2text.data.dataset import open_prepared
+    from brain2text.data.splits import train_and_validation
+    from tests.conftest import RUNS, tiny_overrides
+
+    run = tmp_path / "run"
+    run.mkdir()
+    config = load_run(RUNS / "run13_cpu_demo.yaml", tiny_overrides(prepared_dir))
+    (run / "config.yaml").write_text(to_yaml(config))
+    dataset = open_prepared(prepared_dir)
+    carved = train_and_validation(
+        dataset, config.data.val_blocks_per_day, config.data.val_fraction_when_no_blocks
+    )
+    val = [carved.val_split.text(int(i)) for i in carved.val]
+    assert lm_module.split_sentences(run, "val") == val and val
+    train = dataset.split("train")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(train.text(i) + "\n" for i in range(len(train))))
+    out = tmp_path / "lm"
+    args = ["lm", "build", "--corpus", str(corpus), "--out", str(out)]
+    assert main([*args, "--exclude-split", "val", "--run", str(run)]) == 0
+    assert "distinct sentences of" in capsys.readouterr().out
+    info = json.loads((out / "lm.json").read_text())
+    hashes = set(info["corpus"]["sentence_hashes"])
+    assert not hashes & {lm_module.sentence_hash(lm_module.clean_words(t)) for t in val}
+    excluded = info["corpus"]["excluded"]
+    assert excluded["split"] == "val" and excluded["run"] == str(run.resolve())
+    assert excluded["n_corpus_lines_dropped"] >= len(set(val)) > 0
+    assert main([*args, "--overwrite", "--exclude-split", "val"]) == 2
+    err = capsys.readouterr().err
+    assert "--exclude-split and --run go together" in err and err.count("\n") == 1

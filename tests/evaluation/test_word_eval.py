@@ -53,7 +53,10 @@ def test_tune_then_evaluate_with_words(run_and_lm, prepared_dir, capsys):
         )
         == 0
     )
-    table, report_line = capsys.readouterr().out.rsplit("\n", 2)[:2]
+    out = capsys.readouterr().out
+    warning, rest = out.split("\n", 1)  # its LM's corpus holds the validation transcripts
+    assert warning.startswith("warning: ") and "validation sentences are in" in warning
+    table, report_line = rest.rsplit("\n", 2)[:2]
     assert table.count("\n") == 1 + 4 and "<- best" in table
     assert report_line == f"report: {run / 'report' / 'index.html'}"  # lm tune redraws it
     tuning = json.loads((run / "lm_tuning.json").read_text())

@@ -74,6 +74,33 @@ def add_evaluation_commands(sub: argparse._SubParsersAction[IntermixedParser]) -
     p.add_argument(
         "--nbest", type=int, default=None, help="hypotheses kept per sentence (default 1)"
     )
+    p.add_argument(
+        "--llm",
+        default=None,
+        metavar="MODEL",
+        help="rescore --lm's n-best with this causal LM (a Hugging Face folder, a .gguf file or "
+        "smollm2-135m): acoustic_scale*am + (1-alpha)*ngram + alpha*llm; files in "
+        "eval/<split>-llm/; n-best 100 unless --nbest",
+    )
+    p.add_argument("--alpha", type=float, default=None, help="the LLM's share, 0-1 (default 0.5)")
+    p.add_argument("--acoustic-scale", type=float, default=None, help="scales am (default 0.5)")
+    p.add_argument(
+        "--llm-gate",
+        type=float,
+        default=None,
+        help="no LLM for a trial whose best n-gram ln score per word is below this",
+    )
+    p.add_argument("--llm-batch", type=int, default=32, help="sentences per LLM batch")
+    p.add_argument(
+        "--merge",
+        choices=["logits", "nbest", "generate"],
+        default=None,
+        help="how --ensemble combines its members: logits (the default: average their per-frame "
+        "log-probabilities); with --lm, nbest (pool the members' n-best lists, every candidate "
+        "scored by every member, the n-gram and --llm) or generate (--llm, a model from 'lm "
+        "finetune --task correct', writes the sentence); files in eval/<split>-merge-<how>/ "
+        "beside the logit average's eval/<split>-lm/",
+    )
     p.set_defaults(func=commands.cmd_evaluate)
 
 
@@ -81,6 +108,12 @@ def add_lm_commands(sub: argparse._SubParsersAction[IntermixedParser]) -> None:
     """Add ``lm`` and its ``build`` and ``tune`` to ``sub``."""
     from brain2text.decoding.beam import DEFAULT_LM_WEIGHTS, DEFAULT_WORD_SCORES
     from brain2text.decoding.lm import DEFAULT_MIN_COUNT, DEFAULT_ORDER, DEFAULT_PRUNE
+    from brain2text.evaluation.llm_tuning import (
+        DEFAULT_ACOUSTIC_SCALES,
+        DEFAULT_ALPHAS,
+        DEFAULT_GATES,
+        DEFAULT_TUNING_NBEST,
+    )
 
     p = sub.add_parser("lm", help="word language models for lexicon decoding")
     lm_sub = p.add_subparsers(dest="lm_command", required=True)
@@ -122,6 +155,26 @@ def add_lm_commands(sub: argparse._SubParsersAction[IntermixedParser]) -> None:
     )
     p.add_argument("--out", type=Path, required=True, metavar="LM_DIR")
     p.add_argument("--overwrite", action="store_true", help="replace an existing LM folder")
+    p.add_argument(
+        "--exclude-split",
+        choices=["val", "test"],
+        default=None,
+        help="drop the sentences of --run's validation (or test) split from the corpus, so "
+        "lm tune does not pick weights on sentences the LM has memorised",
+    )
+    p.add_argument(
+        "--run",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="the run whose split --exclude-split names (its config carves the validation split)",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="prepared dataset of --exclude-split (default: the run's data.path)",
+    )
     p.set_defaults(func=commands.cmd_lm_build)
     p = lm_sub.add_parser(
         "tune", help="choose LM weight and word score on the run's validation split"
@@ -143,4 +196,36 @@ def add_lm_commands(sub: argparse._SubParsersAction[IntermixedParser]) -> None:
     p.add_argument("--weights", default="raw", choices=["raw", "ema"])
     p.add_argument("--data", type=Path, default=None)
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--llm",
+        default=None,
+        metavar="MODEL",
+        help="also tune the n-best rescoring with this causal LM (smollm2-135m, a Hugging "
+        "Face folder or a .gguf file), from one decoding's saved scores",
+    )
+    p.add_argument(
+        "--alphas",
+        default=",".join(f"{v:g}" for v in DEFAULT_ALPHAS),
+        help="LLM weights to try, in [0, 1] (default %(default)s)",
+    )
+    p.add_argument(
+        "--acoustic-scales",
+        default=",".join(f"{v:g}" for v in DEFAULT_ACOUSTIC_SCALES),
+        help="acoustic scales to try (default %(default)s)",
+    )
+    p.add_argument(
+        "--llm-gates",
+        default=",".join("none" if v is None else f"{v:g}" for v in DEFAULT_GATES),
+        help="n-gram ln score per word below which the LLM is skipped; 'none': never "
+        "(default %(default)s)",
+    )
+    p.add_argument(
+        "--nbest",
+        type=int,
+        default=DEFAULT_TUNING_NBEST,
+        help="hypotheses per sentence the LLM rescores (default %(default)s)",
+    )
     p.set_defaults(func=commands.cmd_lm_tune)
+    from brain2text.cli.lm_finetune import add_finetune_command
+
+    add_finetune_command(lm_sub)

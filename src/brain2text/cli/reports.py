@@ -68,6 +68,20 @@ def add_reports_commands(sub: argparse._SubParsersAction[IntermixedParser]) -> N
     )
     g.add_argument("--beam", type=int, default=50, help="word search beam size (default 50)")
     g.add_argument("--show", type=int, default=4, help="test sentences printed (default 4)")
+    g.add_argument(
+        "--llm",
+        default="smollm2-135m",
+        metavar="MODEL",
+        help="causal LM that rescores the n-gram's n-best lists (smollm2-135m, a Hugging Face "
+        "folder or a .gguf file; 'none': n-gram only; default smollm2-135m)",
+    )
+    g.add_argument(
+        "--llm-nbest",
+        type=int,
+        default=10,
+        help="hypotheses per sentence the LLM rescores; more can find better sentences but "
+        "cost CPU time (default 10)",
+    )
     p.set_defaults(func=commands.cmd_demo)
 
     p = sub.add_parser("runs", help="one line per run folder: status, batches, best and final PER")

@@ -19,6 +19,15 @@ def add_using_commands(sub: argparse._SubParsersAction[IntermixedParser]) -> Non
     p.add_argument("run_dir", type=Path)
     p.add_argument("recording", type=Path)
     p.add_argument("--lm", type=Path, default=None, help="LM folder (brain2text lm build): words")
+    p.add_argument(
+        "--llm",
+        default=None,
+        metavar="MODEL",
+        help="rescore --lm's n-best with this causal LM (folder, .gguf or smollm2-135m)",
+    )
+    p.add_argument("--alpha", type=float, default=None, help="the LLM's share (default 0.5)")
+    p.add_argument("--acoustic-scale", type=float, default=None, help="scales am (default 0.5)")
+    p.add_argument("--nbest", type=int, default=None, help="n-best rescored (default 100)")
     p.add_argument("--checkpoint", choices=["best", "last"], default="best")
     p.add_argument("--weights", choices=["raw", "ema"], default="raw")
     p.add_argument(

@@ -11,7 +11,16 @@ from brain2text.errors import ConfigError
 def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.lm is not None and args.wfst is not None:
         raise ConfigError("--lm and --wfst: decode with one of them")
+    if args.merge is not None and not args.ensemble:
+        raise ConfigError("--merge combines an ensemble's members: add --ensemble")
+    llm_options = ("--llm", "--alpha", "--acoustic-scale", "--llm-gate")
+    llm_given = [args.llm, args.alpha, args.acoustic_scale, args.llm_gate]
+    if args.lm is None and any(v is not None for v in llm_given):
+        raise ConfigError(f"{', '.join(llm_options)} rescore the n-best of --lm: give --lm LM_DIR")
+    if args.llm is None and any(v is not None for v in llm_given[1:]):
+        raise ConfigError("--alpha, --acoustic-scale and --llm-gate weigh --llm: give --llm MODEL")
     if args.ensemble:
+        args.rescoring = rescore_options(args)
         cmd_evaluate_ensemble(args)
         return
     if len(args.run_dirs) > 1 or args.out is not None:
@@ -20,6 +29,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         )
     args.run_dir = args.run_dirs[0]
     if args.lm is not None or args.wfst is not None:
+        args.rescoring = rescore_options(args)
         cmd_evaluate_words(args)
         return
     if any(v is not None for v in (args.beam, args.lm_weight, args.word_score, args.nbest)):
@@ -69,6 +79,9 @@ def cmd_evaluate_ensemble(args: argparse.Namespace) -> None:
         lm_weight=args.lm_weight,
         word_score=args.word_score,
         nbest=args.nbest,
+        merge=args.merge or "logits",
+        llm=args.llm,
+        rescoring=args.rescoring,
     )
     for member, per in (summary.members or {}).items():
         print(f"  member {member}: {args.split} PER {per:.4f}")
@@ -79,11 +92,17 @@ def cmd_evaluate_ensemble(args: argparse.Namespace) -> None:
         f"ensemble of {len(args.run_dirs)}: {args.split} {', '.join(what) or 'decoded'} over "
         f"{summary.n_sentences} sentences; files in {out / 'eval'}"
     )
+    if summary.merge is not None:
+        average = summary.merge["logit_average"]
+        print(
+            f"  merge {summary.merge['method']}: WER {_number(summary.wer)} "
+            f"(logit average: WER {_number(average['wer'])}, eval/{average['folder']})"
+        )
 
 
 def cmd_evaluate_words(args: argparse.Namespace) -> None:
     from brain2text.evaluation.evaluate import eval_folder
-    from brain2text.evaluation.word_eval import evaluate_with_lm
+    from brain2text.evaluation.word_eval import evaluate_with_lm, word_suffix
 
     if args.wfst is not None and any(
         v is not None for v in (args.beam, args.lm_weight, args.word_score, args.nbest)
@@ -106,9 +125,15 @@ def cmd_evaluate_words(args: argparse.Namespace) -> None:
         lm_weight=args.lm_weight,
         word_score=args.word_score,
         nbest=args.nbest,
+        llm=args.llm,
+        rescoring=args.rescoring,
+        llm_batch=args.llm_batch,
     )
     where = eval_folder(
-        args.run_dir, args.split, args.weights, "-lm" if args.lm is not None else "-wfst"
+        args.run_dir,
+        args.split,
+        args.weights,
+        word_suffix(args.lm is not None, args.llm is not None),
     )
     speed = f"{_number(summary.decode_ms_per_sentence, 1)} ms/sentence"
     if summary.labelled:
@@ -124,9 +149,27 @@ def cmd_evaluate_words(args: argparse.Namespace) -> None:
             f"decoded {summary.n_sentences} unlabelled sentences to words ({speed}): "
             f"{where / 'decoded.txt'}"
         )
+    if summary.llm is not None and summary.labelled:
+        low, high = summary.wer_first_pass_ci95 or (None, None)
+        print(
+            f"  with {summary.llm.get('name')}: WER {_number(summary.wer)}; without (n-gram "
+            f"only): WER {_number(summary.wer_first_pass)} ({_number(low)}-{_number(high)}); "
+            f"n-best oracle WER {_number(summary.nbest_oracle_wer)} "
+            f"(n-best {(summary.rescoring or {}).get('nbest')})"
+        )
     if args.split == "competition":
         print(f"submission: {where / 'submission.txt'}")
     refresh_report(args.run_dir)
+
+
+def rescore_options(args: argparse.Namespace) -> object:
+    """The command line's RescoreOptions (None: none given, so lm_tuning.json or the
+    defaults)."""
+    from brain2text.evaluation.rescoring import RescoreOptions
+
+    given = {"alpha": args.alpha, "acoustic_scale": args.acoustic_scale, "gate": args.llm_gate}
+    chosen = {k: v for k, v in given.items() if v is not None}
+    return RescoreOptions(**chosen) if chosen else None
 
 
 def _number(value: float | None, digits: int = 4) -> str:
@@ -138,6 +181,19 @@ def cmd_lm_tune(args: argparse.Namespace) -> None:
 
     lm_weights = _floats(args.lm_weights, "--lm-weights")
     word_scores = _floats(args.word_scores, "--word-scores")
+    alphas = _floats(args.alphas, "--alphas")
+    scales = _floats(args.acoustic_scales, "--acoustic-scales")
+    gates = tuple(
+        None if g.strip().lower() == "none" else _floats(g, "--llm-gates")[0]
+        for g in args.llm_gates.split(",")
+    )
+    if args.llm is not None:
+        from brain2text.evaluation.rescoring import RescoreOptions
+
+        for alpha in alphas:  # a bad grid value is a one-line error before any work
+            RescoreOptions(alpha=alpha)
+        for scale in scales:
+            RescoreOptions(acoustic_scale=scale)
     result = tune_lm(
         args.run_dir,
         args.lm,
@@ -148,6 +204,11 @@ def cmd_lm_tune(args: argparse.Namespace) -> None:
         weights=args.weights,
         data_path=args.data,
         device_name=args.device,
+        llm=args.llm,
+        llm_nbest=args.nbest,
+        alphas=alphas,
+        acoustic_scales=scales,
+        gates=gates,
     )
     print(tuning_table(result))
     refresh_report(args.run_dir)
@@ -162,8 +223,18 @@ def _floats(text: str, flag: str) -> tuple[float, ...]:
 
 
 def cmd_lm_build(args: argparse.Namespace) -> None:
-    from brain2text.decoding.lm import build_lm
+    from brain2text.decoding.lm import build_lm, split_sentences
 
+    if (args.exclude_split is None) != (args.run is None):
+        raise ConfigError(
+            "--exclude-split and --run go together: e.g. --exclude-split val --run RUN_DIR"
+        )
+    if args.data is not None and args.run is None:
+        raise ConfigError("--data names the prepared data of --exclude-split: give --run too")
+    exclude, excluded_from = None, None
+    if args.exclude_split is not None:
+        exclude = split_sentences(args.run, args.exclude_split, args.data)
+        excluded_from = {"split": args.exclude_split, "run": str(args.run.resolve())}
     info = build_lm(
         args.corpus,
         args.out,
@@ -172,6 +243,8 @@ def cmd_lm_build(args: argparse.Namespace) -> None:
         min_count=args.min_count,
         lexicon=args.lexicon,
         overwrite=args.overwrite,
+        exclude=exclude,
+        excluded_from=excluded_from,
     )
     ngrams = "/".join(str(n) for n in info["ngrams"].values())
     left_out = info["left_out"]
@@ -180,3 +253,8 @@ def cmd_lm_build(args: argparse.Namespace) -> None:
         f"{info['vocabulary_size']} words, n-grams {ngrams}, words left out: "
         f"{left_out['n_words']} ({left_out['n_tokens']} tokens counted as <unk>), in {args.out}"
     )
+    if (excluded := info["corpus"]["excluded"]) is not None:
+        print(
+            f"left out the {excluded['n_sentences']} distinct sentences of {args.run}'s "
+            f"{args.exclude_split} split: {excluded['n_corpus_lines_dropped']} corpus lines dropped"
+        )

@@ -32,6 +32,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
         word_scores=_floats(args.word_scores, "--word-scores"),
         beam_size=args.beam,
         shown=args.show,
+        llm=None if args.llm.strip().lower() == "none" else args.llm,
+        llm_nbest=args.llm_nbest,
     )
     run_demo(
         args.workdir,

@@ -54,6 +54,7 @@ DEFAULT_SIL_SCORE = 0.0
 DEFAULT_UNK_SCORE = -math.inf  # no out-of-lexicon words
 DEFAULT_NBEST = 1
 
+LN10 = math.log(10.0)  # KenLM's log10 scores -> natural log
 SIL_ID = PHONEME_TO_ID[SIL]  # 40: closes every word, root of the trie
 UNK = "<unk>"
 TRIE_MAX_LABELS = 6  # flashlight's kTrieMaxLabel: Trie.insert drops (and prints about) a 7th word
@@ -140,11 +141,25 @@ class WordHypothesis:
     blanks: SIL after every word, plus the SILs the path reads before the first word and in
     gaps (``SIL - SIL`` is two SILs, as in any CTC collapse).
     ``score``: the decoder's total score (see the module docstring).
+    ``am``: the emissions' sum along the best path (natural log); ``ngram``: the n-gram LM's
+    log-probability of the sentence, ``</s>`` included, in natural log (KenLM's log10 times
+    ln 10); NaN where the decoder does not report them (a Kaldi graph).
+    ``llm``, ``total``: a neural LM's natural-log score and the rescored total, once an n-best
+    rescoring stage has set them (:mod:`brain2text.evaluation.rescoring`).
     """
 
     words: tuple[str, ...]
     phonemes: tuple[int, ...]
     score: float
+    am: float = math.nan
+    ngram: float = math.nan
+    llm: float | None = None
+    total: float | None = None
+
+    @property
+    def ranking_score(self) -> float:
+        """What the n-best list is ordered by: the rescored total, else the decoder's score."""
+        return self.score if self.total is None else self.total
 
 
 def as_emissions(log_probs: np.ndarray) -> np.ndarray:
@@ -283,7 +298,9 @@ class WordDecoder:
 
         self._decoder = self._search(options)
 
-    def _search(self, options: BeamOptions):
+    def _search(self, options: BeamOptions, lm: Any = None):
+        """flashlight's LexiconDecoder over this trie; ``lm``: another flashlight ``LM`` to
+        search with (None: this decoder's KenLM)."""
         fl = require_flashlight()
         flashlight_options = fl.decoder.LexiconDecoderOptions(
             beam_size=options.beam_size,
@@ -299,7 +316,7 @@ class WordDecoder:
         return fl.decoder.LexiconDecoder(
             flashlight_options,
             self._trie,
-            self._lm,
+            self._lm if lm is None else lm,
             SIL_ID,
             BLANK,
             self._word_dict.get_index(UNK),
@@ -343,7 +360,13 @@ class WordDecoder:
     def _hypothesis(self, result, n_frames: int) -> WordHypothesis:
         words = tuple(self._word_dict.get_entry(i) for i in result.words if i >= 0)
         phonemes = collapse(frame_path(result.tokens, n_frames))
-        return WordHypothesis(words, tuple(phonemes.tolist()), float(result.score))
+        return WordHypothesis(
+            words,
+            tuple(phonemes.tolist()),
+            float(result.score),
+            am=float(result.emittingModelScore),
+            ngram=float(result.lmScore) * LN10,
+        )
 
     def _nbest(self, results, n_frames: int) -> list[WordHypothesis]:
         out: list[WordHypothesis] = []

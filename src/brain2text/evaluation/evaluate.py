@@ -37,7 +37,9 @@ from brain2text.model.gru import GRUDecoder
 from brain2text.model.loading import LoadedModel, checkpoint_path, load_model
 from brain2text.model.precision import denormals_flushed
 
-SPLITS = {"test": "test", "competition": "competition", "val": "train"}
+# evaluation split -> prepared split; "train" and "val" are the two parts training carved
+# from the training files ("train": what the model learned from, e.g. examples for the LLM merge)
+SPLITS = {"test": "test", "competition": "competition", "val": "train", "train": "train"}
 
 
 @dataclass(frozen=True)
@@ -107,11 +109,14 @@ def load_target(
             f"{data.path}: its days differ from those the checkpoint was trained on "
             f"({len(data.days)} vs {len(loaded.days)} train sessions)"
         )
-    if split_name == "val":
+    if split_name in ("val", "train"):
         chosen = train_and_validation(
             data, config.data.val_blocks_per_day, config.data.val_fraction_when_no_blocks
         )
-        split, indices = chosen.val_split, chosen.val
+        if split_name == "val":
+            split, indices = chosen.val_split, chosen.val
+        else:
+            split, indices = chosen.train_split, chosen.train
     else:
         split = data.split(SPLITS[split_name])
         indices = np.arange(len(split), dtype=np.int64)

@@ -26,6 +26,7 @@ import numpy as np
 
 from brain2text.data.dataset import PreparedDataset, PreparedSplit
 from brain2text.data.feature_spec import KIND_B2T25
+from brain2text.decoding.beam import WordHypothesis
 from brain2text.evaluation.files import (
     DECODED_FILE,
     DECODED_ROWS_FILE,
@@ -43,6 +44,7 @@ from brain2text.evaluation.files import (
 )
 from brain2text.evaluation.labels import References, dataset_kind
 from brain2text.evaluation.metrics import rates_by_day
+from brain2text.evaluation.rescoring import first_pass_best, nbest_oracle
 from brain2text.evaluation.scoring import Decoded, score
 from brain2text.evaluation.search import DecodedWords, WordSearch, decode_words
 from brain2text.evaluation.summary import EvalSummary
@@ -178,7 +180,20 @@ def word_evaluation(
     split_name: str,
 ) -> Evaluation:
     """Decode ``emissions`` (one per trial) to words and score them when labelled."""
-    words = decode_words(search, emissions)
+    return decoded_words_evaluation(
+        trials, decode_words(search, emissions), search, header, split_name
+    )
+
+
+def decoded_words_evaluation(
+    trials: Trials,
+    words: DecodedWords,
+    search: WordSearch,
+    header: EvalSummary,
+    split_name: str,
+) -> Evaluation:
+    """Words already decoded (one n-best list per trial, best first; ``search``: the search
+    that decoded them, as the summary names it) scored when labelled."""
     hyps, seconds = words.sentences, words.seconds
     refs = trials.references
     summary = replace(
@@ -196,7 +211,7 @@ def word_evaluation(
             "trial": trial,
             "hyp": hyps[k],
             "phonemes": " ".join(to_symbols(list(nbest[0].phonemes))) if nbest else "",
-            "nbest": [{"text": " ".join(h.words), "score": h.score} for h in nbest],
+            "nbest": [_nbest_entry(h) for h in nbest],
         }
         if refs is not None:
             text = trials.text(k)
@@ -223,9 +238,37 @@ def word_evaluation(
             per_edits=scored.per.edits,
             per_reference=scored.per.n_reference,
         )
+        ref_words = [normalize_words(r) for r in refs.texts or [""] * len(words.nbests)]
+        summary = replace(summary, **rescoring_figures(ref_words, words))  # type: ignore[arg-type]
         files[ERRORS_FILE] = error_report(sentences, "words", "WER")
     files[HYPOTHESES_FILE] = json_lines(rows)
     return Evaluation(summary, with_summary(files, summary))
+
+
+def _nbest_entry(h: WordHypothesis) -> dict[str, object]:
+    """An n-best row: the sentence, the first pass's score and, where known, the scores it is
+    ranked on (``am``, ``ngram``: natural log; ``llm``, ``total`` once rescored)."""
+    entry: dict[str, object] = {"text": " ".join(h.words), "score": h.score}
+    known = {"am": h.am, "ngram": h.ngram, "llm": h.llm, "total": h.total}
+    entry |= {k: v for k, v in known.items() if v is not None and not math.isnan(v)}
+    return entry
+
+
+def rescoring_figures(ref_words: list[list[str]], words: DecodedWords) -> dict[str, object]:
+    """The summary's figures of rescored n-best lists (``total`` set; none otherwise): the WER
+    of the first pass's best sentences (without the rescoring) with its interval, the n-best
+    oracle WER and the mean list size."""
+    if not any(h.total is not None for n in words.nbests for h in n):
+        return {}
+    firsts = [first_pass_best(n) for n in words.nbests]
+    first = [list(h.words) if h is not None else [] for h in firsts]
+    rate = rate_with_interval(ref_words, [normalize_words(" ".join(w)) for w in first])
+    return {
+        "wer_first_pass": rate.rate,
+        "wer_first_pass_ci95": _bounds(rate.interval),
+        "nbest_oracle_wer": nbest_oracle(ref_words, words.nbests).wer,
+        "nbest_mean": statistics.fmean(len(n) for n in words.nbests),
+    }
 
 
 def _bounds(interval: Interval) -> list[float | None]:

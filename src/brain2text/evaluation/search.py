@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,8 +27,12 @@ from brain2text.decoding.beam import BeamOptions, WordDecoder, WordHypothesis
 from brain2text.decoding.greedy import collapse
 from brain2text.decoding.lm import LanguageModel, open_lm
 from brain2text.decoding.wfst import WfstDecoder
-from brain2text.errors import DataError
+from brain2text.errors import ConfigError, DataError
+from brain2text.evaluation.rescoring import DEFAULT_LLM_NBEST, LlmRescorer, RescoreOptions
 from brain2text.evaluation.summary import EvalSummary
+
+if TYPE_CHECKING:
+    from brain2text.decoding.llm import SentenceScorer
 
 TUNING_FILE = "lm_tuning.json"
 
@@ -56,6 +60,8 @@ class WordSearch:
     options_from: str | None = None
     dropped_homophones: int | None = None
     rescorer: Rescorer | None = None
+    llm: dict[str, Any] | None = None  # the rescoring LLM's describe() record
+    rescoring: dict[str, Any] | None = None  # its RescoreOptions, nbest and their source
 
     def nbest(self, log_probs: np.ndarray) -> list[WordHypothesis]:
         """The n-best sentences of one trial's (T', 41) log-probabilities, best first."""
@@ -71,6 +77,8 @@ class WordSearch:
             options=self.options,
             options_from=self.options_from,
             dropped_homophones=self.dropped_homophones,
+            llm=self.llm,
+            rescoring=self.rescoring,
         )
 
 
@@ -133,19 +141,80 @@ def choose_options(
     return replace(base, **chosen), source
 
 
+def tuned_rescoring(run_dir: Path, lm: LanguageModel, llm_name: str) -> dict[str, Any] | None:
+    """The ``rescoring`` entry ``lm tune --llm`` wrote for this LM folder and this LLM, or
+    None."""
+    path = run_dir / TUNING_FILE
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable ({exc})") from None
+    entry = record.get("rescoring")
+    if record.get("lm") != str(lm.folder.resolve()) or not isinstance(entry, dict):
+        return None
+    return entry if entry.get("llm") == llm_name else None
+
+
+def choose_rescoring(
+    run_dir: Path | None,
+    lm: LanguageModel,
+    llm_name: str,
+    given: RescoreOptions | None,
+) -> tuple[RescoreOptions, int | None, str]:
+    """(options, the tuned n-best size or None, their source): ``given`` over the ``lm tune
+    --llm`` entry for this LM folder and LLM over the defaults."""
+    if given is not None:
+        return given, None, "command line"
+    tuned = tuned_rescoring(run_dir, lm, llm_name) if run_dir is not None else None
+    if tuned is None or run_dir is None:
+        return RescoreOptions(), None, "defaults"
+    options = RescoreOptions(
+        alpha=float(tuned["alpha"]),
+        acoustic_scale=float(tuned["acoustic_scale"]),
+        gate=None if tuned.get("gate") is None else float(tuned["gate"]),
+    )
+    nbest = tuned.get("nbest")
+    return options, int(nbest) if nbest is not None else None, str(run_dir / TUNING_FILE)
+
+
+def _describe_llm(scorer: SentenceScorer) -> dict[str, Any]:
+    from brain2text.decoding.llm import describe
+
+    lm = getattr(scorer, "lm", None)
+    return describe(lm) if lm is not None else {"name": scorer.name}
+
+
 def word_search(
     run_dir: Path | None,
     lm_dir: Path | None = None,
     wfst_dir: Path | None = None,
     rescorer: Rescorer | None = None,
+    *,
+    llm: SentenceScorer | None = None,
+    rescoring: RescoreOptions | None = None,
+    fusion: Callable[[WordDecoder], Any] | None = None,
     **given: Any,
 ) -> WordSearch:
     """The word search of an LM folder or a Kaldi graph. ``given``: beam options (None: not
-    given); with ``run_dir`` the options ``lm tune`` wrote there are the defaults."""
+    given); with ``run_dir`` the options ``lm tune`` wrote there are the defaults.
+
+    ``llm``: a sentence scorer that rescores the n-best list (:class:`~brain2text.evaluation.
+    rescoring.LlmRescorer`); its options are ``rescoring`` when given, else the ``rescoring``
+    entry ``lm tune --llm`` wrote to ``RUN/lm_tuning.json`` for this LM folder and this LLM,
+    else the defaults; the n-best size is then ``nbest`` when given, else the tuned one, else
+    :data:`DEFAULT_LLM_NBEST`. ``fusion``: wraps the beam decoder in one that brings an LM
+    into the search itself (``decode(log_probs)`` -> n-best list)."""
     both_or_neither = "give an LM folder or a Kaldi graph folder, not both or neither"
     if wfst_dir is not None:
         if lm_dir is not None:
             raise DataError(both_or_neither)
+        if llm is not None or fusion is not None:
+            raise ConfigError(
+                "--llm rescores the n-best of --lm (its acoustic and n-gram scores); "
+                "a --wfst graph's hypotheses have no such split: use --lm"
+            )
         graph = WfstDecoder(Path(wfst_dir))
         return WordSearch(
             graph,
@@ -157,13 +226,29 @@ def word_search(
     if lm_dir is None:
         raise DataError(both_or_neither)
     lm = open_lm(Path(lm_dir))
+    llm_record = rescoring_record = None
+    if llm is not None:
+        if rescorer is not None:
+            raise ConfigError("word_search: give a rescorer or an llm, not both")
+        options_r, tuned_nbest, rescoring_from = choose_rescoring(run_dir, lm, llm.name, rescoring)
+        rescorer = LlmRescorer(llm, options_r)
+        llm_record = _describe_llm(llm)
     options, source = choose_options(run_dir, lm, **given)
+    if llm is not None:
+        if given.get("nbest") is None:  # the LLM's n-best, at most the beam
+            nbest = min(tuned_nbest or DEFAULT_LLM_NBEST, options.beam_size)
+            options = replace(options, nbest=nbest)
+            source += f" + nbest {nbest} for the LLM"
+        rescoring_record = asdict(options_r) | {"nbest": options.nbest, "from": rescoring_from}
     decoder = WordDecoder(lm.arpa, lm.spellings, options)
+    dropped = sum(len(v) for v in decoder.dropped_homophones.values())
     return WordSearch(
-        decoder,
+        fusion(decoder) if fusion is not None else decoder,
         lm=str(lm.folder),
         options=asdict(options),
         options_from=source,
-        dropped_homophones=sum(len(v) for v in decoder.dropped_homophones.values()),
+        dropped_homophones=dropped,
         rescorer=rescorer,
+        llm=llm_record,
+        rescoring=rescoring_record,
     )

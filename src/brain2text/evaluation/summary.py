@@ -36,6 +36,8 @@ class EvalSummary:
     data: str  # the prepared folder
     combination: str | None = None  # how an ensemble combines its members
     members: dict[str, float] | None = None  # member -> its own greedy PER
+    # an ensemble merged by its LMs (--merge nbest|generate): how, and the logit average's WER
+    merge: dict[str, Any] | None = None
     # a word search
     lm: str | None = None
     wfst: str | None = None
@@ -61,6 +63,15 @@ class EvalSummary:
     per_ci95: list[float | None] | None = None
     per_edits: int | None = None
     per_reference: int | None = None
+    # n-best rescoring with a neural LM: the LLM's record, its options, the WER of the first
+    # pass's best sentences (without the LLM) and the n-best oracle (the lowest WER any
+    # choice from the n-best lists reaches)
+    llm: dict[str, Any] | None = None
+    rescoring: dict[str, Any] | None = None
+    wer_first_pass: float | None = None
+    wer_first_pass_ci95: list[float | None] | None = None
+    nbest_oracle_wer: float | None = None
+    nbest_mean: float | None = None  # mean n-best list size (distinct sentences) decoded
     labelled: bool  # whether the figures could be scored
     format_version: int = FORMAT_VERSION
 

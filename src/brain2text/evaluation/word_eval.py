@@ -23,11 +23,34 @@ to ``RUN/lm_tuning.json`` for this LM folder, the defaults.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from brain2text.errors import ConfigError
 from brain2text.evaluation.evaluate import decode_target, eval_folder, load_target
 from brain2text.evaluation.pipeline import word_evaluation
+from brain2text.evaluation.rescoring import RescoreOptions
 from brain2text.evaluation.search import word_search
 from brain2text.evaluation.summary import EvalSummary
+
+if TYPE_CHECKING:
+    from brain2text.decoding.llm import SentenceScorer
+
+
+def word_suffix(lm: bool, llm: bool) -> str:
+    """The evaluation folder's suffix: ``-llm`` (n-gram + LLM rescoring), ``-lm``, ``-wfst``."""
+    return "-llm" if llm else "-lm" if lm else "-wfst"
+
+
+def load_llm(
+    llm: SentenceScorer | str | Path | None, device_name: str = "auto", batch_size: int = 32
+) -> SentenceScorer | None:
+    """A sentence scorer from a model spec (a folder, a ``.gguf`` file, a packaged name), or
+    the scorer given."""
+    if llm is None or not isinstance(llm, str | Path):
+        return llm
+    from brain2text.decoding.llm import load_scorer
+
+    return load_scorer(llm, device=device_name, batch_size=batch_size)
 
 
 def evaluate_with_lm(
@@ -46,15 +69,25 @@ def evaluate_with_lm(
     lm_weight: float | None = None,
     word_score: float | None = None,
     nbest: int | None = None,
+    llm: SentenceScorer | str | Path | None = None,
+    rescoring: RescoreOptions | None = None,
+    llm_batch: int = 32,
 ) -> EvalSummary:
     """Words with an LM folder (``lm_dir``: files in ``eval/<split>-lm/``) or with a Kaldi
     decoding graph (``wfst_dir``: ``TLG.fst`` + ``words.txt``, files in ``eval/<split>-wfst/``;
-    its search options are the Brain-to-Text '24 baseline's)."""
+    its search options are the Brain-to-Text '24 baseline's). ``llm``: a sentence scorer or a
+    model spec whose scores rescore the n-best list (files in ``eval/<split>-llm/``, the WER
+    without it beside; :func:`~brain2text.evaluation.search.word_search` for its options)."""
     run_dir = Path(run_dir)
+    if llm is not None and lm_dir is None:
+        raise ConfigError("--llm rescores the n-best of --lm: give an LM folder with --lm")
+    scorer = load_llm(llm, device_name, llm_batch)
     search = word_search(
         run_dir,
         lm_dir,
         wfst_dir,
+        llm=scorer,
+        rescoring=rescoring,
         beam_size=beam_size,
         lm_weight=lm_weight,
         word_score=word_score,
@@ -66,5 +99,5 @@ def evaluate_with_lm(
     evaluation = word_evaluation(
         trials, decoded.emissions, search, target.header(split_name), split_name
     )
-    suffix = "-lm" if lm_dir is not None else "-wfst"
+    suffix = word_suffix(lm_dir is not None, scorer is not None)
     return evaluation.write(eval_folder(run_dir, split_name, weights, suffix))

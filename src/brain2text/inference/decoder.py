@@ -38,6 +38,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -49,13 +50,18 @@ from brain2text.decoding.greedy import greedy_decode
 from brain2text.decoding.wfst import WfstDecoder
 from brain2text.distributed import pick_device
 from brain2text.errors import ConfigError, DataError
+from brain2text.evaluation.rescoring import RescoreOptions
 from brain2text.evaluation.scoring import log_probs_of, network_logits
 from brain2text.evaluation.search import WordSearch, greedy_ids, sentence_of, word_search
+from brain2text.evaluation.word_eval import load_llm
 from brain2text.model.gru import GRUDecoder
 from brain2text.model.loading import checkpoint_path, load_model
 from brain2text.model.precision import denormals_flushed
 from brain2text.model.streaming import Stream, as_bins
 from brain2text.phonemes import to_symbols
+
+if TYPE_CHECKING:
+    from brain2text.decoding.llm import SentenceScorer
 
 
 def pad_bins(trials: Sequence[np.ndarray], n_features: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,15 +111,24 @@ class Decoder:
         checkpoint: str = "best",
         weights: str = "raw",
         lm: Path | str | None = None,
+        llm: SentenceScorer | Path | str | None = None,
+        rescoring: RescoreOptions | None = None,
         device: str = "cpu",
         **beam_options,
     ) -> Decoder:
+        """A run's checkpoint, with ``lm`` an n-gram word search; ``llm`` (a sentence scorer
+        or a model spec, needs ``lm``) rescores its n-best in :meth:`decode` and
+        ``stream.finish()`` with ``rescoring`` (else ``lm tune --llm``'s choice, else the
+        defaults). While streaming, the partial sentences stay n-gram only."""
         run_dir = Path(run_dir)
+        if llm is not None and lm is None:
+            raise ConfigError("--llm rescores the n-best of --lm: give an LM folder with --lm")
         device_ = pick_device(device)
         loaded = load_model(checkpoint_path(run_dir, checkpoint), device_, weights)
         words = None
         if lm is not None:
-            words = word_search(run_dir, Path(lm), **beam_options)
+            scorer = load_llm(llm, device)
+            words = word_search(run_dir, Path(lm), llm=scorer, rescoring=rescoring, **beam_options)
         stored = loaded.checkpoint.features
         spec = (
             FeatureSpec.from_dict(stored, f"{loaded.path}: its features")
@@ -280,6 +295,9 @@ class DecoderStream:
         nbest: tuple[WordHypothesis, ...] = ()
         if self._words is not None:
             nbest = tuple(self._words.finish())
+            rescorer = self.decoder.words.rescorer if self.decoder.words is not None else None
+            if rescorer is not None:
+                nbest = tuple(rescorer(list(nbest), frames))
             text = sentence_of(nbest)
         return Decoding(
             self.day, self.day_used, ids, tuple(to_symbols(list(ids))), frames, text, nbest

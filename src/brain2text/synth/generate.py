@@ -59,13 +59,13 @@ def day_rng(seed: int, day_index: int, stream: int) -> np.random.Generator:
 
 def simulate_day(
     world: World, day_index: int, n_train: int, n_test: int, n_holdout: int, seed: int,
-    params: SynthParams, texts: tuple[list[str], list[str]] | None = None,
+    params: SynthParams, day_texts: tuple[list[str], list[str]] | None = None,
 ) -> Iterator[DaySplit]:  # fmt: skip
     """Yield the day's splits in recording order (hold-out, train, test), skipping empty ones.
-    ``texts``: the day's (training, evaluation) sentences; None: drawn from the grammar."""
+    ``day_texts``: the day's (training, evaluation) sentences; None: drawn from the grammar."""
     day = world.days[day_index]
     blocks = plan_day(n_train, n_test, n_holdout, day_rng(seed, day_index, PLAN_STREAM))
-    if texts is None:
+    if day_texts is None:
         seen: set[str] = set()
         train_texts = sample_sentences(
             day_rng(seed, day_index, TRAIN_TEXT_STREAM), n_train, evaluation=False, exclude=seen
@@ -75,7 +75,7 @@ def simulate_day(
             exclude=seen,
         )  # fmt: skip
     else:
-        train_texts, eval_texts = list(texts[0]), list(texts[1])
+        train_texts, eval_texts = list(day_texts[0]), list(day_texts[1])
     queues = {"train": train_texts, HOLDOUT: eval_texts[:n_holdout], "test": eval_texts[n_holdout:]}
     rng = day_rng(seed, day_index, NEURAL_STREAM)
     rate_offsets, floor_offsets = block_offsets(len(blocks), params, rng)
@@ -168,15 +168,15 @@ def generate(
     for slot, day_name in enumerate(tqdm(chosen, desc="synth", unit="day", disable=not progress)):
         index = DEFAULT_DAYS.index(day_name)
         n_holdout = holdout_per_day if day_name in holdout_days else 0
-        texts = None
+        day_texts = None
         if source is not None:
             evaluation = day_sentences(source, seed, slot, eval_per_day, evaluation=True)
-            texts = (
+            day_texts = (
                 day_sentences(source, seed, slot, train_per_day, evaluation=False),
                 evaluation[: n_holdout + test_per_day],
             )
         for part in simulate_day(world, index, train_per_day, test_per_day, n_holdout, seed,
-                                 params, texts):  # fmt: skip
+                                 params, day_texts):  # fmt: skip
             redact = part.split == HOLDOUT
             fields = mat_fields(
                 part.texts, part.blocks, part.recordings, redact=redact, compact=compact
