@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean bench-train bench-eval bench-data bench-decode bench-quality bench-packing bench-stream
+.PHONY: demo test lint install clean bench-train bench-eval bench-data bench-decode bench-quality bench-packing bench-stream bench-llm
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -54,6 +54,12 @@ bench-stream: $(STAMP)
 RUN ?= demo_workspace/runs/run13_cpu_demo
 bench-packing: $(STAMP)
 	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/packing.py $(RUN) --split test
+
+# the LLM's load time, ms per sentence and WER on the demo's test split (after `make demo`)
+LM ?= demo_workspace/lm
+bench-llm: $(STAMP)
+	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/llm_rescoring.py $(RUN) $(LM) --llm smollm2-135m \
+		--split test --nbests 10,50,100 --threads 1,2 --fusion 10
 
 clean:
 	rm -rf demo_workspace runs benchmarks_workspace .pytest_cache

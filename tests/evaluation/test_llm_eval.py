@@ -97,3 +97,25 @@ def test_rescoring_options_come_from_lm_tuning_for_the_same_lm_and_llm(tmp_path)
     assert choose_rescoring(tmp_path, lm, "tiny", given) == (given, None, "command line")
     other_lm = SimpleNamespace(folder=tmp_path / "lm2")
     assert choose_rescoring(tmp_path, other_lm, "tiny", None)[2] == "defaults"
+
+
+def test_llm_fusion_from_the_cli(run_and_lm, tiny_llm, capsys):
+    run, lm = run_and_lm
+    base = ["evaluate", str(run), "--split", "val", "--lm", str(lm), "--beam", "4"]
+    assert main([*base, "--llm", str(tiny_llm), "--llm-fusion", "--fusion-weight", "0"]) == 0
+    fused = read_summary(run / "eval" / "val-fusion")
+    assert fused.llm is not None and fused.options["llm_fusion_weight"] == 0
+    assert main([*base]) == 0  # weight 0: the n-gram search itself
+    plain = read_summary(run / "eval" / "val-lm")
+    fused_rows = (run / "eval" / "val-fusion" / "decoded.txt").read_text()
+    assert fused_rows == (run / "eval" / "val-lm" / "decoded.txt").read_text()
+    assert fused.wer == plain.wer
+    capsys.readouterr()
+    for extra, message in [
+        (["--llm-fusion"], "give --lm LM_DIR --llm MODEL"),
+        (["--llm", str(tiny_llm), "--fusion-weight", "1"], "add --llm-fusion"),
+        (["--llm", str(tiny_llm), "--llm-fusion", "--alpha", "0.5"], "no n-best rescoring"),
+    ]:
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and err.count("\n") == 0

@@ -15,10 +15,10 @@ from brain2text.decoding.beam import WordHypothesis
 from brain2text.decoding.lm import build_lm, open_lm
 from brain2text.evaluation.ensemble import evaluate_ensemble
 from brain2text.evaluation.members import decode_members, load_members
-from brain2text.evaluation.merge import (
+from brain2text.evaluation.merge import correction_examples
+from brain2text.evaluation.merge_scores import (
     CORRECTION_CUE,
     MergeWeights,
-    correction_examples,
     correction_prompt,
     ctc_log_likelihoods,
     merge_nbest,

@@ -92,6 +92,18 @@ def add_evaluation_commands(sub: argparse._SubParsersAction[IntermixedParser]) -
     )
     p.add_argument("--llm-batch", type=int, default=32, help="sentences per LLM batch")
     p.add_argument(
+        "--llm-fusion",
+        action="store_true",
+        help="bring --llm into the beam search at every word instead of rescoring the n-best "
+        "at the end (files in eval/<split>-fusion/; slow on a CPU)",
+    )
+    p.add_argument(
+        "--fusion-weight",
+        type=float,
+        default=None,
+        help="with --llm-fusion: the LLM's weight relative to the n-gram's (default 1)",
+    )
+    p.add_argument(
         "--merge",
         choices=["logits", "nbest", "generate"],
         default=None,

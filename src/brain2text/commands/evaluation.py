@@ -19,6 +19,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         raise ConfigError(f"{', '.join(llm_options)} rescore the n-best of --lm: give --lm LM_DIR")
     if args.llm is None and any(v is not None for v in llm_given[1:]):
         raise ConfigError("--alpha, --acoustic-scale and --llm-gate weigh --llm: give --llm MODEL")
+    if (args.llm_fusion or args.fusion_weight is not None) and (args.llm is None or args.ensemble):
+        raise ConfigError(
+            "--llm-fusion (and --fusion-weight) bring --llm into one run's --lm search: "
+            "give --lm LM_DIR --llm MODEL, without --ensemble"
+        )
+    if args.fusion_weight is not None and not args.llm_fusion:
+        raise ConfigError("--fusion-weight weighs the LLM of --llm-fusion: add --llm-fusion")
     if args.ensemble:
         args.rescoring = rescore_options(args)
         cmd_evaluate_ensemble(args)
@@ -128,12 +135,13 @@ def cmd_evaluate_words(args: argparse.Namespace) -> None:
         llm=args.llm,
         rescoring=args.rescoring,
         llm_batch=args.llm_batch,
+        fusion_weight=fusion_weight(args),
     )
     where = eval_folder(
         args.run_dir,
         args.split,
         args.weights,
-        word_suffix(args.lm is not None, args.llm is not None),
+        word_suffix(args.lm is not None, args.llm is not None, args.llm_fusion),
     )
     speed = f"{_number(summary.decode_ms_per_sentence, 1)} ms/sentence"
     if summary.labelled:
@@ -160,6 +168,15 @@ def cmd_evaluate_words(args: argparse.Namespace) -> None:
     if args.split == "competition":
         print(f"submission: {where / 'submission.txt'}")
     refresh_report(args.run_dir)
+
+
+def fusion_weight(args: argparse.Namespace) -> float | None:
+    """The LLM's weight inside the search (None: no fusion)."""
+    if not args.llm_fusion:
+        return None
+    from brain2text.decoding.llm_fusion import DEFAULT_FUSION_WEIGHT
+
+    return DEFAULT_FUSION_WEIGHT if args.fusion_weight is None else args.fusion_weight
 
 
 def rescore_options(args: argparse.Namespace) -> object:

@@ -1,6 +1,6 @@
 """``--merge generate``: a causal LM writes each trial's sentence from the members' candidates.
 
-The model reads the start token and :func:`~brain2text.evaluation.merge.correction_prompt`
+The model reads the start token and :func:`~brain2text.evaluation.merge_scores.correction_prompt`
 (the members' top sentences and greedy phonemes, then the cue) and writes greedily, one token
 at a time, constrained to the LM folder's words: a trie of the tokens of every word's ``" "
 + word`` spelling (words whose spelling holds the tokenizer's unknown token cannot be written)
@@ -9,7 +9,7 @@ end token. A sentence has at most ``max_words`` words (default: the members' lon
 sentence plus 5). A model fine-tuned with ``lm finetune --task correct`` learned the format; a
 base model runs too, but writes poor sentences (it never saw the prompt).
 
-The sentence is then scored like a pooled candidate (:func:`~brain2text.evaluation.merge.
+The sentence is then scored like a pooled candidate (:func:`~brain2text.evaluation.merge_scores.
 merge_nbest`): the members' mean CTC log-likelihood of its lexicon spelling (each word's first
 spelling, SIL after every word), its n-gram score and the model's own sentence score.
 """
@@ -30,7 +30,7 @@ from brain2text.decoding.beam import WordHypothesis
 from brain2text.decoding.lm import LanguageModel
 from brain2text.errors import ConfigError, DataError
 from brain2text.evaluation.members import MemberWords
-from brain2text.evaluation.merge import MergeWeights, correction_prompt, mean_acoustic
+from brain2text.evaluation.merge_scores import MergeWeights, correction_prompt, mean_acoustic
 from brain2text.evaluation.search import DecodedWords
 from brain2text.phonemes import SIL, to_ids
 

@@ -255,20 +255,19 @@ def _nbest_entry(h: WordHypothesis) -> dict[str, object]:
 
 
 def rescoring_figures(ref_words: list[list[str]], words: DecodedWords) -> dict[str, object]:
-    """The summary's figures of rescored n-best lists (``total`` set; none otherwise): the WER
-    of the first pass's best sentences (without the rescoring) with its interval, the n-best
-    oracle WER and the mean list size."""
+    """The n-best oracle WER (the best any rescoring of these lists could reach) and the mean
+    list size; for rescored lists (``total`` set) also the WER of the first pass's best
+    sentences (without the rescoring) with its interval."""
+    figures: dict[str, object] = {
+        "nbest_oracle_wer": nbest_oracle(ref_words, words.nbests).wer,
+        "nbest_mean": statistics.fmean(len(n) for n in words.nbests) if words.nbests else None,
+    }
     if not any(h.total is not None for n in words.nbests for h in n):
-        return {}
+        return figures
     firsts = [first_pass_best(n) for n in words.nbests]
     first = [list(h.words) if h is not None else [] for h in firsts]
     rate = rate_with_interval(ref_words, [normalize_words(" ".join(w)) for w in first])
-    return {
-        "wer_first_pass": rate.rate,
-        "wer_first_pass_ci95": _bounds(rate.interval),
-        "nbest_oracle_wer": nbest_oracle(ref_words, words.nbests).wer,
-        "nbest_mean": statistics.fmean(len(n) for n in words.nbests),
-    }
+    return figures | {"wer_first_pass": rate.rate, "wer_first_pass_ci95": _bounds(rate.interval)}
 
 
 def _bounds(interval: Interval) -> list[float | None]:

@@ -32,6 +32,7 @@ import numpy as np
 from brain2text.decoding.beam import WordHypothesis
 from brain2text.errors import ConfigError
 from brain2text.evaluation.metrics import edit_distance
+from brain2text.evaluation.words import normalize_words
 
 if TYPE_CHECKING:
     from brain2text.decoding.llm import SentenceScorer
@@ -160,15 +161,15 @@ class Oracle:
 def nbest_oracle(
     ref_words: Sequence[Sequence[str]], nbests: Sequence[Sequence[WordHypothesis]]
 ) -> Oracle:
-    """Per trial the hypothesis with the fewest word edits (ties: the earlier one); an empty
-    n-best list counts as the empty sentence."""
+    """Per trial the hypothesis with the fewest word edits against the normalised reference
+    words (ties: the earlier one); an empty n-best list counts as the empty sentence."""
     edits, choices = 0, []
     for ref, hyps in zip(ref_words, nbests, strict=True):
         if not hyps:
             edits += len(ref)
             choices.append(-1)
             continue
-        costs = [edit_distance(list(ref), list(h.words)) for h in hyps]
+        costs = [edit_distance(list(ref), normalize_words(" ".join(h.words))) for h in hyps]
         best = int(np.argmin(costs))
         edits += costs[best]
         choices.append(best)

@@ -179,7 +179,8 @@ def choose_rescoring(
     return options, int(nbest) if nbest is not None else None, str(run_dir / TUNING_FILE)
 
 
-def _describe_llm(scorer: SentenceScorer) -> dict[str, Any]:
+def describe_scorer(scorer: SentenceScorer) -> dict[str, Any]:
+    """What a summary says of a sentence scorer's model."""
     from brain2text.decoding.llm import describe
 
     lm = getattr(scorer, "lm", None)
@@ -204,8 +205,9 @@ def word_search(
     rescoring.LlmRescorer`); its options are ``rescoring`` when given, else the ``rescoring``
     entry ``lm tune --llm`` wrote to ``RUN/lm_tuning.json`` for this LM folder and this LLM,
     else the defaults; the n-best size is then ``nbest`` when given, else the tuned one, else
-    :data:`DEFAULT_LLM_NBEST`. ``fusion``: wraps the beam decoder in one that brings an LM
-    into the search itself (``decode(log_probs)`` -> n-best list)."""
+    :data:`DEFAULT_LLM_NBEST` (the beam, when not given, widened to it). ``fusion``: wraps the
+    beam decoder in one that brings an LM into the search itself (``decode(log_probs)`` ->
+    n-best list)."""
     both_or_neither = "give an LM folder or a Kaldi graph folder, not both or neither"
     if wfst_dir is not None:
         if lm_dir is not None:
@@ -232,11 +234,15 @@ def word_search(
             raise ConfigError("word_search: give a rescorer or an llm, not both")
         options_r, tuned_nbest, rescoring_from = choose_rescoring(run_dir, lm, llm.name, rescoring)
         rescorer = LlmRescorer(llm, options_r)
-        llm_record = _describe_llm(llm)
+        llm_record = describe_scorer(llm)
     options, source = choose_options(run_dir, lm, **given)
     if llm is not None:
-        if given.get("nbest") is None:  # the LLM's n-best, at most the beam
-            nbest = min(tuned_nbest or DEFAULT_LLM_NBEST, options.beam_size)
+        if given.get("nbest") is None:  # the LLM's n-best; the beam widened to hold it
+            nbest = tuned_nbest or DEFAULT_LLM_NBEST
+            if given.get("beam_size") is None and options.beam_size < nbest:
+                options = replace(options, beam_size=nbest)
+                source += f" + beam {nbest}"
+            nbest = min(nbest, options.beam_size)
             options = replace(options, nbest=nbest)
             source += f" + nbest {nbest} for the LLM"
         rescoring_record = asdict(options_r) | {"nbest": options.nbest, "from": rescoring_from}

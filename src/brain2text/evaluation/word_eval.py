@@ -22,6 +22,7 @@ to ``RUN/lm_tuning.json`` for this LM folder, the defaults.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,16 +30,17 @@ from brain2text.errors import ConfigError
 from brain2text.evaluation.evaluate import decode_target, eval_folder, load_target
 from brain2text.evaluation.pipeline import word_evaluation
 from brain2text.evaluation.rescoring import RescoreOptions
-from brain2text.evaluation.search import word_search
+from brain2text.evaluation.search import describe_scorer, word_search
 from brain2text.evaluation.summary import EvalSummary
 
 if TYPE_CHECKING:
     from brain2text.decoding.llm import SentenceScorer
 
 
-def word_suffix(lm: bool, llm: bool) -> str:
-    """The evaluation folder's suffix: ``-llm`` (n-gram + LLM rescoring), ``-lm``, ``-wfst``."""
-    return "-llm" if llm else "-lm" if lm else "-wfst"
+def word_suffix(lm: bool, llm: bool, fusion: bool = False) -> str:
+    """The evaluation folder's suffix: ``-fusion`` (the LLM inside the beam search), ``-llm``
+    (n-gram + LLM rescoring), ``-lm``, ``-wfst``."""
+    return "-fusion" if fusion else "-llm" if llm else "-lm" if lm else "-wfst"
 
 
 def load_llm(
@@ -72,32 +74,53 @@ def evaluate_with_lm(
     llm: SentenceScorer | str | Path | None = None,
     rescoring: RescoreOptions | None = None,
     llm_batch: int = 32,
+    fusion_weight: float | None = None,
 ) -> EvalSummary:
     """Words with an LM folder (``lm_dir``: files in ``eval/<split>-lm/``) or with a Kaldi
     decoding graph (``wfst_dir``: ``TLG.fst`` + ``words.txt``, files in ``eval/<split>-wfst/``;
     its search options are the Brain-to-Text '24 baseline's). ``llm``: a sentence scorer or a
     model spec whose scores rescore the n-best list (files in ``eval/<split>-llm/``, the WER
-    without it beside; :func:`~brain2text.evaluation.search.word_search` for its options)."""
+    without it beside; :func:`~brain2text.evaluation.search.word_search` for its options).
+    ``fusion_weight``: bring that LLM into the beam search instead, at this weight relative to
+    the n-gram's (:mod:`brain2text.decoding.llm_fusion`; files in ``eval/<split>-fusion/``)."""
     run_dir = Path(run_dir)
     if llm is not None and lm_dir is None:
         raise ConfigError("--llm rescores the n-best of --lm: give an LM folder with --lm")
+    if fusion_weight is not None and (llm is None or rescoring is not None):
+        raise ConfigError(
+            "--llm-fusion brings the --llm model into the search (no n-best rescoring: "
+            "--alpha, --acoustic-scale and --llm-gate do not apply)"
+        )
     scorer = load_llm(llm, device_name, llm_batch)
+    fusion = None
+    if fusion_weight is not None and scorer is not None:
+        from brain2text.decoding.llm_fusion import fused_decoder
+
+        weight = fusion_weight
+        fusion = lambda decoder: fused_decoder(decoder, scorer, weight)  # noqa: E731
     search = word_search(
         run_dir,
         lm_dir,
         wfst_dir,
-        llm=scorer,
+        llm=scorer if fusion is None else None,
         rescoring=rescoring,
+        fusion=fusion,
         beam_size=beam_size,
         lm_weight=lm_weight,
         word_score=word_score,
         nbest=nbest,
     )
+    if fusion is not None and scorer is not None:
+        search = replace(
+            search,
+            llm=describe_scorer(scorer),
+            options=(search.options or {}) | {"llm_fusion_weight": fusion_weight},
+        )
     target = load_target(run_dir, split_name, checkpoint, weights, data_path, device_name)
     trials = target.trials(answers)
     decoded = decode_target(target, batch_size, keep_log_probs=True)
     evaluation = word_evaluation(
         trials, decoded.emissions, search, target.header(split_name), split_name
     )
-    suffix = word_suffix(lm_dir is not None, scorer is not None)
+    suffix = word_suffix(lm_dir is not None, scorer is not None, fusion is not None)
     return evaluation.write(eval_folder(run_dir, split_name, weights, suffix))

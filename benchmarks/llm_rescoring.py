@@ -1,0 +1,169 @@
+"""Neural-LM rescoring: load time, ms per sentence and peak memory, and the WER it buys.
+
+    python benchmarks/llm_rescoring.py RUN_DIR LM_DIR --llm smollm2-135m --split test \
+        --nbests 10,50,100 --threads 1,2 [--finetuned LLM_DIR] [--fusion 20]
+
+1. Load: the model loaded into an empty cache folder (for a ``.gguf`` file or a packaged name:
+   dequantised, then written as safetensors) and again from that cache (``transformers``
+   already imported, so this is the model's own load time).
+2. The split is decoded once by the network and the n-gram beam search with n-best
+   ``max(--nbests)`` (beam as wide; the run's ``lm_tuning.json`` weights when it has them).
+   Each n-best size N then keeps the first N hypotheses of every list and rescores them with
+   the LLM (:class:`~brain2text.evaluation.rescoring.LlmRescorer`, the tuned alpha and
+   acoustic scale when ``lm tune --llm`` wrote them for this model, else the defaults) at each
+   thread count: ms per sentence is the LLM's time alone (its score cache emptied first).
+3. WER with bootstrap 95% intervals: greedy phonemes (PER), the n-gram's best, the n-best
+   oracle, + the LLM at each N, + the fine-tuned LLM (``--finetuned``), and the LLM inside the
+   beam (``--fusion K``: the first K sentences only, as fusion is slow on a CPU; the n-gram's
+   and rescoring's WER on those K sentences beside it).
+
+Run it alone on the machine: other processes distort the times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from _common import command_line, machine_line, markdown_table, peak_rss_mb
+from brain2text.decoding.llm import SentenceScorer, load_causal_lm, require_llm
+from brain2text.decoding.llm_fusion import fused_decoder
+from brain2text.evaluation.evaluate import decode_target, load_target
+from brain2text.evaluation.rescoring import LlmRescorer, nbest_oracle
+from brain2text.evaluation.search import (
+    choose_rescoring,
+    decode_words,
+    word_search,
+)
+from brain2text.evaluation.words import normalize_words, rate_with_interval
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("lm_dir", type=Path)
+    p.add_argument("--llm", default="smollm2-135m")
+    p.add_argument("--split", default="test")
+    p.add_argument("--nbests", default="10,50,100")
+    p.add_argument("--threads", default="1,2")
+    p.add_argument("--finetuned", default=None, help="a fine-tuned LLM folder to compare")
+    p.add_argument("--fusion", type=int, default=0, help="sentences decoded with fusion")
+    p.add_argument("--fusion-weight", type=float, default=1.0)
+    return p.parse_args()
+
+
+def wer_cell(refs: list[list[str]], hyps: list[str]) -> str:
+    rate = rate_with_interval(refs, [normalize_words(h) for h in hyps])
+    low, high = rate.interval.low, rate.interval.high
+    return f"{rate.rate:.3f} ({low:.3f}-{high:.3f})"
+
+
+def rescored(nbests, scorer: SentenceScorer, rescorer_options, emissions):
+    rescorer = LlmRescorer(scorer, rescorer_options)
+    scorer._scores.clear()  # time the LLM, not its cache
+    start = time.perf_counter()
+    out = [rescorer(list(n), e) for n, e in zip(nbests, emissions, strict=True)]
+    return out, time.perf_counter() - start
+
+
+def main() -> None:
+    args = parse()
+    require_llm()
+    nbest_sizes = [int(v) for v in args.nbests.split(",")]
+    thread_counts = [int(v) for v in args.threads.split(",")]
+    torch.set_num_threads(max(thread_counts))
+
+    with tempfile.TemporaryDirectory() as cache:
+        start = time.perf_counter()
+        load_causal_lm(args.llm, cache_dir=Path(cache))
+        cold = time.perf_counter() - start
+        start = time.perf_counter()
+        lm = load_causal_lm(args.llm, cache_dir=Path(cache))
+        cached = time.perf_counter() - start
+    scorer = SentenceScorer(lm)
+
+    widest = max(nbest_sizes)
+    search = word_search(args.run_dir, args.lm_dir, beam_size=max(widest, 50), nbest=widest)
+    options, _, source = choose_rescoring(args.run_dir, open_lm_of(search), scorer.name, None)
+    target = load_target(args.run_dir, args.split)
+    trials = target.trials(None)
+    if trials.references is None or trials.references.texts is None:
+        raise SystemExit(f"{args.split}: unlabelled, nothing to score")
+    refs = [normalize_words(t) for t in trials.references.texts]
+    decoded = decode_target(target, keep_log_probs=True)
+    emissions = decoded.emissions
+    start = time.perf_counter()
+    first = decode_words(search, emissions).nbests
+    beam_ms = 1000 * (time.perf_counter() - start) / len(first)
+    greedy_per = rate_with_interval(trials.references.ids, [h.tolist() for h in decoded.hypotheses])
+
+    speed_rows, wer_rows = [], []
+    ngram = [" ".join(n[0].words) if n else "" for n in first]
+    wer_rows.append(["greedy phonemes (PER)", f"{greedy_per.rate:.3f}", "-"])
+    wer_rows.append(["n-gram", wer_cell(refs, ngram), f"{beam_ms:.1f} (beam search)"])
+    for size in nbest_sizes:
+        cut = [n[:size] for n in first]
+        oracle = nbest_oracle(refs, cut).wer
+        for threads in thread_counts:
+            torch.set_num_threads(threads)
+            out, seconds = rescored(cut, scorer, options, emissions)
+            speed_rows.append([size, threads, f"{1000 * seconds / len(cut):.0f}"])
+        text = [" ".join(n[0].words) if n else "" for n in out]
+        wer_rows.append([f"+ LLM, n-best {size}", wer_cell(refs, text), f"oracle {oracle:.3f}"])
+    torch.set_num_threads(max(thread_counts))
+    if args.finetuned:
+        tuned = SentenceScorer(load_causal_lm(args.finetuned))
+        cut = [n[: nbest_sizes[0]] for n in first]
+        out, seconds = rescored(cut, tuned, options, emissions)
+        text = [" ".join(n[0].words) if n else "" for n in out]
+        wer_rows.append(
+            [f"+ fine-tuned LLM, n-best {nbest_sizes[0]}", wer_cell(refs, text),
+             f"{1000 * seconds / len(cut):.0f} ms/sentence"]
+        )  # fmt: skip
+    if args.fusion:
+        k = min(args.fusion, len(first))
+        fused = fused_decoder(
+            search.decoder.with_options(replace(search.decoder.options, nbest=1)),
+            scorer,
+            args.fusion_weight,
+        )
+        start = time.perf_counter()
+        fused_text = [" ".join(h[0].words) if (h := fused.decode(e)) else "" for e in emissions[:k]]
+        fusion_ms = 1000 * (time.perf_counter() - start) / k
+        cut = [n[: nbest_sizes[0]] for n in first[:k]]
+        out, _ = rescored(cut, scorer, options, emissions[:k])
+        wer_rows.append([f"n-gram, first {k}", wer_cell(refs[:k], ngram[:k]), "-"])
+        wer_rows.append(
+            [f"+ LLM n-best {nbest_sizes[0]}, first {k}",
+             wer_cell(refs[:k], [" ".join(n[0].words) if n else "" for n in out]), "-"]
+        )  # fmt: skip
+        wer_rows.append(
+            [f"+ LLM fusion (weight {args.fusion_weight:g}), first {k}",
+             wer_cell(refs[:k], fused_text), f"{fusion_ms:.0f} ms/sentence"]
+        )  # fmt: skip
+
+    print(f"machine: {machine_line(max(thread_counts), lm.device)}")
+    print(f"command: {command_line()}")
+    print(f"model: {args.llm} ({sum(p.numel() for p in lm.model.parameters()) / 1e6:.1f}M)")
+    print(f"load: {cold:.1f} s into an empty cache, {cached:.1f} s from the cache")
+    print(f"rescoring options: {options} from {source}; {len(first)} {args.split} sentences")
+    print()
+    print(markdown_table(["n-best", "threads", "LLM ms/sentence"], speed_rows))
+    print()
+    print(markdown_table(["decoding", "WER (95% CI)", "note"], wer_rows))
+    print(f"\npeak RSS {peak_rss_mb():.0f} MB")
+
+
+def open_lm_of(search):
+    from brain2text.decoding.lm import open_lm
+
+    return open_lm(Path(search.lm))
+
+
+if __name__ == "__main__":
+    main()
