@@ -6,8 +6,8 @@ its own emissions first (the same word search, the same n-best size):
 
 * ``nbest`` (:mod:`~brain2text.evaluation.merge_scores`): the members' n-best lists are
   pooled (distinct word sequences). Every candidate is scored by every member: its acoustic
-  score ``am`` is the mean over members of the CTC log-likelihood (natural log, all alignments summed:
-  ``-ctc_loss``) of one phoneme spelling under that member's ``(T', 41)`` log-probabilities.
+  score ``am`` is the mean over members of the CTC log-likelihood (natural log, all alignments
+  summed: ``-ctc_loss``) of one phoneme spelling under that member's ``(T', 41)`` log-probabilities.
   The spelling is that of the path that proposed the candidate (the first member, in the order
   given, whose n-best holds it): the lexicon spelling the search chose, SIL after every word,
   with the SILs the path reads before the first word and in gaps. Its ``ngram`` score is the
