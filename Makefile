@@ -59,7 +59,7 @@ bench-packing: $(STAMP)
 LM ?= demo_workspace/lm
 bench-llm: $(STAMP)
 	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/llm_rescoring.py $(RUN) $(LM) --llm smollm2-135m \
-		--split test --nbests 10,50,100 --threads 1,2 --fusion 10
+		--split test --sentences 60 --nbests 10,50,100 --threads 1,2 --fusion 10
 
 clean:
 	rm -rf demo_workspace runs benchmarks_workspace .pytest_cache

@@ -1,7 +1,7 @@
 """Neural-LM rescoring: load time, ms per sentence and peak memory, and the WER it buys.
 
     python benchmarks/llm_rescoring.py RUN_DIR LM_DIR --llm smollm2-135m --split test \
-        --nbests 10,50,100 --threads 1,2 [--finetuned LLM_DIR] [--fusion 20]
+        --nbests 10,50,100 --threads 1,2 [--sentences N] [--finetuned LLM_DIR] [--fusion 20]
 
 1. Load: the model loaded into an empty cache folder (for a ``.gguf`` file or a packaged name:
    dequantised, then written as safetensors) and again from that cache (``transformers``
@@ -49,6 +49,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("lm_dir", type=Path)
     p.add_argument("--llm", default="smollm2-135m")
     p.add_argument("--split", default="test")
+    p.add_argument("--sentences", type=int, default=0, help="the split's first N only (0: all)")
     p.add_argument("--nbests", default="10,50,100")
     p.add_argument("--threads", default="1,2")
     p.add_argument("--finetuned", default=None, help="a fine-tuned LLM folder to compare")
@@ -97,10 +98,16 @@ def main() -> None:
     refs = [normalize_words(t) for t in trials.references.texts]
     decoded = decode_target(target, keep_log_probs=True)
     emissions = decoded.emissions
+    if args.sentences:
+        n = min(args.sentences, len(emissions))
+        emissions, refs = emissions[:n], refs[:n]
+        hypotheses, ref_ids = decoded.hypotheses[:n], trials.references.ids[:n]
+    else:
+        hypotheses, ref_ids = decoded.hypotheses, trials.references.ids
     start = time.perf_counter()
     first = decode_words(search, emissions).nbests
     beam_ms = 1000 * (time.perf_counter() - start) / len(first)
-    greedy_per = rate_with_interval(trials.references.ids, [h.tolist() for h in decoded.hypotheses])
+    greedy_per = rate_with_interval(ref_ids, [h.tolist() for h in hypotheses])
 
     speed_rows, wer_rows = [], []
     ngram = [" ".join(n[0].words) if n else "" for n in first]
