@@ -112,8 +112,8 @@ def sentence_of(hyps: Sequence[WordHypothesis]) -> str:
     return " ".join(hyps[0].words) if hyps else ""
 
 
-def tuned_options(run_dir: Path, lm: LanguageModel) -> BeamOptions | None:
-    """The options ``lm tune`` chose for this LM folder, or None."""
+def tuning_record(run_dir: Path, lm: LanguageModel) -> dict[str, Any] | None:
+    """``RUN/lm_tuning.json`` when ``lm tune`` wrote it for this LM folder, else None."""
     path = run_dir / TUNING_FILE
     try:
         record = json.loads(path.read_text())
@@ -121,9 +121,15 @@ def tuned_options(run_dir: Path, lm: LanguageModel) -> BeamOptions | None:
         return None
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: unreadable ({exc})") from None
-    if record.get("lm") != str(lm.folder.resolve()):
+    if not isinstance(record, dict) or record.get("lm") != str(lm.folder.resolve()):
         return None
-    return BeamOptions(**record["options"])
+    return record
+
+
+def tuned_options(run_dir: Path, lm: LanguageModel) -> BeamOptions | None:
+    """The options ``lm tune`` chose for this LM folder, or None."""
+    record = tuning_record(run_dir, lm)
+    return BeamOptions(**record["options"]) if record is not None else None
 
 
 def choose_options(
@@ -144,15 +150,9 @@ def choose_options(
 def tuned_rescoring(run_dir: Path, lm: LanguageModel, llm_name: str) -> dict[str, Any] | None:
     """The ``rescoring`` entry ``lm tune --llm`` wrote for this LM folder and this LLM, or
     None."""
-    path = run_dir / TUNING_FILE
-    try:
-        record = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable ({exc})") from None
-    entry = record.get("rescoring")
-    if record.get("lm") != str(lm.folder.resolve()) or not isinstance(entry, dict):
+    record = tuning_record(run_dir, lm)
+    entry = record.get("rescoring") if record is not None else None
+    if not isinstance(entry, dict):
         return None
     return entry if entry.get("llm") == llm_name else None
 
