@@ -25,6 +25,7 @@ from brain2text.decoding.llm_cache import (
     cached_folder,
     dequantise_gguf,
     file_sha256,
+    first_line,
     resolve_model,
     write_cache,
 )
@@ -35,6 +36,7 @@ from brain2text.errors import ConfigError, DataError
 __all__ = [
     "MISSING_LLM",
     "PACKAGED_MODELS",
+    "as_scorer",
     "CausalLM",
     "SentenceScorer",
     "describe",
@@ -114,22 +116,17 @@ class CausalLM:
     dtype: torch.dtype
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _load_folder(folder: Path, dtype: torch.dtype) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{folder}: has no usable tokenizer ({_first_line(exc)})") from None
+        raise DataError(f"{folder}: has no usable tokenizer ({first_line(exc)})") from None
     try:
         model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise DataError(f"{folder}: cannot load the model ({_first_line(exc)})") from None
+        raise DataError(f"{folder}: cannot load the model ({first_line(exc)})") from None
     return model, tokenizer
 
 
@@ -297,3 +294,17 @@ def load_scorer(
         batch_size=batch_size,
         share_prefixes=share_prefixes,
     )
+
+
+def as_scorer(
+    llm: SentenceScorer | str | Path | None,
+    *,
+    device: str = "auto",
+    dtype: str | None = None,
+    batch_size: int = 32,
+) -> SentenceScorer | None:
+    """None, the scorer given, or :func:`load_scorer` of a model spec (a folder, a ``.gguf``
+    file, a packaged name)."""
+    if llm is None or isinstance(llm, SentenceScorer):
+        return llm
+    return load_scorer(llm, device=device, dtype=dtype, batch_size=batch_size)

@@ -211,6 +211,12 @@ def cached_folder(sha256: str, cache_dir: Path | None = None) -> Path | None:
     return entry if ok else None
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (its type's name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def dequantise_gguf(path: Path) -> tuple[Any, Any]:
     """(model in fp32, tokenizer) read from a GGUF file, checked whole first; slow (it
     dequantises every tensor)."""
@@ -231,8 +237,9 @@ def dequantise_gguf(path: Path) -> tuple[Any, Any]:
             path.parent, gguf_file=path.name, local_files_only=True, dtype=torch.float32
         )
     except (OSError, ValueError, KeyError, RuntimeError, NotImplementedError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{path}: transformers cannot load this GGUF file ({first})") from None
+        raise DataError(
+            f"{path}: transformers cannot load this GGUF file ({first_line(exc)})"
+        ) from None
     finally:
         if bar is not None:
             gguf_utils.tqdm = bar

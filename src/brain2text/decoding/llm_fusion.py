@@ -23,7 +23,7 @@ The caches live for one trial (:meth:`FusedDecoder.decode` starts a fresh LM).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ import numpy as np
 from brain2text.decoding.beam import LN10, WordDecoder, WordHypothesis, as_emissions
 from brain2text.decoding.checks import check_number
 from brain2text.decoding.llm import CausalLM, SentenceScorer, require_llm, start_token_id
+from brain2text.errors import ConfigError
 from brain2text.phonemes import N_CLASSES
 
 DEFAULT_FUSION_WEIGHT = 1.0
@@ -45,8 +46,6 @@ class FusionOptions:
     def __post_init__(self) -> None:
         check_number(self, "llm_weight")
         if self.llm_weight < 0:
-            from brain2text.errors import ConfigError
-
             raise ConfigError(f"--fusion-weight: must be >= 0, got {self.llm_weight!r}")
 
 
@@ -175,33 +174,12 @@ class FusedDecoder:
         results = search.decode(emissions.ctypes.data, n_frames, N_CLASSES)
         self.last_lm = fusion_lm
         out = []
-        for hypothesis, result in zip(
-            self.words._nbest(results, n_frames), _ranked(results), strict=False
-        ):
-            node = fusion_lm.by_words.get((*(i for i in result.words if i >= 0), -1))
-            if node is None:
-                node = fusion_lm.by_words.get(tuple(i for i in result.words if i >= 0))
+        for hypothesis in self.words._nbest(results, n_frames):
+            ids = tuple(self.words._word_dict.get_index(w) for w in hypothesis.words)
+            node = fusion_lm.by_words.get((*ids, -1)) or fusion_lm.by_words.get(ids)
             ngram = math.nan if node is None else node.ngram * LN10
-            llm = None if node is None else node.llm
-            out.append(_with_parts(hypothesis, ngram, llm))
+            out.append(replace(hypothesis, ngram=ngram, llm=None if node is None else node.llm))
         return out
-
-
-def _ranked(results) -> list[Any]:
-    seen: set[tuple[int, ...]] = set()
-    out = []
-    for result in sorted(results, key=lambda r: -r.score):
-        words = tuple(i for i in result.words if i >= 0)
-        if words not in seen:
-            seen.add(words)
-            out.append(result)
-    return out
-
-
-def _with_parts(hypothesis: WordHypothesis, ngram: float, llm: float | None) -> WordHypothesis:
-    from dataclasses import replace
-
-    return replace(hypothesis, ngram=ngram, llm=llm)
 
 
 def fused_decoder(
@@ -211,6 +189,6 @@ def fused_decoder(
     lm = (
         scorer_or_causal_lm.lm
         if isinstance(scorer_or_causal_lm, SentenceScorer)
-        else (scorer_or_causal_lm)
+        else scorer_or_causal_lm
     )
     return FusedDecoder(decoder, lm, FusionOptions(llm_weight))

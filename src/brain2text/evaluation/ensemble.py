@@ -25,7 +25,6 @@ import numpy as np
 import torch
 
 from brain2text.decoding.greedy import collapse
-from brain2text.decoding.lm import open_lm
 from brain2text.errors import ConfigError
 from brain2text.evaluation.members import decode_members, load_members
 from brain2text.evaluation.pipeline import phoneme_evaluation, word_evaluation
@@ -80,8 +79,8 @@ def evaluate_ensemble(
             "--merge generate: give --llm LLM_DIR (a model from 'lm finetune --task correct')"
         )
     words = lm_dir is not None or wfst_dir is not None
-    if lm_dir is not None:
-        open_lm(Path(lm_dir))  # a bad LM folder is refused before the members decode
+    # built before the members decode, so a bad LM folder or graph is refused first
+    search = word_search(None, lm_dir, wfst_dir, **word_options) if words else None
     models = MergeModels.of(llm, device_name)
     targets = load_members(run_dirs, split_name, checkpoint, weights, data_path, device_name)
     run_dirs = [Path(r) for r in run_dirs]
@@ -112,7 +111,7 @@ def evaluate_ensemble(
             for r, d in zip(run_dirs, decoded, strict=True)
         }
         header = replace(header, members=members)
-    if merge != "logits":
+    if search is not None and merge != "logits":
         from brain2text.evaluation.merge import merged_evaluation
 
         merged = merged_evaluation(
@@ -122,16 +121,13 @@ def evaluate_ensemble(
             emissions,
             header,
             split_name,
-            Path(str(lm_dir)),
+            search,
             models,
             rescoring,
-            **word_options,
         )
         return merged.write(out / "eval", split_name)
-    if words:
-        search = word_search(
-            None, lm_dir, wfst_dir, rescorer=models.rescorer(rescoring), **word_options
-        )
+    if search is not None:
+        search = replace(search, rescorer=models.rescorer(rescoring))
         evaluation = word_evaluation(trials, emissions, search, header, split_name)
         suffix = "-lm" if lm_dir is not None else "-wfst"
         return evaluation.write(out / "eval" / f"{split_name}{suffix}")

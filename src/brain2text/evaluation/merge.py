@@ -53,7 +53,7 @@ from brain2text.evaluation.pipeline import (
     decoded_words_evaluation,
     word_evaluation,
 )
-from brain2text.evaluation.search import DecodedWords
+from brain2text.evaluation.search import DecodedWords, WordSearch
 from brain2text.evaluation.summary import EvalSummary
 
 MERGES = ("logits", "nbest", "generate")
@@ -159,16 +159,12 @@ class MergeModels:
     @classmethod
     def of(cls, llm: Any, device_name: str = "auto") -> MergeModels:
         """From a loaded SentenceScorer, or a model spec to load (None: no LLM)."""
-        if llm is None:
-            return cls()
         if isinstance(llm, MergeModels):
             return llm
-        if hasattr(llm, "score") and hasattr(llm, "lm"):
-            return cls(llm, llm.lm)
-        from brain2text.decoding.llm import SentenceScorer, load_causal_lm
+        from brain2text.decoding.llm import as_scorer
 
-        causal_lm = load_causal_lm(llm, device=device_name)
-        return cls(SentenceScorer(causal_lm), causal_lm)
+        scorer = as_scorer(llm, device=device_name)
+        return cls() if scorer is None else cls(scorer, scorer.lm)
 
     def rescorer(self, options: Any = None) -> Any:
         """The n-best rescoring stage of a single search with this LLM (None: no LLM)."""
@@ -200,22 +196,18 @@ def merged_evaluation(
     averaged: list[np.ndarray],
     header: EvalSummary,
     split_name: str,
-    lm_dir: Path,
+    search: WordSearch,
     models: MergeModels,
     rescoring: Any = None,
-    **word_options: Any,
 ) -> MergedEvaluation:
     """The members' words merged by ``method`` ("nbest" or "generate"), and the logit average
-    (``averaged``) decoded with the same search (rescored by the LLM too for "nbest")."""
+    (``averaged``) decoded with the same ``search`` (an LM folder's first pass; rescored by the
+    LLM too for "nbest")."""
     from brain2text.decoding.lm import open_lm
-    from brain2text.evaluation.search import word_search
 
-    search = word_search(None, lm_dir, None, **word_options)  # the members' first pass
     logit_search = search
     if models.scorer is not None and method == "nbest":
-        logit_search = word_search(
-            None, lm_dir, None, rescorer=models.rescorer(rescoring), **word_options
-        )
+        logit_search = replace(search, rescorer=models.rescorer(rescoring))
     logits = word_evaluation(trials, averaged, logit_search, header, split_name)
     members = member_words(member_emissions, search)
     options = search.options or {}
@@ -225,7 +217,8 @@ def merged_evaluation(
     else:
         from brain2text.evaluation.merge_generate import generated_words
 
-        words = generated_words(members, models.causal_lm, open_lm(lm_dir), weights, models.scorer)
+        lm = open_lm(Path(str(search.lm)))
+        words = generated_words(members, models.causal_lm, lm, weights, models.scorer)
     record = merge_record(method, weights, models, words, logits.summary, split_name)
     merged_header = replace(header, combination=COMBINATIONS[method], merge=record)
     merged = decoded_words_evaluation(trials, words, search, merged_header, split_name)

@@ -21,6 +21,7 @@ import math
 import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -239,7 +240,7 @@ def decoded_words_evaluation(
             per_reference=scored.per.n_reference,
         )
         ref_words = [normalize_words(r) for r in refs.texts or [""] * len(words.nbests)]
-        summary = replace(summary, **rescoring_figures(ref_words, words))  # type: ignore[arg-type]
+        summary = replace(summary, **rescoring_figures(ref_words, words))
         files[ERRORS_FILE] = error_report(sentences, "words", "WER")
     files[HYPOTHESES_FILE] = json_lines(rows)
     return Evaluation(summary, with_summary(files, summary))
@@ -254,11 +255,11 @@ def _nbest_entry(h: WordHypothesis) -> dict[str, object]:
     return entry
 
 
-def rescoring_figures(ref_words: list[list[str]], words: DecodedWords) -> dict[str, object]:
+def rescoring_figures(ref_words: list[list[str]], words: DecodedWords) -> dict[str, Any]:
     """The n-best oracle WER (the best any rescoring of these lists could reach) and the mean
     list size; for rescored lists (``total`` set) also the WER of the first pass's best
     sentences (without the rescoring) with its interval."""
-    figures: dict[str, object] = {
+    figures: dict[str, Any] = {
         "nbest_oracle_wer": nbest_oracle(ref_words, words.nbests).wer,
         "nbest_mean": statistics.fmean(len(n) for n in words.nbests) if words.nbests else None,
     }

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from brain2text.decoding.llm import SentenceScorer
 
 TUNING_FILE = "lm_tuning.json"
+LLM_NEEDS_LM = "--llm rescores the n-best of --lm: give an LM folder with --lm"
 
 # (n-best list best first, the trial's (T', 41) log-probabilities) -> the n-best list reordered
 Rescorer = Callable[[list[WordHypothesis], np.ndarray], list[WordHypothesis]]

@@ -30,6 +30,7 @@ from brain2text.decoding.beam import (
     BeamOptions,
     WordDecoder,
 )
+from brain2text.decoding.llm import SentenceScorer, as_scorer
 from brain2text.decoding.lm import INFO_FILE, clean_words, corpus_hashes, sentence_hash
 from brain2text.errors import DataError
 from brain2text.evaluation.evaluate import decode_target, load_target
@@ -38,7 +39,6 @@ from brain2text.evaluation.search import TUNING_FILE, decode_words, word_search
 from brain2text.evaluation.words import normalize_words
 
 if TYPE_CHECKING:
-    from brain2text.decoding.llm import SentenceScorer
     from brain2text.evaluation.llm_tuning import RescoringTuning
 
 
@@ -145,7 +145,7 @@ def tune_lm(
     leak = leak_check(lm_info, Path(lm_dir), references.texts or [])
     if leak.message is not None:
         print(f"warning: {leak.message}", flush=True)
-    scorer = _scorer(llm, device_name, llm_dtype, llm_batch_size)  # fail before the grid
+    scorer = as_scorer(llm, device=device_name, dtype=llm_dtype, batch_size=llm_batch_size)
     decoded = decode_target(target, keep_log_probs=True)
     indices = target.indices
     ref_words = [normalize_words(t) for t in references.texts or []]
@@ -187,18 +187,6 @@ def tune_lm(
         record["rescoring"] = rescoring.record()
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return TuningResult(best, options, table, len(indices), path, leak, rescoring)
-
-
-def _scorer(
-    llm: str | Path | SentenceScorer | None, device_name: str, dtype: str | None, batch_size: int
-) -> SentenceScorer | None:
-    """None, the SentenceScorer given, or one loaded from a model spec."""
-    from brain2text.decoding.llm import SentenceScorer, load_scorer
-
-    if llm is None or isinstance(llm, SentenceScorer):
-        return llm
-
-    return load_scorer(llm, device=device_name, dtype=dtype, batch_size=batch_size)
 
 
 def tuning_table(result: TuningResult) -> str:

@@ -24,35 +24,20 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from brain2text.decoding.llm import SentenceScorer, as_scorer
 from brain2text.errors import ConfigError
 from brain2text.evaluation.evaluate import decode_target, eval_folder, load_target
 from brain2text.evaluation.pipeline import word_evaluation
 from brain2text.evaluation.rescoring import RescoreOptions
-from brain2text.evaluation.search import describe_scorer, word_search
+from brain2text.evaluation.search import LLM_NEEDS_LM, describe_scorer, word_search
 from brain2text.evaluation.summary import EvalSummary
-
-if TYPE_CHECKING:
-    from brain2text.decoding.llm import SentenceScorer
 
 
 def word_suffix(lm: bool, llm: bool, fusion: bool = False) -> str:
     """The evaluation folder's suffix: ``-fusion`` (the LLM inside the beam search), ``-llm``
     (n-gram + LLM rescoring), ``-lm``, ``-wfst``."""
     return "-fusion" if fusion else "-llm" if llm else "-lm" if lm else "-wfst"
-
-
-def load_llm(
-    llm: SentenceScorer | str | Path | None, device_name: str = "auto", batch_size: int = 32
-) -> SentenceScorer | None:
-    """A sentence scorer from a model spec (a folder, a ``.gguf`` file, a packaged name), or
-    the scorer given."""
-    if llm is None or not isinstance(llm, str | Path):
-        return llm
-    from brain2text.decoding.llm import load_scorer
-
-    return load_scorer(llm, device=device_name, batch_size=batch_size)
 
 
 def evaluate_with_lm(
@@ -85,13 +70,13 @@ def evaluate_with_lm(
     the n-gram's (:mod:`brain2text.decoding.llm_fusion`; files in ``eval/<split>-fusion/``)."""
     run_dir = Path(run_dir)
     if llm is not None and lm_dir is None:
-        raise ConfigError("--llm rescores the n-best of --lm: give an LM folder with --lm")
+        raise ConfigError(LLM_NEEDS_LM)
     if fusion_weight is not None and (llm is None or rescoring is not None):
         raise ConfigError(
             "--llm-fusion brings the --llm model into the search (no n-best rescoring: "
             "--alpha, --acoustic-scale and --llm-gate do not apply)"
         )
-    scorer = load_llm(llm, device_name, llm_batch)
+    scorer = as_scorer(llm, device=device_name, batch_size=llm_batch)
     fusion = None
     if fusion_weight is not None and scorer is not None:
         from brain2text.decoding.llm_fusion import fused_decoder

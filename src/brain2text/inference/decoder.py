@@ -38,7 +38,6 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -47,21 +46,24 @@ from brain2text.config import RunConfig
 from brain2text.data.feature_spec import STANDARD_2023, FeatureSpec
 from brain2text.decoding.beam import WordHypothesis
 from brain2text.decoding.greedy import greedy_decode
+from brain2text.decoding.llm import SentenceScorer, as_scorer
 from brain2text.decoding.wfst import WfstDecoder
 from brain2text.distributed import pick_device
 from brain2text.errors import ConfigError, DataError
 from brain2text.evaluation.rescoring import RescoreOptions
 from brain2text.evaluation.scoring import log_probs_of, network_logits
-from brain2text.evaluation.search import WordSearch, greedy_ids, sentence_of, word_search
-from brain2text.evaluation.word_eval import load_llm
+from brain2text.evaluation.search import (
+    LLM_NEEDS_LM,
+    WordSearch,
+    greedy_ids,
+    sentence_of,
+    word_search,
+)
 from brain2text.model.gru import GRUDecoder
 from brain2text.model.loading import checkpoint_path, load_model
 from brain2text.model.precision import denormals_flushed
 from brain2text.model.streaming import Stream, as_bins
 from brain2text.phonemes import to_symbols
-
-if TYPE_CHECKING:
-    from brain2text.decoding.llm import SentenceScorer
 
 
 def pad_bins(trials: Sequence[np.ndarray], n_features: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,12 +124,12 @@ class Decoder:
         defaults). While streaming, the partial sentences stay n-gram only."""
         run_dir = Path(run_dir)
         if llm is not None and lm is None:
-            raise ConfigError("--llm rescores the n-best of --lm: give an LM folder with --lm")
+            raise ConfigError(LLM_NEEDS_LM)
         device_ = pick_device(device)
         loaded = load_model(checkpoint_path(run_dir, checkpoint), device_, weights)
         words = None
         if lm is not None:
-            scorer = load_llm(llm, device)
+            scorer = as_scorer(llm, device=device)
             words = word_search(run_dir, Path(lm), llm=scorer, rescoring=rescoring, **beam_options)
         stored = loaded.checkpoint.features
         spec = (
