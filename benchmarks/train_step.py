@@ -61,7 +61,7 @@ def main() -> None:
     print(f"{'step':>4}  {'seconds':>8}  {'samples/s':>9}  {'peak RSS (MB)':>13}")
     for step in range(args.steps):
         start = time.perf_counter()
-        features = augment_batch(x.to(device), n_bins.to(device), config.augment)
+        features, _ = augment_batch(x.to(device), n_bins.to(device), config.augment)
         logits = model(features, days)
         loss = ctc_losses(
             logits, model.output_lengths(n_bins.to(device)), targets, target_lengths

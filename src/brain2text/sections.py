@@ -59,6 +59,52 @@ class ModelConfig(_Section):
     """Input lengths given to the CTC loss: ``exact``, the true output length
     ``(T - K) // S + 1``; ``reference``, the reference decoder's ``(T - K) / S`` truncated (one
     frame fewer), to reproduce its baseline exactly."""
+    kind: Literal["gru", "transformer"] = "gru"
+    """The encoder: the baseline's GRU, or a Transformer over patches of ``kernel_len`` bins
+    every ``stride_len`` bins (:mod:`brain2text.model.transformer`). Both share the input
+    layers (smoothing, day layer, LayerNorm, input dropout, the learned mask token)."""
+    day_layers: Literal["per_day", "shared", "none"] = "per_day"
+    """The affine input layer + softsign: one per recording day (the baseline), one for all
+    days, or none (the features go to the encoder as they are)."""
+    log_input: bool = False
+    """Feed the encoder ``sign(x) * log(1 + |x|)`` of its input features (a log transform that
+    is defined for z-scored features too), applied first, before smoothing."""
+    d_model: int = Field(384, ge=1)
+    """Transformer: the width of the patch embedding and of every layer."""
+    n_heads: int = Field(6, ge=1)
+    """Transformer: attention heads (``d_model`` must divide by it)."""
+    ff_mult: int = Field(4, ge=1)
+    """Transformer: the feed-forward layer's width as a multiple of ``d_model``."""
+    position: Literal["relative", "sinusoidal"] = "relative"
+    """Transformer: T5-style relative position bias (per head, shared by the layers), or fixed
+    sinusoidal positions added to the patch embedding (the paper's ablation)."""
+    relative_buckets: int = Field(32, ge=2)
+    relative_max_distance: int = Field(128, ge=1)
+    """Transformer: the T5 bias's buckets and the distance (in patches) beyond which they are
+    all one bucket."""
+    left_context_s: float | None = Field(None, gt=0.0)
+    """Causal Transformer: the seconds of past a patch may attend to (None: all of it)."""
+    left_context_train_s: tuple[float, float] | None = None
+    """Causal Transformer: in training, each batch draws its left context uniformly in this
+    range of seconds (None: ``left_context_s`` throughout)."""
+    targets: Literal["phoneme", "diphone"] = "phoneme"
+    """What the read-out emits: the 41 CTC classes, or blank + every (previous, current) pair
+    of the 40 symbols, whose phoneme log-probabilities are their sums over the previous symbol
+    (:mod:`brain2text.model.diphones`); every decoder and metric reads those phoneme
+    log-probabilities."""
+    diphone_alpha: tuple[float, float] = (0.1, 0.6)
+    """Diphone targets: the weight of the phoneme CTC loss in
+    ``alpha * L_phoneme + (1 - alpha) * L_diphone``, linear from the first value at the first
+    batch to the second at the last."""
+
+
+class TimeMasksConfig(_Section):
+    count: int = Field(20, ge=0)
+    """Masks per trial (they may overlap)."""
+    max_fraction: float = Field(0.05, gt=0.0, le=1.0)
+    """Each mask's width is uniform in 1 .. max(1, floor(max_fraction * the trial's bins))."""
+    fill: Literal["zero", "learned"] = "zero"
+    """Masked bins become 0 (the z-scored mean), or the model's learned mask token."""
 
 
 class AugmentConfig(_Section):
@@ -73,6 +119,9 @@ class AugmentConfig(_Section):
     random_cut: int = Field(0, ge=0)
     """Drop the first k bins of every trial of a training batch, k uniform in 0..random_cut and
     the same for the whole batch (the Brain-to-Text '25 baseline's 3); 0: off."""
+    time_masks: TimeMasksConfig | None = None
+    """Heavy time masking (the time-masked Transformer's recipe): many spans per trial, each a
+    fraction of the trial's length (None: off)."""
 
 
 class OptimConfig(_Section):
@@ -86,10 +135,17 @@ class OptimConfig(_Section):
     l2_decay: float = Field(1e-5, ge=0.0)
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = Field(0.1, gt=0.0)
-    schedule: Literal["onecycle", "linear", "constant", "warmup_cosine", "plateau"] = "constant"
+    schedule: Literal["onecycle", "linear", "constant", "warmup_cosine", "plateau", "step"] = (
+        "constant"
+    )
     """``plateau``: torch's ReduceLROnPlateau on the evaluation PER, stepped at evaluations
     (``plateau_patience`` evaluations without improvement multiply the LR by
-    ``plateau_factor``, down to ``end_lr``)."""
+    ``plateau_factor``, down to ``end_lr``). ``step``: ``max_lr`` until ``step_at`` of the run,
+    then ``max_lr * step_factor`` (the time-masked Transformer's schedule)."""
+    step_at: float = Field(0.6, gt=0.0, lt=1.0)
+    """``step`` schedule: the fraction of ``train.n_batch`` after which the LR drops."""
+    step_factor: float = Field(0.1, gt=0.0, le=1.0)
+    """``step`` schedule: what the LR is multiplied by at ``step_at``."""
     pct_start: float = Field(0.3, gt=0.0, lt=1.0)
     div_factor: float = Field(25.0, gt=0.0)
     final_div_factor: float = Field(1e4, gt=0.0)
@@ -111,6 +167,10 @@ class OptimConfig(_Section):
     """Final LR of the day layers' group (None: ``end_lr``; not with ``onecycle``)."""
     day_weight_decay: float | None = Field(None, ge=0.0)
     """Weight decay of the day layers' group (None: ``l2_decay``)."""
+    day_drift_l2: float = Field(0.0, ge=0.0)
+    """Adds ``day_drift_l2 * sum_d ||W_{d+1} - W_d||^2 + ||b_{d+1} - b_d||^2`` over adjacent
+    days (in the dataset's day order) to the loss: neighbouring days' input layers are pulled
+    toward each other (0: off; needs ``model.day_layers: per_day``)."""
 
     @property
     def has_day_group(self) -> bool:

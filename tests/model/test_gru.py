@@ -8,12 +8,8 @@ from torch.nn import functional as F
 
 from brain2text.config import ModelConfig, load_run
 from brain2text.model.ctc import output_lengths
-from brain2text.model.gru import (
-    GaussianSmoother,
-    GRUDecoder,
-    count_parameters,
-    gaussian_kernel,
-)
+from brain2text.model.gru import GRUDecoder, count_parameters
+from brain2text.model.inputs import GaussianSmoother, gaussian_kernel
 from brain2text.phonemes import N_CLASSES
 from tests.conftest import RUNS
 

@@ -76,11 +76,11 @@ def test_augment_noise_offset_and_masks():
     x = torch.zeros(4, 50, 256)
     lens = torch.tensor([50, 40, 30, 20])
     cfg = AugmentConfig(white_noise_sd=0.0, constant_offset_sd=1.0)
-    y = augment_batch(x, lens, cfg, torch.Generator().manual_seed(0))
+    y, _ = augment_batch(x, lens, cfg, torch.Generator().manual_seed(0))
     # a constant offset: the same for every bin of a trial, different between trials
     assert torch.allclose(y[:, 0], y[:, 37]) and not torch.allclose(y[0, 0], y[1, 0])
     cfg = AugmentConfig(white_noise_sd=0.8, constant_offset_sd=0.0)
-    y = augment_batch(x, lens, cfg, torch.Generator().manual_seed(0))
+    y, _ = augment_batch(x, lens, cfg, torch.Generator().manual_seed(0))
     assert abs(y.std().item() - 0.8) < 0.02
     cfg = AugmentConfig(
         white_noise_sd=0.0,
@@ -89,7 +89,7 @@ def test_augment_noise_offset_and_masks():
         freq_mask_width=12,
         freq_mask_max_masks=2,
     )
-    y = augment_batch(torch.ones(4, 50, 256), lens, cfg, torch.Generator().manual_seed(0))
+    y, _ = augment_batch(torch.ones(4, 50, 256), lens, cfg, torch.Generator().manual_seed(0))
     zero_cols = (y == 0).all(dim=1)  # (B, C): features masked for every bin
     assert ((zero_cols.sum(dim=1) >= 1) & (zero_cols.sum(dim=1) <= 24)).all()
 
@@ -98,8 +98,8 @@ def test_augment_is_reproducible_with_a_seed():
     x = torch.randn(2, 30, 256)
     lens = torch.tensor([30, 25])
     cfg = AugmentConfig(time_mask_prob=0.5, time_mask_width=10, time_mask_max_masks=2)
-    a = augment_batch(x, lens, cfg, torch.Generator().manual_seed(3))
-    b = augment_batch(x, lens, cfg, torch.Generator().manual_seed(3))
+    a, _ = augment_batch(x, lens, cfg, torch.Generator().manual_seed(3))
+    b, _ = augment_batch(x, lens, cfg, torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
 
 

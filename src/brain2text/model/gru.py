@@ -3,13 +3,14 @@
 The forward pass, with shapes (B trials, T bins, C features: 256 for the 2023 data, 512 for
 Brain-to-Text '25, K=kernel_len, S=stride_len):
 
-1. Gaussian smoothing along time, per feature (20-tap kernel, sigma ``gaussian_smooth_width``
-   bins, torch "same" padding: 9 zeros left and 10 right for the even kernel, as the reference;
-   ``causal_smoothing``: all 19 on the left, so the model can run as bins arrive).
-2. Per-day affine input layer ``x @ W[day] + b[day]`` (W = identity, b = 0 at init), softsign.
-3. LayerNorm over the C features (``use_layer_norm``), then dropout on the inputs
-   (``input_dropout``): both after the softsign and before patching, as in the fork that
-   introduced them.
+1-3. The shared input layers (:class:`~brain2text.model.inputs.InputLayers`): Gaussian
+   smoothing along time, per feature (20-tap kernel, sigma ``gaussian_smooth_width`` bins,
+   torch "same" padding: 9 zeros left and 10 right for the even kernel, as the reference;
+   ``causal_smoothing``: all 19 on the left, so the model can run as bins arrive); the per-day
+   affine input layer ``x @ W[day] + b[day]`` (W = identity, b = 0 at init) and softsign
+   (``day_layers``); LayerNorm over the C features (``use_layer_norm``), then dropout on the
+   inputs (``input_dropout``): both after the softsign and before patching, as in the fork
+   that introduced them.
 4. Patching: windows of K bins every S bins, concatenated -> (B, T', C*K) with
    ``T' = (T - K) // S + 1`` (channel-major order, identical to the reference's ``nn.Unfold``).
 5. GRU (``n_layers`` x ``n_units``, dropout between layers, optionally bidirectional);
@@ -17,7 +18,8 @@ Brain-to-Text '25, K=kernel_len, S=stride_len):
    (uniform in +-1/sqrt(n_units)), as the reference; zero initial state, or a learned one
    (``learnable_h0``, one Xavier-initialised vector per layer and direction, as the
    Brain-to-Text '25 baseline).
-6. Linear read-out to 41 classes (40 phoneme symbols + CTC blank at index 0).
+6. Linear read-out to 41 classes (40 phoneme symbols + CTC blank at index 0), or to the diphone
+   classes (``targets: diphone``).
 
 Unlike the reference, no unused per-day ``nn.Linear`` layers are built. The CTC input length is
 :func:`brain2text.model.ctc.ctc_input_lengths` (``model.ctc_input_lengths``).
@@ -25,68 +27,26 @@ Unlike the reference, no unused per-day ``nn.Linear`` layers are built. The CTC 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from brain2text.config import ModelConfig
 from brain2text.data.dataset import N_FEATURES
-from brain2text.model.ctc import ctc_input_lengths, output_lengths
-from brain2text.phonemes import N_CLASSES
+from brain2text.model.inputs import GaussianSmoother, InputLayers, Outputs, n_outputs
+
+__all__ = ["GRUDecoder", "GaussianSmoother", "count_parameters", "describe_size"]
 
 
-def gaussian_kernel(size: int, sigma: float) -> torch.Tensor:
-    """Normalised Gaussian taps centred on (size - 1) / 2, as scipy's gaussian window."""
-    n = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
-    taps = torch.exp(-0.5 * (n / sigma) ** 2)
-    return (taps / taps.sum()).to(torch.float32)
-
-
-class GaussianSmoother(nn.Module):
-    """Depthwise Gaussian smoothing along time with "same" padding (or, ``causal``, all of it
-    on the left: output t reads inputs t - size + 1 .. t); (B, T, C) -> (B, T, C)."""
-
-    if TYPE_CHECKING:  # a buffer; declared for the type checker only (TorchScript rejects it)
-        kernel: torch.Tensor  # (C, 1, size)
-
-    def __init__(self, n_channels: int, sigma: float, size: int, causal: bool = False) -> None:
-        super().__init__()
-        self.n_channels = n_channels
-        self.causal = causal
-        self.register_buffer("kernel", gaussian_kernel(size, sigma).repeat(n_channels, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size = self.kernel.shape[-1]
-        # torch's "same": 9 left, 10 right for 20 taps; causal: 19 left
-        left = size - 1 if self.causal else (size - 1) // 2
-        x = F.pad(x.transpose(1, 2), (left, size - 1 - left))  # (B, C, T + size - 1)
-        x = F.conv1d(x, self.kernel.to(x.dtype), groups=self.n_channels)
-        return x.transpose(1, 2)
-
-
-class GRUDecoder(nn.Module):
-    def __init__(self, config: ModelConfig, n_days: int, n_features: int = N_FEATURES) -> None:
-        super().__init__()
-        self.config = config
-        self.n_days = n_days
-        self.n_features = n_features
-        self.smoother = (
-            GaussianSmoother(
-                n_features,
-                config.gaussian_smooth_width,
-                config.smooth_kernel_size,
-                config.causal_smoothing,
-            )
-            if config.gaussian_smooth_width > 0
-            else nn.Identity()
-        )
-        self.day_weights = nn.Parameter(torch.eye(n_features).repeat(n_days, 1, 1))
-        self.day_biases = nn.Parameter(torch.zeros(n_days, 1, n_features))
-        self.layer_norm = nn.LayerNorm(n_features) if config.use_layer_norm else nn.Identity()
-        self.input_dropout = nn.Dropout(config.input_dropout)
+class GRUDecoder(InputLayers):
+    def __init__(
+        self,
+        config: ModelConfig,
+        n_days: int,
+        n_features: int = N_FEATURES,
+        mask_token: bool = False,
+    ) -> None:
+        super().__init__(config, n_days, n_features, mask_token)
         self.gru = nn.GRU(
             n_features * config.kernel_len,
             config.n_units,
@@ -111,38 +71,26 @@ class GRUDecoder(nn.Module):
             if config.learnable_h0
             else None
         )
-        self.readout = nn.Linear(config.n_units * directions, N_CLASSES)
-
-    def output_lengths(self, n_bins: torch.Tensor) -> torch.Tensor:
-        """Output frames of inputs of ``n_bins`` bins: what greedy decoding reads."""
-        return output_lengths(n_bins, self.config.kernel_len, self.config.stride_len)
-
-    def ctc_input_lengths(self, n_bins: torch.Tensor) -> torch.Tensor:
-        """The input lengths the CTC loss is given (``model.ctc_input_lengths``)."""
-        c = self.config
-        return ctc_input_lengths(n_bins, c.kernel_len, c.stride_len, c.ctc_input_lengths)
+        self.readout = nn.Linear(config.n_units * directions, n_outputs(config))
 
     def forward(
-        self, x: torch.Tensor, day_idx: torch.Tensor, n_bins: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """(B, T, C) features and (B,) day indices -> (B, T', 41) logits.
+        self,
+        x: torch.Tensor,
+        day_idx: torch.Tensor,
+        n_bins: torch.Tensor | None = None,
+        time_mask: torch.Tensor | None = None,
+        diphones: bool = False,
+    ) -> Outputs:
+        """(B, T, C) features and (B,) day indices -> (B, T', 41) logits
+        (:meth:`~brain2text.model.inputs.InputLayers.read_out`; ``time_mask``: (B, T) bins
+        the learned mask token replaces).
 
         With ``n_bins`` (each trial's real length) a bidirectional GRU reads each trial as a
         packed sequence, so its backward direction starts at the trial's last real frame, not
         in the batch's padding: a trial's logits are then the same in any batch as alone.
         (Training passes none, as the reference; a unidirectional GRU never reads padding
         before a real frame, so it needs no packing.)"""
-        x = self.smoother(x)
-        # index_select, not day_weights[day_idx]: the backward of advanced indexing is
-        # index_put_(accumulate=True), which on a CPU with several threads adds the trials of one
-        # day with atomic adds in an order that changes from run to run (once the gathered
-        # tensor has 32768 elements); index_select's backward (index_add_) adds them in order,
-        # so training is bit-reproducible at any thread count
-        weights = torch.index_select(self.day_weights, 0, day_idx)  # (B, C, C)
-        biases = torch.index_select(self.day_biases, 0, day_idx)  # (B, 1, C)
-        x = torch.bmm(x, weights) + biases  # (B, T, C)
-        x = F.softsign(x)
-        x = self.input_dropout(self.layer_norm(x))
+        x = self.inputs(x, day_idx, time_mask)  # (B, T, C)
         k, s = self.config.kernel_len, self.config.stride_len
         x = x.unfold(1, k, s)  # (B, T', C, K)
         x = x.flatten(2)  # (B, T', C*K), channel-major like nn.Unfold
@@ -154,7 +102,7 @@ class GRUDecoder(nn.Module):
             x, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         else:
             x, _ = self.gru(x, h0)  # (B, T', H * directions)
-        return self.readout(x)
+        return self.read_out(x, diphones)
 
 
 def count_parameters(model: nn.Module) -> int:

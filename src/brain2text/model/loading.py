@@ -10,8 +10,8 @@ import torch
 
 from brain2text.config import RunConfig, validate
 from brain2text.errors import DataError
-from brain2text.model.gru import GRUDecoder
-from brain2text.phonemes import N_CLASSES
+from brain2text.model.factory import SpeechModel, new_model
+from brain2text.model.inputs import n_outputs
 from brain2text.runs.checkpoint import Checkpoint, load_checkpoint
 
 
@@ -19,7 +19,7 @@ from brain2text.runs.checkpoint import Checkpoint, load_checkpoint
 class LoadedModel:
     """A checkpoint's network in eval mode, its run config and the checkpoint itself."""
 
-    model: GRUDecoder
+    model: SpeechModel
     config: RunConfig
     checkpoint: Checkpoint
     path: Path
@@ -51,23 +51,37 @@ def load_model(path: Path, device: torch.device, weights: str = "raw") -> Loaded
     )
 
 
+def feature_count(path: Path, state: dict[str, torch.Tensor], kernel_len: int) -> int:
+    """The features per bin a model's weights read: the day layer's width, or the width of the
+    encoder's first layer (its patches of ``kernel_len`` bins)."""
+    if "day_weights" in state:
+        return int(state["day_weights"].shape[-1])
+    for key in FIRST_LAYERS:
+        if key in state:
+            return int(state[key].shape[-1]) // kernel_len
+    raise DataError(f"{path}: not a brain2text model (no day layer, no {' / '.join(FIRST_LAYERS)})")
+
+
+FIRST_LAYERS = ("gru.weight_ih_l0",)
+"""The weights of each encoder's first layer, which read patches of the features."""
+
+
 def build_model(
     path: Path,
     config: RunConfig,
     checkpoint: Checkpoint,
     state: dict[str, torch.Tensor],
     device: torch.device,
-) -> GRUDecoder:
+) -> SpeechModel:
+    expected = n_outputs(config.model)
     classes = state["readout.weight"].shape[0] if "readout.weight" in state else None
-    if classes != N_CLASSES:
+    if classes != expected:
         raise DataError(
-            f"{path}: the model emits {classes} classes, this brain2text "
-            f"decodes {N_CLASSES} (CTC blank + 39 phonemes + SIL)"
+            f"{path}: the model emits {classes} classes, its config "
+            f"(model.targets={config.model.targets}) needs {expected}"
         )
-    if "day_weights" not in state:
-        raise DataError(f"{path}: no day_weights in its weights (not a brain2text GRU)")
-    n_features = int(state["day_weights"].shape[-1])
-    model = GRUDecoder(config.model, n_days=len(checkpoint.days), n_features=n_features).to(device)
+    n_features = feature_count(path, state, config.model.kernel_len)
+    model = new_model(config, len(checkpoint.days), n_features).to(device)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -40,7 +40,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from brain2text.errors import ConfigError, DataError
-from brain2text.model.gru import GaussianSmoother, GRUDecoder
+from brain2text.model.gru import GRUDecoder
+from brain2text.model.inputs import GaussianSmoother
 from brain2text.phonemes import N_CLASSES
 
 State = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]

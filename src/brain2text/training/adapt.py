@@ -28,7 +28,7 @@ from brain2text.data.recording import RawTrial, read_recording
 from brain2text.errors import ConfigError, DataError
 from brain2text.evaluation.scoring import Decoded, Score, score
 from brain2text.inference.decoder import Decoder, NewDayWarning, pad_bins
-from brain2text.model.gru import GRUDecoder
+from brain2text.model.factory import SpeechModel, new_model
 from brain2text.model.precision import denormals_flushed
 from brain2text.phonemes import clean_text, phonemize, to_ids
 from brain2text.runs.checkpoint import Checkpoint, save_checkpoint
@@ -79,11 +79,9 @@ def _score(decoder: Decoder, trials: list[tuple[RawTrial, list[int]]], day: str)
     return score([ids for _, ids in trials], decoded, np.zeros(len(trials), np.int64), [day])
 
 
-def _with_new_day(decoder: Decoder, start: int) -> GRUDecoder:
+def _with_new_day(decoder: Decoder, start: int) -> SpeechModel:
     old = decoder.model
-    model = GRUDecoder(
-        decoder.config.model, n_days=len(decoder.days) + 1, n_features=old.n_features
-    ).to(decoder.device)
+    model = new_model(decoder.config, len(decoder.days) + 1, old.n_features).to(decoder.device)
     state = old.state_dict()
     state["day_weights"] = torch.cat(
         [state["day_weights"], state["day_weights"][start : start + 1]]
@@ -110,7 +108,7 @@ def _batch(trials: list[tuple[RawTrial, list[int]]], day: int, n_features: int) 
 
 
 def _fit(
-    model: GRUDecoder,
+    model: SpeechModel,
     trials: list[tuple[RawTrial, list[int]]],
     day: int,
     config: RunConfig,

@@ -78,8 +78,9 @@ def augment_batch(
     lengths: torch.Tensor,
     config: AugmentConfig,
     generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Apply noise, offset and masks to a padded batch (B, T, C); returns a new tensor."""
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Apply noise, offset and masks to a padded batch (B, T, C); returns a new tensor and
+    the (B, T) bins the model's learned mask token is to fill (None: no such masks)."""
     batch, n_bins, n_features = x.shape
     device = x.device
     if config.white_noise_sd > 0:
@@ -114,4 +115,4 @@ def augment_batch(
         )
         keep = ~(time_mask[:, :, None] | feature_mask[:, None, :])  # (B, T, C)
         x = x * keep.to(x.dtype)
-    return x
+    return x, None

@@ -54,7 +54,8 @@ from brain2text.atomic import atomic_write_text
 from brain2text.config import RunConfig, TrainConfig, to_yaml
 from brain2text.distributed import Dist, session
 from brain2text.errors import ConfigError, TrainingError
-from brain2text.model.gru import GRUDecoder, count_parameters, describe_size
+from brain2text.model.factory import new_model
+from brain2text.model.gru import count_parameters, describe_size
 from brain2text.runs import metric_keys as keys
 from brain2text.runs import provenance
 from brain2text.runs.checkpoint import Checkpoint
@@ -265,9 +266,7 @@ def _train_loop(
             "cannot cut into equal micro-batches"
         )
     generator = seed_everything(tc.seed, ranks.rank, device)
-    model = GRUDecoder(
-        config.model, n_days=data.dataset.n_days, n_features=data.dataset.n_features
-    ).to(device)
+    model = new_model(config, data.dataset.n_days, data.dataset.n_features).to(device)
     net = build_network(model, config, ranks, device)
     optimizer = build_optimizer(model, config.optim)
     scheduler = build_scheduler(optimizer, config.optim, tc.n_batch)
@@ -329,7 +328,8 @@ def _train_loop(
             # --- one batch: augment, forward, CTC, backward, clip, step, schedule
             model.train()
             lr = optimizer.param_groups[0]["lr"]
-            result = train_step(learner, batch.to(device), stop.requested)
+            done = step / max(tc.n_batch - 1, 1)  # the fraction of the run before this batch
+            result = train_step(learner, batch.to(device), stop.requested, done)
             state = state.after_step(skipped=result.problem is not None)
             if result.problem is not None:
                 _report_skipped(log, step, lr, result.problem, state.counters, tc, out_dir)

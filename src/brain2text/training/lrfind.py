@@ -42,7 +42,7 @@ from brain2text.atomic import atomic_write_bytes, atomic_write_text
 from brain2text.config import LR_FIND_KEY, RunConfig
 from brain2text.distributed import pick_device
 from brain2text.errors import TrainingError
-from brain2text.model.gru import GRUDecoder
+from brain2text.model.factory import new_model
 from brain2text.plotting import new_figure, png_bytes
 from brain2text.training.optim import build_optimizer
 from brain2text.training.rundata import load_run_data, train_loader
@@ -193,9 +193,7 @@ def _sweep(config: RunConfig, schedule: np.ndarray) -> tuple[list[float], list[f
     device = pick_device(tc.device)
     data = load_run_data(config)
     generator = seed_everything(tc.seed, device=device)
-    model = GRUDecoder(
-        config.model, n_days=data.dataset.n_days, n_features=data.dataset.n_features
-    ).to(device)
+    model = new_model(config, data.dataset.n_days, data.dataset.n_features).to(device)
     optimizer = build_optimizer(model, config.optim)
     learner = Learner(
         model, model, optimizer, build_scaler(config, device), StepOptions.of_run(config), generator

@@ -24,7 +24,8 @@ from brain2text.config import AugmentConfig, ModelConfig, RunConfig, TrainConfig
 from brain2text.data.batches import Batch
 from brain2text.distributed import Dist
 from brain2text.model.ctc import ctc_input_lengths, ctc_losses
-from brain2text.model.gru import GRUDecoder
+from brain2text.model.diphones import diphone_alpha, joint_ctc_loss
+from brain2text.model.factory import SpeechModel
 from brain2text.model.precision import autocast_context, denormals_flushed
 from brain2text.training.augment import augment_batch, random_cut
 
@@ -79,7 +80,7 @@ def seed_everything(
 
 
 def build_network(
-    model: GRUDecoder, config: RunConfig, ranks: Dist, device: torch.device
+    model: SpeechModel, config: RunConfig, ranks: Dist, device: torch.device
 ) -> torch.nn.Module:
     """What the training forward pass calls: the model, wrapped by DDP across ranks (its
     construction copies rank 0's weights to every rank) and by ``torch.compile`` when
@@ -153,23 +154,42 @@ class Learner:
 
 
 def batch_loss(
-    net: torch.nn.Module, batch: Batch, options: StepOptions, generator: torch.Generator
+    net: torch.nn.Module,
+    batch: Batch,
+    options: StepOptions,
+    generator: torch.Generator,
+    progress: float = 0.0,
 ) -> torch.Tensor:
-    """Augment a training batch (already on its device), run the model (a GRUDecoder, or it
-    wrapped by DDP or torch.compile), mean CTC loss."""
+    """Augment a training batch (already on its device), run the model (an encoder, or it
+    wrapped by DDP or torch.compile), mean CTC loss (for diphone targets the joint loss, its
+    weights at ``progress``, the fraction of the run done)."""
     mc = options.model
     features, n_bins = batch.features, batch.n_bins
+    token_mask = None
     if options.augment is not None:
         ac = options.augment
         features, n_bins = random_cut(features, n_bins, ac.random_cut, mc.kernel_len, generator)
-        features = augment_batch(features, n_bins, ac, generator)
+        features, token_mask = augment_batch(features, n_bins, ac, generator)
+    kwargs: dict[str, object] = {}
+    if token_mask is not None:
+        kwargs["time_mask"] = token_mask
+    if mc.targets == "diphone":
+        kwargs["diphones"] = True
     with autocast_context(features.device, options.use_amp, options.amp_dtype):
-        if options.packed:
-            logits = net(features, batch.day_index, n_bins)  # (B, T', 41)
-        else:
-            logits = net(features, batch.day_index)
+        lengths = n_bins if options.packed or reads_lengths(mc) else None
+        outputs = net(features, batch.day_index, lengths, **kwargs)
     n_in = ctc_input_lengths(n_bins, mc.kernel_len, mc.stride_len, mc.ctc_input_lengths)
-    return ctc_losses(logits, n_in, batch.phonemes, batch.n_phones).mean()
+    if isinstance(outputs, tuple):
+        alpha = diphone_alpha(mc.diphone_alpha, progress)
+        return joint_ctc_loss(outputs, n_in, batch.phonemes, batch.n_phones, alpha)
+    return ctc_losses(outputs, n_in, batch.phonemes, batch.n_phones).mean()
+
+
+def reads_lengths(mc: ModelConfig) -> bool:
+    """Whether training must give this encoder each trial's length: a bidirectional
+    Transformer would otherwise attend to the batch's padding (a GRU, as the reference, reads
+    the padded batch)."""
+    return mc.kind == "transformer" and mc.bidirectional
 
 
 def clip_gradients(
@@ -214,17 +234,20 @@ class StepResult:
     stop_requested: bool  # some rank was asked to stop (SIGTERM / SIGUSR1) during this step
 
 
-def train_step(learner: Learner, batch: Batch, stop_flag: bool = False) -> StepResult:
+def train_step(
+    learner: Learner, batch: Batch, stop_flag: bool = False, progress: float = 0.0
+) -> StepResult:
     """Forward, loss, backward (micro-batch by micro-batch with ``grad_accum``), clip and
     update; a step whose loss or gradient is not finite leaves the weights as they were (every
-    rank skips it together). ``stop_flag``: this rank was asked to stop."""
+    rank skips it together). ``stop_flag``: this rank was asked to stop; ``progress``: the
+    fraction of the run done (the diphone loss's schedule)."""
     le, options = learner, learner.options
     device = batch.features.device
     le.optimizer.zero_grad(set_to_none=True)
     parts = micro_batches(batch, options.grad_accum)
     total = torch.zeros((), device=device)
     for part in parts:  # each backward right after its forward: one micro-batch in memory
-        loss = batch_loss(le.net, part, options, le.generator) / len(parts)
+        loss = batch_loss(le.net, part, options, le.generator, progress) / len(parts)
         le.scaler.scale(loss).backward()
         total = total + loss.detach().float()
     # one reduction for the loss and the stop request: all ranks agree on both
