@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean bench-train bench-eval bench-data bench-decode bench-quality bench-packing bench-stream bench-llm
+.PHONY: demo test lint install clean bench-train bench-eval bench-data bench-decode bench-quality bench-encoders bench-packing bench-stream bench-llm
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -43,9 +43,15 @@ bench-data: $(STAMP)
 bench-decode: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/decode_words.py --sentences 100000 --test 200 --beams 50,200
 
-# about 45 minutes on 2 cores: 11 demo-sized runs, their test evaluations and an ensemble
+# the series' recipes (about 45 minutes on 2 cores: 11 demo-sized runs, their test evaluations
+# and an ensemble), then the encoders (27 demo-sized runs: about 2.5 hours)
 bench-quality: $(STAMP)
 	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/quality.py --batches 400
+	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/encoder_quality.py --batches 400 --seeds 3
+
+# the encoders' table alone
+bench-encoders: $(STAMP)
+	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/encoder_quality.py --batches 400 --seeds 3
 
 bench-stream: $(STAMP)
 	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/stream_latency.py --steps 500 --threads 2

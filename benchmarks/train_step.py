@@ -18,7 +18,8 @@ import torch
 
 from brain2text.config import load_run
 from brain2text.model.ctc import ctc_losses
-from brain2text.model.gru import GRUDecoder, count_parameters, describe_size
+from brain2text.model.factory import new_model
+from brain2text.model.gru import count_parameters, describe_size
 from brain2text.training.augment import augment_batch
 from brain2text.training.optim import build_optimizer, build_scheduler
 
@@ -40,7 +41,7 @@ def main() -> None:
     config = load_run(args.run_file, args.overrides)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
-    model = GRUDecoder(config.model, n_days=24).to(device)
+    model = new_model(config, n_days=24, n_features=256).to(device)
     optimizer = build_optimizer(model, config.optim)
     scheduler = build_scheduler(optimizer, config.optim, config.train.n_batch)
     b = args.batch
@@ -61,8 +62,8 @@ def main() -> None:
     print(f"{'step':>4}  {'seconds':>8}  {'samples/s':>9}  {'peak RSS (MB)':>13}")
     for step in range(args.steps):
         start = time.perf_counter()
-        features, _ = augment_batch(x.to(device), n_bins.to(device), config.augment)
-        logits = model(features, days)
+        features, token_mask = augment_batch(x.to(device), n_bins.to(device), config.augment)
+        logits = model(features, days, time_mask=token_mask)
         loss = ctc_losses(
             logits, model.output_lengths(n_bins.to(device)), targets, target_lengths
         ).mean()

@@ -56,7 +56,8 @@ from _common import (
 from brain2text.config import RunConfig
 from brain2text.data.batches import Batch
 from brain2text.distributed import pick_device
-from brain2text.model.gru import GRUDecoder, count_parameters, describe_size
+from brain2text.model.factory import new_model
+from brain2text.model.gru import count_parameters, describe_size
 from brain2text.model.precision import denormals_flushed
 from brain2text.training.optim import build_optimizer, build_scheduler
 from brain2text.training.rundata import RunData, train_loader
@@ -81,9 +82,7 @@ def timed_steps(
     batches: int,
 ) -> dict:
     """Train ``warmup + batches`` steps on batches from ``next_batch``; time the last ones."""
-    model = GRUDecoder(
-        config.model, n_days=data.dataset.n_days, n_features=data.dataset.n_features
-    ).to(device)
+    model = new_model(config, data.dataset.n_days, data.dataset.n_features).to(device)
     optimizer = build_optimizer(model, config.optim)
     scheduler = build_scheduler(optimizer, config.optim, config.train.n_batch)
     learner = Learner(

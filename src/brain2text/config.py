@@ -35,6 +35,7 @@ from brain2text.sections import (  # noqa: F401  (the sections are part of this 
     OptimConfig,
     RunConfig,
     TrainConfig,
+    TtaConfig,
     WatchConfig,
     WordDecodingConfig,
 )

@@ -1,10 +1,11 @@
 """The typed sections of a run config, one per concern (data, model, augment, optim, train,
-adapt, criteria, watch, eval) and :class:`RunConfig`, which holds them. Loading run files,
+adapt, tta, criteria, watch, eval) and :class:`RunConfig`, which holds them. Loading run files,
 overrides and differences are in :mod:`brain2text.config`.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
@@ -13,6 +14,10 @@ RUNNABLE = "runnable"
 """Validation context key: with ``{RUNNABLE: True}`` a :class:`RunConfig` is also checked for
 what training needs of it (:func:`unrunnable`). Resolving a run file to train it checks it;
 configs stored by runs that already trained (checkpoints, ``config.yaml``) are read without."""
+
+BIN_SECONDS = 0.02
+"""The width of a feature bin in both releases (``brain2text.data.manifest.BIN_SECONDS``, which
+the core cannot import): it turns ``model.left_context_s`` into bins."""
 
 
 class _Section(BaseModel):
@@ -95,7 +100,67 @@ class ModelConfig(_Section):
     diphone_alpha: tuple[float, float] = (0.1, 0.6)
     """Diphone targets: the weight of the phoneme CTC loss in
     ``alpha * L_phoneme + (1 - alpha) * L_diphone``, linear from the first value at the first
-    batch to the second at the last."""
+    batch to the second at the last (each in [0, 1]). DCoND (arXiv 2411.10657) anneals alpha
+    upwards; its schedule's published values are not restated here, so the default
+    (0.1, 0.6) is this package's choice, not the paper's."""
+
+    @model_validator(mode="after")
+    def _diphone_alpha_is_a_weight(self) -> ModelConfig:
+        if not all(0.0 <= a <= 1.0 for a in self.diphone_alpha):
+            raise ValueError(
+                f"model.diphone_alpha={list(self.diphone_alpha)}: both ends of the schedule "
+                "weigh the phoneme loss and must lie in [0, 1]"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _transformer_shape(self) -> ModelConfig:
+        if self.kind == "transformer" and self.d_model % self.n_heads:
+            raise ValueError(
+                f"model.d_model={self.d_model} does not divide into model.n_heads="
+                f"{self.n_heads} heads; make d_model a multiple of n_heads"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _left_context(self) -> ModelConfig:
+        keys = [
+            f"model.{k}"
+            for k in ("left_context_s", "left_context_train_s")
+            if getattr(self, k) is not None
+        ]
+        if not keys:
+            return self
+        if self.kind == "gru":
+            raise ValueError(
+                f"{' and '.join(keys)}: a left context bounds a Transformer's attention; "
+                "model.kind=gru has none (remove it or set model.kind=transformer)"
+            )
+        if self.bidirectional:
+            raise ValueError(
+                f"{' and '.join(keys)}: a left context is for causal attention; "
+                "model.bidirectional=true attends to the whole trial (remove it or set "
+                "bidirectional: false)"
+            )
+        patch_s = self.kernel_len * BIN_SECONDS
+        if self.left_context_train_s is not None:
+            lo, hi = self.left_context_train_s
+            if lo > hi:
+                raise ValueError(
+                    f"model.left_context_train_s=[{lo:g}, {hi:g}]: the low end is above the "
+                    "high end"
+                )
+            if lo < patch_s - 1e-9:
+                raise ValueError(
+                    f"model.left_context_train_s starts at {lo:g} s, shorter than one patch "
+                    f"(model.kernel_len={self.kernel_len} bins = {patch_s:g} s)"
+                )
+        if self.left_context_s is not None and self.left_context_s < patch_s - 1e-9:
+            raise ValueError(
+                f"model.left_context_s={self.left_context_s:g} s is shorter than one patch "
+                f"(model.kernel_len={self.kernel_len} bins = {patch_s:g} s)"
+            )
+        return self
 
 
 class TimeMasksConfig(_Section):
@@ -182,6 +247,11 @@ class OptimConfig(_Section):
             raise ValueError(
                 "optim.day_end_lr: onecycle ends every group at its peak / "
                 "(div_factor * final_div_factor); use warmup_cosine or linear"
+            )
+        if self.day_end_lr is not None and self.schedule == "step":
+            raise ValueError(
+                "optim.day_end_lr: step ends every group at its peak * step_factor; "
+                "use warmup_cosine or linear"
             )
         return self
 
@@ -270,6 +340,40 @@ class AdaptConfig(_Section):
     held_out_fraction: float = Field(0.3, gt=0.0, lt=1.0)
     """The last trials of the new day (this share, in file order) are not fitted: the PER
     before and after adaptation is measured on them."""
+    pseudo_gate: float = Field(-2.5, allow_inf_nan=False)
+    """``adapt --unlabelled``: a trial's LM decoding becomes its label only when the best
+    sentence's n-gram score per word (natural log, ``</s>`` included) is at least this (the
+    confident-trial threshold of a Brain-to-Text '25 top-10 entry's self-training, -2.5)."""
+
+
+class TtaConfig(_Section):
+    """Test-time adaptation (``evaluate --tta``, ``Decoder.load(tta=...)``), DietCORP's step:
+    each trial's ``copies`` time-masked, noised copies are fitted for ``steps`` AdamW steps to
+    the CTC path of the un-masked trial, on the chosen parameters only; the trial is decoded
+    with those weights, which are then restored. Defaults: the DietCORP settings of the public
+    code of Feghhi et al. (2025) (64 copies, 1 step, lr 5e-4, weight decay 1e-5, clipping 0.5,
+    20 masks of up to 7.5%, white noise 0.2, offset 0.05)."""
+
+    copies: int = Field(64, ge=1)
+    steps: int = Field(1, ge=1)
+    lr: float = Field(5e-4, ge=0.0, allow_inf_nan=False)
+    """AdamW's learning rate (0: the weights never move, the decoding is the plain one)."""
+    weight_decay: float = Field(1e-5, ge=0.0, allow_inf_nan=False)
+    grad_clip_norm: float | None = Field(0.5, gt=0.0)
+    parameters: Literal["auto", "patch_embedding", "day_layer", "gru_input"] = "auto"
+    """What a trial's step updates: ``patch_embedding`` (a Transformer's LayerNorm -> Linear ->
+    LayerNorm patch embedding), ``day_layer`` (the day input layers), ``gru_input`` (a GRU's
+    first layer's input weights and biases); ``auto``: the published choices, the patch
+    embedding of a Transformer, the day layer of a GRU (its first layer's input weights when
+    it has none)."""
+    mask_count: int = Field(20, ge=0)
+    """Time masks per copy (:func:`brain2text.model.masking.time_mask_spans`)."""
+    mask_max_fraction: float = Field(0.075, gt=0.0, le=1.0)
+    """Each mask's width is uniform in 1 .. max(1, floor(this x the trial's bins))."""
+    white_noise_sd: float = Field(0.2, ge=0.0)
+    constant_offset_sd: float = Field(0.05, ge=0.0)
+    seed: int = 0
+    """Each trial's masks, noise and dropout come from a generator seeded with (seed, trial)."""
 
 
 class CriteriaConfig(_Section):
@@ -336,6 +440,7 @@ class RunConfig(_Section):
     watch: WatchConfig = WatchConfig()
     eval: EvalConfig = EvalConfig()
     adapt: AdaptConfig = AdaptConfig()
+    tta: TtaConfig = TtaConfig()
 
     @model_validator(mode="after")
     def _select_on_wer_needs_words(self) -> RunConfig:
@@ -344,6 +449,16 @@ class RunConfig(_Section):
         if self.train.select_on == "wer" and self.train.select_on_ema:
             raise ValueError(
                 "train.select_on=wer chooses on the raw weights' WER: leave train.select_on_ema off"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _day_drift_needs_per_day_layers(self) -> RunConfig:
+        if self.optim.day_drift_l2 > 0 and self.model.day_layers != "per_day":
+            raise ValueError(
+                f"optim.day_drift_l2={self.optim.day_drift_l2:g} pulls adjacent days' input "
+                f"layers together, but model.day_layers={self.model.day_layers} has no layer "
+                "per day: set model.day_layers=per_day or optim.day_drift_l2=0"
             )
         return self
 
@@ -367,6 +482,12 @@ def onecycle_warmup_end(pct_start: float, n_batch: int) -> float:
     return float(pct_start * n_batch) - 1
 
 
+def step_boundary(step_at: float, n_batch: int) -> int:
+    """The first batch of the ``step`` schedule's lower LR: the first index at or past
+    ``step_at * n_batch`` (0.6 x 400 is batch 240, not 241 for the float's 240.00000000000003)."""
+    return math.ceil(step_at * n_batch - 1e-9)
+
+
 def unrunnable(config: RunConfig) -> list[str]:
     """What stops this config from training, one line each naming the keys (empty: it runs).
 
@@ -386,6 +507,11 @@ def unrunnable(config: RunConfig) -> list[str]:
         problems.append(
             f"optim.warmup_batches={o.warmup_batches} >= train.n_batch={t.n_batch}: the "
             "warm-up takes the whole run, no batch is left for the cosine decay"
+        )
+    if o.schedule == "step" and step_boundary(o.step_at, t.n_batch) >= t.n_batch:
+        problems.append(
+            f"optim.step_at={o.step_at:g} x train.n_batch={t.n_batch}: the step schedule would "
+            "lower the LR after the last batch, so it never does; lower optim.step_at"
         )
     if t.eval_every > t.n_batch:
         problems.append(

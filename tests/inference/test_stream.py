@@ -159,3 +159,88 @@ def test_with_an_lm_the_stream_ends_on_the_whole_trials_sentence(
         (h.words, h.phonemes) for h in whole.nbest
     ]
     assert [h.score for h in out.nbest] == pytest.approx([h.score for h in whole.nbest], rel=1e-6)
+
+
+TRANSFORMER = {  # b2t25_transformer_cpu, tiny: no day layer, log input, learned mask token
+    "model.d_model": 16,
+    "model.n_heads": 2,
+    "model.n_layers": 1,
+    "model.kernel_len": 4,
+    "model.stride_len": 4,
+    "model.causal_smoothing": "true",
+    "model.left_context_s": 0.4,  # 5 patches, so that the trials outgrow the cache
+    "model.left_context_train_s": "[0.1,0.4]",
+    "train.num_workers": 0,
+    "train.length_bucket_pool": "null",
+}
+
+
+@pytest.fixture(scope="module")
+def transformer_run(prepared_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("stream_transformer") / "run"
+    config = load_run(
+        RUNS / "b2t25_transformer_cpu.yaml", tiny_overrides(prepared_dir, **TRANSFORMER)
+    )
+    assert config.model.kind == "transformer" and config.model.day_layers == "none"
+    train(config, folder, quiet=True)
+    return folder
+
+
+@pytest.mark.parametrize("chunk", [1, 6])
+def test_a_transformers_stream_gives_the_whole_trials_logits(transformer_run, prepared_dir, chunk):
+    dec = Decoder.load(transformer_run)
+    assert dec.causal and dec.model.mask_token is not None
+    data = open_prepared(prepared_dir)
+    test = data.split("test")
+    x, day = test.features(1), data.days[test.day_index[1]]
+    whole = dec.decode(x, day)
+    assert len(whole.logits) > 5  # longer than the left context's patches
+    stream = dec.stream(day)
+    frames = sum(stream.push(x[i : i + chunk]).new_frames for i in range(0, len(x), chunk))
+    out = stream.finish()
+    assert frames == len(whole.logits)
+    np.testing.assert_allclose(out.logits, whole.logits, atol=1e-5)
+    assert out.phonemes == whole.phonemes
+
+
+def test_a_bidirectional_transformer_refuses_to_stream(prepared_dir, tmp_path):
+    changes = {**TRANSFORMER, "model.bidirectional": "true", "model.left_context_s": "null"}
+    changes |= {"model.left_context_train_s": "null", "train.n_batch": 4, "train.eval_every": 4}
+    config = load_run(RUNS / "b2t25_transformer_cpu.yaml", tiny_overrides(prepared_dir, **changes))
+    train(config, tmp_path / "bi", quiet=True)
+    dec = Decoder.load(tmp_path / "bi")
+    with pytest.raises(ConfigError, match=r"^model\.bidirectional: a bidirectional Transformer"):
+        dec.stream(dec.days[0])
+
+
+def test_the_cli_streams_and_exports_a_transformer(
+    transformer_run, raw_dir, prepared_dir, tmp_path, capsys
+):
+    day = Decoder.load(transformer_run).days[0]
+    recording = str(raw_dir / "test" / f"{day}.mat")
+    assert main(["stream", str(transformer_run), recording, "--trial", "0", "--chunk", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].lstrip().startswith("60 ms") and any(x.startswith("final: ") for x in lines)
+    pytest.importorskip("onnxruntime", reason="the export extra is not installed")
+    import onnxruntime
+
+    from brain2text.model.stream_export import OnnxStream
+
+    dec = Decoder.load(transformer_run)
+    data = open_prepared(prepared_dir)
+    x, day = data.split("test").features(2), data.days[data.split("test").day_index[2]]
+    want = dec.decode(x, day).logits
+    export = ["export", str(transformer_run), "--format"]
+    assert main([*export, "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"))
+    assert [i.name for i in session.get_inputs()] == ["features"]  # no day layer to choose
+    (got,) = session.run(["logits"], {"features": x[None].astype(np.float32)})
+    np.testing.assert_allclose(got[0], want, atol=1e-4)
+    step = tmp_path / "step.onnx"
+    assert main([*export, "onnx", "--streaming", "--day", day, "--out", str(step)]) == 0
+    stream = OnnxStream(step)
+    got = np.concatenate(
+        [stream.push(x[i : i + 4]) for i in range(0, len(x), 4)]
+        + [stream.push(np.zeros(((-len(x)) % 4, 256), np.float32))]
+    )
+    np.testing.assert_allclose(got[: len(want)], want, atol=1e-4)

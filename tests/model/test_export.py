@@ -15,6 +15,7 @@ from brain2text.model.export import (
     sidecar,
 )
 from brain2text.model.gru import GRUDecoder
+from brain2text.model.transformer import TransformerDecoder
 from brain2text.phonemes import N_CLASSES, PHONEMES
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
@@ -30,7 +31,13 @@ VARIANTS = [  # (bidirectional, learnable_h0, use_layer_norm, causal_smoothing)
 
 
 def make_model(
-    bidirectional=True, learnable_h0=False, use_layer_norm=False, causal_smoothing=False, seed=0
+    bidirectional=True,
+    learnable_h0=False,
+    use_layer_norm=False,
+    causal_smoothing=False,
+    seed=0,
+    mask_token=False,
+    **options,
 ) -> GRUDecoder:
     torch.manual_seed(seed)
     config = ModelConfig(
@@ -42,11 +49,15 @@ def make_model(
         learnable_h0=learnable_h0,
         use_layer_norm=use_layer_norm,
         causal_smoothing=causal_smoothing,
+        **options,
     )
-    model = GRUDecoder(config, n_days=len(DAYS), n_features=N_FEATURES)
+    model = GRUDecoder(config, n_days=len(DAYS), n_features=N_FEATURES, mask_token=mask_token)
     with torch.no_grad():  # days that differ from each other
-        model.day_weights.add_(0.3 * torch.randn_like(model.day_weights))
-        model.day_biases.add_(0.3 * torch.randn_like(model.day_biases))
+        if model.day_weights is not None and model.day_biases is not None:
+            model.day_weights.add_(0.3 * torch.randn_like(model.day_weights))
+            model.day_biases.add_(0.3 * torch.randn_like(model.day_biases))
+        if model.mask_token is not None:
+            model.mask_token.normal_()
     return model.eval()
 
 
@@ -99,6 +110,43 @@ def test_torchscript_round_trips(model, tmp_path):
             torch.testing.assert_close(loaded(x, day), model(x, day), atol=1e-5, rtol=0)
 
 
+OPTIONS = {
+    "shared": {"day_layers": "shared"},
+    "none": {"day_layers": "none", "use_layer_norm": True},
+    "log_input": {"log_input": True},
+    "diphones": {"targets": "diphone", "bidirectional": False},
+    "mask_token": {"mask_token": True},
+    "all": {"day_layers": "none", "log_input": True, "targets": "diphone"},
+}
+
+
+@pytest.mark.parametrize("option", OPTIONS)
+def test_every_input_option_and_target_exports_to_onnx_and_torchscript(option, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    model = make_model(**OPTIONS[option])
+    x, day = batch(3, 40, seed=5)
+    x = 3 * x  # beyond the log transform's near-linear range
+    with torch.no_grad():
+        want = model(x, day).numpy()
+    assert want.shape == (3, 12, N_CLASSES)
+    onnx_path = export_onnx(model, DAYS, ["d3", "d0", "d2"], tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    info = json.loads((tmp_path / "m.onnx.json").read_text())
+    per_day = model.config.day_layers == "per_day"
+    assert [i.name for i in session.get_inputs()] == ["features", "day"][: 1 + per_day]
+    assert list(info["input_shapes"]) == ["features", "day"][: 1 + per_day]
+    assert info["day_layers"] == model.config.day_layers
+    assert ("log-probabilities" in info["output"]) == (model.config.targets == "diphone")
+    feeds = {"features": x.numpy(), "day": np.arange(3)}
+    (got,) = session.run(["logits"], {k: feeds[k] for k in info["input_shapes"]})
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+    ts = torch.jit.load(str(export_torchscript(model, DAYS, ["d3", "d0", "d2"], tmp_path / "m.pt")))
+    with torch.no_grad():
+        np.testing.assert_allclose(ts(x, torch.arange(3)).numpy(), want, atol=1e-4, rtol=0)
+    if model.config.targets == "diphone":
+        np.testing.assert_allclose(np.exp(got).sum(-1), 1.0, atol=1e-5)
+
+
 def test_chosen_days_map_in_order(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     model = make_model(bidirectional=False, learnable_h0=True)
@@ -130,10 +178,12 @@ def test_safetensors_round_trips_exactly(tmp_path):
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
     assert meta["note"] == "x" and json.loads(meta["days"]) == DAYS
+    assert meta["format"] == "brain2text-gru-state-dict" and meta["mask_token"] == "false"
     fresh = GRUDecoder(
         ModelConfig(**json.loads(meta["model_config"])),
         n_days=int(meta["n_days"]),
         n_features=int(meta["n_features"]),
+        mask_token=json.loads(meta["mask_token"]),
     )
     fresh.load_state_dict(load_file(str(path)))
     for key, value in model.state_dict().items():
@@ -181,3 +231,84 @@ def test_a_failing_write_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk gone"):
         export_torchscript(make_model(), DAYS, None, out)
     assert not out.exists() and list(out.parent.iterdir()) == []
+
+
+TRANSFORMER_OPTIONS = {
+    "causal": {},
+    "context": {"left_context_s": 0.24},
+    "bidirectional": {"bidirectional": True, "causal_smoothing": False},
+    "sinusoidal": {"position": "sinusoidal", "left_context_s": 0.16},
+    "no_day_layer_diphones": {"day_layers": "none", "targets": "diphone", "log_input": True},
+}
+
+
+def make_transformer(**options) -> TransformerDecoder:
+    torch.manual_seed(0)
+    config = ModelConfig(
+        **{
+            "kind": "transformer",
+            "d_model": 16,
+            "n_heads": 2,
+            "n_layers": 2,
+            "kernel_len": 6,
+            "stride_len": 4,
+            "causal_smoothing": True,
+            "use_layer_norm": True,
+            "relative_buckets": 8,
+            "relative_max_distance": 5,
+            **options,
+        }
+    )
+    model = TransformerDecoder(config, n_days=len(DAYS), n_features=N_FEATURES)
+    with torch.no_grad():
+        if model.day_weights is not None and model.day_biases is not None:
+            model.day_weights.add_(0.3 * torch.randn_like(model.day_weights))
+            model.day_biases.add_(0.3 * torch.randn_like(model.day_biases))
+        if model.relative_bias is not None:
+            model.relative_bias.weight.normal_()
+    return model.eval()
+
+
+@pytest.mark.parametrize("option", TRANSFORMER_OPTIONS)
+def test_a_transformer_exports_to_onnx_and_torchscript(option, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    model = make_transformer(**TRANSFORMER_OPTIONS[option])
+    chosen = ["d3", "d0", "d2"]
+    onnx_path = export_onnx(model, DAYS, chosen, tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    info = json.loads((tmp_path / "m.onnx.json").read_text())
+    assert info["model_config"]["kind"] == "transformer" and info["days"] == chosen
+    assert info["causal"] is not model.config.bidirectional
+    ts = torch.jit.load(str(export_torchscript(model, DAYS, chosen, tmp_path / "m.pt")))
+    for b, t in ((3, 70), (2, 33), (2, 6)):  # T is free in the graph: 15, 7 and 1 patches
+        x, day = batch(b, t, seed=t)
+        with torch.no_grad():
+            want = model(3 * x, day).numpy()
+        new = torch.tensor([chosen.index(DAYS[d]) for d in day.tolist()])
+        feeds = {"features": 3 * x.numpy(), "day": new.numpy()}
+        (got,) = session.run(["logits"], {k: feeds[k] for k in info["input_shapes"]})
+        assert got.shape == want.shape == (b, (t - 6) // 4 + 1, N_CLASSES)
+        np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+        with torch.no_grad():
+            np.testing.assert_allclose(ts(3 * x, new).numpy(), want, atol=1e-4, rtol=0)
+
+
+def test_a_transformers_safetensors_rebuild_it(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    model = make_transformer(left_context_s=0.24)
+    path = export_safetensors(model, tmp_path / "w.safetensors", {"days": json.dumps(DAYS)})
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    assert meta["format"] == "brain2text-transformer-state-dict"
+    fresh = TransformerDecoder(
+        ModelConfig(**json.loads(meta["model_config"])),
+        n_days=int(meta["n_days"]),
+        n_features=int(meta["n_features"]),
+        mask_token=json.loads(meta["mask_token"]),
+    )
+    fresh.load_state_dict(load_file(str(path)))
+    x, day = batch(2, 30, seed=1)
+    with torch.no_grad():
+        assert torch.equal(fresh.eval()(x, day), model(x, day))

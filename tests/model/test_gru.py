@@ -8,6 +8,7 @@ from torch.nn import functional as F
 
 from brain2text.config import ModelConfig, load_run
 from brain2text.model.ctc import output_lengths
+from brain2text.model.factory import new_model
 from brain2text.model.gru import GRUDecoder, count_parameters
 from brain2text.model.inputs import GaussianSmoother, gaussian_kernel
 from brain2text.phonemes import N_CLASSES
@@ -240,3 +241,11 @@ def test_a_bidirectional_trials_logits_do_not_depend_on_its_batch_when_packed():
     assert torch.allclose(packed[0, :n], alone[0], atol=1e-5)
     assert not torch.allclose(padded[0, :n], alone[0], atol=1e-3)  # the padding leaks in
     assert torch.allclose(packed[1], model(batch[1:], torch.tensor([0]))[0], atol=1e-5)
+
+
+def test_the_factory_builds_a_gru_with_the_checkpoints_weight_names():
+    config = load_run(RUNS / "run13_cpu_demo.yaml")
+    model = new_model(config, n_days=2, n_features=256)
+    assert type(model) is GRUDecoder
+    names = {name.split(".")[0] for name in model.state_dict()}
+    assert names == {"day_weights", "day_biases", "smoother", "layer_norm", "gru", "readout"}

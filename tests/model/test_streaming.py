@@ -31,15 +31,26 @@ VARIANTS = {
     "kernel_is_stride": {"kernel_len": 4, "stride_len": 4},
     "kernel_below_stride": {"kernel_len": 2, "stride_len": 5},
     "kernel_one": {"kernel_len": 1, "stride_len": 1, "smooth_kernel_size": 5},
+    "shared_day_layer": {"day_layers": "shared"},
+    "no_day_layer": {"day_layers": "none"},
+    "no_day_layer_no_smoothing": {"day_layers": "none", "gaussian_smooth_width": 0.0},
+    "log_input": {"log_input": True},
+    "diphones": {"targets": "diphone"},
+    "mask_token": {"mask_token": True},
+    "all_options": {"day_layers": "shared", "log_input": True, "targets": "diphone"},
 }
 
 
-def make_model(seed: int = 0, **update) -> GRUDecoder:
+def make_model(seed: int = 0, mask_token: bool = False, **update) -> GRUDecoder:
     torch.manual_seed(seed)
-    model = GRUDecoder(CAUSAL.model_copy(update=update), n_days=3, n_features=C)
+    config = CAUSAL.model_copy(update=update)
+    model = GRUDecoder(config, n_days=3, n_features=C, mask_token=mask_token)
     with torch.no_grad():  # days that differ from each other and from the identity
-        model.day_weights.add_(0.3 * torch.randn_like(model.day_weights))
-        model.day_biases.add_(0.3 * torch.randn_like(model.day_biases))
+        if model.day_weights is not None and model.day_biases is not None:
+            model.day_weights.add_(0.3 * torch.randn_like(model.day_weights))
+            model.day_biases.add_(0.3 * torch.randn_like(model.day_biases))
+        if model.mask_token is not None:  # learned, never applied at inference
+            model.mask_token.normal_()
     return model.eval()
 
 
@@ -61,7 +72,7 @@ def test_streamed_logits_equal_the_offline_pass(variant, size):
     model = make_model(**VARIANTS[variant])
     k, s = model.config.kernel_len, model.config.stride_len
     for t in (k, k + 1, k + 4 * s, 37, 50):
-        x = torch.randn(t, C, generator=torch.Generator().manual_seed(t))
+        x = 3 * torch.randn(t, C, generator=torch.Generator().manual_seed(t))
         stream = stream_in_chunks(model, x, 1, size)
         expected = offline(model, x, 1)
         assert stream.n_bins == t
@@ -76,6 +87,24 @@ def test_the_day_layer_is_the_streams_day():
     for day in range(3):
         torch.testing.assert_close(streamed[day], offline(model, x, day), rtol=0, atol=1e-5)
     assert not torch.allclose(streamed[0], streamed[2], atol=1e-3)
+
+
+@pytest.mark.parametrize("day_layers", ["shared", "none"])
+def test_without_per_day_layers_every_day_streams_alike(day_layers):
+    model = make_model(day_layers=day_layers)
+    x = torch.randn(40, C)
+    streamed = [stream_in_chunks(model, x, day, 3).logits for day in range(3)]
+    for day in range(3):
+        torch.testing.assert_close(streamed[day], offline(model, x, day), rtol=0, atol=1e-5)
+        torch.testing.assert_close(streamed[day], streamed[0], rtol=0, atol=0)
+
+
+def test_diphone_targets_stream_normalised_phoneme_log_probs():
+    model = make_model(targets="diphone")
+    assert model.readout.out_features == 1641
+    logits = stream_in_chunks(model, torch.randn(30, C), 0, 5).logits
+    assert logits.shape[1] == N_CLASSES
+    torch.testing.assert_close(logits.exp().sum(-1), torch.ones(len(logits)))
 
 
 def test_fewer_bins_than_the_kernel_give_no_frames():
@@ -117,7 +146,9 @@ def test_a_batch_of_trials_steps_in_lockstep():
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
-@pytest.mark.parametrize("variant", ["base", "no_smoothing", "kernel_below_stride"])
+@pytest.mark.parametrize(
+    "variant", ["base", "no_smoothing", "kernel_below_stride", "no_day_layer", "all_options"]
+)
 def test_the_step_scripts_and_matches_eager(variant):
     model = make_model(**VARIANTS[variant])
     step = StreamStep(model, 2).eval()

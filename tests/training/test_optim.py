@@ -4,11 +4,14 @@ import pytest
 import torch
 
 from brain2text.config import OptimConfig, load_run
+from brain2text.sections import step_boundary
 from brain2text.training.optim import (
     build_optimizer,
     build_scheduler,
+    day_drift_penalty,
     linear_factor,
     lr_trajectory,
+    step_factor,
     summarize,
     warmup_cosine_factor,
 )
@@ -142,3 +145,77 @@ def test_plateau_halves_the_lr_after_patience_evaluations_without_improvement():
     assert seen[4] == pytest.approx(4e-4)  # the third without improvement halves it
     assert seen[-1] == pytest.approx(3e-4)  # never below end_lr
     assert lr_trajectory(c, 5) == [8e-4] * 5  # `config` shows the ceiling
+
+
+# ------------------------------------------------------------------------------ step schedule
+
+
+def test_step_keeps_max_lr_until_its_batch_then_multiplies_it():
+    c = OptimConfig(schedule="step", max_lr=2e-3, step_at=0.6, step_factor=0.1)
+    lrs = lr_trajectory(c, 400)
+    assert step_boundary(0.6, 400) == 240  # 0.6 x 400 is 240.00000000000003 in floats
+    assert lrs[:240] == pytest.approx([2e-3] * 240, rel=1e-12)  # batch 239: still max_lr
+    assert lrs[240] == pytest.approx(2e-4, rel=1e-12)  # batch 240: the first lowered
+    assert lrs[240:] == pytest.approx([2e-4] * 160, rel=1e-12)
+    assert lr_trajectory(c.model_copy(update={"step_at": 0.5}), 5) == pytest.approx(
+        [2e-3, 2e-3, 2e-3, 2e-4, 2e-4]  # 2.5: batches 0, 1, 2 before it
+    )
+    s = summarize(c, 400)
+    assert (s.first, s.peak, s.last) == pytest.approx((2e-3, 2e-3, 2e-4))
+
+
+def test_step_lowers_both_groups_at_the_same_batch():
+    c = OptimConfig(schedule="step", max_lr=1e-3, day_max_lr=5e-3, step_at=0.3, step_factor=0.5)
+    model = _WithDays()
+    opt = build_optimizer(model, c)
+    lrs = _lrs(opt, build_scheduler(opt, c, 10), 10)
+    assert lrs[2] == pytest.approx([1e-3, 5e-3]) and lrs[3] == pytest.approx([5e-4, 2.5e-3])
+
+
+def test_step_factor_is_pure():
+    assert [step_factor(i, 3, 0.1) for i in range(5)] == [1.0, 1.0, 1.0, 0.1, 0.1]
+
+
+def test_step_cannot_end_the_day_group_elsewhere():
+    with pytest.raises(ValueError, match="optim.day_end_lr: step ends every group"):
+        OptimConfig(schedule="step", day_end_lr=1e-5)
+
+
+def test_a_step_past_the_last_batch_is_refused():
+    from brain2text.errors import ConfigError
+
+    base = ["optim.schedule=step", "train.n_batch=10", "train.eval_every=5"]
+    load_run(RUNS / "baseline.yaml", [*base, "optim.step_at=0.9"])  # batch 9: the last one
+    with pytest.raises(ConfigError, match=r"optim.step_at=0.95 x train.n_batch=10: .* never"):
+        load_run(RUNS / "baseline.yaml", [*base, "optim.step_at=0.95"])
+
+
+# -------------------------------------------------------------------------------- day drift
+
+
+def test_day_drift_is_zero_for_identical_days_and_one_day():
+    w = torch.randn(1, 4, 4).repeat(3, 1, 1)
+    b = torch.randn(1, 1, 4).repeat(3, 1, 1)
+    assert day_drift_penalty(w, b).item() == 0.0
+    assert day_drift_penalty(torch.randn(1, 4, 4), torch.randn(1, 1, 4)).item() == 0.0
+
+
+def test_day_drift_sums_squared_steps_between_adjacent_days_only():
+    w = torch.zeros(3, 2, 2)
+    w[1] = 1.0  # day 0 -> 1: 4 entries of 1; day 1 -> 2: 4 entries of -1
+    b = torch.zeros(3, 1, 2)
+    b[2, 0, 0] = 3.0  # day 1 -> 2: one entry of 3
+    assert day_drift_penalty(w, b).item() == pytest.approx(4 + 4 + 9)
+    # days 0 and 2 are no neighbours: 1 + 1, not the 1 + 1 + 4 of every pair
+    line = torch.tensor([0.0, 1.0, 2.0]).reshape(3, 1, 1)
+    assert day_drift_penalty(line, torch.zeros(3, 1, 1)).item() == pytest.approx(2.0)
+
+
+def test_day_drift_gradient_pulls_neighbours_together():
+    w = torch.tensor([[[0.0]], [[2.0]], [[2.0]]], requires_grad=True)
+    b = torch.zeros(3, 1, 1, requires_grad=True)
+    day_drift_penalty(w, b).backward()
+    assert w.grad.flatten().tolist() == pytest.approx([-4.0, 4.0, 0.0])  # 2(w0-w1), 2(w1-w0)
+    with torch.no_grad():
+        w -= 0.1 * w.grad
+    assert (w[1] - w[0]).abs().item() < 2.0  # one descent step: closer

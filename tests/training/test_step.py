@@ -6,17 +6,19 @@ import pytest
 import torch
 
 from brain2text.config import load_run
-from brain2text.data.batches import collate
+from brain2text.data.batches import Batch, collate
 from brain2text.data.dataset import open_prepared
 from brain2text.distributed import Dist
 from brain2text.errors import ConfigError
+from brain2text.model.factory import new_model
 from brain2text.model.gru import GRUDecoder
 from brain2text.model.precision import denormals_flushed, flush_denormals
-from brain2text.training.optim import build_optimizer
+from brain2text.training.optim import build_optimizer, day_drift_penalty
 from brain2text.training.step import (
     Learner,
     StepOptions,
     StepResult,
+    batch_loss,
     build_ema,
     build_scaler,
     micro_batches,
@@ -117,8 +119,6 @@ def test_bf16_step_is_close_to_the_fp32_step(prepared_dir):
 
 def test_full_run16_5_builds_and_takes_one_accumulated_bf16_step():
     """The full-size series best: 2 micro-batches, bf16 autocast, EMA, clipping at 1.0."""
-    from brain2text.data.batches import Batch
-
     config = load_run("run16_5_ema_warmcos", ["train.batch_size=2"])
     assert (config.train.grad_accum, config.train.use_amp, config.optim.grad_clip_norm) == (
         2,
@@ -164,3 +164,103 @@ def test_the_flushed_block_gives_the_thread_its_mode_back():
             assert not inner and (tiny * 1.0).item() > 0.0
         assert (tiny * 1.0).item() == 0.0  # the outer block's mode again
     assert (tiny * 1.0).item() > 0.0  # and IEEE subnormals after it, as before
+
+
+# ------------------------------------------- heavy time masking's token, and the day drift
+
+
+def _tiny_batch(n_days: int = 3, n_features: int = 16) -> Batch:
+    g = torch.Generator().manual_seed(5)
+    return Batch(
+        torch.randn(4, 60, n_features, generator=g),
+        torch.tensor([60, 55, 48, 40]),
+        torch.randint(1, 41, (4, 6), generator=g),
+        torch.tensor([6, 5, 4, 3]),
+        torch.tensor([0, 1, 2, 1]) % n_days,
+        torch.arange(4),
+    )
+
+
+def _tiny_config(*extra: str):
+    return load_run(
+        RUNS / "run13_timemask_cpu.yaml",
+        [
+            "model.n_units=8",
+            "model.n_layers=1",
+            "model.kernel_len=8",
+            "model.dropout=0",
+            "augment.white_noise_sd=0",
+            "augment.constant_offset_sd=0",
+            "optim.grad_clip_norm=null",
+            *extra,
+        ],
+    )
+
+
+def test_the_learned_mask_token_is_trained():
+    config = _tiny_config("augment.time_masks.fill=learned")
+    torch.manual_seed(0)
+    model = new_model(config, n_days=3, n_features=16)
+    assert model.mask_token is not None and "mask_token" in model.state_dict()
+    loss = batch_loss(model, _tiny_batch(), StepOptions.of_run(config), torch.Generator())
+    loss.backward()
+    assert model.mask_token.grad is not None and model.mask_token.grad.abs().sum() > 0
+    before = model.mask_token.detach().clone()
+    result = _step(config, model, _tiny_batch())
+    assert result.problem is None and not torch.equal(before, model.mask_token)
+
+
+def test_zero_filled_masks_build_no_mask_token():
+    config = _tiny_config()
+    assert config.augment.time_masks is not None and config.augment.time_masks.fill == "zero"
+    model = new_model(config, n_days=3, n_features=16)
+    assert model.mask_token is None
+    assert not any("mask_token" in k for k in model.state_dict())
+
+
+def _day_gradient(config, drift: float) -> tuple[torch.Tensor, StepResult]:
+    torch.manual_seed(0)
+    model = new_model(config, n_days=3, n_features=16)
+    with torch.no_grad():
+        model.day_weights[1] += 0.05 * torch.randn(16, 16)  # the days now differ
+        model.day_biases[2] += 0.1
+    options = StepOptions.of_run(config)
+    options = StepOptions(**{**options.__dict__, "day_drift_l2": drift})
+    learner = Learner(
+        model,
+        model,
+        build_optimizer(model, config.optim),
+        build_scaler(config, torch.device("cpu")),
+        options,
+        torch.Generator().manual_seed(0),
+    )
+    result = train_step(learner, _tiny_batch())
+    assert model.day_weights.grad is not None
+    return model.day_weights.grad.clone(), result
+
+
+def test_day_drift_adds_its_gradient_once_and_leaves_the_reported_loss():
+    config = _tiny_config("train.batch_size=4", "train.grad_accum=2")
+    plain, plain_result = _day_gradient(config, 0.0)
+    drifted, drift_result = _day_gradient(config, 0.01)
+    assert drift_result.loss == pytest.approx(plain_result.loss, rel=1e-6)  # CTC alone
+    torch.manual_seed(0)
+    reference = new_model(config, n_days=3, n_features=16)
+    with torch.no_grad():
+        reference.day_weights[1] += 0.05 * torch.randn(16, 16)
+        reference.day_biases[2] += 0.1
+    (0.01 * day_drift_penalty(reference.day_weights, reference.day_biases)).backward()
+    torch.testing.assert_close(drifted - plain, reference.day_weights.grad, rtol=1e-4, atol=1e-7)
+    assert (drifted - plain).abs().sum() > 0
+
+
+def test_day_drift_comes_from_the_run_config():
+    assert StepOptions.of_run(_tiny_config("optim.day_drift_l2=0.01")).day_drift_l2 == 0.01
+    assert StepOptions.of_run(_tiny_config()).day_drift_l2 == 0.0
+
+
+@pytest.mark.parametrize("layers", ["shared", "none"])
+def test_day_drift_needs_a_layer_per_day(layers):
+    with pytest.raises(ConfigError, match=r"optim.day_drift_l2=0.01 .* model.day_layers="):
+        _tiny_config("optim.day_drift_l2=0.01", f"model.day_layers={layers}")
+    _tiny_config("optim.day_drift_l2=0", f"model.day_layers={layers}")  # off: any layers

@@ -113,6 +113,21 @@ def add_evaluation_commands(sub: argparse._SubParsersAction[IntermixedParser]) -
         "finetune --task correct', writes the sentence); files in eval/<split>-merge-<how>/ "
         "beside the logit average's eval/<split>-lm/",
     )
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time adaptation: before decoding a trial, one DietCORP step on time-masked "
+        "copies of it (the run's tta section: copies, steps, lr, parameters...), weights "
+        "restored after each trial; files in eval/<split>-tta/ (eval/<split>-tta-lm/ with --lm)",
+    )
+    p.add_argument(
+        "--tta-set",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="with --tta: change one of its settings, e.g. --tta-set lr=1e-4 --tta-set copies=16 "
+        "(keys of the tta section; repeatable)",
+    )
     p.set_defaults(func=commands.cmd_evaluate)
 
 

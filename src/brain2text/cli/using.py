@@ -51,8 +51,8 @@ def add_using_commands(sub: argparse._SubParsersAction[IntermixedParser]) -> Non
 
     p = sub.add_parser(
         "adapt",
-        help="fit a new recording day's input layer alone on its "
-        "labelled sentences; a new run folder that knows the day",
+        help="fit a new recording day's input layer alone on its labelled sentences (or, "
+        "--unlabelled, on its confident LM decodings); a new run folder that knows the day",
     )
     p.add_argument("run_dir", type=Path)
     p.add_argument(
@@ -63,9 +63,24 @@ def add_using_commands(sub: argparse._SubParsersAction[IntermixedParser]) -> Non
     p.add_argument(
         "overrides",
         nargs="*",
-        help="adapt.steps=N adapt.lr=X adapt.batch_size=N adapt.held_out_fraction=F",
+        help="adapt.steps=N adapt.lr=X adapt.batch_size=N adapt.held_out_fraction=F "
+        "adapt.pseudo_gate=G",
     )
     p.add_argument("--day", required=True, help="the new day's session name")
+    p.add_argument(
+        "--unlabelled",
+        action="store_true",
+        help="no sentences needed: label the trials whose --lm decoding passes "
+        "adapt.pseudo_gate (n-gram ln score per word, default -2.5) with it and fit on those; "
+        "PER before and after on any labelled trials",
+    )
+    p.add_argument(
+        "--lm",
+        type=Path,
+        default=None,
+        metavar="LM_DIR",
+        help="with --unlabelled: the LM folder (brain2text lm build) that decodes the trials",
+    )
     p.add_argument("--out", type=Path, default=None, help="default runs/<run>+<day>")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=commands.cmd_adapt)

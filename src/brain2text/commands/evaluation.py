@@ -26,7 +26,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         )
     if args.fusion_weight is not None and not args.llm_fusion:
         raise ConfigError("--fusion-weight weighs the LLM of --llm-fusion: add --llm-fusion")
+    args.tta_settings = tta_settings(args)
     if args.ensemble:
+        if args.tta_settings is not None:
+            raise ConfigError("--tta adapts one run's weights trial by trial: leave out --ensemble")
         args.rescoring = rescore_options(args)
         cmd_evaluate_ensemble(args)
         return
@@ -44,7 +47,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             "--beam, --lm-weight, --word-score and --nbest are word decoding "
             "options: give an LM folder with --lm"
         )
-    from brain2text.evaluation.evaluate import evaluate_run
+    from brain2text.evaluation.evaluate import TTA_SUFFIX, eval_folder, evaluate_run
 
     summary = evaluate_run(
         args.run_dir,
@@ -54,8 +57,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         answers=args.answers,
         device_name=args.device,
         weights=args.weights,
+        tta=args.tta_settings,
     )
-    where = args.run_dir / "eval" / (args.split if args.weights == "raw" else f"{args.split}-ema")
+    suffix = TTA_SUFFIX if summary.tta is not None else ""
+    where = eval_folder(args.run_dir, args.split, args.weights, suffix)
+    print_tta(summary.tta)
     if summary.per is not None:
         print(
             f"{args.split} PER {summary.per:.4f} over {summary.n_sentences} sentences "
@@ -108,7 +114,7 @@ def cmd_evaluate_ensemble(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate_words(args: argparse.Namespace) -> None:
-    from brain2text.evaluation.evaluate import eval_folder
+    from brain2text.evaluation.evaluate import TTA_SUFFIX, eval_folder
     from brain2text.evaluation.word_eval import evaluate_with_lm, word_suffix
 
     if args.wfst is not None and any(
@@ -136,13 +142,16 @@ def cmd_evaluate_words(args: argparse.Namespace) -> None:
         rescoring=args.rescoring,
         llm_batch=args.llm_batch,
         fusion_weight=fusion_weight(args),
+        tta=args.tta_settings,
     )
+    suffix = word_suffix(args.lm is not None, args.llm is not None, args.llm_fusion)
     where = eval_folder(
         args.run_dir,
         args.split,
         args.weights,
-        word_suffix(args.lm is not None, args.llm is not None, args.llm_fusion),
+        (TTA_SUFFIX if summary.tta is not None else "") + suffix,
     )
+    print_tta(summary.tta)
     speed = f"{_number(summary.decode_ms_per_sentence, 1)} ms/sentence"
     if summary.labelled:
         low, high = summary.wer_ci95 or (None, None)
@@ -168,6 +177,25 @@ def cmd_evaluate_words(args: argparse.Namespace) -> None:
     if args.split == "competition":
         print(f"submission: {where / 'submission.txt'}")
     refresh_report(args.run_dir)
+
+
+def tta_settings(args: argparse.Namespace) -> list[str] | None:
+    """``--tta``'s changes to the run's tta section (None: no adaptation)."""
+    if not args.tta:
+        if args.tta_set:
+            raise ConfigError("--tta-set changes a setting of --tta: add --tta")
+        return None
+    return list(args.tta_set or [])
+
+
+def print_tta(tta: dict | None) -> None:
+    """The line saying an evaluation adapted each trial, and how."""
+    if tta is None:
+        return
+    print(
+        f"test-time adaptation: {tta['copies']} masked copies, {tta['steps']} step(s) at lr "
+        f"{tta['lr']:g} on {', '.join(tta['parameter_names'])} per trial, weights restored"
+    )
 
 
 def fusion_weight(args: argparse.Namespace) -> float | None:

@@ -94,7 +94,15 @@ def _run_labeller(decoder: Decoder) -> Labeller | None:
 def cmd_adapt(args: argparse.Namespace) -> None:
     from brain2text.training.adapt import adapt
 
+    if args.unlabelled != (args.lm is not None):
+        raise ConfigError(
+            "--unlabelled and --lm go together: the trials are labelled with their decodings "
+            "by the LM folder (adapt RUN RECORDING --day D --unlabelled --lm LM_DIR)"
+        )
     out = args.out or Path("runs") / f"{args.run_dir.name}+{args.day}"
+    if args.unlabelled:
+        _adapt_unlabelled(args, out)
+        return
     r = adapt(
         args.run_dir,
         args.recording,
@@ -107,6 +115,31 @@ def cmd_adapt(args: argparse.Namespace) -> None:
         f"day {r.day}: input layer started from {r.started_from}, fitted on {r.n_fitted} "
         f"sentences for {r.steps} steps (final loss {r.final_loss:.3f}); PER on its "
         f"{r.n_held_out} held-out sentences {r.per_before:.4f} -> {r.per_after:.4f}; "
+        f"run folder {out}"
+    )
+
+
+def _adapt_unlabelled(args: argparse.Namespace, out: Path) -> None:
+    from brain2text.training.adapt_unlabelled import adapt_unlabelled
+
+    r = adapt_unlabelled(
+        args.run_dir,
+        args.recording,
+        args.day,
+        out,
+        args.lm,
+        overrides=args.overrides,
+        overwrite=args.overwrite,
+    )
+    scored = (
+        f"PER on its {r.n_scored} labelled trials {r.per_before:.4f} -> {r.per_after:.4f}"
+        if r.n_scored
+        else "no labelled trials to measure a PER on"
+    )
+    print(
+        f"day {r.day}: input layer started from {r.started_from}, fitted on the {r.n_kept} of "
+        f"{r.n_trials} trials whose LM decoding passed adapt.pseudo_gate={r.gate:g} (n-gram ln "
+        f"score per word) for {r.steps} steps (final loss {r.final_loss:.3f}); {scored}; "
         f"run folder {out}"
     )
 

@@ -2,8 +2,10 @@
 
 Every member decodes the split; the ensemble's emissions are the mean of the members'
 per-frame log-probabilities, renormalised with a log-softmax, and are decoded greedily (or with
-``--lm``/``--wfst``) as one model's would be. The members must agree on what a frame is and
-what it emits: the same phoneme set (read-out size), the same training days (per-day layers),
+``--lm``/``--wfst``) as one model's would be: log-probabilities, not raw logits, so members of
+diphone targets (whose outputs are already the marginal's log-probabilities) and of phoneme
+targets mix on one scale. The members must agree on what a frame is and what it emits: the
+same phoneme set (41 emitted classes), the same training days (per-day layers),
 the same patching (``kernel_len``, ``stride_len``: the same number of output frames) and the
 same number of input features. The files land in ``OUT/eval/<split>/`` (``<split>-lm/`` with
 words), with every member's PER beside the ensemble's in ``summary.json``; ``OUT`` defaults to

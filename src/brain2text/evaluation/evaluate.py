@@ -1,6 +1,7 @@
 """``brain2text evaluate``: rebuild the model from a checkpoint alone and leave evidence.
 
-Writes ``RUN_DIR/eval/<split>/`` (``<split>-ema/`` for the EMA weights), replaced whole:
+Writes ``RUN_DIR/eval/<split>/`` (``<split>-ema/`` for the EMA weights; ``<split>-tta/`` with
+test-time adaptation, :mod:`brain2text.evaluation.tta`), replaced whole:
 
 * ``summary.json``: PER (total edits / total phonemes), mean per-sentence PER, edit distance,
   counts, per-day PER, loss, checkpoint and step (:class:`~brain2text.evaluation.summary.
@@ -18,13 +19,14 @@ are decoded to words (:mod:`brain2text.evaluation.word_eval`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from brain2text.config import RunConfig
+from brain2text.config import RunConfig, TtaConfig
 from brain2text.data.dataset import PreparedDataset, PreparedSplit, open_prepared
 from brain2text.data.splits import train_and_validation
 from brain2text.distributed import pick_device
@@ -33,7 +35,8 @@ from brain2text.evaluation.labels import split_references
 from brain2text.evaluation.pipeline import Trials, phoneme_evaluation
 from brain2text.evaluation.scoring import Decoded, decode_split
 from brain2text.evaluation.summary import EvalSummary
-from brain2text.model.gru import GRUDecoder
+from brain2text.evaluation.tta import TrialAdapter, resolve_tta, tta_decode_split
+from brain2text.model.factory import SpeechModel
 from brain2text.model.loading import LoadedModel, checkpoint_path, load_model
 from brain2text.model.precision import denormals_flushed
 
@@ -53,7 +56,7 @@ class EvalTarget:
     device: torch.device
 
     @property
-    def model(self) -> GRUDecoder:
+    def model(self) -> SpeechModel:
         return self.loaded.model
 
     @property
@@ -64,8 +67,9 @@ class EvalTarget:
     def checkpoint(self) -> Path:
         return self.loaded.path
 
-    def header(self, split_name: str) -> EvalSummary:
-        """The summary's part naming what is evaluated (the figures are filled in later)."""
+    def header(self, split_name: str, adapter: TrialAdapter | None = None) -> EvalSummary:
+        """The summary's part naming what is evaluated (the figures are filled in later);
+        with ``adapter``, the test-time adaptation's settings."""
         return EvalSummary(
             checkpoint=str(self.loaded.path),
             checkpoint_step=self.loaded.checkpoint.step,
@@ -74,7 +78,17 @@ class EvalTarget:
             data=str(self.data.path),
             n_sentences=len(self.indices),
             labelled=False,
+            tta=adapter.describe() if adapter is not None else None,
         )
+
+    def adapter(self, tta: TtaConfig | Sequence[str] | bool | None) -> TrialAdapter | None:
+        """The test-time adaptation ``tta`` asks for (:func:`~brain2text.evaluation.tta.
+        resolve_tta`) on this model, or None; a model without the chosen parameters: a
+        one-line ConfigError."""
+        config = resolve_tta(self.config, tta)
+        if config is None:
+            return None
+        return TrialAdapter(self.model, config, self.config.optim.betas)
 
     def trials(self, answers: Path | None) -> Trials:
         """The trials with their references (the dataset's labels, or the answers labelled as
@@ -136,11 +150,25 @@ def load_target(
 
 
 def decode_target(
-    target: EvalTarget, batch_size: int | None = None, keep_log_probs: bool = False
+    target: EvalTarget,
+    batch_size: int | None = None,
+    keep_log_probs: bool = False,
+    adapter: TrialAdapter | None = None,
 ) -> Decoded:
-    """The logits stage over the target's trials: greedy hypotheses, losses (and emissions)."""
+    """The logits stage over the target's trials: greedy hypotheses, losses (and emissions);
+    with ``adapter``, each trial adapted first and decoded alone."""
     tc = target.config.train
     with denormals_flushed(tc.flush_denormals):  # subnormals cost a slow path on the CPU
+        if adapter is not None:
+            return tta_decode_split(
+                adapter,
+                target.split,
+                target.indices,
+                target.device,
+                tc.use_amp,
+                tc.amp_dtype,
+                keep_log_probs=keep_log_probs,
+            )
         return decode_split(
             target.model,
             target.split,
@@ -153,8 +181,11 @@ def decode_target(
         )
 
 
+TTA_SUFFIX = "-tta"  # an evaluation with test-time adaptation: eval/<split>[-ema]-tta[-lm]/
+
+
 def eval_folder(run_dir: Path, split_name: str, weights: str, suffix: str = "") -> Path:
-    """``eval/<split>[-ema][-lm|-wfst]/``: each kind of evaluation keeps its own folder."""
+    """``eval/<split>[-ema][-tta][-lm|-wfst]/``: each kind of evaluation keeps its own folder."""
     return run_dir / "eval" / (split_name + ("" if weights == "raw" else f"-{weights}") + suffix)
 
 
@@ -168,12 +199,18 @@ def evaluate_run(
     device_name: str = "auto",
     batch_size: int | None = None,
     weights: str = "raw",
+    tta: TtaConfig | Sequence[str] | bool | None = None,
 ) -> EvalSummary:
     """Evaluate ``run_dir``'s checkpoint on a split and write the evaluation folder (under
-    ``eval/<split>-ema/`` for the EMA weights, so both evaluations are kept)."""
+    ``eval/<split>-ema/`` for the EMA weights, so both evaluations are kept). ``tta``: adapt
+    each trial first (:mod:`brain2text.evaluation.tta`; True: the run's ``tta`` section,
+    ``KEY=VALUE`` strings: it with changes), files in ``eval/<split>[-ema]-tta/``."""
     run_dir = Path(run_dir)
     target = load_target(run_dir, split_name, checkpoint, weights, data_path, device_name)
+    adapter = target.adapter(tta)
     trials = target.trials(answers)
-    decoded = decode_target(target, batch_size)
-    evaluation = phoneme_evaluation(trials, decoded, target.header(split_name), split_name)
-    return evaluation.write(eval_folder(run_dir, split_name, weights))
+    decoded = decode_target(target, batch_size, adapter=adapter)
+    header = target.header(split_name, adapter)
+    evaluation = phoneme_evaluation(trials, decoded, header, split_name)
+    suffix = TTA_SUFFIX if adapter is not None else ""
+    return evaluation.write(eval_folder(run_dir, split_name, weights, suffix))

@@ -13,13 +13,15 @@ from brain2text.errors import DataError
 from brain2text.evaluation.evaluate import EvalTarget, decode_target, load_target
 from brain2text.evaluation.scoring import Decoded
 from brain2text.evaluation.search import DecodedWords, WordSearch, decode_words, greedy_ids
+from brain2text.model.diphones import emitted_classes
 from brain2text.phonemes import to_symbols
 
 
 def _facts(t: EvalTarget) -> dict[str, object]:
-    """What the members of an ensemble must agree on."""
+    """What the members of an ensemble must agree on (a diphone model emits the phoneme
+    log-probabilities a phoneme model does, so the two mix)."""
     return {
-        "phoneme set (read-out classes)": t.model.readout.out_features,
+        "phoneme set (emitted classes)": emitted_classes(t.model.readout.out_features),
         "training days": tuple(t.loaded.days),
         "patching (kernel_len, stride_len)": (t.config.model.kernel_len, t.config.model.stride_len),
         "input features": t.model.n_features,

@@ -13,7 +13,7 @@ from brain2text.decoding.greedy import greedy_decode
 from brain2text.distributed import Dist
 from brain2text.evaluation.metrics import error_rate, rates_by_day
 from brain2text.model.ctc import ctc_losses
-from brain2text.model.gru import GRUDecoder
+from brain2text.model.factory import SpeechModel
 from brain2text.model.precision import autocast_context
 
 
@@ -34,7 +34,7 @@ class Decoded:
 
 @torch.no_grad()
 def network_logits(
-    model: GRUDecoder,
+    model: SpeechModel,
     features: torch.Tensor,
     day_index: torch.Tensor,
     n_bins: torch.Tensor,
@@ -58,7 +58,7 @@ def log_probs_of(logits: torch.Tensor, lengths: torch.Tensor) -> list[np.ndarray
 
 @torch.no_grad()
 def decode_split(
-    model: GRUDecoder,
+    model: SpeechModel,
     split: PreparedSplit,
     indices: np.ndarray,
     device: torch.device,

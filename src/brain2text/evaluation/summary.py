@@ -38,6 +38,8 @@ class EvalSummary:
     members: dict[str, float] | None = None  # member -> its own greedy PER
     # an ensemble merged by its LMs (--merge nbest|generate): how, and the logit average's WER
     merge: dict[str, Any] | None = None
+    # test-time adaptation (evaluate --tta): its settings and the parameters it updated
+    tta: dict[str, Any] | None = None
     # a word search
     lm: str | None = None
     wfst: str | None = None

@@ -22,12 +22,14 @@ to ``RUN/lm_tuning.json`` for this LM folder, the defaults.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from brain2text.config import TtaConfig
 from brain2text.decoding.llm import SentenceScorer, as_scorer
 from brain2text.errors import ConfigError
-from brain2text.evaluation.evaluate import decode_target, eval_folder, load_target
+from brain2text.evaluation.evaluate import TTA_SUFFIX, decode_target, eval_folder, load_target
 from brain2text.evaluation.pipeline import word_evaluation
 from brain2text.evaluation.rescoring import RescoreOptions
 from brain2text.evaluation.search import LLM_NEEDS_LM, describe_scorer, word_search
@@ -60,6 +62,7 @@ def evaluate_with_lm(
     rescoring: RescoreOptions | None = None,
     llm_batch: int = 32,
     fusion_weight: float | None = None,
+    tta: TtaConfig | Sequence[str] | bool | None = None,
 ) -> EvalSummary:
     """Words with an LM folder (``lm_dir``: files in ``eval/<split>-lm/``) or with a Kaldi
     decoding graph (``wfst_dir``: ``TLG.fst`` + ``words.txt``, files in ``eval/<split>-wfst/``;
@@ -67,7 +70,9 @@ def evaluate_with_lm(
     model spec whose scores rescore the n-best list (files in ``eval/<split>-llm/``, the WER
     without it beside; :func:`~brain2text.evaluation.search.word_search` for its options).
     ``fusion_weight``: bring that LLM into the beam search instead, at this weight relative to
-    the n-gram's (:mod:`brain2text.decoding.llm_fusion`; files in ``eval/<split>-fusion/``)."""
+    the n-gram's (:mod:`brain2text.decoding.llm_fusion`; files in ``eval/<split>-fusion/``).
+    ``tta``: each trial adapted first (:mod:`brain2text.evaluation.tta`), its emissions those of
+    the weights adapted to it; files in ``eval/<split>-tta-lm/`` (``-tta-wfst``, ...)."""
     run_dir = Path(run_dir)
     if llm is not None and lm_dir is None:
         raise ConfigError(LLM_NEEDS_LM)
@@ -102,10 +107,13 @@ def evaluate_with_lm(
             options=(search.options or {}) | {"llm_fusion_weight": fusion_weight},
         )
     target = load_target(run_dir, split_name, checkpoint, weights, data_path, device_name)
+    adapter = target.adapter(tta)
     trials = target.trials(answers)
-    decoded = decode_target(target, batch_size, keep_log_probs=True)
+    decoded = decode_target(target, batch_size, keep_log_probs=True, adapter=adapter)
     evaluation = word_evaluation(
-        trials, decoded.emissions, search, target.header(split_name), split_name
+        trials, decoded.emissions, search, target.header(split_name, adapter), split_name
     )
     suffix = word_suffix(lm_dir is not None, scorer is not None, fusion is not None)
+    if adapter is not None:
+        suffix = TTA_SUFFIX + suffix
     return evaluation.write(eval_folder(run_dir, split_name, weights, suffix))

@@ -14,11 +14,17 @@ bidirectional model reads each trial of a batch as a packed sequence, so a trial
 does not depend on what it is batched with. With ``lm`` the emissions also go through the word
 beam search (the options ``lm tune`` wrote to the run folder for that LM, else the defaults).
 
+With ``tta`` (``Decoder.load(run, tta=True)``, or ``tta=["lr=1e-4"]`` to change the run's
+``tta`` section) every trial :meth:`Decoder.decode` reads is first adapted alone, DietCORP's
+step on masked copies of it, and decoded with those weights, which are restored after it
+(:mod:`brain2text.evaluation.tta`, as ``evaluate --tta``).
+
 A day the checkpoint was not trained on borrows the input layer of the nearest earlier training
 day (by session name, i.e. date), with a warning naming both; a day earlier than every training
 day is an error.
 
-A causal model (unidirectional GRU, causal or no smoothing) also decodes as bins arrive:
+A causal model (a unidirectional GRU or a causal Transformer, with causal or no smoothing) also
+decodes as bins arrive:
 
     stream = dec.stream(day="t15.2024.06.14")
     for chunk in chunks:                       # any size, e.g. 4 bins = 80 ms
@@ -42,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from brain2text.config import RunConfig
+from brain2text.config import RunConfig, TtaConfig
 from brain2text.data.feature_spec import STANDARD_2023, FeatureSpec
 from brain2text.decoding.beam import WordHypothesis
 from brain2text.decoding.greedy import greedy_decode
@@ -59,7 +65,8 @@ from brain2text.evaluation.search import (
     sentence_of,
     word_search,
 )
-from brain2text.model.gru import GRUDecoder
+from brain2text.evaluation.tta import TrialAdapter, resolve_tta, trial_seed
+from brain2text.model.factory import SpeechModel
 from brain2text.model.loading import checkpoint_path, load_model
 from brain2text.model.precision import denormals_flushed
 from brain2text.model.streaming import Stream, as_bins
@@ -87,7 +94,7 @@ class Decoding:
     day_used: str  # the training day whose input layer read it (differs for a new day)
     phoneme_ids: tuple[int, ...]  # greedy CTC path, ids 1..40
     phonemes: tuple[str, ...]
-    logits: np.ndarray  # (T', 41) float32, the model's raw output
+    logits: np.ndarray  # (T', 41) float32, the model's output (diphones: log-probabilities)
     text: str | None = None  # the best sentence, with an LM
     nbest: tuple[WordHypothesis, ...] = ()  # with an LM
 
@@ -95,15 +102,20 @@ class Decoding:
 class Decoder:
     def __init__(
         self,
-        model: GRUDecoder,
+        model: SpeechModel,
         config: RunConfig,
         days: list[str],
         features: FeatureSpec,
         device: torch.device,
         words: WordSearch | None = None,
+        tta: TtaConfig | None = None,
     ) -> None:
         self.model, self.config, self.days = model.eval(), config, list(days)
         self.feature_spec, self.device, self.words = features, device, words
+        # test-time adaptation of each decoded trial (not of streamed ones)
+        self.adapter = (
+            TrialAdapter(self.model, tta, config.optim.betas) if tta is not None else None
+        )
 
     @classmethod
     def load(
@@ -116,12 +128,16 @@ class Decoder:
         llm: SentenceScorer | Path | str | None = None,
         rescoring: RescoreOptions | None = None,
         device: str = "cpu",
+        tta: TtaConfig | Sequence[str] | bool | None = None,
         **beam_options,
     ) -> Decoder:
         """A run's checkpoint, with ``lm`` an n-gram word search; ``llm`` (a sentence scorer
         or a model spec, needs ``lm``) rescores its n-best in :meth:`decode` and
         ``stream.finish()`` with ``rescoring`` (else ``lm tune --llm``'s choice, else the
-        defaults). While streaming, the partial sentences stay n-gram only."""
+        defaults). While streaming, the partial sentences stay n-gram only. ``tta``: adapt
+        each trial :meth:`decode` reads before decoding it (:mod:`brain2text.evaluation.tta`;
+        True: the run's ``tta`` section, ``KEY=VALUE`` strings: it with changes); a stream is
+        not adapted."""
         run_dir = Path(run_dir)
         if llm is not None and lm is None:
             raise ConfigError(LLM_NEEDS_LM)
@@ -137,7 +153,8 @@ class Decoder:
             if stored
             else replace(STANDARD_2023, n_features=loaded.model.n_features)
         )
-        return cls(loaded.model, loaded.config, loaded.days, spec, device_, words)
+        adapt = resolve_tta(loaded.config, tta)
+        return cls(loaded.model, loaded.config, loaded.days, spec, device_, words, adapt)
 
     @property
     def n_features(self) -> int:
@@ -192,30 +209,29 @@ class Decoder:
         self, trials: Sequence[tuple[object, str]], batch_size: int | None = None
     ) -> list[Decoding]:
         """Decode ``(features, day)`` pairs, ``batch_size`` at a time (the run's
-        ``train.eval_batch_size`` by default); results in the order given."""
+        ``train.eval_batch_size`` by default; one at a time with test-time adaptation, the
+        k-th trial's draws seeded with (``tta.seed``, k)); results in the order given."""
         checked = [
             (self.check_features(x, f"trial {k}"), day, self.day_index(day))
             for k, (x, day) in enumerate(trials)
         ]
-        size = batch_size or self.config.train.eval_batch_size
+        size = 1 if self.adapter is not None else batch_size or self.config.train.eval_batch_size
         out: list[Decoding] = []
         for start in range(0, len(checked), size):
-            out.extend(self._decode(checked[start : start + size]))
+            out.extend(self._decode(checked[start : start + size], start))
         return out
 
-    def _decode(self, chunk: list[tuple[np.ndarray, str, int]]) -> list[Decoding]:
+    def _decode(self, chunk: list[tuple[np.ndarray, str, int]], first: int = 0) -> list[Decoding]:
         batch, n_bins = pad_bins([x for x, _, _ in chunk], self.n_features)
         days = torch.tensor([i for _, _, i in chunk])
         tc = self.config.train
+        inputs = (batch.to(self.device), days.to(self.device), n_bins.to(self.device))
         with denormals_flushed(tc.flush_denormals):  # subnormals cost a slow path on the CPU
-            logits, lengths = network_logits(
-                self.model,
-                batch.to(self.device),
-                days.to(self.device),
-                n_bins.to(self.device),
-                tc.use_amp,
-                tc.amp_dtype,
-            )
+            if self.adapter is not None:  # a chunk of one trial
+                seed = trial_seed(self.adapter.config.seed, first)
+                logits, lengths = self.adapter.logits(*inputs, seed, tc.use_amp, tc.amp_dtype)
+            else:
+                logits, lengths = network_logits(self.model, *inputs, tc.use_amp, tc.amp_dtype)
         emissions = log_probs_of(logits, lengths) if self.words is not None else None
         results = []
         for row, ids in enumerate(greedy_decode(logits, lengths)):

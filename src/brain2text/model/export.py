@@ -1,23 +1,31 @@
-"""Export a trained :class:`~brain2text.model.gru.GRUDecoder` for machines without brain2text.
+"""Export a trained encoder (GRU or Transformer) for machines without brain2text.
 
 Three formats, each written atomically (a temporary file in the same folder, then
 ``os.replace``) with a JSON sidecar ``<out>.json`` beside it (:func:`sidecar`): the phoneme
 symbols in class order (CTC blank at 0), the feature count, names and normalisation, the days in
 index order, ``kernel_len``/``stride_len`` (``T' = (T - kernel_len) // stride_len + 1``), whether
-the model is causal, the model config, and the format, opset and torch version.
+the model is causal, what the 41 outputs are (logits, or phoneme log-probabilities for diphone
+targets: ``log_softmax`` of either gives the log-probabilities), the model config, and the
+format, opset and torch version.
 
-* **ONNX** (:func:`export_onnx`): the graph of :class:`ExportedDecoder` with its weights; inputs
-  ``features`` float32 (B, T, C) and ``day`` int64 (B,) (an index into the sidecar's ``days``),
-  output ``logits`` float32 (B, T', 41); B and T are free. Load with onnxruntime::
+* **ONNX** (:func:`export_onnx`): the graph of the cut-down module
+  (:mod:`brain2text.model.exported`) with its weights; inputs ``features`` float32 (B, T, C)
+  and, with per-day input layers, ``day`` int64 (B,) (an index into the sidecar's ``days``;
+  ``day_layers: shared | none`` read no day, and their graph has no ``day`` input: the
+  sidecar's ``input_shapes`` lists the inputs), output ``logits`` float32 (B, T', 41); B and T
+  are free. Load with onnxruntime::
 
       sess = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
       logits = sess.run(["logits"], {"features": x, "day": d})[0]
 
-* **TorchScript** (:func:`export_torchscript`): the scripted :class:`ExportedDecoder`, on the CPU;
-  ``m = torch.jit.load(path); logits = m(x, day)``, with torch alone.
-* **safetensors** (:func:`export_safetensors`): the full GRUDecoder state dict (all days), weights
-  only, plus string metadata (``model_config``, ``n_days``, ``n_features`` as JSON); rebuild with
-  ``GRUDecoder(ModelConfig(**json.loads(meta["model_config"])), n_days, n_features)`` and
+* **TorchScript** (:func:`export_torchscript`): the scripted module, on the CPU;
+  ``m = torch.jit.load(path); logits = m(x, day)`` (``day`` always given, read only with
+  per-day layers), with torch alone.
+* **safetensors** (:func:`export_safetensors`): the full state dict (all days), weights only,
+  plus string metadata (``model_config``, ``n_days``, ``n_features``, ``mask_token`` as JSON);
+  rebuild with the encoder of ``model_config["kind"]``, e.g.
+  ``GRUDecoder(ModelConfig(**json.loads(meta["model_config"])), n_days, n_features,
+  mask_token=json.loads(meta["mask_token"]))``, and
   ``load_state_dict(safetensors.torch.load_file(path))``.
 """
 
@@ -28,7 +36,7 @@ import json
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -37,7 +45,9 @@ from brain2text import __version__
 from brain2text.atomic import atomic_write_bytes, atomic_write_text
 from brain2text.config import ModelConfig
 from brain2text.errors import ConfigError
-from brain2text.model.gru import GRUDecoder
+from brain2text.model.exported import ExportedDecoder, ExportedInputs, ExportedTransformer
+from brain2text.model.factory import SpeechModel
+from brain2text.model.transformer import TransformerDecoder
 from brain2text.phonemes import BLANK, N_CLASSES, PHONEMES
 
 SIDECAR_FORMAT = "brain2text-decoder-export"
@@ -74,63 +84,16 @@ def resolve_days(days_all: list[str], chosen: list[str] | None) -> list[int]:
     return [position[d] for d in chosen]
 
 
-class ExportedDecoder(nn.Module):
-    """A GRUDecoder cut down to some days, in eval mode (no dropout), for export.
-
-    It shares the smoother, LayerNorm, GRU and read-out of ``model`` and holds copies of the
-    chosen days' input layers: its day ``i`` is ``model``'s day ``day_indices[i]``. Patching is a
-    gather (same values as ``unfold``) so the ONNX graph keeps T free; the initial GRU state is
-    the learned ``h0`` or zeros, expanded over the batch.
-    """
-
-    if TYPE_CHECKING:  # a buffer; declared for the type checker only (TorchScript rejects it)
-        h0: torch.Tensor
-
-    def __init__(self, model: GRUDecoder, day_indices: list[int]) -> None:
-        super().__init__()
-        idx = torch.tensor(day_indices, dtype=torch.long, device=model.day_weights.device)
-        self.smoother = model.smoother
-        self.day_weights = nn.Parameter(model.day_weights.detach().index_select(0, idx).clone())
-        self.day_biases = nn.Parameter(model.day_biases.detach().index_select(0, idx).clone())
-        self.layer_norm = model.layer_norm
-        self.gru = model.gru
-        self.readout = model.readout
-        directions = 2 if model.config.bidirectional else 1
-        h0 = (
-            model.h0.detach().clone()
-            if model.h0 is not None
-            else torch.zeros(
-                model.config.n_layers * directions,
-                1,
-                model.config.n_units,
-                device=model.day_weights.device,
-            )
-        )
-        self.register_buffer("h0", h0)  # (n_layers * directions, 1, H)
-        self.kernel_len: int = model.config.kernel_len
-        self.stride_len: int = model.config.stride_len
-        self.eval()
-
-    def forward(self, features: torch.Tensor, day: torch.Tensor) -> torch.Tensor:
-        """(B, T, C) float32 features, (B,) int64 day indices -> (B, T', 41) logits."""
-        x = self.smoother(features)
-        x = torch.bmm(x, torch.index_select(self.day_weights, 0, day))
-        x = x + torch.index_select(self.day_biases, 0, day)
-        x = self.layer_norm(nn.functional.softsign(x))
-        k, s = self.kernel_len, self.stride_len
-        n_out = (x.shape[1] - k) // s + 1
-        starts = torch.arange(n_out, device=x.device) * s
-        taps = (starts.unsqueeze(1) + torch.arange(k, device=x.device).unsqueeze(0)).reshape(-1)
-        x = torch.index_select(x, 1, taps).reshape(x.shape[0], n_out, k, x.shape[2])
-        x = x.transpose(2, 3).flatten(2)  # (B, T', C*K), channel-major like unfold
-        h0 = self.h0.expand(-1, x.shape[0], -1).contiguous()
-        x, _ = self.gru(x, h0)
-        return self.readout(x)
+def exported_module(model: SpeechModel, day_indices: list[int]) -> ExportedInputs:
+    """The module export writes for ``model``'s kind, cut down to ``day_indices``."""
+    if isinstance(model, TransformerDecoder):
+        return ExportedTransformer(model, day_indices)
+    return ExportedDecoder(model, day_indices)
 
 
-def _cpu_copy(model: GRUDecoder, day_indices: list[int]) -> ExportedDecoder:
-    """An ExportedDecoder on the CPU that shares nothing with ``model`` (which is not moved)."""
-    return copy.deepcopy(ExportedDecoder(model, day_indices)).cpu().eval()
+def _cpu_copy(model: SpeechModel, day_indices: list[int]) -> ExportedInputs:
+    """The exported module on the CPU, sharing nothing with ``model`` (which is not moved)."""
+    return copy.deepcopy(exported_module(model, day_indices)).cpu().eval()
 
 
 def is_causal(config: ModelConfig) -> bool:
@@ -169,7 +132,12 @@ def sidecar(
         "feature_names": feature_names,
         "normalization": normalization,
         "days": picked,
-        "input_shapes": {"features": ["B", "T", n_features], "day": ["B"]},
+        "input_shapes": {"features": ["B", "T", n_features]}
+        | ({"day": ["B"]} if model_config.day_layers == "per_day" else {}),
+        "day_layers": model_config.day_layers,
+        "output": "phoneme log-probabilities (diphone targets, marginalised)"
+        if model_config.targets == "diphone"
+        else "phoneme logits",
         "kernel_len": model_config.kernel_len,
         "stride_len": model_config.stride_len,
         "output_length": "(T - kernel_len) // stride_len + 1",
@@ -195,8 +163,8 @@ def write_sidecar(
 
 
 def _prepare(
-    model: GRUDecoder, days_all: list[str], chosen: list[str] | None, info: dict[str, Any] | None
-) -> tuple[ExportedDecoder, dict[str, Any]]:
+    model: SpeechModel, days_all: list[str], chosen: list[str] | None, info: dict[str, Any] | None
+) -> tuple[ExportedInputs, dict[str, Any]]:
     if len(days_all) != model.n_days:
         raise ConfigError(f"export: {len(days_all)} day names for a model of {model.n_days} days")
     indices = resolve_days(days_all, chosen)
@@ -208,7 +176,7 @@ def _prepare(
 
 
 def export_torchscript(
-    model: GRUDecoder,
+    model: SpeechModel,
     days_all: list[str],
     chosen: list[str] | None,
     out: Path,
@@ -240,7 +208,7 @@ def onnx_bytes(
 
 
 def export_onnx(
-    model: GRUDecoder,
+    model: SpeechModel,
     days_all: list[str],
     chosen: list[str] | None,
     out: Path,
@@ -271,7 +239,7 @@ def export_onnx(
 
 
 def export_safetensors(
-    model: GRUDecoder, out: Path, metadata: dict[str, str], *, info: dict[str, Any] | None = None
+    model: SpeechModel, out: Path, metadata: dict[str, str], *, info: dict[str, Any] | None = None
 ) -> Path:
     """The full state dict (every day) as safetensors with string ``metadata`` and a sidecar
     (``info``, or one built from the model; days from ``metadata["days"]``, a JSON list)."""
@@ -281,8 +249,9 @@ def export_safetensors(
     if bad:
         raise ConfigError(f"safetensors metadata: {bad[0]!r} is not a string key and value")
     meta = {
-        "format": "brain2text-gru-state-dict",
+        "format": f"brain2text-{model.config.kind}-state-dict",
         "n_days": str(model.n_days),
+        "mask_token": json.dumps(model.mask_token is not None),
         "n_features": str(model.n_features),
         "model_config": json.dumps(model.config.model_dump(mode="json")),
         **metadata,

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from brain2text.config import RunConfig
 from brain2text.model.gru import GRUDecoder
+from brain2text.model.transformer import TransformerDecoder
 
-SpeechModel = GRUDecoder
+SpeechModel = GRUDecoder | TransformerDecoder
 """Any of the encoders: what training, evaluation, decoding and export take."""
 
 
@@ -18,4 +19,5 @@ def has_mask_token(config: RunConfig) -> bool:
 
 def new_model(config: RunConfig, n_days: int, n_features: int) -> SpeechModel:
     """A freshly initialised encoder of ``config.model.kind`` (on the CPU, in train mode)."""
-    return GRUDecoder(config.model, n_days, n_features, mask_token=has_mask_token(config))
+    kind = TransformerDecoder if config.model.kind == "transformer" else GRUDecoder
+    return kind(config.model, n_days, n_features, mask_token=has_mask_token(config))

@@ -62,7 +62,7 @@ def feature_count(path: Path, state: dict[str, torch.Tensor], kernel_len: int) -
     raise DataError(f"{path}: not a brain2text model (no day layer, no {' / '.join(FIRST_LAYERS)})")
 
 
-FIRST_LAYERS = ("gru.weight_ih_l0",)
+FIRST_LAYERS = ("gru.weight_ih_l0", "patch_embedding.weight")
 """The weights of each encoder's first layer, which read patches of the features."""
 
 

@@ -1,30 +1,34 @@
-"""Real-time decoding of a causal :class:`~brain2text.model.gru.GRUDecoder`, chunk by chunk.
+"""Real-time decoding of a causal encoder, chunk by chunk.
 
-A model streams when its GRU is unidirectional and its smoother is causal (or off): every output
-frame then depends only on bins that have arrived (:func:`check_streamable`).
-:class:`StreamStep` is one step as a pure function of tensors (``torch.jit.script``-able, no
-Python-side state); :class:`Stream` holds the state of one trial and checks its input.
+A model streams when every output frame depends only on bins that have arrived
+(:func:`check_streamable`): a unidirectional GRU, or a causal Transformer
+(:mod:`brain2text.model.transformer_stream`), with a causal smoother (or none). Each kind has a
+step module, one step as a pure function of tensors (``torch.jit.script``-able, no Python-side
+state); :class:`Stream` holds the state of one trial and checks its input. The input layers
+(``log_input``, smoother, day layer of any ``day_layers``, LayerNorm) and the read-out (logits,
+or phoneme log-probabilities for diphone targets) are
+:mod:`brain2text.model.stream_inputs`'s.
 
-With ``Z = smooth_kernel_size`` (1 without smoothing), ``K = kernel_len``, ``S = stride_len``
-and ``c`` the bins seen before a chunk of ``n`` bins, the state of B trials run in lockstep is:
+The GRU's :class:`StreamStep`, with ``Z = smooth_kernel_size`` (1 without smoothing),
+``K = kernel_len``, ``S = stride_len`` and ``c`` the bins seen before a chunk of ``n`` bins,
+keeps for B trials run in lockstep:
 
-- ``smoother_buf`` (B, Z-1, C): the last Z-1 raw input bins, zeros before the trial (the causal
-  smoother's left zero padding);
-- ``patch_buf`` (B, K-1, C): the last K-1 bins after the day layer, softsign and LayerNorm
-  (zeros before the trial; they only fill windows that start before bin 0, never emitted);
+- ``smoother_buf`` (B, Z-1, C): the last Z-1 input bins (after ``log_input``), zeros before
+  the trial (the causal smoother's left zero padding);
+- ``patch_buf`` (B, K-1, C): the last K-1 bins after the input layers (zeros before the trial;
+  they only fill windows that start before bin 0, never emitted);
 - ``count`` (1,) int64: ``c``, shared by the batch, which fixes the stride phase;
 - ``h`` (n_layers, B, n_units): the GRU state (the learned ``h0`` or zeros at the start).
 
-A step smooths ``[smoother_buf, chunk]`` with an unpadded convolution (n outputs, each the
-offline causal smoother's value at that bin), applies the day layer, softsign and LayerNorm per
-bin, and cuts ``[patch_buf, new bins]`` into the n windows of K bins that end at the new bins.
-The window ending at bin ``c + r`` starts at ``b = c + r - K + 1``; it is offline frame ``b / S``
-when ``b >= 0`` and ``b % S == 0``, so frame j is emitted by the chunk holding its last bin
-``j*S + K - 1``. Those windows, flattened channel-major as ``unfold`` does, go through the GRU
-from ``h`` and the read-out: the concatenated logits of a trial equal ``model(x, day)[0]`` up to
-float rounding. Input dropout and the GRU's inter-layer dropout are never applied (eval pass).
-The step is built for one day: that day's affine weights are copied at construction; the
-smoother kernel, LayerNorm, GRU and read-out are the model's own modules, shared.
+A step runs the chunk's bins through the input layers and cuts ``[patch_buf, new bins]`` into
+the n windows of K bins that end at the new bins. The window ending at bin ``c + r`` starts at
+``b = c + r - K + 1``; it is offline frame ``b / S`` when ``b >= 0`` and ``b % S == 0``, so
+frame j is emitted by the chunk holding its last bin ``j*S + K - 1``. Those windows, flattened
+channel-major as ``unfold`` does, go through the GRU from ``h`` and the read-out: the
+concatenated logits of a trial equal ``model(x, day)[0]`` up to float rounding. Input dropout
+and the GRU's inter-layer dropout are never applied (eval pass). The step is built for one day:
+that day's affine weights are copied at construction; the smoother kernel, LayerNorm, GRU and
+read-out are the model's own modules, shared.
 
 Export: ``torch.jit.script(StreamStep(model, day))`` works (the frame count m is computed with
 tensor ops; a step that completes no frame skips the GRU, which refuses empty sequences, in a
@@ -37,60 +41,32 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from brain2text.errors import ConfigError, DataError
+from brain2text.errors import DataError
+from brain2text.model.factory import SpeechModel
 from brain2text.model.gru import GRUDecoder
-from brain2text.model.inputs import GaussianSmoother
+from brain2text.model.stream_inputs import BinInputs, ReadOut, check_streamable
+from brain2text.model.transformer import TransformerDecoder
+from brain2text.model.transformer_stream import TransformerStreamStep
 from brain2text.phonemes import N_CLASSES
 
-State = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
-
-
-def check_streamable(model: GRUDecoder) -> None:
-    """Raise a one-line :class:`ConfigError` when ``model`` cannot decode as bins arrive."""
-    if model.gru.bidirectional:
-        raise ConfigError(
-            "model.bidirectional: a bidirectional GRU reads the whole trial before "
-            "its first output; train a unidirectional model "
-            "(model.bidirectional=false, model.causal_smoothing=true) to stream"
-        )
-    smoother = model.smoother
-    if isinstance(smoother, GaussianSmoother) and not smoother.causal:
-        size = smoother.kernel.shape[-1]
-        ahead = size - 1 - (size - 1) // 2
-        raise ConfigError(
-            f"model.causal_smoothing is false: the centred smoother reads {ahead} "
-            f"bins ahead of each output bin; train a causal child with "
-            f"model.causal_smoothing=true (or model.gaussian_smooth_width=0)"
-        )
+__all__ = ["Stream", "StreamStep", "as_bins", "check_streamable", "stream_step"]
 
 
 class StreamStep(nn.Module):
-    """One streaming step of ``model`` for day ``day_index`` (see the module docstring):
+    """One streaming step of a GRU ``model`` for day ``day_index`` (see the module docstring):
     ``(chunk (B, n, C), smoother_buf, patch_buf, count, h) -> (logits (B, m, 41), smoother_buf,
     patch_buf, count, h)``, m the frames whose last bin is in the chunk (n >= 1)."""
 
     def __init__(self, model: GRUDecoder, day_index: int) -> None:
         super().__init__()
         check_streamable(model)
-        if not 0 <= day_index < model.n_days:
-            raise ConfigError(f"day index {day_index}: the model has days 0..{model.n_days - 1}")
-        c = model.n_features
-        self.n_features = c
+        self.inputs = BinInputs(model, day_index)
+        self.n_features = model.n_features
         self.kernel_len = model.config.kernel_len
         self.stride_len = model.config.stride_len
         self.n_units = model.config.n_units
-        like = model.day_weights.detach()
-        kernel = (
-            model.smoother.kernel
-            if isinstance(model.smoother, GaussianSmoother)
-            else torch.ones(c, 1, 1, dtype=like.dtype, device=like.device)
-        )
-        self.kernel = nn.Buffer(kernel)  # (C, 1, Z), the model's own buffer when smoothing
-        day = torch.tensor([day_index], device=like.device)
-        self.weight = nn.Buffer(torch.index_select(like, 0, day).clone())  # (1, C, C)
-        self.bias = nn.Buffer(torch.index_select(model.day_biases.detach(), 0, day).clone())
+        like = self.inputs.kernel
         h0 = (
             torch.zeros(
                 model.config.n_layers, 1, self.n_units, dtype=like.dtype, device=like.device
@@ -99,34 +75,21 @@ class StreamStep(nn.Module):
             else model.h0.detach().clone()
         )
         self.h0 = nn.Buffer(h0)  # (n_layers, 1, H)
-        self.layer_norm = model.layer_norm
         self.gru = model.gru
-        self.readout = model.readout
+        self.readout = ReadOut(model)
 
     @torch.jit.export
     def initial_state(
         self, batch_size: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(smoother_buf, patch_buf, count, h)`` before the first bin of ``batch_size`` trials."""
-        z, c = self.kernel.shape[-1], self.n_features
-        opts = (self.kernel.dtype, self.kernel.device)
+        like = self.inputs.kernel
         return (
-            torch.zeros(batch_size, z - 1, c, dtype=opts[0], device=opts[1]),
-            torch.zeros(batch_size, self.kernel_len - 1, c, dtype=opts[0], device=opts[1]),
-            torch.zeros(1, dtype=torch.long, device=opts[1]),
+            self.inputs.initial_buffer(batch_size),
+            like.new_zeros(batch_size, self.kernel_len - 1, self.n_features),
+            torch.zeros(1, dtype=torch.long, device=like.device),
             self.h0.expand(-1, batch_size, -1).contiguous(),
         )
-
-    @torch.jit.export
-    def new_bins(
-        self, chunk: torch.Tensor, smoother_buf: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The chunk's bins (B, n, C) smoothed, through the day layer, softsign and LayerNorm,
-        and ``[smoother_buf, chunk]`` (B, Z-1+n, C), whose last Z-1 bins are the next buffer."""
-        raw = torch.cat([smoother_buf, chunk], 1)
-        x = F.conv1d(raw.transpose(1, 2), self.kernel, groups=self.n_features).transpose(1, 2)
-        x = torch.bmm(x, self.weight.expand(chunk.shape[0], -1, -1)) + self.bias
-        return self.layer_norm(F.softsign(x)), raw
 
     def forward(
         self,
@@ -137,7 +100,7 @@ class StreamStep(nn.Module):
         h: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         b, n = chunk.shape[0], chunk.shape[1]
-        x, raw = self.new_bins(chunk, smoother_buf)
+        x, raw = self.inputs(chunk, smoother_buf)
         seq = torch.cat([patch_buf, x], 1)  # (B, K-1+n, C): row i is bin count - K + 1 + i
         starts = count + torch.arange(n, device=count.device) - (self.kernel_len - 1)
         emit = torch.nonzero((starts >= 0) & (starts % self.stride_len == 0)).squeeze(1)  # (m,)
@@ -193,15 +156,23 @@ def as_bins(
     return chunk
 
 
+def stream_step(model: SpeechModel, day_index: int) -> StreamStep | TransformerStreamStep:
+    """The streaming step of ``model``'s kind for day ``day_index`` (a one-line ConfigError
+    when the model reads ahead)."""
+    if isinstance(model, TransformerDecoder):
+        return TransformerStreamStep(model, day_index)
+    return StreamStep(model, day_index)
+
+
 class Stream:
     """Decode one trial as its bins arrive: ``push`` chunks of any size, read the new frames.
 
     Runs ``model`` as in eval mode (no dropout) under ``torch.no_grad()``; the modules' train or
     eval modes are restored after each push. Logits live on the model's device."""
 
-    def __init__(self, model: GRUDecoder, day_index: int) -> None:
-        self.step = StreamStep(model, day_index)
-        self._state: State = self.step.initial_state(1)
+    def __init__(self, model: SpeechModel, day_index: int) -> None:
+        self.step = stream_step(model, day_index)
+        self._state: tuple[torch.Tensor, ...] = tuple(self.step.initial_state(1))
         self._frames: list[torch.Tensor] = []
         self._n_bins = 0
 
@@ -214,7 +185,7 @@ class Stream:
     def logits(self) -> torch.Tensor:
         """All frames so far, (T', 41) with ``T' = (n_bins - K) // S + 1`` (0 if fewer bins)."""
         if not self._frames:
-            return self.step.h0.new_zeros(0, N_CLASSES)
+            return self.step.inputs.kernel.new_zeros(0, N_CLASSES)
         return torch.cat(self._frames)
 
     def push(self, bins: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -223,10 +194,10 @@ class Stream:
         Real numbers of any dtype are cast to float32 (the model's dtype); a bad chunk (wrong
         shape, bool/complex/non-numeric, NaN/Inf) raises :class:`DataError` and changes nothing.
         An empty chunk (0, C) returns no frames."""
-        step = self.step
-        chunk = as_bins(bins, step.n_features, step.kernel.dtype).to(step.kernel.device)
+        step, like = self.step, self.step.inputs.kernel
+        chunk = as_bins(bins, step.n_features, like.dtype).to(like.device)
         if chunk.shape[0] == 0:
-            return self.step.h0.new_zeros(0, N_CLASSES)
+            return like.new_zeros(0, N_CLASSES)
         modes = [(m, m.training) for m in step.modules()]
         step.eval()
         try:
@@ -235,7 +206,7 @@ class Stream:
         finally:
             for m, training in modes:
                 m.training = training
-        self._state = (state[0], state[1], state[2], state[3])
+        self._state = tuple(state)
         self._n_bins += chunk.shape[0]
         self._frames.append(logits[0])
         return logits[0]

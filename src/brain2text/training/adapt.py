@@ -7,7 +7,12 @@ step, :func:`~brain2text.training.step.train_step`), every other weight frozen a
 (the run file's ``adapt`` section: steps, lr, batch size). The last ``adapt.held_out_fraction``
 of the day's trials are not fitted: the PER on them before and after is the figure the command
 reports. The result is a new run folder whose checkpoint knows the day (``Decoder.load`` and
-``decode`` use it), with ``adapt.json`` holding the figures.
+``decode`` use it), with ``adapt.json`` holding the figures. Without labels (``--unlabelled
+--lm``) the day's own confident word decodings are the labels
+(:mod:`brain2text.training.adapt_unlabelled`).
+
+Only a run with a day layer per day (``model.day_layers: per_day``) has a day's own layer to
+fit; another is a one-line ConfigError.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ class Adapted:
     final_loss: float
 
 
-def _labelled(trials: list[RawTrial], day: str) -> list[tuple[RawTrial, list[int]]]:
+def labelled_trials(trials: list[RawTrial], day: str) -> list[tuple[RawTrial, list[int]]]:
     out = []
     for t in trials:
         if not t.sentence:
@@ -66,7 +71,7 @@ def _labelled(trials: list[RawTrial], day: str) -> list[tuple[RawTrial, list[int
     return out
 
 
-def _score(decoder: Decoder, trials: list[tuple[RawTrial, list[int]]], day: str) -> Score:
+def score_trials(decoder: Decoder, trials: list[tuple[RawTrial, list[int]]], day: str) -> Score:
     """The PER of ``decoder`` on ``trials`` of ``day`` (no loss: NaN)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NewDayWarning)
@@ -79,7 +84,8 @@ def _score(decoder: Decoder, trials: list[tuple[RawTrial, list[int]]], day: str)
     return score([ids for _, ids in trials], decoded, np.zeros(len(trials), np.int64), [day])
 
 
-def _with_new_day(decoder: Decoder, start: int) -> SpeechModel:
+def with_new_day(decoder: Decoder, start: int) -> SpeechModel:
+    """The decoder's model with one more day layer, a copy of day ``start``'s, in eval mode."""
     old = decoder.model
     model = new_model(decoder.config, len(decoder.days) + 1, old.n_features).to(decoder.device)
     state = old.state_dict()
@@ -107,7 +113,7 @@ def _batch(trials: list[tuple[RawTrial, list[int]]], day: int, n_features: int) 
     )
 
 
-def _fit(
+def fit_day_layer(
     model: SpeechModel,
     trials: list[tuple[RawTrial, list[int]]],
     day: int,
@@ -119,6 +125,7 @@ def _fit(
     it. One micro-batch a step: ``train.grad_accum`` cuts ``train.batch_size`` trials, and
     ``adapt.batch_size`` is a handful."""
     ac = config.adapt
+    assert model.day_weights is not None and model.day_biases is not None  # check_day_layers
     for p in model.parameters():
         p.requires_grad_(False)
     params = [model.day_weights, model.day_biases]
@@ -143,6 +150,20 @@ def _fit(
         batch = _batch([trials[k] for k in pick], day, model.n_features)
         loss = train_step(learner, batch.to(device)).loss
     return loss
+
+
+def check_new_day(decoder: Decoder, run_dir: Path, day: str) -> None:
+    """A one-line ConfigError unless ``day`` is new to the run and the run has day layers of
+    its own to give it one."""
+    if decoder.config.model.day_layers != "per_day":
+        raise ConfigError(
+            f"{run_dir}: model.day_layers is {decoder.config.model.day_layers}, so no day has an "
+            "input layer of its own; adapt fits a new day's (per_day runs only)"
+        )
+    if day in decoder.days:
+        raise ConfigError(
+            f"--day {day}: already a training day of {run_dir}; adapt teaches it a new one"
+        )
 
 
 def adapt(
@@ -172,11 +193,9 @@ def _adapt(
     checkpoint: str,
 ) -> Adapted:
     decoder = Decoder.load(run_dir, checkpoint=checkpoint)
-    if day in decoder.days:
-        raise ConfigError(
-            f"--day {day}: already a training day of {run_dir}; adapt teaches it a new one"
-        )
-    trials = _labelled(read_recording(recording, decoder.feature_spec), day)  # all day ``day``
+    check_new_day(decoder, run_dir, day)
+    raw = read_recording(recording, decoder.feature_spec)
+    trials = labelled_trials(raw, day)  # all of day ``day``
     n_held = max(1, int(round(config.adapt.held_out_fraction * len(trials))))
     if len(trials) - n_held < 1:
         raise DataError(
@@ -189,38 +208,41 @@ def _adapt(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NewDayWarning)
         start = decoder.day_index(day)
-    before = _score(decoder, held, day).per
-    model = _with_new_day(decoder, start)
-    loss = _fit(model, fit, len(decoder.days), config, config.train.seed)
+    before = score_trials(decoder, held, day).per
+    model = with_new_day(decoder, start)
+    loss = fit_day_layer(model, fit, len(decoder.days), config, config.train.seed)
     adapted = Decoder(
         model.eval(), config, [*decoder.days, day], decoder.feature_spec, decoder.device
     )
-    after = _score(adapted, held, day)
+    after = score_trials(adapted, held, day)
     result = Adapted(
         day, decoder.days[start], len(fit), len(held), before, after.per, config.adapt.steps, loss
     )
     held_out = LatestEval(raw=Evaluation(result.steps, HELD_OUT, "raw", after))
-    _write(out_dir, overwrite, run_dir, recording, config, adapted, result, cpu, held_out)
+    figures = {**asdict(result), "run": str(run_dir), "recording": str(recording)}
+    write_adapted(out_dir, overwrite, run_dir, config, adapted, figures, cpu, held_out)
     return result
 
 
-def _write(
+def write_adapted(
     out_dir: Path,
     overwrite: bool,
     run_dir: Path,
-    recording: Path,
     config: RunConfig,
     adapted: Decoder,
-    result: Adapted,
+    figures: dict,
     cpu: CpuMode,
     held_out: LatestEval,
 ) -> None:
+    """The adapted run folder: config, ``checkpoints/best.pt`` (its evaluation: ``held_out``),
+    ``adapt.json`` (``figures``: ``day`` and ``steps`` among them) and run.json."""
     out_dir = Path(out_dir)
     prepare_run_dir(out_dir, overwrite)
-    named = config.model_copy(update={"name": f"{config.name}+{result.day}", "parent": config.name})
+    day, steps = figures["day"], figures["steps"]
+    named = config.model_copy(update={"name": f"{config.name}+{day}", "parent": config.name})
     atomic_write_text(out_dir / "config.yaml", to_yaml(named))
     checkpoint = Checkpoint(
-        step=result.steps,
+        step=steps,
         model=adapted.model.state_dict(),
         config=named.to_dict(),
         days=list(adapted.days),
@@ -228,7 +250,6 @@ def _write(
         evaluations=held_out.checkpoint_entries(),  # the held-out sentences' PER
     )
     save_checkpoint(out_dir / "checkpoints" / "best.pt", checkpoint)
-    figures = {**asdict(result), "run": str(run_dir), "recording": str(recording)}
     atomic_write_text(out_dir / "adapt.json", json.dumps(figures, indent=2) + "\n")
     write_run_record(
         out_dir,

@@ -8,6 +8,11 @@
   the trial's real length (never the padding, never more bins than the trial has); a feature
   mask covers consecutive feature columns. Masked values are set to 0, the block mean after
   z-scoring. Masks may overlap, so at most ``max_masks * width`` bins (or features) are masked.
+* Heavy time masking (``time_masks``): ``count`` spans a trial, each up to ``max_fraction`` of
+  its length (:func:`brain2text.model.masking.time_mask_spans`), drawn after the masks above.
+  With ``fill: zero`` the masked bins become 0 here; with ``fill: learned`` the features are
+  left as they are and the (B, T) mask is returned for the model to put its learned mask token
+  there (after its input layers).
 
 * Random cut (``random_cut``): the first k bins of every trial are dropped, k uniform in
   0..random_cut and the same for the batch (the Brain-to-Text '25 baseline), never leaving a
@@ -23,39 +28,9 @@ from __future__ import annotations
 import torch
 
 from brain2text.config import AugmentConfig
+from brain2text.model.masking import span_masks, time_mask_spans
 
-
-def span_masks(
-    lengths: torch.Tensor,
-    size: int,
-    prob: float,
-    width: int,
-    max_masks: int,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Boolean masks (B, size), True where masked.
-
-    Row b gets up to ``max_masks`` spans, each present with probability ``prob``, of a width
-    uniform in 1..min(width, lengths[b]), placed uniformly inside ``[0, lengths[b])``.
-    """
-    batch, device = lengths.shape[0], lengths.device
-    mask = torch.zeros(batch, size, dtype=torch.bool, device=device)
-    if prob <= 0 or width <= 0 or max_masks <= 0:
-        return mask
-    lengths = lengths.clamp(max=size)
-    draw = lambda: torch.rand(batch, max_masks, generator=generator, device=device)  # noqa: E731
-    present = draw() < prob
-    limit = lengths.clamp(min=1, max=width)  # (B,)
-    widths = 1 + (draw() * limit[:, None]).long()
-    widths = torch.minimum(widths, limit[:, None])
-    room = (lengths[:, None] - widths + 1).clamp(min=1)  # valid start positions
-    starts = (draw() * room).long()
-    positions = torch.arange(size, device=device)  # (size,)
-    inside = (positions[None, None, :] >= starts[..., None]) & (
-        positions[None, None, :] < (starts + widths)[..., None]
-    )  # (B, M, size)
-    inside &= present[..., None] & (lengths[:, None, None] > 0)
-    return inside.any(dim=1)
+__all__ = ["augment_batch", "random_cut", "span_masks"]
 
 
 def random_cut(
@@ -115,4 +90,10 @@ def augment_batch(
         )
         keep = ~(time_mask[:, :, None] | feature_mask[:, None, :])  # (B, T, C)
         x = x * keep.to(x.dtype)
-    return x, None
+    heavy = config.time_masks
+    if heavy is None or heavy.count == 0:
+        return x, None
+    spans = time_mask_spans(lengths.to(device), n_bins, heavy.count, heavy.max_fraction, generator)
+    if heavy.fill == "learned":
+        return x, spans
+    return x.masked_fill(spans[:, :, None], 0.0), None

@@ -18,7 +18,7 @@ from brain2text.evaluation.labels import split_references
 from brain2text.evaluation.pipeline import score_words
 from brain2text.evaluation.scoring import decode_split, score
 from brain2text.evaluation.search import WordSearch, decode_words, word_search
-from brain2text.model.gru import GRUDecoder
+from brain2text.model.factory import SpeechModel
 from brain2text.runs import metric_keys as keys
 from brain2text.runs.checkpoint import Checkpoint, save_checkpoint
 from brain2text.runs.runlog import RunLog, SilentLog
@@ -58,7 +58,7 @@ class Trainee:
 
     config: RunConfig
     data: RunData
-    model: GRUDecoder
+    model: SpeechModel
     ema: AveragedModel | None
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
@@ -100,7 +100,7 @@ def build_word_decoder(config: RunConfig) -> WordSearch | None:
 
 
 def evaluate_weights(
-    t: Trainee, module: GRUDecoder, step: int, weights: Weights, with_words: bool = False
+    t: Trainee, module: SpeechModel, step: int, weights: Weights, with_words: bool = False
 ) -> Evaluation:
     tc, data = t.config.train, t.data
     decoded = decode_split(
@@ -149,7 +149,7 @@ def evaluate_and_select(
         message += f" WER {raw.wer:.4f}"
     latest, chosen = LatestEval(raw=raw), raw
     if t.ema is not None:
-        ema = evaluate_weights(t, cast(GRUDecoder, t.ema.module), step, "ema")
+        ema = evaluate_weights(t, cast(SpeechModel, t.ema.module), step, "ema")
         row |= {keys.loss_ema(name): ema.score.loss, keys.per_ema(name): ema.score.per}
         message += f", EMA loss {ema.score.loss:.4f} PER {ema.score.per:.4f}"
         latest = LatestEval(raw=raw, ema=ema)

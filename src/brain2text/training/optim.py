@@ -2,15 +2,19 @@
 
 ``onecycle`` is torch's OneCycleLR with the run file's numbers; ``linear`` goes from ``max_lr``
 to ``end_lr`` over the run; ``constant`` keeps ``max_lr``; ``warmup_cosine`` rises linearly from
-0 to ``max_lr`` over ``warmup_batches`` and then follows a cosine to ``end_lr``. ``plateau`` is
-torch's ReduceLROnPlateau on the evaluation PER: it is stepped at evaluations only
-(:func:`steps_per_batch` is False for it).
+0 to ``max_lr`` over ``warmup_batches`` and then follows a cosine to ``end_lr``; ``step`` keeps
+``max_lr`` for the batches before ``step_at`` x ``n_batch`` and ``max_lr * step_factor`` from
+there on. ``plateau`` is torch's ReduceLROnPlateau on the evaluation PER: it is stepped at
+evaluations only (:func:`steps_per_batch` is False for it).
 
 With any ``optim.day_*`` key the per-day input layers are a parameter group of their own (their
 peak and final LR and weight decay), on the same schedule as the rest.
 
 :func:`lr_trajectory` replays a schedule on a dummy parameter so that ``brain2text config`` can
 show the LR a run will really use at its first batch, its peak and its last batch.
+
+:func:`day_drift_penalty` is ``optim.day_drift_l2``'s term of the training loss: how far apart
+adjacent days' input layers are.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from torch.optim.lr_scheduler import (
 )
 
 from brain2text.config import OptimConfig
+from brain2text.sections import step_boundary
 
 
 def warmup_cosine_factor(step: int, warmup: int, total: int, end_ratio: float) -> float:
@@ -45,6 +50,11 @@ def linear_factor(step: int, total: int, end_ratio: float) -> float:
     """Multiplier of max_lr going linearly from 1 at step 0 to ``end_ratio`` at the last step."""
     progress = min(step / max(total - 1, 1), 1.0)
     return 1.0 + (end_ratio - 1.0) * progress
+
+
+def step_factor(step: int, boundary: int, factor: float) -> float:
+    """Multiplier of max_lr at ``step``: 1 before ``boundary``, ``factor`` from it on."""
+    return 1.0 if step < boundary else factor
 
 
 def group_lrs(config: OptimConfig) -> list[tuple[float, float]]:
@@ -102,10 +112,22 @@ def build_scheduler(
                 for peak, end in lrs
             ],
         )
+    if config.schedule == "step":
+        boundary = step_boundary(config.step_at, n_batch)
+        return LambdaLR(
+            optimizer,
+            [partial(step_factor, boundary=boundary, factor=config.step_factor) for _ in lrs],
+        )
     return LambdaLR(optimizer, [lambda step: 1.0 for _ in lrs])
 
 
 DAY_PARAMETERS = ("day_weights", "day_biases")
+
+
+def day_drift_penalty(weights: torch.Tensor, biases: torch.Tensor) -> torch.Tensor:
+    """``sum_d ||W[d+1] - W[d]||^2 + ||b[d+1] - b[d]||^2`` over adjacent days of the (D, C, C)
+    day weights and (D, 1, C) biases (0 for a single day), a scalar with their gradient."""
+    return (weights[1:] - weights[:-1]).square().sum() + (biases[1:] - biases[:-1]).square().sum()
 
 
 def param_groups(model: nn.Module, config: OptimConfig) -> list[dict]:

@@ -28,6 +28,7 @@ from brain2text.model.diphones import diphone_alpha, joint_ctc_loss
 from brain2text.model.factory import SpeechModel
 from brain2text.model.precision import autocast_context, denormals_flushed
 from brain2text.training.augment import augment_batch, random_cut
+from brain2text.training.optim import day_drift_penalty
 
 
 def set_threads(threads: int | None) -> None:
@@ -123,6 +124,8 @@ class StepOptions:
     packed: bool = False  # give the forward pass each trial's length (a bidirectional GRU
     # then reads each trial packed, as decoding does; training proper passes none, as the
     # reference)
+    day_drift_l2: float = 0.0  # optim.day_drift_l2: the weight of adjacent days' input layers'
+    # squared distance in the objective (0: off)
 
     @classmethod
     def of_run(cls, config: RunConfig) -> StepOptions:
@@ -135,6 +138,7 @@ class StepOptions:
             config.augment,
             tc.use_amp,
             tc.amp_dtype,
+            day_drift_l2=config.optim.day_drift_l2,
         )
 
 
@@ -192,6 +196,15 @@ def reads_lengths(mc: ModelConfig) -> bool:
     return mc.kind == "transformer" and mc.bidirectional
 
 
+def drift_penalty(model: torch.nn.Module, l2: float) -> torch.Tensor | None:
+    """``l2`` x the day drift of ``model``'s input layers
+    (:func:`~brain2text.training.optim.day_drift_penalty`), or None: off, or no day layers."""
+    weights, biases = getattr(model, "day_weights", None), getattr(model, "day_biases", None)
+    if l2 <= 0 or weights is None or biases is None:
+        return None
+    return l2 * day_drift_penalty(weights, biases)
+
+
 def clip_gradients(
     model: torch.nn.Module,
     scaler: torch.amp.GradScaler,
@@ -240,7 +253,10 @@ def train_step(
     """Forward, loss, backward (micro-batch by micro-batch with ``grad_accum``), clip and
     update; a step whose loss or gradient is not finite leaves the weights as they were (every
     rank skips it together). ``stop_flag``: this rank was asked to stop; ``progress``: the
-    fraction of the run done (the diphone loss's schedule)."""
+    fraction of the run done (the diphone loss's schedule). The objective adds the day drift
+    (``StepOptions.day_drift_l2``, once a batch, on the weights themselves); the loss reported
+    is the model's loss alone (CTC, or the joint diphone loss), comparable with the evaluations'
+    and with runs without the drift."""
     le, options = learner, learner.options
     device = batch.features.device
     le.optimizer.zero_grad(set_to_none=True)
@@ -248,7 +264,9 @@ def train_step(
     total = torch.zeros((), device=device)
     for part in parts:  # each backward right after its forward: one micro-batch in memory
         loss = batch_loss(le.net, part, options, le.generator, progress) / len(parts)
-        le.scaler.scale(loss).backward()
+        drift = drift_penalty(le.model, options.day_drift_l2)
+        objective = loss if drift is None else loss + drift / len(parts)
+        le.scaler.scale(objective).backward()
         total = total + loss.detach().float()
     # one reduction for the loss and the stop request: all ranks agree on both
     shared = le.ranks.mean(torch.stack([total, torch.tensor(float(stop_flag), device=device)]))
