@@ -50,7 +50,7 @@ from brain2text.errors import ConfigError
 from brain2text.evaluation.scoring import Decoded, log_probs_of, network_logits
 from brain2text.model.ctc import ctc_losses
 from brain2text.model.factory import SpeechModel
-from brain2text.model.masking import time_mask_spans
+from brain2text.model.masking import noise_and_offset, time_mask_spans
 
 PATCH_EMBEDDING = ("patch_norm.", "patch_embedding.", "embedding_norm.")
 """The Transformer's patch embedding: LayerNorm -> Linear -> LayerNorm (the parameters the
@@ -117,12 +117,7 @@ def masked_copies(
     x = features.expand(n, -1, -1)
     _, n_time, n_features = x.shape
     device = features.device
-    if config.white_noise_sd > 0:
-        noise = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
-        x = x + noise * config.white_noise_sd
-    if config.constant_offset_sd > 0:
-        offset = torch.randn(n, 1, n_features, generator=generator, device=device, dtype=x.dtype)
-        x = x + offset * config.constant_offset_sd
+    x = noise_and_offset(x, config.white_noise_sd, config.constant_offset_sd, generator)
     lengths = torch.full((n,), n_bins, device=device)
     masks = time_mask_spans(lengths, n_time, config.mask_count, config.mask_max_fraction, generator)
     if zero_masked:

@@ -12,12 +12,34 @@ its padding) and both allowed to overlap:
 
 Both are pure functions of their arguments and ``generator``: training draws them in
 augmentation, and test-time adaptation can draw the masked copies of a trial the same way.
-Everything is drawn on ``lengths``' device (the generator must live there).
+Everything is drawn on ``lengths``' device (the generator must live there). So is the noise
+both add first (:func:`noise_and_offset`).
 """
 
 from __future__ import annotations
 
 import torch
+
+
+def noise_and_offset(
+    x: torch.Tensor,
+    white_noise_sd: float,
+    constant_offset_sd: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """(B, T, C) features plus ``N(0, white_noise_sd)`` in every value and ``N(0,
+    constant_offset_sd)`` per trial and feature, the same for all bins (drawn in that order;
+    an SD of 0 draws nothing)."""
+    batch, _, n_features = x.shape
+    if white_noise_sd > 0:
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        x = x + noise * white_noise_sd
+    if constant_offset_sd > 0:
+        offset = torch.randn(
+            batch, 1, n_features, generator=generator, device=x.device, dtype=x.dtype
+        )
+        x = x + offset * constant_offset_sd
+    return x
 
 
 def _place_spans(

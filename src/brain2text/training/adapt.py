@@ -17,9 +17,11 @@ fit; another is a one-line ConfigError.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -176,10 +178,17 @@ def adapt(
     overwrite: bool = False,
     checkpoint: str = "best",
 ) -> Adapted:
-    config = load_run(Path(run_dir) / "config.yaml", overrides or [])
-    with denormals_flushed(config.train.flush_denormals) as flushed:  # before tensor work
-        cpu = CpuMode(torch.get_num_threads(), config.train.flush_denormals, flushed)
+    with adapting(run_dir, overrides) as (config, cpu):
         return _adapt(run_dir, recording, day, out_dir, config, cpu, overwrite, checkpoint)
+
+
+@contextlib.contextmanager
+def adapting(run_dir: Path, overrides: list[str] | None) -> Iterator[tuple[RunConfig, CpuMode]]:
+    """The run's config with the adapt overrides, and the CPU mode the block runs under (the
+    float mode set before any tensor work, as training sets it)."""
+    config = load_run(Path(run_dir) / "config.yaml", overrides or [])
+    with denormals_flushed(config.train.flush_denormals) as flushed:
+        yield config, CpuMode(torch.get_num_threads(), config.train.flush_denormals, flushed)
 
 
 def _adapt(

@@ -29,17 +29,14 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
-
-from brain2text.config import load_run
 from brain2text.data.recording import RawTrial, read_recording
 from brain2text.decoding.beam import WordHypothesis
 from brain2text.errors import DataError
 from brain2text.evaluation.metrics import error_rate
 from brain2text.inference.decoder import Decoder, Decoding, NewDayWarning
-from brain2text.model.precision import denormals_flushed
 from brain2text.phonemes import PHONEME_TO_ID, SIL
 from brain2text.training.adapt import (
+    adapting,
     check_new_day,
     fit_day_layer,
     labelled_trials,
@@ -48,7 +45,6 @@ from brain2text.training.adapt import (
     write_adapted,
 )
 from brain2text.training.state import Evaluation, LatestEval
-from brain2text.training.step import CpuMode
 
 LABELLED = "labelled"  # the split the adapted checkpoint's evaluation scored
 SIL_ID = PHONEME_TO_ID[SIL]
@@ -106,9 +102,7 @@ def adapt_unlabelled(
     overwrite: bool = False,
     checkpoint: str = "best",
 ) -> PseudoAdapted:
-    config = load_run(Path(run_dir) / "config.yaml", overrides or [])
-    with denormals_flushed(config.train.flush_denormals) as flushed:  # before tensor work
-        cpu = CpuMode(torch.get_num_threads(), config.train.flush_denormals, flushed)
+    with adapting(run_dir, overrides) as (config, cpu):
         decoder = Decoder.load(run_dir, checkpoint=checkpoint, lm=lm)
         check_new_day(decoder, run_dir, day)
         trials = read_recording(recording, decoder.feature_spec)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 
 from brain2text.config import AugmentConfig
-from brain2text.model.masking import span_masks, time_mask_spans
+from brain2text.model.masking import noise_and_offset, span_masks, time_mask_spans
 
 __all__ = ["augment_batch", "random_cut", "span_masks"]
 
@@ -58,14 +58,7 @@ def augment_batch(
     the (B, T) bins the model's learned mask token is to fill (None: no such masks)."""
     batch, n_bins, n_features = x.shape
     device = x.device
-    if config.white_noise_sd > 0:
-        noise = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
-        x = x + noise * config.white_noise_sd
-    if config.constant_offset_sd > 0:
-        offset = torch.randn(
-            batch, 1, n_features, generator=generator, device=device, dtype=x.dtype
-        )
-        x = x + offset * config.constant_offset_sd
+    x = noise_and_offset(x, config.white_noise_sd, config.constant_offset_sd, generator)
     masking = (
         config.time_mask_prob > 0 and config.time_mask_width > 0 and config.time_mask_max_masks > 0
     ) or (
