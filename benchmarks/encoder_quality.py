@@ -66,11 +66,10 @@ BIDIRECTIONAL = (
     "model.left_context_train_s=null",
     "model.causal_smoothing=false",
 )
-RECIPES = (
+RECIPES = (  # the main comparison first, then the ablations
     Recipe("gru", "run13_cpu_demo"),
-    Recipe("gru + time masks", "run13_timemask_cpu"),
-    Recipe("gru, no day layer", "run13_cpu_demo", ("model.day_layers=none",), encoder=False),
     Recipe("transformer (causal)", "b2t24_transformer_cpu"),
+    Recipe("gru + time masks", "run13_timemask_cpu"),
     Recipe("transformer (bidirectional)", "b2t24_transformer_cpu", BIDIRECTIONAL),
     Recipe(
         "transformer + per-day layers",
@@ -78,6 +77,7 @@ RECIPES = (
         ("model.day_layers=per_day",),
         encoder=False,
     ),
+    Recipe("gru, no day layer", "run13_cpu_demo", ("model.day_layers=none",), encoder=False),
     Recipe(
         "transformer, no time masks",
         "b2t24_transformer_cpu",
@@ -103,6 +103,9 @@ def trained(recipe: Recipe, common: list[str], seed: int, ws: Path) -> Path:
         print(f"training {folder.name} ...", file=sys.stderr, flush=True)
         config = load_run(recipe.run_file, [*recipe.overrides, *common, f"train.seed={seed}"])
         train(config, folder, overwrite=True, quiet=True)
+        status = (read_record(folder) or {}).get("status")
+        if status != "finished":  # interrupted (SIGTERM): stop here, the next start goes on
+            raise SystemExit(f"{folder}: {status}; start the benchmark again to go on")
     return folder
 
 
@@ -168,6 +171,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data", type=Path, default=None, help="default: the demo's data")
     parser.add_argument("--only", nargs="*", default=None, help="recipe names to run")
     parser.add_argument("--no-tta", action="store_true", help="leave out the TTA row")
+    parser.add_argument("--no-diphones", action="store_true", help="leave out the diphone row")
     parser.add_argument(
         "--extra", nargs="*", default=[], metavar="KEY=VALUE", help="overrides of every run"
     )
@@ -189,10 +193,11 @@ def main(argv: list[str] | None = None) -> dict:
     candidates = [r.name for r in recipes if r.encoder]
     best = min(candidates, key=lambda n: statistics.mean(best_val_per(f) for f in runs[n]))
     base = next(r for r in recipes if r.name == best)
-    diphone = Recipe(
-        f"{best} + diphones", base.run_file, (*base.overrides, "model.targets=diphone")
-    )
-    runs[diphone.name] = [trained(diphone, common, s, ws) for s in seeds]
+    if not args.no_diphones:
+        diphone = Recipe(
+            f"{best} + diphones", base.run_file, (*base.overrides, "model.targets=diphone")
+        )
+        runs[diphone.name] = [trained(diphone, common, s, ws) for s in seeds]
 
     first = next(iter(runs.values()))[0]
     lm_dir = the_lm(first, data, ws)
