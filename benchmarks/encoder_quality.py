@@ -143,14 +143,14 @@ def parameters(run_dir: Path, n_days: int, n_features: int) -> str:
     return describe_size(count_parameters(new_model(config, n_days, n_features)))
 
 
-def the_lm(run_dir: Path, data: Path, ws: Path) -> Path:
+def the_lm(run_dir: Path, data: Path, ws: Path, n_extra: int) -> Path:
     """The demo's 3-gram LM (training transcripts + generated training-side sentences, without
     the validation transcripts), built once."""
     lm_dir = ws / "lm"
     if not (lm_dir / "lm.json").is_file():
         val = split_sentences(run_dir, "val")
         corpus = ws / "lm_corpus.txt"
-        write_lm_corpus(data, corpus, LM_EXTRA_SENTENCES, exclude=val)
+        write_lm_corpus(data, corpus, n_extra, exclude=val)
         build_lm(corpus, lm_dir, overwrite=True, exclude=val)
     return lm_dir
 
@@ -171,6 +171,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data", type=Path, default=None, help="default: the demo's data")
     parser.add_argument("--only", nargs="*", default=None, help="recipe names to run")
     parser.add_argument("--no-tta", action="store_true", help="leave out the TTA row")
+    parser.add_argument(
+        "--lm-sentences",
+        type=int,
+        default=LM_EXTRA_SENTENCES,
+        help="generated sentences in the LM corpus beside the training transcripts",
+    )
     parser.add_argument("--no-diphones", action="store_true", help="leave out the diphone row")
     parser.add_argument(
         "--extra", nargs="*", default=[], metavar="KEY=VALUE", help="overrides of every run"
@@ -200,7 +206,7 @@ def main(argv: list[str] | None = None) -> dict:
         runs[diphone.name] = [trained(diphone, common, s, ws) for s in seeds]
 
     first = next(iter(runs.values()))[0]
-    lm_dir = the_lm(first, data, ws)
+    lm_dir = the_lm(first, data, ws, args.lm_sentences)
     dataset = open_prepared(data)
     n_days, n_features = dataset.n_days, dataset.n_features
     gru_best = statistics.mean(best_val_per(f) for f in runs["gru"]) if "gru" in runs else None

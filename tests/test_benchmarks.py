@@ -232,3 +232,54 @@ def test_train_long_run_times_the_first_and_last_quarter_of_each_run(
         assert figure(rows[mode][4]) == pytest.approx(r["last_s"] / r["first_s"], abs=0.01)
     config = load_run(tmp_path / "flush-true" / "config.yaml")
     assert (config.model.n_units, config.train.batch_size, config.train.use_amp) == (16, 16, False)
+
+
+def test_encoder_quality_trains_seeds_of_each_encoder_and_scores_them(
+    prepared_dir, tmp_path, capsys
+):
+    import encoder_quality
+
+    result = encoder_quality.main(
+        [
+            "--batches",
+            "4",
+            "--seeds",
+            "2",
+            "--only",
+            "gru",
+            "transformer (causal)",
+            "--lm-sentences",
+            "200",
+            "--data",
+            str(prepared_dir),
+            "--workspace",
+            str(tmp_path / "enc"),
+            "--extra",
+            "model.n_units=16",
+            "model.n_layers=1",
+            "model.kernel_len=8",
+            "model.d_model=16",
+            "model.n_heads=2",
+            "train.batch_size=4",
+            "train.threads=1",
+            "train.length_bucket_pool=1",
+            "tta.copies=2",
+        ]
+    )
+    out = capsys.readouterr().out
+    rows = [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in out.splitlines()
+        if line.startswith("| ") and not line.startswith("| recipe")
+    ]
+    names = [row[0].removesuffix(" (best encoder)") for row in rows]
+    best = next(n for n in ("gru", "transformer (causal)") if f"{n} (best encoder)" in out)
+    assert names == ["gru", "transformer (causal)", f"{best} + diphones", f"{best} + TTA"]
+    assert set(result) == set(names)
+    for name in names:
+        pers, wers = result[name]["test_per"], result[name]["test_wer"]
+        assert len(pers) == len(wers) == 2  # one figure per seed
+        assert all(0 <= v <= 2 for v in (*pers, *wers))
+    # every seed trained into its own folder
+    assert (tmp_path / "enc" / "gru-seed0").is_dir() and (tmp_path / "enc" / "gru-seed1").is_dir()
+    assert "target" in out and (tmp_path / "enc" / "encoder_quality.json").is_file()
