@@ -253,7 +253,8 @@ def main(argv: list[str] | None = None) -> dict:
             verdict = "meets" if gain >= 0.10 else "misses"
             print(
                 f"\nbest new recipe: {winner}, mean test PER {new[winner]:.4f} against the GRU "
-                f"child's {gru:.4f}: {gain:.1%} lower ({verdict} the 10% target)"
+                f"child's {gru:.4f}: {abs(gain):.1%} {'lower' if gain >= 0 else 'higher'} "
+                f"({verdict} the 10% target)"
             )
     print(f"total {time.perf_counter() - started:.0f} s")
     ws.mkdir(parents=True, exist_ok=True)
