@@ -40,13 +40,18 @@ def emitted_classes(read_out_width: int) -> int:
     return N_CLASSES if read_out_width == N_DIPHONE_CLASSES else read_out_width
 
 
-def phoneme_log_probs(diphone_logits: torch.Tensor) -> torch.Tensor:
+def phoneme_log_probs(
+    diphone_logits: torch.Tensor,
+    blank: int = BLANK,
+    n_contexts: int = N_CONTEXTS,
+    n_symbols: int = N_SYMBOLS,
+) -> torch.Tensor:
     """(..., 1641) diphone logits -> (..., 41) float32 phoneme log-probabilities (normalised:
-    their exponentials sum to 1 at every frame)."""
+    their exponentials sum to 1 at every frame). The layout's sizes are default arguments so
+    that ``torch.jit.script`` compiles it (it reads no module-level integer)."""
     log_p = diphone_logits.float().log_softmax(-1)
-    blank = log_p[..., BLANK : BLANK + 1]
-    pairs = log_p[..., 1:].unflatten(-1, (N_CONTEXTS, N_SYMBOLS))  # (..., context, symbol)
-    return torch.cat([blank, pairs.logsumexp(-2)], dim=-1)
+    pairs = log_p[..., 1:].unflatten(-1, [n_contexts, n_symbols])  # (..., context, symbol)
+    return torch.cat([log_p[..., blank : blank + 1], pairs.logsumexp(-2)], dim=-1)
 
 
 def diphone_targets(phonemes: torch.Tensor, n_phones: torch.Tensor) -> torch.Tensor:

@@ -8,8 +8,8 @@ bins; the buffer holds the last Z-1 bins after ``log_input``, zeros before the t
 the smoother's left zero padding since ``log_input(0) = 0``), the day's affine layer and
 softsign (``day_layers: per_day`` copies that day's layer, ``shared`` the one layer, ``none``
 skips it) and LayerNorm. :class:`ReadOut` is the model's read-out: the 41 logits, or for
-diphone targets the phoneme log-probabilities (the form of
-:func:`~brain2text.model.diphones.phoneme_log_probs` that ``torch.jit.script`` compiles).
+diphone targets the phoneme log-probabilities
+(:func:`~brain2text.model.diphones.phoneme_log_probs`).
 Both script and trace to ONNX.
 """
 
@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from brain2text.errors import ConfigError
-from brain2text.model.diphones import N_CONTEXTS, N_SYMBOLS
+from brain2text.model.diphones import phoneme_log_probs
 from brain2text.model.inputs import GaussianSmoother, InputLayers, log_input
 
 
@@ -110,13 +110,7 @@ class ReadOut(nn.Module):
         super().__init__()
         self.linear = model.readout
         self.diphone = model.config.targets == "diphone"
-        self.n_contexts = N_CONTEXTS
-        self.n_symbols = N_SYMBOLS
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         logits = self.linear(hidden)
-        if not self.diphone:
-            return logits
-        log_p = logits.float().log_softmax(-1)  # the blank (class 0), then the pairs
-        pairs = log_p[..., 1:].unflatten(-1, [self.n_contexts, self.n_symbols])
-        return torch.cat([log_p[..., :1], pairs.logsumexp(-2)], dim=-1)
+        return phoneme_log_probs(logits) if self.diphone else logits
