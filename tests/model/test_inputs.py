@@ -48,7 +48,8 @@ def _x(batch: int = 3, bins: int = 30) -> torch.Tensor:
 # ----------------------------------------------------------------------------- log_input
 
 
-finite = st.floats(-1e6, 1e6, allow_nan=False)
+# Subnormal inputs are left out: log1p flushes them to zero on CPU (the features are float32).
+finite = st.floats(-1e6, 1e6, allow_nan=False, allow_subnormal=False)
 
 
 @settings(max_examples=100, deadline=None)
