@@ -90,7 +90,13 @@ def main() -> None:
 
     widest = max(nbest_sizes)
     search = word_search(args.run_dir, args.lm_dir, beam_size=max(widest, 50), nbest=widest)
-    options, _, source = choose_rescoring(args.run_dir, open_lm_of(search), scorer.name, None)
+    chosen = choose_rescoring(args.run_dir, open_lm_of(search), scorer.name, None)
+    options, source = chosen.options, chosen.source
+    llm_search = search  # the first pass the LLM rescores: its own when lm tune chose one
+    if chosen.first_pass:
+        llm_search = word_search(
+            args.run_dir, args.lm_dir, beam_size=max(widest, 50), nbest=widest, **chosen.first_pass
+        )
     target = load_target(args.run_dir, args.split)
     trials = target.trials(None)
     if trials.references is None or trials.references.texts is None:
@@ -107,10 +113,12 @@ def main() -> None:
     start = time.perf_counter()
     first = decode_words(search, emissions).nbests
     beam_ms = 1000 * (time.perf_counter() - start) / len(first)
+    ngram = [" ".join(n[0].words) if n else "" for n in first]
+    if llm_search is not search:
+        first = decode_words(llm_search, emissions).nbests
     greedy_per = rate_with_interval(ref_ids, [h.tolist() for h in hypotheses])
 
     speed_rows, wer_rows = [], []
-    ngram = [" ".join(n[0].words) if n else "" for n in first]
     wer_rows.append(["greedy phonemes (PER)", f"{greedy_per.rate:.3f}", "-"])
     wer_rows.append(["n-gram", wer_cell(refs, ngram), f"{beam_ms:.1f} (beam search)"])
     for size in nbest_sizes:
@@ -159,6 +167,8 @@ def main() -> None:
     print(f"model: {args.llm} ({sum(p.numel() for p in lm.model.parameters()) / 1e6:.1f}M)")
     print(f"load: {cold:.1f} s into an empty cache, {cached:.1f} s from the cache")
     print(f"rescoring options: {options} from {source}; {len(first)} {args.split} sentences")
+    if chosen.first_pass:
+        print(f"the LLM's first pass: {chosen.first_pass} (the n-gram row: its own best)")
     print()
     print(markdown_table(["n-best", "threads", "LLM ms/sentence"], speed_rows))
     print()

@@ -83,20 +83,25 @@ def test_rescoring_options_come_from_lm_tuning_for_the_same_lm_and_llm(tmp_path)
     from types import SimpleNamespace
 
     from brain2text.evaluation.rescoring import RescoreOptions
-    from brain2text.evaluation.search import choose_rescoring
+    from brain2text.evaluation.search import ChosenRescoring, choose_rescoring
 
     lm = SimpleNamespace(folder=tmp_path / "lm")
     entry = {"llm": "tiny", "alpha": 0.3, "acoustic_scale": 0.2, "gate": -4.0, "nbest": 7}
     record = {"lm": str(lm.folder.resolve()), "rescoring": entry}
     (tmp_path / "lm_tuning.json").write_text(json.dumps(record))
-    options, nbest, source = choose_rescoring(tmp_path, lm, "tiny", None)
-    assert options == RescoreOptions(0.3, 0.2, -4.0) and nbest == 7
-    assert source == str(tmp_path / "lm_tuning.json")
-    assert choose_rescoring(tmp_path, lm, "other", None) == (RescoreOptions(), None, "defaults")
+    chosen = choose_rescoring(tmp_path, lm, "tiny", None)
+    assert chosen.options == RescoreOptions(0.3, 0.2, -4.0) and chosen.nbest == 7
+    assert chosen.source == str(tmp_path / "lm_tuning.json") and chosen.first_pass == {}
+    defaults = ChosenRescoring(RescoreOptions(), None, {}, "defaults")
+    assert choose_rescoring(tmp_path, lm, "other", None) == defaults
     given = RescoreOptions(alpha=1.0)
-    assert choose_rescoring(tmp_path, lm, "tiny", given) == (given, None, "command line")
+    assert choose_rescoring(tmp_path, lm, "tiny", given).source == "command line"
     other_lm = SimpleNamespace(folder=tmp_path / "lm2")
-    assert choose_rescoring(tmp_path, other_lm, "tiny", None)[2] == "defaults"
+    assert choose_rescoring(tmp_path, other_lm, "tiny", None).source == "defaults"
+    entry |= {"lm_weight": 0.5, "word_score": -1.0}  # a first pass tuned for the LLM
+    (tmp_path / "lm_tuning.json").write_text(json.dumps(record))
+    chosen = choose_rescoring(tmp_path, lm, "tiny", None)
+    assert chosen.first_pass == {"lm_weight": 0.5, "word_score": -1.0}
 
 
 def test_llm_fusion_from_the_cli(run_and_lm, tiny_llm, capsys):

@@ -163,6 +163,42 @@ def test_the_rescoring_grid_and_its_choice(run_lm_scorer):
         assert all(h.total is not None and h.llm is not None for hyps in words.nbests for h in hyps)
 
 
+def test_the_first_pass_the_llm_does_best_with(run_lm_scorer):
+    run, lm, scorer = run_lm_scorer
+    result = _tune(run, lm, scorer, first_pass_weights=(2.0, 1.0))
+    tuning = result.rescoring
+    assert tuning is not None and tuning.first_pass is not None
+    tried = tuning.first_passes
+    assert [f.lm_weight for f in tried][0] == result.best.lm_weight  # the n-gram's best first
+    assert sorted(f.lm_weight for f in tried) == [1.0, 2.0]
+    assert tuning.first_pass == min(tried, key=lambda f: f.wer) and tuning.best.wer == min(
+        f.wer for f in tried
+    )
+    saved = json.loads(result.path.read_text())["rescoring"]
+    assert saved["lm_weight"] == tuning.first_pass.lm_weight and len(saved["first_passes"]) == 2
+    # evaluate --llm decodes its first pass at those weights, the n-gram alone at its own
+    search = word_search(run, lm, llm=scorer)
+    assert search.options["lm_weight"] == tuning.first_pass.lm_weight
+    assert search.options["word_score"] == tuning.first_pass.word_score
+    assert "the LLM's first pass" in search.options_from
+    assert word_search(run, lm).options["lm_weight"] == result.best.lm_weight
+    given = word_search(run, lm, llm=scorer, lm_weight=3.0)  # the command line wins
+    assert given.options["lm_weight"] == 3.0
+    plain = _tune(run, lm, scorer).rescoring  # the n-gram's best alone: the first one tried
+    assert plain is not None and plain.first_pass is None and plain.best.wer == tried[0].wer
+    assert "lm_weight" not in json.loads(result.path.read_text())["rescoring"]
+
+
+def test_first_pass_weights_outside_the_grid_or_without_an_llm(run_lm_scorer):
+    from brain2text.errors import ConfigError
+
+    run, lm, scorer = run_lm_scorer
+    with pytest.raises(ConfigError, match="--first-pass-weights 0.5: each must be one of"):
+        _tune(run, lm, scorer, first_pass_weights=(0.5,))
+    with pytest.raises(ConfigError, match="give --llm"):
+        tune_lm(run, lm, lm_weights=(1.0,), word_scores=(0.0,), first_pass_weights=(1.0,))
+
+
 def test_the_leak_warning_and_its_cure(run_lm_scorer, tmp_path, capsys):
     run, lm, scorer = run_lm_scorer
     val = split_sentences(run, "val")
@@ -190,6 +226,7 @@ def test_the_leak_warning_and_its_cure(run_lm_scorer, tmp_path, capsys):
             ["lm", "tune", str(run), "--lm", str(clean), "--lm-weights", "1", "--word-scores", "0"]
             + ["--beam", "8", "--device", "cpu", "--llm", str(scorer.lm.source), "--nbest", "3"]
             + ["--alphas", "0,0.5", "--acoustic-scales", "0.5", "--llm-gates", "none,-5"]
+            + ["--first-pass-weights", "1"]
         )
         == 0
     )
@@ -200,6 +237,8 @@ def test_the_leak_warning_and_its_cure(run_lm_scorer, tmp_path, capsys):
     assert record["leak_check"] == {"n_validation": n_val, "n_in_corpus": 0, "message": None}
     assert len(record["rescoring"]["table"]) == 4 and record["rescoring"]["nbest"] == 3
     assert record["lm"] == str(clean.resolve())
+    assert [f["lm_weight"] for f in record["rescoring"]["first_passes"]] == [1.0]
+    assert "first passes tried for the LLM" in out
 
 
 def test_an_lm_folder_without_hashes_says_no_check_was_made(tmp_path):

@@ -252,6 +252,14 @@ def add_lm_commands(sub: argparse._SubParsersAction[IntermixedParser]) -> None:
         default=DEFAULT_TUNING_NBEST,
         help="hypotheses per sentence the LLM rescores (default %(default)s)",
     )
+    p.add_argument(
+        "--first-pass-weights",
+        default=None,
+        metavar="W,...",
+        help="with --llm: also rescore the n-best lists of these LM weights of the grid (each "
+        "at its best word score) and keep the first pass the LLM does best with (default: "
+        "the n-gram's own best only)",
+    )
     p.set_defaults(func=commands.cmd_lm_tune)
     from brain2text.cli.lm_finetune import add_finetune_command
 

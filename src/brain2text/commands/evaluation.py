@@ -254,6 +254,11 @@ def cmd_lm_tune(args: argparse.Namespace) -> None:
         alphas=alphas,
         acoustic_scales=scales,
         gates=gates,
+        first_pass_weights=(
+            None
+            if args.first_pass_weights is None
+            else _floats(args.first_pass_weights, "--first-pass-weights")
+        ),
     )
     print(tuning_table(result))
     refresh_report(args.run_dir)

@@ -48,6 +48,17 @@ class RescoringPoint:
 
 
 @dataclass(frozen=True)
+class FirstPass:
+    """One first pass tried for the LLM: its n-gram weights and the validation WER (and n-best
+    oracle) of the rescoring tuned on its n-best lists."""
+
+    lm_weight: float
+    word_score: float
+    wer: float
+    oracle_wer: float
+
+
+@dataclass(frozen=True)
 class RescoringTuning:
     """The grid, its best point, and the first pass's and the n-best oracle's WER."""
 
@@ -59,6 +70,8 @@ class RescoringTuning:
     oracle_wer: float
     n_sentences: int
     n_scored: int  # distinct sentences the LLM scored
+    first_pass: FirstPass | None = None  # chosen among first_passes (None: none were tried)
+    first_passes: tuple[FirstPass, ...] = ()
 
     @property
     def options(self) -> RescoreOptions:
@@ -78,7 +91,15 @@ class RescoringTuning:
             "oracle_wer": self.oracle_wer,
             "n_sentences": self.n_sentences,
             "n_scored": self.n_scored,
-        }
+        } | (
+            {}
+            if self.first_pass is None
+            else {
+                "lm_weight": self.first_pass.lm_weight,
+                "word_score": self.first_pass.word_score,
+                "first_passes": [asdict(f) for f in self.first_passes],
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -178,6 +199,30 @@ def tune_rescoring(
     return search_grid(scored, scorer.name, int(nbest), alphas, acoustic_scales, gates)
 
 
+def tune_first_pass(
+    search: WordSearch,
+    first_passes: Sequence[BeamOptions],
+    emissions: Sequence[np.ndarray],
+    ref_words: Sequence[Sequence[str]],
+    scorer: SentenceScorer,
+    **grid: Any,
+) -> RescoringTuning:
+    """:func:`tune_rescoring` at each of ``first_passes`` (the n-gram's best first): the first
+    pass whose rescored validation WER is lowest wins (ties: the earlier one). A lower n-gram
+    weight than the n-gram's own best leaves more of the sentence to the LLM; the scorer's
+    cache scores a sentence the passes share once."""
+    passes = list(first_passes)
+    if not passes:
+        raise ConfigError("tune_first_pass: give at least one first pass")
+    tunings = [tune_rescoring(search, o, emissions, ref_words, scorer, **grid) for o in passes]
+    tried = tuple(
+        FirstPass(o.lm_weight, o.word_score, t.best.wer, t.oracle_wer)
+        for o, t in zip(passes, tunings, strict=True)
+    )
+    k = min(range(len(tunings)), key=lambda i: tunings[i].best.wer)
+    return replace(tunings[k], first_pass=tried[k], first_passes=tried)
+
+
 def search_grid(
     scored: ScoredNbest,
     llm: str,
@@ -221,4 +266,12 @@ def rescoring_table(tuning: RescoringTuning) -> str:
             f"{p.alpha:5.2f}  {p.acoustic_scale:8.3f}  {gate:>6}  {p.wer:8.4f}  "
             f"{p.n_gated:5d}{mark}"
         )
+    if tuning.first_passes:
+        lines.append("first passes tried for the LLM (the grid above is the chosen one's)")
+        lines.append(f"{'lm_weight':>9}  {'word_score':>10}  {'val WER':>8}  {'oracle':>8}")
+        for f in tuning.first_passes:
+            mark = "  <- chosen" if f == tuning.first_pass else ""
+            lines.append(
+                f"{f.lm_weight:9.2f}  {f.word_score:10.2f}  {f.wer:8.4f}  {f.oracle_wer:8.4f}{mark}"
+            )
     return "\n".join(lines)

@@ -158,26 +158,41 @@ def tuned_rescoring(run_dir: Path, lm: LanguageModel, llm_name: str) -> dict[str
     return entry if entry.get("llm") == llm_name else None
 
 
+@dataclass(frozen=True)
+class ChosenRescoring:
+    """The LLM rescoring's options, the tuned n-best size (None: not tuned), the first pass's
+    n-gram weights ``lm tune --first-pass-weights`` chose for the LLM (empty: the n-gram's own
+    best) and where they came from."""
+
+    options: RescoreOptions
+    nbest: int | None
+    first_pass: dict[str, float]
+    source: str
+
+
 def choose_rescoring(
     run_dir: Path | None,
     lm: LanguageModel,
     llm_name: str,
     given: RescoreOptions | None,
-) -> tuple[RescoreOptions, int | None, str]:
-    """(options, the tuned n-best size or None, their source): ``given`` over the ``lm tune
-    --llm`` entry for this LM folder and LLM over the defaults."""
+) -> ChosenRescoring:
+    """``given`` over the ``lm tune --llm`` entry for this LM folder and LLM over the
+    defaults."""
     if given is not None:
-        return given, None, "command line"
+        return ChosenRescoring(given, None, {}, "command line")
     tuned = tuned_rescoring(run_dir, lm, llm_name) if run_dir is not None else None
     if tuned is None or run_dir is None:
-        return RescoreOptions(), None, "defaults"
+        return ChosenRescoring(RescoreOptions(), None, {}, "defaults")
     options = RescoreOptions(
         alpha=float(tuned["alpha"]),
         acoustic_scale=float(tuned["acoustic_scale"]),
         gate=None if tuned.get("gate") is None else float(tuned["gate"]),
     )
     nbest = tuned.get("nbest")
-    return options, int(nbest) if nbest is not None else None, str(run_dir / TUNING_FILE)
+    first_pass = {k: float(tuned[k]) for k in ("lm_weight", "word_score") if k in tuned}
+    return ChosenRescoring(
+        options, int(nbest) if nbest is not None else None, first_pass, str(run_dir / TUNING_FILE)
+    )
 
 
 def describe_scorer(scorer: SentenceScorer) -> dict[str, Any]:
@@ -233,20 +248,28 @@ def word_search(
     if llm is not None:
         if rescorer is not None:
             raise ConfigError("word_search: give a rescorer or an llm, not both")
-        options_r, tuned_nbest, rescoring_from = choose_rescoring(run_dir, lm, llm.name, rescoring)
-        rescorer = LlmRescorer(llm, options_r)
+        chosen = choose_rescoring(run_dir, lm, llm.name, rescoring)
+        rescorer = LlmRescorer(llm, chosen.options)
         llm_record = describe_scorer(llm)
     options, source = choose_options(run_dir, lm, **given)
     if llm is not None:
+        first_pass = {k: v for k, v in chosen.first_pass.items() if given.get(k) is None}
+        if first_pass:  # the n-gram weights lm tune chose for the LLM's first pass
+            options = replace(options, **first_pass)
+            source += (
+                " + the LLM's first pass ("
+                + ", ".join(f"{k}={v:g}" for k, v in first_pass.items())
+                + ")"
+            )
         if given.get("nbest") is None:  # the LLM's n-best; the beam widened to hold it
-            nbest = tuned_nbest or DEFAULT_LLM_NBEST
+            nbest = chosen.nbest or DEFAULT_LLM_NBEST
             if given.get("beam_size") is None and options.beam_size < nbest:
                 options = replace(options, beam_size=nbest)
                 source += f" + beam {nbest}"
             nbest = min(nbest, options.beam_size)
             options = replace(options, nbest=nbest)
             source += f" + nbest {nbest} for the LLM"
-        rescoring_record = asdict(options_r) | {"nbest": options.nbest, "from": rescoring_from}
+        rescoring_record = asdict(chosen.options) | {"nbest": options.nbest, "from": chosen.source}
     decoder = WordDecoder(lm.arpa, lm.spellings, options)
     dropped = sum(len(v) for v in decoder.dropped_homophones.values())
     return WordSearch(

@@ -32,7 +32,7 @@ from brain2text.decoding.beam import (
 )
 from brain2text.decoding.llm import SentenceScorer, as_scorer
 from brain2text.decoding.lm import INFO_FILE, clean_words, corpus_hashes, sentence_hash
-from brain2text.errors import DataError
+from brain2text.errors import ConfigError, DataError
 from brain2text.evaluation.evaluate import decode_target, load_target
 from brain2text.evaluation.metrics import error_rate
 from brain2text.evaluation.search import TUNING_FILE, decode_words, word_search
@@ -122,12 +122,25 @@ def tune_lm(
     gates: Sequence[float | None] | None = None,
     llm_dtype: str | None = None,
     llm_batch_size: int = 32,
+    first_pass_weights: Sequence[float] | None = None,
 ) -> TuningResult:
     """The grid on the validation split (see the module docstring). ``llm``: a model spec
     (``smollm2-135m``, a folder, a ``.gguf``) or a loaded SentenceScorer, whose rescoring is
     then tuned too over ``alphas`` x ``acoustic_scales`` x ``gates`` with ``llm_nbest``
-    hypotheses (None: the defaults of :mod:`~brain2text.evaluation.llm_tuning`). The leak
-    warning is printed as soon as it is known."""
+    hypotheses (None: the defaults of :mod:`~brain2text.evaluation.llm_tuning`), on the
+    n-best lists of the n-gram's best point or, with ``first_pass_weights``, of each of
+    these LM weights of the grid (each at its best word score), the one the LLM does best
+    with written as the first pass for the LLM. The leak warning is printed as soon as it is
+    known."""
+    if first_pass_weights is not None:
+        outside = [w for w in first_pass_weights if float(w) not in {float(v) for v in lm_weights}]
+        if outside or not first_pass_weights:
+            raise ConfigError(
+                f"--first-pass-weights {','.join(f'{w:g}' for w in first_pass_weights)}: "
+                "each must be one of --lm-weights (its word score comes from that grid)"
+            )
+        if llm is None:
+            raise ConfigError("--first-pass-weights chooses the first pass for --llm: give --llm")
     search = word_search(None, Path(lm_dir), beam_size=beam_size)  # the trie and LM, built once
     lm_info = json.loads((Path(lm_dir) / INFO_FILE).read_text(encoding="utf-8"))
     if not isinstance(search.decoder, WordDecoder):
@@ -163,13 +176,25 @@ def tune_lm(
     options = replace(base, lm_weight=best.lm_weight, word_score=best.word_score)
     rescoring = None
     if scorer is not None:
-        from brain2text.evaluation.llm_tuning import tune_rescoring
+        from brain2text.evaluation.llm_tuning import tune_first_pass, tune_rescoring
 
         grids = {"alphas": alphas, "acoustic_scales": acoustic_scales, "gates": gates}
         given: dict[str, Any] = {k: v for k, v in grids.items() if v is not None}
         if llm_nbest is not None:
             given["nbest"] = llm_nbest
-        rescoring = tune_rescoring(search, options, decoded.emissions, ref_words, scorer, **given)
+        if first_pass_weights is None:
+            rescoring = tune_rescoring(
+                search, options, decoded.emissions, ref_words, scorer, **given
+            )
+        else:
+            passes = [options] + [
+                best_at(table, base, float(w))
+                for w in dict.fromkeys(first_pass_weights)
+                if float(w) != best.lm_weight
+            ]
+            rescoring = tune_first_pass(
+                search, passes, decoded.emissions, ref_words, scorer, **given
+            )
     path = run_dir / TUNING_FILE
     record = {
         "lm": str(Path(search.lm or lm_dir).resolve()),
@@ -187,6 +212,13 @@ def tune_lm(
         record["rescoring"] = rescoring.record()
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return TuningResult(best, options, table, len(indices), path, leak, rescoring)
+
+
+def best_at(table: Sequence[TuningPoint], base: BeamOptions, lm_weight: float) -> BeamOptions:
+    """``base`` at ``lm_weight`` and the word score that did best with it in the grid (ties:
+    the lower PER, then the earlier point)."""
+    point = min((p for p in table if p.lm_weight == lm_weight), key=lambda p: (p.wer, p.per))
+    return replace(base, lm_weight=point.lm_weight, word_score=point.word_score)
 
 
 def tuning_table(result: TuningResult) -> str:
