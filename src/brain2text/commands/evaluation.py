@@ -168,9 +168,11 @@ def cmd_evaluate_words(args: argparse.Namespace) -> None:
         )
     if summary.llm is not None and summary.labelled:
         low, high = summary.wer_first_pass_ci95 or (None, None)
+        tuned_first = "the LLM's first pass" in (summary.options_from or "")
+        without = "its first pass, tuned for the LLM" if tuned_first else "n-gram only"
         print(
-            f"  with {summary.llm.get('name')}: WER {_number(summary.wer)}; without (n-gram "
-            f"only): WER {_number(summary.wer_first_pass)} ({_number(low)}-{_number(high)}); "
+            f"  with {summary.llm.get('name')}: WER {_number(summary.wer)}; without ({without}"
+            f"): WER {_number(summary.wer_first_pass)} ({_number(low)}-{_number(high)}); "
             f"n-best oracle WER {_number(summary.nbest_oracle_wer)} "
             f"(n-best {(summary.rescoring or {}).get('nbest')})"
         )
