@@ -11,17 +11,16 @@ import pytest
 pytest.importorskip("peft", reason="the llm extra is not installed")
 
 from brain2text.cli import main  # noqa: E402
-from brain2text.decoding.llm_finetune import (  # noqa: E402
+from brain2text.decoding.llm_examples import (  # noqa: E402
     IGNORE,
-    FinetuneOptions,
     TextExample,
     batch_nll,
     collate,
     corpus_examples,
     encode_example,
-    finetune_llm,
     split_examples,
 )
+from brain2text.decoding.llm_finetune import FinetuneOptions, finetune_llm  # noqa: E402
 from brain2text.errors import ConfigError  # noqa: E402
 
 SUBJECTS = ["the girls", "anna", "the boys", "my friend"]

@@ -28,7 +28,7 @@ def _examples(args: argparse.Namespace) -> tuple[list, dict]:
             raise ConfigError("--runs and --lm make the examples of --task correct only")
         if args.corpus is None:
             raise ConfigError("--task sentences: give the training transcripts with --corpus")
-        from brain2text.decoding.llm_finetune import corpus_examples
+        from brain2text.decoding.llm_examples import corpus_examples
 
         examples, sha256 = corpus_examples(args.corpus)
         return examples, {

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from brain2text.decoding.llm_finetune import TextExample
+from brain2text.decoding.llm_examples import TextExample
 from brain2text.errors import DataError
 from brain2text.evaluation.members import MemberWords, decode_members, load_members, member_words
 from brain2text.evaluation.merge_scores import (
