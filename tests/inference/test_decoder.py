@@ -105,6 +105,16 @@ def test_decode_reads_a_raw_file_nobody_prepared(run, raw_dir, tmp_path, capsys)
     assert printed[-1].startswith(f"{day} trial {len(rows) - 1}: ")
 
 
+@pytest.mark.parametrize(
+    "extra", [["--llm", "x"], ["--alpha", "0.5"], ["--acoustic-scale", "1"], ["--llm-gate", "-5"]]
+)
+def test_decode_refuses_rescoring_options_without_an_lm(run, raw_dir, extra, capsys):
+    day = open_prepared(load_run(run / "config.yaml").data.path).days[0]
+    assert main(["decode", str(run), str(raw_dir / "test" / f"{day}.mat"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert "rescore the n-best of --lm: give --lm" in err and err.count("\n") == 1
+
+
 def test_decode_names_a_file_of_the_wrong_kind(run, tmp_path, capsys):
     (tmp_path / "x.hdf5").write_bytes(b"")
     assert main(["decode", str(run), str(tmp_path / "x.hdf5")]) == 2

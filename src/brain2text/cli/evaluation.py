@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from brain2text import commands
-from brain2text.cli.parsing import IntermixedParser
+from brain2text.cli.parsing import IntermixedParser, add_llm_rescoring
 
 
 def add_evaluation_commands(sub: argparse._SubParsersAction[IntermixedParser]) -> None:
@@ -74,22 +74,7 @@ def add_evaluation_commands(sub: argparse._SubParsersAction[IntermixedParser]) -
     p.add_argument(
         "--nbest", type=int, default=None, help="hypotheses kept per sentence (default 1)"
     )
-    p.add_argument(
-        "--llm",
-        default=None,
-        metavar="MODEL",
-        help="rescore --lm's n-best with this causal LM (a Hugging Face folder, a .gguf file or "
-        "smollm2-135m): acoustic_scale*am + (1-alpha)*ngram + alpha*llm; files in "
-        "eval/<split>-llm/; n-best 100 unless --nbest",
-    )
-    p.add_argument("--alpha", type=float, default=None, help="the LLM's share, 0-1 (default 0.5)")
-    p.add_argument("--acoustic-scale", type=float, default=None, help="scales am (default 0.5)")
-    p.add_argument(
-        "--llm-gate",
-        type=float,
-        default=None,
-        help="no LLM for a trial whose best n-gram ln score per word is below this",
-    )
+    add_llm_rescoring(p, "; files in eval/<split>-llm/; n-best 100 unless --nbest")
     p.add_argument("--llm-batch", type=int, default=32, help="sentences per LLM batch")
     p.add_argument(
         "--llm-fusion",

@@ -12,7 +12,7 @@ from typing import Any, TypeVar, overload
 from brain2text import commands
 from brain2text.errors import Brain2TextError, ConfigError
 
-__all__ = ["IntermixedParser", "run_command"]
+__all__ = ["IntermixedParser", "add_llm_rescoring", "run_command"]
 
 _N = TypeVar("_N")
 
@@ -72,3 +72,23 @@ def run_command(args: argparse.Namespace) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     return code or 0
+
+
+def add_llm_rescoring(p: argparse.ArgumentParser, more: str = "") -> None:
+    """``--llm`` and the n-best rescoring's options (``evaluate``, ``decode``): ``more`` ends
+    the help of ``--llm``."""
+    p.add_argument(
+        "--llm",
+        default=None,
+        metavar="MODEL",
+        help="rescore --lm's n-best with this causal LM (a Hugging Face folder, a .gguf file or "
+        f"smollm2-135m): acoustic_scale*am + (1-alpha)*ngram + alpha*llm{more}",
+    )
+    p.add_argument("--alpha", type=float, default=None, help="the LLM's share, 0-1 (default 0.5)")
+    p.add_argument("--acoustic-scale", type=float, default=None, help="scales am (default 0.5)")
+    p.add_argument(
+        "--llm-gate",
+        type=float,
+        default=None,
+        help="no LLM for a trial whose best n-gram ln score per word is below this",
+    )

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from brain2text import commands
-from brain2text.cli.parsing import IntermixedParser
+from brain2text.cli.parsing import IntermixedParser, add_llm_rescoring
 
 
 def add_using_commands(sub: argparse._SubParsersAction[IntermixedParser]) -> None:
@@ -19,14 +19,7 @@ def add_using_commands(sub: argparse._SubParsersAction[IntermixedParser]) -> Non
     p.add_argument("run_dir", type=Path)
     p.add_argument("recording", type=Path)
     p.add_argument("--lm", type=Path, default=None, help="LM folder (brain2text lm build): words")
-    p.add_argument(
-        "--llm",
-        default=None,
-        metavar="MODEL",
-        help="rescore --lm's n-best with this causal LM (folder, .gguf or smollm2-135m)",
-    )
-    p.add_argument("--alpha", type=float, default=None, help="the LLM's share (default 0.5)")
-    p.add_argument("--acoustic-scale", type=float, default=None, help="scales am (default 0.5)")
+    add_llm_rescoring(p)
     p.add_argument("--nbest", type=int, default=None, help="n-best rescored (default 100)")
     p.add_argument("--checkpoint", choices=["best", "last"], default="best")
     p.add_argument("--weights", choices=["raw", "ema"], default="raw")

@@ -18,26 +18,25 @@ def cmd_decode(args: argparse.Namespace) -> None:
     import warnings
 
     from brain2text.atomic import atomic_write_text
+    from brain2text.commands.evaluation import rescore_options
     from brain2text.data.recording import read_recording
     from brain2text.evaluation.files import json_lines, sentence_rate
     from brain2text.evaluation.labels import recording_references
-    from brain2text.evaluation.rescoring import RescoreOptions
     from brain2text.inference.decoder import Decoder
     from brain2text.phonemes import to_symbols
 
-    if args.lm is None and any(v is not None for v in (args.llm, args.alpha, args.acoustic_scale)):
+    rescoring = rescore_options(args)
+    if args.lm is None and (args.llm is not None or rescoring is not None):
         raise ConfigError(
-            "--llm, --alpha and --acoustic-scale rescore the n-best of --lm: give --lm"
+            "--llm, --alpha, --acoustic-scale and --llm-gate rescore the n-best of --lm: give --lm"
         )
-    given = {"alpha": args.alpha, "acoustic_scale": args.acoustic_scale}
-    chosen = {k: v for k, v in given.items() if v is not None}
     decoder = Decoder.load(
         args.run_dir,
         checkpoint=args.checkpoint,
         weights=args.weights,
         lm=args.lm,
         llm=args.llm,
-        rescoring=RescoreOptions(**chosen) if chosen else None,
+        rescoring=rescoring,
         nbest=args.nbest,
     )
     trials = read_recording(args.recording, decoder.feature_spec, args.norm, args.day)
