@@ -21,7 +21,7 @@ from brain2text.decoding.llm_examples import (  # noqa: E402
     split_examples,
 )
 from brain2text.decoding.llm_finetune import FinetuneOptions, finetune_llm  # noqa: E402
-from brain2text.errors import ConfigError  # noqa: E402
+from brain2text.errors import ConfigError, DataError  # noqa: E402
 
 SUBJECTS = ["the girls", "anna", "the boys", "my friend"]
 VERBS = ["paint", "see", "like", "visit"]
@@ -40,8 +40,8 @@ def write_corpus(folder: Path) -> Path:
 def finetuned(tiny_llm, tmp_path_factory):
     """The tiny LLM fine-tuned for 20 steps on the corpus, with its result."""
     folder = tmp_path_factory.mktemp("finetuned")
-    examples, sha256 = corpus_examples(write_corpus(folder))
-    data = {"task": "sentences", "corpus": {"path": "corpus.txt", "sha256": sha256}}
+    examples, corpus = corpus_examples(write_corpus(folder))
+    data = {"task": "sentences", "corpus": corpus}
     result = finetune_llm(
         tiny_llm, examples, folder / "llm", options=QUICK, data=data, progress=False
     )
@@ -49,9 +49,62 @@ def finetuned(tiny_llm, tmp_path_factory):
 
 
 def test_corpus_examples_are_cleaned_sentences_without_prompt(tmp_path):
-    examples, sha256 = corpus_examples(write_corpus(tmp_path))
+    examples, corpus = corpus_examples(write_corpus(tmp_path))
     assert examples[0] == TextExample("", "the girls paint the garden")
-    assert len(examples) == len(SENTENCES) and len(sha256) == 64
+    assert len(examples) == len(SENTENCES) and len(corpus["sha256"]) == 64
+    assert "excluded" not in corpus
+
+
+def test_excluded_sentences_are_dropped_in_their_cleaned_form(tmp_path):
+    path = write_corpus(tmp_path)
+    gone = ["The girls PAINT the garden!", "anna sees a city", "not in the corpus"]
+    examples, corpus = corpus_examples(path, gone, {"split": "val", "run": "r"})
+    assert len(examples) == len(SENTENCES) - 1
+    assert TextExample("", "the girls paint the garden") not in examples
+    assert corpus["excluded"] == {
+        "split": "val", "run": "r", "n_sentences": 3, "n_corpus_lines_dropped": 1
+    }  # fmt: skip
+    with pytest.raises(DataError, match="every sentence is excluded"):
+        corpus_examples(path, SENTENCES)
+
+
+def test_cli_leaves_a_runs_validation_sentences_out(tiny_llm, prepared_dir, tmp_path):
+    import yaml
+
+    from brain2text.config import load_run
+    from brain2text.data.dataset import open_prepared
+    from brain2text.decoding.lm import split_sentences
+    from tests.conftest import RUNS, tiny_overrides
+
+    run = tmp_path / "run"
+    run.mkdir()
+    config = load_run(RUNS / "run13_cpu_demo.yaml", tiny_overrides(prepared_dir))
+    (run / "config.yaml").write_text(yaml.safe_dump(config.to_dict()))
+    train = open_prepared(prepared_dir).split("train")
+    corpus = tmp_path / "transcripts.txt"
+    corpus.write_text("".join(train.text(i) + "\n" for i in range(len(train))))
+    out = tmp_path / "llm"
+    argv = ["lm", "finetune", "--llm", str(tiny_llm), "--corpus", str(corpus), "--out", str(out)]
+    assert main([*argv, "--exclude-split", "val", "--run", str(run), "--max-steps", "1"]) == 0
+    excluded = json.loads((out / "finetune.json").read_text())["data"]["corpus"]["excluded"]
+    val = split_sentences(run, "val")
+    assert excluded["split"] == "val" and excluded["n_sentences"] == len(set(val)) > 0
+    assert excluded["n_corpus_lines_dropped"] >= excluded["n_sentences"]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--exclude-split", "val"], "--exclude-split and --run go together"),
+        (["--run", "r"], "--exclude-split and --run go together"),
+    ],
+)
+def test_cli_exclusion_needs_both_flags(tiny_llm, tmp_path, capsys, extra, message):
+    corpus, out = write_corpus(tmp_path), tmp_path / "llm"
+    argv = ["lm", "finetune", "--llm", str(tiny_llm), "--corpus", str(corpus), "--out", str(out)]
+    assert main([*argv, *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not out.exists()
 
 
 def test_validation_is_held_out_by_sentence_whatever_the_prompt():

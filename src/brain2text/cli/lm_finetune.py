@@ -39,6 +39,26 @@ def add_finetune_command(lm_sub: argparse._SubParsersAction[IntermixedParser]) -
         help="--task sentences: one sentence a line, the training transcripts only",
     )
     p.add_argument(
+        "--exclude-split",
+        choices=["val", "test"],
+        default=None,
+        help="--task sentences: drop the sentences of --run's validation (or test) split from "
+        "--corpus, so that lm tune does not choose weights on sentences the LLM has learnt",
+    )
+    p.add_argument(
+        "--run",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="the run whose split --exclude-split names (its config carves the validation split)",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="prepared dataset of --exclude-split (default: the run's data.path)",
+    )
+    p.add_argument(
         "--runs",
         type=Path,
         nargs="+",

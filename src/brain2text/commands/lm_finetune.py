@@ -28,13 +28,22 @@ def _examples(args: argparse.Namespace) -> tuple[list, dict]:
             raise ConfigError("--runs and --lm make the examples of --task correct only")
         if args.corpus is None:
             raise ConfigError("--task sentences: give the training transcripts with --corpus")
+        if (args.exclude_split is None) != (args.run is None):
+            raise ConfigError(
+                "--exclude-split and --run go together: e.g. --exclude-split val --run RUN_DIR"
+            )
         from brain2text.decoding.llm_examples import corpus_examples
 
-        examples, sha256 = corpus_examples(args.corpus)
-        return examples, {
-            "task": "sentences",
-            "corpus": {"path": str(args.corpus.resolve()), "sha256": sha256},
-        }
+        exclude = excluded_from = None
+        if args.exclude_split is not None:
+            from brain2text.decoding.lm import split_sentences
+
+            exclude = split_sentences(args.run, args.exclude_split, args.data)
+            excluded_from = {"split": args.exclude_split, "run": str(args.run.resolve())}
+        examples, corpus = corpus_examples(args.corpus, exclude, excluded_from)
+        return examples, {"task": "sentences", "corpus": corpus}
+    if args.exclude_split is not None or args.run is not None:
+        raise ConfigError("--exclude-split and --run filter the --corpus of --task sentences")
     if args.corpus is not None:
         raise ConfigError("--task correct learns from the runs' decodings: drop --corpus")
     if not args.runs or args.lm is None:

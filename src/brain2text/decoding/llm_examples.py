@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from brain2text.decoding.lm import read_corpus
+from brain2text.decoding.lm import drop_sentences, read_corpus
 from brain2text.errors import ConfigError
 
 IGNORE = -100  # the label of tokens that carry no loss
@@ -29,13 +29,18 @@ class TextExample:
 # --- the examples ------------------------------------------------------------------------
 
 
-def corpus_examples(path: Path) -> tuple[list[TextExample], str]:
-    """One example a cleaned corpus line (the words the decoder writes, lower case), and the
-    file's sha256."""
+def corpus_examples(
+    path: Path, exclude: Sequence[str] | None = None, excluded_from: dict | None = None
+) -> tuple[list[TextExample], dict]:
+    """One example a cleaned corpus line (the words the decoder writes, lower case), but the
+    lines that are one of ``exclude``'s sentences (e.g. the validation split's: ``lm tune``
+    must not choose weights on sentences the LLM has learnt); and the corpus's record for
+    finetune.json (path, sha256, what was excluded)."""
     sentences, data = read_corpus(Path(path))
-    return [TextExample("", " ".join(words)) for words in sentences], hashlib.sha256(
-        data
-    ).hexdigest()
+    record: dict = {"path": str(Path(path).resolve()), "sha256": hashlib.sha256(data).hexdigest()}
+    if exclude is not None:
+        sentences, record["excluded"] = drop_sentences(path, sentences, exclude, excluded_from)
+    return [TextExample("", " ".join(words)) for words in sentences], record
 
 
 def _hash_of(target: str) -> float:

@@ -29,6 +29,7 @@ import math
 import os
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -143,6 +144,27 @@ def read_corpus(path: Path) -> tuple[list[list[str]], bytes]:
     return sentences, data
 
 
+def drop_sentences(
+    corpus: Path,
+    sentences: list[list[str]],
+    exclude: Sequence[str],
+    excluded_from: dict | None = None,
+) -> tuple[list[list[str]], dict]:
+    """``sentences`` (cleaned, of ``corpus``) without those whose cleaned words are one of
+    ``exclude``'s, and the record of it (``excluded_from`` + the counts) for the output's
+    info file. A corpus left empty is a one-line error."""
+    banned = {sentence_hash(ws) for text in exclude if (ws := clean_words(text))}
+    kept = [s for s in sentences if sentence_hash(s) not in banned]
+    if not kept:
+        raise DataError(f"{corpus}: every sentence is excluded; nothing is left")
+    record = {
+        **(excluded_from or {}),
+        "n_sentences": len(banned),
+        "n_corpus_lines_dropped": len(sentences) - len(kept),
+    }
+    return kept, record
+
+
 def clean_words(text: str) -> list[str]:
     """A sentence's words as the corpus reader keeps them (``words_of``, tokens with letters)."""
     return [w for w in words_of(text) if has_letters(w)]
@@ -214,16 +236,7 @@ def build_lm(
     sentences, data = read_corpus(corpus)
     exclusion = None
     if exclude is not None:
-        banned = {sentence_hash(ws) for text in exclude if (ws := clean_words(text))}
-        kept = [s for s in sentences if sentence_hash(s) not in banned]
-        exclusion = {
-            **(excluded_from or {}),
-            "n_sentences": len(banned),
-            "n_corpus_lines_dropped": len(sentences) - len(kept),
-        }
-        if not kept:
-            raise DataError(f"{corpus}: every sentence is excluded; nothing is left to count")
-        sentences = kept
+        sentences, exclusion = drop_sentences(corpus, sentences, exclude, excluded_from)
     hashes = sorted({sentence_hash(s) for s in sentences})
     user = read_user_lexicon(Path(lexicon)) if lexicon is not None else None
     words = Counter(w for s in sentences for w in s)
