@@ -11,7 +11,9 @@
    Each n-best size N then keeps the first N hypotheses of every list and rescores them with
    the LLM (:class:`~brain2text.evaluation.rescoring.LlmRescorer`, the tuned alpha and
    acoustic scale when ``lm tune --llm`` wrote them for this model, else the defaults) at each
-   thread count: ms per sentence is the LLM's time alone (its score cache emptied first).
+   thread count: ms per sentence is the LLM's time alone (its score cache emptied first),
+   trial by trial (a stream's ``finish``) and with the sentences of ``LLM_GROUP`` trials
+   scored in one call (``evaluate``).
 3. WER with bootstrap 95% intervals: greedy phonemes (PER), the n-gram's best, the n-best
    oracle, + the LLM at each N, + the fine-tuned LLM (``--finetuned``), and the LLM inside the
    beam (``--fusion K``: the first K sentences only, as fusion is slow on a CPU; the n-gram's
@@ -36,6 +38,7 @@ from brain2text.decoding.llm_fusion import fused_decoder
 from brain2text.evaluation.evaluate import decode_target, load_target
 from brain2text.evaluation.rescoring import LlmRescorer, nbest_oracle
 from brain2text.evaluation.search import (
+    LLM_GROUP,
     choose_rescoring,
     decode_words,
     word_search,
@@ -64,11 +67,19 @@ def wer_cell(refs: list[list[str]], hyps: list[str]) -> str:
     return f"{rate.rate:.3f} ({low:.3f}-{high:.3f})"
 
 
-def rescored(nbests, scorer: SentenceScorer, rescorer_options, emissions):
+def rescored(nbests, scorer: SentenceScorer, rescorer_options, emissions, group: int = 1):
+    """The rescored lists and the seconds they took, the LLM's cache emptied first; ``group``
+    trials' sentences scored in one call (as ``evaluate`` does, LLM_GROUP), 1: trial by trial
+    (as a stream's ``finish`` does)."""
     rescorer = LlmRescorer(scorer, rescorer_options)
     scorer._scores.clear()  # time the LLM, not its cache
     start = time.perf_counter()
-    out = [rescorer(list(n), e) for n, e in zip(nbests, emissions, strict=True)]
+    out = []
+    for first in range(0, len(nbests), group):
+        lists, frames = nbests[first : first + group], emissions[first : first + group]
+        if group > 1:
+            rescorer.prepare(lists)
+        out += [rescorer(list(n), e) for n, e in zip(lists, frames, strict=True)]
     return out, time.perf_counter() - start
 
 
@@ -126,15 +137,17 @@ def main() -> None:
         oracle = nbest_oracle(refs, cut).wer
         for threads in thread_counts:
             torch.set_num_threads(threads)
-            out, seconds = rescored(cut, scorer, options, emissions)
-            speed_rows.append([size, threads, f"{1000 * seconds / len(cut):.0f}"])
+            _, alone = rescored(cut, scorer, options, emissions)
+            out, grouped = rescored(cut, scorer, options, emissions, LLM_GROUP)
+            ms = [f"{1000 * t / len(cut):.0f}" for t in (alone, grouped)]
+            speed_rows.append([size, threads, *ms])
         text = [" ".join(n[0].words) if n else "" for n in out]
         wer_rows.append([f"+ LLM, n-best {size}", wer_cell(refs, text), f"oracle {oracle:.3f}"])
     torch.set_num_threads(max(thread_counts))
     if args.finetuned:
         tuned = SentenceScorer(load_causal_lm(args.finetuned))
         cut = [n[: nbest_sizes[0]] for n in first]
-        out, seconds = rescored(cut, tuned, options, emissions)
+        out, seconds = rescored(cut, tuned, options, emissions, LLM_GROUP)
         text = [" ".join(n[0].words) if n else "" for n in out]
         wer_rows.append(
             [f"+ fine-tuned LLM, n-best {nbest_sizes[0]}", wer_cell(refs, text),
@@ -170,7 +183,13 @@ def main() -> None:
     if chosen.first_pass:
         print(f"the LLM's first pass: {chosen.first_pass} (the n-gram row: its own best)")
     print()
-    print(markdown_table(["n-best", "threads", "LLM ms/sentence"], speed_rows))
+    print(
+        markdown_table(
+            ["n-best", "threads", "LLM ms/sentence, trial by trial",
+             f"LLM ms/sentence, {LLM_GROUP} trials a call (evaluate)"],
+            speed_rows,
+        )
+    )  # fmt: skip
     print()
     print(markdown_table(["decoding", "WER (95% CI)", "note"], wer_rows))
     print(f"\npeak RSS {peak_rss_mb():.0f} MB")

@@ -39,6 +39,7 @@ LLM_NEEDS_LM = "--llm rescores the n-best of --lm: give an LM folder with --lm"
 
 # (n-best list best first, the trial's (T', 41) log-probabilities) -> the n-best list reordered
 Rescorer = Callable[[list[WordHypothesis], np.ndarray], list[WordHypothesis]]
+LLM_GROUP = 16  # trials whose n-best sentences an LLM rescorer scores in one call
 
 
 def greedy_ids(frames: np.ndarray) -> tuple[int, ...]:
@@ -101,11 +102,30 @@ class DecodedWords:
 
 
 def decode_words(search: WordSearch, emissions: Sequence[np.ndarray]) -> DecodedWords:
+    """Each trial's n-best list, in order. An LLM rescorer scores the distinct sentences of
+    :data:`LLM_GROUP` trials' lists in one call (longer packed batches, the same scores), and
+    each trial's time is its search's plus its share of its group's LLM time."""
+    if not isinstance(search.rescorer, LlmRescorer):
+        nbests, seconds = [], []
+        for log_probs in emissions:
+            start = time.perf_counter()
+            nbests.append(search.nbest(log_probs))
+            seconds.append(time.perf_counter() - start)
+        return DecodedWords(nbests, seconds)
+    rescorer = search.rescorer
     nbests, seconds = [], []
-    for log_probs in emissions:
+    for first in range(0, len(emissions), LLM_GROUP):
+        group = emissions[first : first + LLM_GROUP]
+        firsts, times = [], []
+        for log_probs in group:
+            start = time.perf_counter()
+            firsts.append(search.decoder.decode(log_probs))
+            times.append(time.perf_counter() - start)
         start = time.perf_counter()
-        nbests.append(search.nbest(log_probs))
-        seconds.append(time.perf_counter() - start)
+        rescorer.prepare(firsts)
+        nbests += [rescorer(hyps, log_probs) for hyps, log_probs in zip(firsts, group, strict=True)]
+        share = (time.perf_counter() - start) / len(group)
+        seconds += [t + share for t in times]
     return DecodedWords(nbests, seconds)
 
 

@@ -61,6 +61,7 @@ from brain2text.evaluation.scoring import log_probs_of, network_logits
 from brain2text.evaluation.search import (
     LLM_NEEDS_LM,
     WordSearch,
+    decode_words,
     greedy_ids,
     sentence_of,
     word_search,
@@ -232,14 +233,16 @@ class Decoder:
                 logits, lengths = self.adapter.logits(*inputs, seed, tc.use_amp, tc.amp_dtype)
             else:
                 logits, lengths = network_logits(self.model, *inputs, tc.use_amp, tc.amp_dtype)
-        emissions = log_probs_of(logits, lengths) if self.words is not None else None
+        nbests: list[list[WordHypothesis]] | None = None
+        if self.words is not None:  # the chunk's trials searched (and rescored) together
+            nbests = decode_words(self.words, log_probs_of(logits, lengths)).nbests
         results = []
         for row, ids in enumerate(greedy_decode(logits, lengths)):
             frames = logits[row, : int(lengths[row])].float().cpu().numpy()
             text: str | None = None
             nbest: tuple[WordHypothesis, ...] = ()
-            if self.words is not None and emissions is not None:
-                nbest = tuple(self.words.nbest(emissions[row]))
+            if nbests is not None:
+                nbest = tuple(nbests[row])
                 text = sentence_of(nbest)
             ids_ = tuple(int(i) for i in ids)
             results.append(
