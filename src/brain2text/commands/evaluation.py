@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from brain2text.commands.run_report import refresh_report
 from brain2text.errors import ConfigError
+
+if TYPE_CHECKING:
+    from brain2text.evaluation.rescoring import RescoreOptions
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -209,7 +213,7 @@ def fusion_weight(args: argparse.Namespace) -> float | None:
     return DEFAULT_FUSION_WEIGHT if args.fusion_weight is None else args.fusion_weight
 
 
-def rescore_options(args: argparse.Namespace) -> object:
+def rescore_options(args: argparse.Namespace) -> RescoreOptions | None:
     """The command line's RescoreOptions (None: none given, so lm_tuning.json or the
     defaults)."""
     from brain2text.evaluation.rescoring import RescoreOptions

@@ -209,7 +209,9 @@ def choose_rescoring(
         gate=None if tuned.get("gate") is None else float(tuned["gate"]),
     )
     nbest = tuned.get("nbest")
-    first_pass = {k: float(tuned[k]) for k in ("lm_weight", "word_score") if k in tuned}
+    first_pass: dict[str, float] = {
+        k: float(tuned[k]) for k in ("lm_weight", "word_score") if k in tuned
+    }
     return ChosenRescoring(
         options, int(nbest) if nbest is not None else None, first_pass, str(run_dir / TUNING_FILE)
     )
@@ -275,7 +277,11 @@ def word_search(
     if llm is not None:
         first_pass = {k: v for k, v in chosen.first_pass.items() if given.get(k) is None}
         if first_pass:  # the n-gram weights lm tune chose for the LLM's first pass
-            options = replace(options, **first_pass)
+            options = replace(
+                options,
+                lm_weight=first_pass.get("lm_weight", options.lm_weight),
+                word_score=first_pass.get("word_score", options.word_score),
+            )
             source += (
                 " + the LLM's first pass ("
                 + ", ".join(f"{k}={v:g}" for k, v in first_pass.items())
