@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from brain2text import commands
-from brain2text.cli.parsing import IntermixedParser, add_llm_rescoring
+from brain2text.cli.parsing import IntermixedParser, add_exclude_split, add_llm_rescoring
 
 
 def add_evaluation_commands(sub: argparse._SubParsersAction[IntermixedParser]) -> None:
@@ -167,25 +167,8 @@ def add_lm_commands(sub: argparse._SubParsersAction[IntermixedParser]) -> None:
     )
     p.add_argument("--out", type=Path, required=True, metavar="LM_DIR")
     p.add_argument("--overwrite", action="store_true", help="replace an existing LM folder")
-    p.add_argument(
-        "--exclude-split",
-        choices=["val", "test"],
-        default=None,
-        help="drop the sentences of --run's validation (or test) split from the corpus, so "
-        "lm tune does not pick weights on sentences the LM has memorised",
-    )
-    p.add_argument(
-        "--run",
-        type=Path,
-        default=None,
-        metavar="RUN_DIR",
-        help="the run whose split --exclude-split names (its config carves the validation split)",
-    )
-    p.add_argument(
-        "--data",
-        type=Path,
-        default=None,
-        help="prepared dataset of --exclude-split (default: the run's data.path)",
+    add_exclude_split(
+        p, "the corpus, so lm tune does not pick weights on sentences the LM has memorised"
     )
     p.set_defaults(func=commands.cmd_lm_build)
     p = lm_sub.add_parser(

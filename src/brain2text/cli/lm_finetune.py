@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from brain2text.cli.parsing import IntermixedParser
+from brain2text.cli.parsing import IntermixedParser, add_exclude_split
 from brain2text.commands.lm_finetune import cmd_lm_finetune
 
 
@@ -38,25 +38,10 @@ def add_finetune_command(lm_sub: argparse._SubParsersAction[IntermixedParser]) -
         metavar="FILE.txt",
         help="--task sentences: one sentence a line, the training transcripts only",
     )
-    p.add_argument(
-        "--exclude-split",
-        choices=["val", "test"],
-        default=None,
-        help="--task sentences: drop the sentences of --run's validation (or test) split from "
-        "--corpus, so that lm tune does not choose weights on sentences the LLM has learnt",
-    )
-    p.add_argument(
-        "--run",
-        type=Path,
-        default=None,
-        metavar="RUN_DIR",
-        help="the run whose split --exclude-split names (its config carves the validation split)",
-    )
-    p.add_argument(
-        "--data",
-        type=Path,
-        default=None,
-        help="prepared dataset of --exclude-split (default: the run's data.path)",
+    add_exclude_split(
+        p,
+        "--corpus (--task sentences), so that lm tune does not choose weights on "
+        "sentences the LLM has learnt",
     )
     p.add_argument(
         "--runs",

@@ -12,7 +12,7 @@ from typing import Any, TypeVar, overload
 from brain2text import commands
 from brain2text.errors import Brain2TextError, ConfigError
 
-__all__ = ["IntermixedParser", "add_llm_rescoring", "run_command"]
+__all__ = ["IntermixedParser", "add_exclude_split", "add_llm_rescoring", "run_command"]
 
 _N = TypeVar("_N")
 
@@ -91,4 +91,30 @@ def add_llm_rescoring(p: argparse.ArgumentParser, more: str = "") -> None:
         type=float,
         default=None,
         help="no LLM for a trial whose best n-gram ln score per word is below this",
+    )
+
+
+def add_exclude_split(p: argparse.ArgumentParser, what: str) -> None:
+    """``--exclude-split``, ``--run`` and ``--data`` (``lm build``, ``lm finetune``): a run's
+    validation (or test) sentences dropped from a corpus; ``what`` ends the first help."""
+    from pathlib import Path
+
+    p.add_argument(
+        "--exclude-split",
+        choices=["val", "test"],
+        default=None,
+        help=f"drop the sentences of --run's validation (or test) split from {what}",
+    )
+    p.add_argument(
+        "--run",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="the run whose split --exclude-split names (its config carves the validation split)",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="prepared dataset of --exclude-split (default: the run's data.path)",
     )
