@@ -76,10 +76,8 @@ def rescored(nbests, scorer: SentenceScorer, rescorer_options, emissions, group:
     start = time.perf_counter()
     out = []
     for first in range(0, len(nbests), group):
-        lists, frames = nbests[first : first + group], emissions[first : first + group]
-        if group > 1:
-            rescorer.prepare(lists)
-        out += [rescorer(list(n), e) for n, e in zip(lists, frames, strict=True)]
+        lists = [list(n) for n in nbests[first : first + group]]
+        out += rescorer.rescore_group(lists, emissions[first : first + group])
     return out, time.perf_counter() - start
 
 

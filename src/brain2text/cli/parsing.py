@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from brain2text import commands
@@ -97,8 +98,6 @@ def add_llm_rescoring(p: argparse.ArgumentParser, more: str = "") -> None:
 def add_exclude_split(p: argparse.ArgumentParser, what: str) -> None:
     """``--exclude-split``, ``--run`` and ``--data`` (``lm build``, ``lm finetune``): a run's
     validation (or test) sentences dropped from a corpus; ``what`` ends the first help."""
-    from pathlib import Path
-
     p.add_argument(
         "--exclude-split",
         choices=["val", "test"],

@@ -134,13 +134,16 @@ class LlmRescorer:
         self.scorer = scorer
         self.options = options or RescoreOptions()
 
-    def prepare(self, nbests: Sequence[Sequence[WordHypothesis]]) -> None:
-        """Score the distinct sentences of several trials' lists at once (the scorer keeps
-        them), so that rescoring each list after it costs no model pass: packed batches of
-        several lists run faster than one list's, with the same scores."""
+    def rescore_group(
+        self, nbests: Sequence[list[WordHypothesis]], emissions: Sequence[np.ndarray]
+    ) -> list[list[WordHypothesis]]:
+        """Each of several trials' lists rescored, their distinct sentences scored in one
+        call first (the scorer keeps them, so each list's rescoring costs no model pass):
+        packed batches of several lists run faster than one list's, with the same scores."""
         texts = dict.fromkeys(sentence(h) for hyps in nbests for h in hyps)
         if texts:
             self.scorer.score(list(texts))
+        return [self(hyps, e) for hyps, e in zip(nbests, emissions, strict=True)]
 
     def __call__(self, hyps: list[WordHypothesis], log_probs: np.ndarray) -> list[WordHypothesis]:
         unique = distinct(hyps)

@@ -102,29 +102,28 @@ class DecodedWords:
 
 
 def decode_words(search: WordSearch, emissions: Sequence[np.ndarray]) -> DecodedWords:
-    """Each trial's n-best list, in order. An LLM rescorer scores the distinct sentences of
-    :data:`LLM_GROUP` trials' lists in one call (longer packed batches, the same scores), and
-    each trial's time is its search's plus its share of its group's LLM time."""
-    if not isinstance(search.rescorer, LlmRescorer):
-        nbests, seconds = [], []
-        for log_probs in emissions:
-            start = time.perf_counter()
-            nbests.append(search.nbest(log_probs))
-            seconds.append(time.perf_counter() - start)
-        return DecodedWords(nbests, seconds)
+    """Each trial's n-best list, in order. An LLM rescorer rescores :data:`LLM_GROUP` trials'
+    lists at a time (their distinct sentences in one call: longer packed batches, the same
+    scores); each trial's time is its search's plus its share of its group's rescoring."""
     rescorer = search.rescorer
+    size = LLM_GROUP if isinstance(rescorer, LlmRescorer) else 1
     nbests, seconds = [], []
-    for first in range(0, len(emissions), LLM_GROUP):
-        group = emissions[first : first + LLM_GROUP]
-        firsts, times = [], []
+    for first in range(0, len(emissions), size):
+        group = emissions[first : first + size]
+        lists, times = [], []
         for log_probs in group:
             start = time.perf_counter()
-            firsts.append(search.decoder.decode(log_probs))
+            lists.append(search.decoder.decode(log_probs))
             times.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        rescorer.prepare(firsts)
-        nbests += [rescorer(hyps, log_probs) for hyps, log_probs in zip(firsts, group, strict=True)]
-        share = (time.perf_counter() - start) / len(group)
+        share = 0.0
+        if rescorer is not None:
+            start = time.perf_counter()
+            if isinstance(rescorer, LlmRescorer):
+                lists = rescorer.rescore_group(lists, group)
+            else:
+                lists = [rescorer(hyps, frames) for hyps, frames in zip(lists, group, strict=True)]
+            share = (time.perf_counter() - start) / len(group)
+        nbests += lists
         seconds += [t + share for t in times]
     return DecodedWords(nbests, seconds)
 

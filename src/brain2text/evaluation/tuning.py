@@ -133,7 +133,8 @@ def tune_lm(
     with written as the first pass for the LLM. The leak warning is printed as soon as it is
     known."""
     if first_pass_weights is not None:
-        outside = [w for w in first_pass_weights if float(w) not in {float(v) for v in lm_weights}]
+        grid = {float(v) for v in lm_weights}
+        outside = [w for w in first_pass_weights if float(w) not in grid]
         if outside or not first_pass_weights:
             raise ConfigError(
                 f"--first-pass-weights {','.join(f'{w:g}' for w in first_pass_weights)}: "
