@@ -9,7 +9,8 @@ for ``--batches`` batches on the demo's data, ``--seeds`` seeds each (``train.se
   ``gru, no day layer``: run13_cpu_demo with ``model.day_layers=none``;
 - ``transformer (causal)``: b2t24_transformer_cpu; ``(bidirectional)``: the same, attending
   both ways; ``+ per-day layers``; the paper's ablations ``no time masks`` and ``sinusoidal
-  positions``;
+  positions``; ``transformer, tuned``: transformer_cpu_demo, the Transformer whose patches,
+  day layers, masks and dropout were chosen at this size on the validation split;
 - ``diphones``: the encoder with the best mean validation PER with ``model.targets=diphone``;
 - ``+ TTA``: that best encoder's checkpoints evaluated with test-time adaptation.
 
@@ -78,6 +79,7 @@ RECIPES = (  # the main comparison first, then the ablations
         encoder=False,
     ),
     Recipe("gru, no day layer", "run13_cpu_demo", ("model.day_layers=none",), encoder=False),
+    Recipe("transformer, tuned (transformer_cpu_demo)", "transformer_cpu_demo"),
     Recipe(
         "transformer, no time masks",
         "b2t24_transformer_cpu",

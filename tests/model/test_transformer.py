@@ -316,9 +316,28 @@ def test_each_transformer_run_file_trains_a_step(name, n_features):
     assert (m.kind, m.bidirectional, m.day_layers) == ("transformer", False, "none")
     assert m.log_input and m.causal_smoothing  # the paper's recipe, streamable
     assert config.augment.time_masks is not None and config.augment.time_masks.fill == "learned"
+    model = trained_a_step(config, n_features)
+    assert model.mask_token is not None
+
+
+def test_the_demo_sized_transformer_is_its_parent_with_the_tuned_changes():
+    parent = load_run(RUNS / "b2t24_transformer_cpu.yaml", ["train.use_amp=false"])
+    config = load_run(RUNS / "transformer_cpu_demo.yaml", ["train.use_amp=false"])
+    m = config.model
+    assert (m.kernel_len, m.stride_len, m.day_layers) == (16, 4, "per_day")
+    assert (m.dropout, m.input_dropout, config.augment.time_masks) == (0.1, 0.1, None)
+    changed = {"kernel_len", "stride_len", "day_layers", "dropout", "input_dropout"}
+    assert m.model_copy(update={k: getattr(parent.model, k) for k in changed}) == parent.model
+    assert (config.optim, config.train) == (parent.optim, parent.train)
+    model = trained_a_step(config, 256)
+    assert model.mask_token is None and model.day_weights is not None
+
+
+def trained_a_step(config, n_features: int):
+    """A model of ``config`` after one training step on two random trials (the step's loss
+    is finite and the patch embedding moved)."""
     torch.manual_seed(0)
     model = new_model(config, n_days=2, n_features=n_features)
-    assert model.mask_token is not None
     n_bins = torch.tensor([40, 33])
     features = torch.randn(2, 40, n_features)
     features[1, 33:] = 0
@@ -345,3 +364,4 @@ def test_each_transformer_run_file_trains_a_step(name, n_features):
     result = train_step(learner, batch)
     assert result.problem is None and math.isfinite(result.loss)
     assert not torch.equal(before, model.patch_embedding.weight)
+    return model
