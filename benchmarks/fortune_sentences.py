@@ -16,7 +16,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from brain2text.phonemes import has_letters, phonemize, words_of
+from brain2text.phonemes import has_letters, words_of
+from brain2text.synth.text_source import pronounceable
 
 FORTUNES = Path("/usr/share/games/fortunes")
 MIN_WORDS, MAX_WORDS = 3, 14  # real trials hold one sentence of a few to ~15 words
@@ -47,11 +48,7 @@ def usable(text: str) -> str | None:
     if not MIN_WORDS <= len(words) <= MAX_WORDS:
         return None
     sentence = " ".join(words)
-    try:
-        phonemize(sentence)
-    except KeyError:
-        return None
-    return sentence
+    return sentence if pronounceable(sentence) else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,7 +53,8 @@ class SentenceFile:
         }
 
 
-def _pronounceable(text: str) -> bool:
+def pronounceable(text: str) -> bool:
+    """Whether every word of ``text`` has a CMU dictionary pronunciation."""
     try:
         phonemize(text)
     except KeyError:
@@ -81,7 +82,7 @@ def read_sentence_file(path: Path) -> SentenceFile:
         sentence = line.strip()
         words = words_of(sentence)
         key = " ".join(words)
-        if not words or len(words) > MAX_WORDS or key in seen or not _pronounceable(sentence):
+        if not words or len(words) > MAX_WORDS or key in seen or not pronounceable(sentence):
             continue
         seen.add(key)
         (evaluation if is_eval_sentence(sentence) else train).append(sentence)
