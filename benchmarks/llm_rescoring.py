@@ -1,7 +1,8 @@
 """Neural-LM rescoring: load time, ms per sentence and peak memory, and the WER it buys.
 
     python benchmarks/llm_rescoring.py RUN_DIR LM_DIR --llm smollm2-135m --split test \
-        --nbests 10,50,100 --threads 1,2 [--sentences N] [--finetuned LLM_DIR] [--fusion 20]
+        --nbests 10,50,100 --threads 1,2 [--dtypes fp32,bf16] [--sentences N] \
+        [--finetuned LLM_DIR] [--fusion 20]
 
 1. Load: the model loaded into an empty cache folder (for a ``.gguf`` file or a packaged name:
    dequantised, then written as safetensors) and again from that cache (``transformers``
@@ -13,7 +14,8 @@
    acoustic scale when ``lm tune --llm`` wrote them for this model, else the defaults) at each
    thread count: ms per sentence is the LLM's time alone (its score cache emptied first),
    trial by trial (a stream's ``finish``) and with the sentences of ``LLM_GROUP`` trials
-   scored in one call (``evaluate``).
+   scored in one call (``evaluate``). ``--dtypes``: the same in each of these weight types
+   (``--llm-dtype``; bf16 pays on a CPU with native bf16 instructions), with the WER each gives.
 3. WER with bootstrap 95% intervals: greedy phonemes (PER), the n-gram's best, the n-best
    oracle, + the LLM at each N, + the fine-tuned LLM (``--finetuned``), and the LLM inside the
    beam (``--fusion K``: the first K sentences only, as fusion is slow on a CPU; the n-gram's
@@ -33,7 +35,7 @@ from pathlib import Path
 import torch
 
 from _common import command_line, machine_line, markdown_table, peak_rss_mb
-from brain2text.decoding.llm import SentenceScorer, load_causal_lm, require_llm
+from brain2text.decoding.llm import SentenceScorer, load_causal_lm, require_llm, resolve_dtype
 from brain2text.decoding.llm_fusion import fused_decoder
 from brain2text.evaluation.evaluate import decode_target, load_target
 from brain2text.evaluation.rescoring import LlmRescorer, nbest_oracle
@@ -55,6 +57,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--sentences", type=int, default=0, help="the split's first N only (0: all)")
     p.add_argument("--nbests", default="10,50,100")
     p.add_argument("--threads", default="1,2")
+    p.add_argument("--dtypes", default="fp32", help="weight types timed (fp32, bf16, fp16)")
     p.add_argument("--finetuned", default=None, help="a fine-tuned LLM folder to compare")
     p.add_argument("--fusion", type=int, default=0, help="sentences decoded with fusion")
     p.add_argument("--fusion-weight", type=float, default=1.0)
@@ -86,6 +89,7 @@ def main() -> None:
     require_llm()
     nbest_sizes = [int(v) for v in args.nbests.split(",")]
     thread_counts = [int(v) for v in args.threads.split(",")]
+    dtypes = args.dtypes.split(",")
     torch.set_num_threads(max(thread_counts))
 
     with tempfile.TemporaryDirectory() as cache:
@@ -95,7 +99,13 @@ def main() -> None:
         start = time.perf_counter()
         lm = load_causal_lm(args.llm, cache_dir=Path(cache))
         cached = time.perf_counter() - start
+        others = {
+            d: SentenceScorer(load_causal_lm(args.llm, dtype=d, cache_dir=Path(cache)))
+            for d in dtypes
+            if resolve_dtype(d, lm.device) != lm.dtype
+        }
     scorer = SentenceScorer(lm)
+    default = str(lm.dtype).removeprefix("torch.")
 
     widest = max(nbest_sizes)
     search = word_search(args.run_dir, args.lm_dir, beam_size=max(widest, 50), nbest=widest)
@@ -133,14 +143,16 @@ def main() -> None:
     for size in nbest_sizes:
         cut = [n[:size] for n in first]
         oracle = nbest_oracle(refs, cut).wer
-        for threads in thread_counts:
-            torch.set_num_threads(threads)
-            _, alone = rescored(cut, scorer, options, emissions)
-            out, grouped = rescored(cut, scorer, options, emissions, LLM_GROUP)
-            ms = [f"{1000 * t / len(cut):.0f}" for t in (alone, grouped)]
-            speed_rows.append([size, threads, *ms])
-        text = [" ".join(n[0].words) if n else "" for n in out]
-        wer_rows.append([f"+ LLM, n-best {size}", wer_cell(refs, text), f"oracle {oracle:.3f}"])
+        for name, timed in [(default, scorer), *others.items()]:
+            for threads in thread_counts:
+                torch.set_num_threads(threads)
+                _, alone = rescored(cut, timed, options, emissions)
+                out, grouped = rescored(cut, timed, options, emissions, LLM_GROUP)
+                ms = [f"{1000 * t / len(cut):.0f}" for t in (alone, grouped)]
+                speed_rows.append([size, name, threads, *ms])
+            text = [" ".join(n[0].words) if n else "" for n in out]
+            label = f"+ LLM, n-best {size}" + (f", {name}" if timed is not scorer else "")
+            wer_rows.append([label, wer_cell(refs, text), f"oracle {oracle:.3f}"])
     torch.set_num_threads(max(thread_counts))
     if args.finetuned:
         tuned = SentenceScorer(load_causal_lm(args.finetuned))
@@ -183,7 +195,7 @@ def main() -> None:
     print()
     print(
         markdown_table(
-            ["n-best", "threads", "LLM ms/sentence, trial by trial",
+            ["n-best", "weights", "threads", "LLM ms/sentence, trial by trial",
              f"LLM ms/sentence, {LLM_GROUP} trials a call (evaluate)"],
             speed_rows,
         )

@@ -41,6 +41,9 @@ def test_evaluate_with_an_llm_keeps_every_score(run_and_lm, tiny_llm, capsys):
     assert summary.rescoring["nbest"] == 5 and summary.rescoring["from"] == "command line"
     assert summary.llm is not None and summary.wer_first_pass is not None
     assert summary.nbest_oracle_wer <= min(summary.wer, summary.wer_first_pass)
+    assert summary.wer_change == pytest.approx(summary.wer - summary.wer_first_pass)
+    low, high = summary.wer_change_ci95
+    assert low <= summary.wer_change <= high and "change of WER with the LLM" in out
     rows = [json.loads(line) for line in (folder / "hypotheses.jsonl").read_text().splitlines()]
     assert len(rows) == summary.n_sentences
     for row in rows:

@@ -180,6 +180,11 @@ def cmd_evaluate_words(args: argparse.Namespace) -> None:
             f"n-best oracle WER {_number(summary.nbest_oracle_wer)} "
             f"(n-best {(summary.rescoring or {}).get('nbest')})"
         )
+        clow, chigh = summary.wer_change_ci95 or (None, None)
+        print(
+            f"  change of WER with the LLM {_signed(summary.wer_change)} (paired 95% CI "
+            f"{_signed(clow)} to {_signed(chigh)})"
+        )
     if args.split == "competition":
         print(f"submission: {where / 'submission.txt'}")
     refresh_report(args.run_dir)
@@ -225,6 +230,10 @@ def rescore_options(args: argparse.Namespace) -> RescoreOptions | None:
 
 def _number(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _signed(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:+.{digits}f}"
 
 
 def cmd_lm_tune(args: argparse.Namespace) -> None:

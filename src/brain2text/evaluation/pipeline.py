@@ -53,6 +53,7 @@ from brain2text.evaluation.words import (
     Interval,
     RateWithInterval,
     normalize_words,
+    paired_change,
     rate_with_interval,
 )
 from brain2text.phonemes import to_symbols
@@ -258,7 +259,8 @@ def _nbest_entry(h: WordHypothesis) -> dict[str, object]:
 def rescoring_figures(ref_words: list[list[str]], words: DecodedWords) -> dict[str, Any]:
     """The n-best oracle WER (the best any rescoring of these lists could reach) and the mean
     list size; for rescored lists (``total`` set) also the WER of the first pass's best
-    sentences (without the rescoring) with its interval."""
+    sentences (without the rescoring) with its interval, and the rescoring's change of WER
+    (negative: fewer errors) with its paired interval."""
     figures: dict[str, Any] = {
         "nbest_oracle_wer": nbest_oracle(ref_words, words.nbests).wer,
         "nbest_mean": statistics.fmean(len(n) for n in words.nbests) if words.nbests else None,
@@ -266,9 +268,15 @@ def rescoring_figures(ref_words: list[list[str]], words: DecodedWords) -> dict[s
     if not any(h.total is not None for n in words.nbests for h in n):
         return figures
     firsts = [first_pass_best(n) for n in words.nbests]
-    first = [list(h.words) if h is not None else [] for h in firsts]
-    rate = rate_with_interval(ref_words, [normalize_words(" ".join(w)) for w in first])
-    return figures | {"wer_first_pass": rate.rate, "wer_first_pass_ci95": _bounds(rate.interval)}
+    first = [normalize_words(" ".join(h.words)) if h is not None else [] for h in firsts]
+    rate = rate_with_interval(ref_words, first)
+    change = paired_change(ref_words, first, [normalize_words(s) for s in words.sentences])
+    return figures | {
+        "wer_first_pass": rate.rate,
+        "wer_first_pass_ci95": _bounds(rate.interval),
+        "wer_change": change.change,
+        "wer_change_ci95": _bounds(change.interval),
+    }
 
 
 def _bounds(interval: Interval) -> list[float | None]:

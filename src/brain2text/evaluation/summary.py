@@ -72,6 +72,8 @@ class EvalSummary:
     rescoring: dict[str, Any] | None = None
     wer_first_pass: float | None = None
     wer_first_pass_ci95: list[float | None] | None = None
+    wer_change: float | None = None  # wer - wer_first_pass (negative: the LLM removed errors)
+    wer_change_ci95: list[float | None] | None = None  # paired bootstrap over the sentences
     nbest_oracle_wer: float | None = None
     nbest_mean: float | None = None  # mean n-best list size (distinct sentences) decoded
     labelled: bool  # whether the figures could be scored

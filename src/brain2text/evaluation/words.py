@@ -7,7 +7,10 @@ come from rapidfuzz on word lists (:mod:`brain2text.evaluation.metrics`).
 
 Confidence intervals are percentile bootstraps over sentences: sentences are drawn with
 replacement ``n_resamples`` times and the ratio of summed edits to summed reference lengths is
-recomputed for each draw, so long sentences weigh as they do in the figure itself.
+recomputed for each draw, so long sentences weigh as they do in the figure itself. A change of
+decoding on the same sentences (:func:`paired_change`) is bootstrapped paired: each draw takes
+the same sentences for both decodings, so the interval is that of the change itself, much
+narrower than the two rates' own intervals, which share most of their spread.
 """
 
 from __future__ import annotations
@@ -92,4 +95,57 @@ def rate_with_interval(
         bootstrap_interval(edits, lengths, seed=seed),
         sum(edits),
         total,
+    )
+
+
+@dataclass(frozen=True)
+class RateChange:
+    """``rate(after) - rate(before)`` on the same sentences (negative: fewer errors) with its
+    paired bootstrap interval."""
+
+    change: float
+    interval: Interval
+    before: float
+    after: float
+
+    @property
+    def relative(self) -> float:
+        """The change as a fraction of the rate before (NaN when that is 0)."""
+        return self.change / self.before if self.before else float("nan")
+
+
+def paired_change(
+    refs: Sequence[Sequence],
+    before: Sequence[Sequence],
+    after: Sequence[Sequence],
+    n_resamples: int = DEFAULT_RESAMPLES,
+    level: float = DEFAULT_LEVEL,
+    seed: int = 0,
+) -> RateChange:
+    """How much ``after`` changes the error rate of ``before`` on the same references, with a
+    percentile interval from drawing the sentences once per resample for both."""
+    if not len(refs) == len(before) == len(after):
+        raise ValueError(f"{len(refs)} references, {len(before)} and {len(after)} hypotheses")
+    lengths = np.asarray([len(r) for r in refs], dtype=np.float64)
+    pairs = zip(refs, before, after, strict=True)
+    edits = np.asarray([(edit_distance(r, b), edit_distance(r, a)) for r, b, a in pairs])
+    edits_before, edits_after = edits.reshape(-1, 2).T.astype(np.float64)
+    total = lengths.sum()
+    if len(lengths) == 0 or total == 0:
+        nan = float("nan")
+        return RateChange(nan, Interval(nan, nan), nan, nan)
+    diff = edits_after - edits_before
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(diff), size=(n_resamples, len(diff)))
+    totals = lengths[draws].sum(axis=1)
+    changes = np.divide(
+        diff[draws].sum(axis=1), totals, out=np.full(n_resamples, np.nan), where=totals > 0
+    )
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.nanpercentile(changes, [tail, 100.0 - tail])
+    return RateChange(
+        float(diff.sum() / total),
+        Interval(float(low), float(high)),
+        float(edits_before.sum() / total),
+        float(edits_after.sum() / total),
     )
