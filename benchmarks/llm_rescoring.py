@@ -1,7 +1,7 @@
 """Neural-LM rescoring: load time, ms per sentence and peak memory, and the WER it buys.
 
     python benchmarks/llm_rescoring.py RUN_DIR LM_DIR --llm smollm2-135m --split test \
-        --nbests 10,50,100 --threads 1,2 [--dtypes fp32,bf16] [--sentences N] \
+        --nbests 10,50,100 --threads 1,2 [--dtypes fp32,bf16] [--llm-end .] [--sentences N] \
         [--finetuned LLM_DIR] [--fusion 20]
 
 1. Load: the model loaded into an empty cache folder (for a ``.gguf`` file or a packaged name:
@@ -58,6 +58,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--nbests", default="10,50,100")
     p.add_argument("--threads", default="1,2")
     p.add_argument("--dtypes", default="fp32", help="weight types timed (fp32, bf16, fp16)")
+    p.add_argument("--llm-end", default=None, help="the scorers' end ('.', eos; default none)")
     p.add_argument("--finetuned", default=None, help="a fine-tuned LLM folder to compare")
     p.add_argument("--fusion", type=int, default=0, help="sentences decoded with fusion")
     p.add_argument("--fusion-weight", type=float, default=1.0)
@@ -100,11 +101,13 @@ def main() -> None:
         lm = load_causal_lm(args.llm, cache_dir=Path(cache))
         cached = time.perf_counter() - start
         others = {
-            d: SentenceScorer(load_causal_lm(args.llm, dtype=d, cache_dir=Path(cache)))
+            d: SentenceScorer(
+                load_causal_lm(args.llm, dtype=d, cache_dir=Path(cache)), end=args.llm_end
+            )
             for d in dtypes
             if resolve_dtype(d, lm.device) != lm.dtype
         }
-    scorer = SentenceScorer(lm)
+    scorer = SentenceScorer(lm, end=args.llm_end)
     default = str(lm.dtype).removeprefix("torch.")
 
     widest = max(nbest_sizes)
@@ -155,7 +158,7 @@ def main() -> None:
             wer_rows.append([label, wer_cell(refs, text), f"oracle {oracle:.3f}"])
     torch.set_num_threads(max(thread_counts))
     if args.finetuned:
-        tuned = SentenceScorer(load_causal_lm(args.finetuned))
+        tuned = SentenceScorer(load_causal_lm(args.finetuned), end=args.llm_end)
         cut = [n[: nbest_sizes[0]] for n in first]
         out, seconds = rescored(cut, tuned, options, emissions, LLM_GROUP)
         text = [" ".join(n[0].words) if n else "" for n in out]
@@ -187,7 +190,7 @@ def main() -> None:
 
     print(f"machine: {machine_line(max(thread_counts), lm.device)}")
     print(f"command: {command_line()}")
-    print(f"model: {args.llm} ({sum(p.numel() for p in lm.model.parameters()) / 1e6:.1f}M)")
+    print(f"model: {scorer.name} ({sum(p.numel() for p in lm.model.parameters()) / 1e6:.1f}M)")
     print(f"load: {cold:.1f} s into an empty cache, {cached:.1f} s from the cache")
     print(f"rescoring options: {options} from {source}; {len(first)} {args.split} sentences")
     if chosen.first_pass:

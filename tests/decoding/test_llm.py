@@ -121,9 +121,10 @@ def tiny_lm(tiny_llm):
     return load_causal_lm(tiny_llm, device="cpu")
 
 
-def manual_score(lm, sentence: str) -> float:
-    """log p(sentence | BOS) computed token by token from unpadded forward passes."""
-    ids = [lm.tokenizer.bos_token_id, *lm.tokenizer(sentence, add_special_tokens=False).input_ids]
+def manual_score(lm, sentence: str, end: list[int] = ()) -> float:
+    """log p(sentence [+ end tokens] | BOS) computed token by token from an unpadded pass."""
+    words = lm.tokenizer(sentence, add_special_tokens=False).input_ids if sentence else []
+    ids = [lm.tokenizer.bos_token_id, *words, *end]
     with torch.no_grad():
         logits = lm.model(input_ids=torch.tensor([ids])).logits[0].double()
     log_probs = torch.log_softmax(logits, dim=-1)
@@ -204,6 +205,34 @@ def test_empty_sentences_score_zero_and_no_sentence_gives_an_empty_array(tiny_lm
     scorer = SentenceScorer(tiny_lm)
     assert scorer.score([""]).tolist() == [0.0]
     assert scorer.score([]).shape == (0,)
+
+
+@pytest.mark.parametrize("share_prefixes", [True, False])
+def test_an_end_is_scored_after_every_sentence(tiny_lm, share_prefixes):
+    dot = tiny_lm.tokenizer(".", add_special_tokens=False).input_ids
+    scorer = SentenceScorer(tiny_lm, batch_size=3, share_prefixes=share_prefixes, end=".")
+    expected = [manual_score(tiny_lm, s, dot) for s in SENTENCES]
+    np.testing.assert_allclose(scorer.score(SENTENCES), expected, atol=1e-4)
+    assert scorer.score([""])[0] < 0  # the end alone is scored too
+    # the end term is what a sentence loses for ending: it differs by sentence
+    plain = SentenceScorer(tiny_lm).score(SENTENCES)
+    assert len({round(float(v), 4) for v in scorer.score(SENTENCES) - plain}) > 2
+    eos = SentenceScorer(tiny_lm, end="eos")
+    assert eos.end_ids == [tiny_lm.tokenizer.eos_token_id]
+    assert eos.name == f"{tiny_lm.name} + end 'eos'" and scorer.name.endswith("+ end '.'")
+    assert SentenceScorer(tiny_lm).name == tiny_lm.name
+
+
+def test_an_end_without_tokens_is_a_one_line_error(tiny_lm):
+    with pytest.raises(ConfigError) as exc:
+        SentenceScorer(tiny_lm, end="")
+    assert "--llm-end" in one_line(exc)
+    no_eos = dataclasses.replace(
+        tiny_lm, tokenizer=SimpleNamespace(eos_token_id=None, bos_token_id=1)
+    )
+    with pytest.raises(ConfigError) as exc:
+        SentenceScorer(no_eos, end="eos")
+    assert "no end (EOS) token" in one_line(exc)
 
 
 def test_scores_are_remembered_and_equal_fresh_ones(tiny_lm, monkeypatch):

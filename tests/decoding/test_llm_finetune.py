@@ -153,8 +153,11 @@ def test_only_the_target_tokens_carry_loss(tiny_llm):
     assert n_both == n + n_other
     assert float(both) == pytest.approx(float(nll) + float(alone), rel=1e-5)
     # the end token, when asked, is a target token
-    ids_end, labels_end = encode_example(tokenizer, example, end_token=True)
+    ids_end, labels_end = encode_example(tokenizer, example, end="eos")
     assert ids_end[-1] == labels_end[-1] == tokenizer.eos_token_id
+    dot = tokenizer(".", add_special_tokens=False)["input_ids"]
+    ids_dot, labels_dot = encode_example(tokenizer, example, end=".")
+    assert ids_dot == ids + dot and labels_dot == labels + dot
 
 
 def test_the_loss_of_a_sentence_is_minus_its_scorer_score(tiny_llm):
@@ -307,7 +310,7 @@ def test_cli_task_correct_trains_an_end_token(tiny_llm, tmp_path, monkeypatch, c
     assert main([*argv, "--runs", "r1", "r2", "--lm", "lmdir", "--max-steps", "2"]) == 0
     assert calls == [([Path("r1"), Path("r2")], Path("lmdir"), ("train", "val"))]
     info = json.loads((out / "finetune.json").read_text())
-    assert info["data"]["task"] == "correct" and info["options"]["end_token"] is True
+    assert info["data"]["task"] == "correct" and info["options"]["end"] == "eos"
     capsys.readouterr()
     assert main([*argv, "--runs", "r1", "--max-steps", "2", "--overwrite"]) == 2
     assert "--lm" in capsys.readouterr().err

@@ -127,3 +127,30 @@ def test_llm_fusion_from_the_cli(run_and_lm, tiny_llm, capsys):
         assert main([*base, *extra]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and err.count("\n") == 0
+
+
+def test_an_end_tuned_and_evaluated_from_the_cli(run_and_lm, tiny_llm, capsys):
+    run, lm = run_and_lm
+    small = ["--beam", "4", "--nbest", "3", "--alphas", "0,1", "--acoustic-scales", "1"]
+    tune = ["lm", "tune", str(run), "--lm", str(lm), "--lm-weights", "1", "--word-scores", "0"]
+    assert main([*tune, *small, "--llm", str(tiny_llm), "--llm-end", "."]) == 0
+    entry = json.loads((run / "lm_tuning.json").read_text())["rescoring"]
+    assert entry["llm"] == f"{tiny_llm} + end '.'"
+    base = ["evaluate", str(run), "--split", "val", "--lm", str(lm), "--llm", str(tiny_llm)]
+    capsys.readouterr()
+    assert main([*base, "--llm-end", "."]) == 0
+    summary = read_summary(run / "eval" / "val-llm")
+    assert summary.llm["end"] == "." and summary.rescoring["from"].endswith("lm_tuning.json")
+    assert summary.rescoring["nbest"] == 3 and "warning" not in capsys.readouterr().err
+    assert main(base) == 0  # the same model without the end: not what was tuned
+    assert "tuned for" in capsys.readouterr().err
+    assert read_summary(run / "eval" / "val-llm").rescoring["from"] == "defaults"
+    for extra, message in [
+        (["--llm-end", "."], "give --llm MODEL"),
+        (["--llm-dtype", "bf16"], "give --llm MODEL"),
+    ]:
+        assert main(["evaluate", str(run), "--lm", str(lm), *extra]) != 0
+        err = capsys.readouterr().err.strip()
+        assert message in err and err.count("\n") == 0
+    fusion = [*base, "--llm-fusion", "--llm-end", "."]
+    assert main(fusion) != 0 and "--llm-fusion" in capsys.readouterr().err

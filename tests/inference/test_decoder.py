@@ -115,6 +115,14 @@ def test_decode_refuses_rescoring_options_without_an_lm(run, raw_dir, extra, cap
     assert "rescore the n-best of --lm: give --lm" in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("extra", [["--llm-end", "."], ["--llm-dtype", "bf16"]])
+def test_decode_refuses_llm_scoring_options_without_an_llm(run, raw_dir, extra, capsys):
+    day = open_prepared(load_run(run / "config.yaml").data.path).days[0]
+    assert main(["decode", str(run), str(raw_dir / "test" / f"{day}.mat"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert "give --llm MODEL" in err and err.count("\n") == 1
+
+
 def test_decode_names_a_file_of_the_wrong_kind(run, tmp_path, capsys):
     (tmp_path / "x.hdf5").write_bytes(b"")
     assert main(["decode", str(run), str(tmp_path / "x.hdf5")]) == 2

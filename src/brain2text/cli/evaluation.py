@@ -6,7 +6,12 @@ import argparse
 from pathlib import Path
 
 from brain2text import commands
-from brain2text.cli.parsing import IntermixedParser, add_exclude_split, add_llm_rescoring
+from brain2text.cli.parsing import (
+    IntermixedParser,
+    add_exclude_split,
+    add_llm_rescoring,
+    add_llm_scoring,
+)
 
 
 def add_evaluation_commands(sub: argparse._SubParsersAction[IntermixedParser]) -> None:
@@ -198,6 +203,7 @@ def add_lm_commands(sub: argparse._SubParsersAction[IntermixedParser]) -> None:
         help="also tune the n-best rescoring with this causal LM (smollm2-135m, a Hugging "
         "Face folder or a .gguf file), from one decoding's saved scores",
     )
+    add_llm_scoring(p)
     p.add_argument(
         "--alphas",
         default=",".join(f"{v:g}" for v in DEFAULT_ALPHAS),

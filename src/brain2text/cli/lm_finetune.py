@@ -112,6 +112,13 @@ def add_finetune_command(lm_sub: argparse._SubParsersAction[IntermixedParser]) -
         help="continue the fine-tuning saved in LLM_DIR.partial/ (same base, data and options; "
         "--epochs or --max-steps may grow)",
     )
+    p.add_argument(
+        "--end",
+        default=None,
+        metavar="TEXT",
+        help="--task sentences: train every sentence followed by this end ('.' or eos), the "
+        "--llm-end the model will score with (default: none)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace LLM_DIR and its saved state")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_lm_finetune)

@@ -13,7 +13,13 @@ from typing import Any, TypeVar, overload
 from brain2text import commands
 from brain2text.errors import Brain2TextError, ConfigError
 
-__all__ = ["IntermixedParser", "add_exclude_split", "add_llm_rescoring", "run_command"]
+__all__ = [
+    "IntermixedParser",
+    "add_exclude_split",
+    "add_llm_rescoring",
+    "add_llm_scoring",
+    "run_command",
+]
 
 _N = TypeVar("_N")
 
@@ -85,6 +91,7 @@ def add_llm_rescoring(p: argparse.ArgumentParser, more: str = "") -> None:
         help="rescore --lm's n-best with this causal LM (a Hugging Face folder, a .gguf file or "
         f"smollm2-135m): acoustic_scale*am + (1-alpha)*ngram + alpha*llm{more}",
     )
+    add_llm_scoring(p)
     p.add_argument("--alpha", type=float, default=None, help="the LLM's share, 0-1 (default 0.5)")
     p.add_argument("--acoustic-scale", type=float, default=None, help="scales am (default 0.5)")
     p.add_argument(
@@ -92,6 +99,25 @@ def add_llm_rescoring(p: argparse.ArgumentParser, more: str = "") -> None:
         type=float,
         default=None,
         help="no LLM for a trial whose best n-gram ln score per word is below this",
+    )
+
+
+def add_llm_scoring(p: argparse.ArgumentParser) -> None:
+    """How ``--llm`` scores a sentence (``evaluate``, ``decode``, ``lm tune``)."""
+    p.add_argument(
+        "--llm-end",
+        default=None,
+        metavar="TEXT",
+        help="score every sentence followed by this end ('.', or eos for the tokenizer's end "
+        "token), so unfinished sentences pay for their missing end (default: no end term, as "
+        "the baselines); tune and evaluate with the same end",
+    )
+    p.add_argument(
+        "--llm-dtype",
+        default=None,
+        choices=["fp32", "bf16", "fp16"],
+        help="the LLM's weights (default: bf16 or fp16 on a GPU, fp32 on the CPU; bf16 is "
+        "faster on CPUs with native bf16)",
     )
 
 

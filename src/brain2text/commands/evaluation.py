@@ -9,6 +9,7 @@ from brain2text.commands.run_report import refresh_report
 from brain2text.errors import ConfigError
 
 if TYPE_CHECKING:
+    from brain2text.decoding.llm import SentenceScorer
     from brain2text.evaluation.rescoring import RescoreOptions
 
 
@@ -31,6 +32,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.fusion_weight is not None and not args.llm_fusion:
         raise ConfigError("--fusion-weight weighs the LLM of --llm-fusion: add --llm-fusion")
     args.tta_settings = tta_settings(args)
+    args.llm = llm_of(args)
     if args.ensemble:
         if args.tta_settings is not None:
             raise ConfigError("--tta adapts one run's weights trial by trial: leave out --ensemble")
@@ -175,7 +177,7 @@ def cmd_evaluate_words(args: argparse.Namespace) -> None:
         tuned_first = "the LLM's first pass" in (summary.options_from or "")
         without = "its first pass, tuned for the LLM" if tuned_first else "n-gram only"
         print(
-            f"  with {summary.llm.get('name')}: WER {_number(summary.wer)}; without ({without}"
+            f"  with {_llm_name(summary.llm)}: WER {_number(summary.wer)}; without ({without}"
             f"): WER {_number(summary.wer_first_pass)} ({_number(low)}-{_number(high)}); "
             f"n-best oracle WER {_number(summary.nbest_oracle_wer)} "
             f"(n-best {(summary.rescoring or {}).get('nbest')})"
@@ -228,6 +230,27 @@ def rescore_options(args: argparse.Namespace) -> RescoreOptions | None:
     return RescoreOptions(**chosen) if chosen else None
 
 
+def llm_of(args: argparse.Namespace) -> SentenceScorer | str | None:
+    """``--llm`` as given, or the scorer ``--llm-end`` / ``--llm-dtype`` make of it."""
+    end, dtype = getattr(args, "llm_end", None), getattr(args, "llm_dtype", None)
+    if args.llm is None or (end is None and dtype is None):
+        if args.llm is None and (end is not None or dtype is not None):
+            raise ConfigError("--llm-end and --llm-dtype say how --llm scores: give --llm MODEL")
+        return args.llm
+    if end is not None and getattr(args, "llm_fusion", False):
+        raise ConfigError("--llm-end ends the sentences --llm rescores; --llm-fusion has none")
+    from brain2text.decoding.llm import load_scorer
+
+    batch = getattr(args, "llm_batch", 32)
+    device = getattr(args, "device", "auto")
+    return load_scorer(args.llm, device=device, dtype=dtype, batch_size=batch, end=end)
+
+
+def _llm_name(record: dict) -> str:
+    end = record.get("end")
+    return str(record.get("name")) + ("" if end is None else f" (end {end!r})")
+
+
 def _number(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
@@ -264,7 +287,7 @@ def cmd_lm_tune(args: argparse.Namespace) -> None:
         weights=args.weights,
         data_path=args.data,
         device_name=args.device,
-        llm=args.llm,
+        llm=llm_of(args),
         llm_nbest=args.nbest,
         alphas=alphas,
         acoustic_scales=scales,

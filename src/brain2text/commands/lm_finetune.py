@@ -71,7 +71,10 @@ def cmd_lm_finetune(args: argparse.Namespace) -> None:
     given = {name: getattr(args, name) for name in OPTION_ARGS if getattr(args, name) is not None}
     if args.target_modules is not None:
         given["target_modules"] = tuple(args.target_modules)
-    options = FinetuneOptions(**given, end_token=args.task == "correct")
+    if args.end is not None and args.task == "correct":
+        raise ConfigError("--end is for --task sentences; a corrector always learns eos")
+    end = "eos" if args.task == "correct" else args.end
+    options = FinetuneOptions(**given, end=end)
     check_destination(args.out, resume=args.resume, overwrite=args.overwrite)
     examples, data = _examples(args)
     result = finetune_llm(

@@ -18,7 +18,7 @@ def cmd_decode(args: argparse.Namespace) -> None:
     import warnings
 
     from brain2text.atomic import atomic_write_text
-    from brain2text.commands.evaluation import rescore_options
+    from brain2text.commands.evaluation import llm_of, rescore_options
     from brain2text.data.recording import read_recording
     from brain2text.evaluation.files import json_lines, sentence_rate
     from brain2text.evaluation.labels import recording_references
@@ -35,7 +35,7 @@ def cmd_decode(args: argparse.Namespace) -> None:
         checkpoint=args.checkpoint,
         weights=args.weights,
         lm=args.lm,
-        llm=args.llm,
+        llm=llm_of(args),
         rescoring=rescoring,
         nbest=args.nbest,
     )

@@ -38,8 +38,10 @@ __all__ = [
     "PACKAGED_MODELS",
     "as_scorer",
     "CausalLM",
+    "END_MARK",
     "SentenceScorer",
     "describe",
+    "end_token_ids",
     "load_causal_lm",
     "load_scorer",
     "require_llm",
@@ -60,6 +62,7 @@ DTYPES = {
     "fp16": torch.float16,
     "float16": torch.float16,
 }
+END_MARK = " + end "  # a scorer with an end is named "<model> + end '<end>'"
 SCORE_CACHE_SIZE = 200_000  # sentences whose score a scorer keeps
 
 
@@ -180,6 +183,21 @@ def start_token_id(tokenizer: Any) -> int:
     )
 
 
+def end_token_ids(tokenizer: Any, end: str | None) -> list[int]:
+    """The tokens ``--llm-end`` appends to every sentence: none, the tokenizer's end token
+    (``"eos"``) or those of a text such as ``"."``."""
+    if end is None:
+        return []
+    if end == "eos":
+        if tokenizer.eos_token_id is None:
+            raise ConfigError("--llm-end eos: the LLM's tokenizer has no end (EOS) token")
+        return [int(tokenizer.eos_token_id)]
+    ids = [int(i) for i in tokenizer(end, add_special_tokens=False)["input_ids"]] if end else []
+    if not ids:
+        raise ConfigError(f"--llm-end {end!r}: the text has no tokens; give e.g. '.' or eos")
+    return ids
+
+
 def describe(lm: CausalLM) -> dict[str, Any]:
     """What a summary records of the LLM used."""
     return {
@@ -208,14 +226,28 @@ class SentenceScorer:
     token order, so tokens that several sentences start with are computed once (an n-best
     list's sentences mostly differ late); it is kept only if a probe shows the model honours
     the tree's attention mask. Otherwise a batch is sentences of similar token counts,
-    right-padded."""
+    right-padded.
 
-    def __init__(self, lm: CausalLM, batch_size: int = 32, share_prefixes: bool = True) -> None:
+    ``end`` (None: the baselines' score, no end term): text whose tokens follow every sentence
+    (``"."``, or ``"eos"`` for the tokenizer's end token), so a score is that of the whole
+    sentence ending there and an unfinished one ("i got a very bad feeling about a") pays for
+    its missing end. Each sentence's tree branch gains only those tokens."""
+
+    def __init__(
+        self,
+        lm: CausalLM,
+        batch_size: int = 32,
+        share_prefixes: bool = True,
+        end: str | None = None,
+    ) -> None:
         if batch_size < 1:
             raise ConfigError(f"--llm-batch-size {batch_size}: must be at least 1")
         self.lm = lm
         self.batch_size = int(batch_size)
-        self.name = lm.name
+        self.end = end
+        self.end_ids = end_token_ids(lm.tokenizer, end)
+        # the name rescoring options are tuned under: a scorer with an end scores otherwise
+        self.name = lm.name if end is None else f"{lm.name}{END_MARK}{end!r}"
         self.start_id = start_token_id(lm.tokenizer)
         pad = lm.tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else self.start_id
@@ -237,12 +269,14 @@ class SentenceScorer:
         return bool(np.all(np.abs(tree - plain) <= tolerance))
 
     def encode(self, sentence: str) -> list[int]:
-        """The start token then the sentence's tokens (no special tokens of the tokenizer)."""
-        ids = self.lm.tokenizer(sentence, add_special_tokens=False)["input_ids"]
-        return [self.start_id, *(int(i) for i in ids)]
+        """The start token, the sentence's tokens (no special tokens of the tokenizer), then
+        the end's."""
+        ids = self.lm.tokenizer(sentence, add_special_tokens=False)["input_ids"] if sentence else []
+        return [self.start_id, *(int(i) for i in ids), *self.end_ids]
 
     def score(self, sentences: Sequence[str]) -> np.ndarray:
-        """float64 log-probabilities of ``sentences`` in their order; "" scores 0.0."""
+        """float64 log-probabilities of ``sentences`` in their order; "" scores 0.0 (with an
+        end: that of the end alone)."""
         todo = [s for s in dict.fromkeys(sentences) if s not in self._scores]
         encoded = [(s, self.encode(s)) for s in todo]
         for sentence, ids in encoded:
@@ -287,13 +321,11 @@ def load_scorer(
     cache_dir: Path | None = None,
     batch_size: int = 32,
     share_prefixes: bool = True,
+    end: str | None = None,
 ) -> SentenceScorer:
     """:func:`load_causal_lm` then a :class:`SentenceScorer` over it."""
-    return SentenceScorer(
-        load_causal_lm(spec, device=device, dtype=dtype, cache_dir=cache_dir),
-        batch_size=batch_size,
-        share_prefixes=share_prefixes,
-    )
+    lm = load_causal_lm(spec, device=device, dtype=dtype, cache_dir=cache_dir)
+    return SentenceScorer(lm, batch_size=batch_size, share_prefixes=share_prefixes, end=end)
 
 
 def as_scorer(
@@ -302,9 +334,10 @@ def as_scorer(
     device: str = "auto",
     dtype: str | None = None,
     batch_size: int = 32,
+    end: str | None = None,
 ) -> SentenceScorer | None:
     """None, the scorer given, or :func:`load_scorer` of a model spec (a folder, a ``.gguf``
-    file, a packaged name)."""
+    file, a packaged name) with ``end`` (:class:`SentenceScorer`)."""
     if llm is None or isinstance(llm, SentenceScorer):
         return llm
-    return load_scorer(llm, device=device, dtype=dtype, batch_size=batch_size)
+    return load_scorer(llm, device=device, dtype=dtype, batch_size=batch_size, end=end)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from brain2text.decoding.lm import drop_sentences, read_corpus
-from brain2text.errors import ConfigError
 
 IGNORE = -100  # the label of tokens that carry no loss
 
@@ -73,20 +72,17 @@ def examples_sha256(examples: Sequence[TextExample]) -> str:
 
 
 def encode_example(
-    tokenizer: Any, example: TextExample, *, end_token: bool = False
+    tokenizer: Any, example: TextExample, *, end: str | None = None
 ) -> tuple[list[int], list[int]]:
-    """(input ids, labels): start + prompt + target [+ end]; labels -100 but on the target."""
+    """(input ids, labels): start + prompt + target [+ end]; labels -100 but on the target.
+    ``end``: as the sentence scorer's (``"eos"``: the end token; a text such as ``"."``)."""
 
-    from brain2text.decoding.llm import start_token_id
+    from brain2text.decoding.llm import end_token_ids, start_token_id
 
     def ids(text: str) -> list[int]:
         return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
 
-    prompt, target = ids(example.prompt), ids(example.target)
-    if end_token:
-        if tokenizer.eos_token_id is None:
-            raise ConfigError("the LLM's tokenizer has no end (EOS) token to stop on")
-        target.append(int(tokenizer.eos_token_id))
+    prompt, target = ids(example.prompt), ids(example.target) + end_token_ids(tokenizer, end)
     start = [start_token_id(tokenizer)]
     return start + prompt + target, [IGNORE] * (1 + len(prompt)) + target
 

@@ -8,9 +8,9 @@ Decisions:
 - An example is a prompt and a target (a corpus sentence has the prompt ""). The model reads
   the start token, the prompt's tokens and the target's, each part tokenized on its own as the
   sentence scorer and the generator see them; the loss is the mean negative log-likelihood of
-  the target's tokens only (the start token and the prompt carry the label -100). An end token
-  follows the target when ``end_token`` (a generator must learn to stop; the scorer has no end
-  term, so sentence models go without).
+  the target's tokens only (the start token and the prompt carry the label -100). ``end``'s
+  tokens follow the target when given: the end token for a generator, which must learn to
+  stop; for sentences the scorer's ``--llm-end`` (none by default, as the scorer's).
 - Validation: ``val_examples``, else the examples whose target's hash falls in the held-out
   fraction, so that no validation sentence is ever trained on, whatever its prompt.
 - The learning rate rises linearly over ``warmup_steps`` and then stays: the schedule depends
@@ -83,7 +83,7 @@ class FinetuneOptions:
     val_fraction: float = 0.1
     seed: int = 0
     save_every: int = 200
-    end_token: bool = False
+    end: str | None = None  # "eos" or a text such as "."; None: nothing after the target
 
     def __post_init__(self) -> None:
         def whole(name: str, low: int) -> None:
@@ -222,8 +222,8 @@ def finetune_llm(
     tokenizer, model = lm.tokenizer, lm.model
     pad_id = tokenizer.pad_token_id
     pad_id = int(pad_id if pad_id is not None else start_token_id(tokenizer))
-    encoded_train = [encode_example(tokenizer, e, end_token=options.end_token) for e in train]
-    encoded_val = [encode_example(tokenizer, e, end_token=options.end_token) for e in val]
+    encoded_train = [encode_example(tokenizer, e, end=options.end) for e in train]
+    encoded_val = [encode_example(tokenizer, e, end=options.end) for e in val]
     info = {
         "format": RESUME_FORMAT,
         "base": {"name": str(lm.name), "source": str(lm.source), "sha256": lm.sha256},

@@ -15,6 +15,7 @@ lm tune`` wrote to ``RUN/lm_tuning.json`` for this LM folder, the defaults.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -25,6 +26,7 @@ import numpy as np
 
 from brain2text.decoding.beam import BeamOptions, WordDecoder, WordHypothesis
 from brain2text.decoding.greedy import collapse
+from brain2text.decoding.llm import END_MARK
 from brain2text.decoding.lm import LanguageModel, open_lm
 from brain2text.decoding.wfst import WfstDecoder
 from brain2text.errors import ConfigError, DataError
@@ -174,7 +176,16 @@ def tuned_rescoring(run_dir: Path, lm: LanguageModel, llm_name: str) -> dict[str
     entry = record.get("rescoring") if record is not None else None
     if not isinstance(entry, dict):
         return None
-    return entry if entry.get("llm") == llm_name else None
+    if entry.get("llm") == llm_name:
+        return entry
+    tuned = str(entry.get("llm"))
+    if tuned.split(END_MARK)[0] == llm_name.split(END_MARK)[0]:  # the same model, another end
+        print(
+            f"warning: {run_dir / TUNING_FILE}: the LLM rescoring was tuned for {tuned}, not "
+            f"{llm_name}; the defaults apply (give --llm-end as lm tune had it)",
+            file=sys.stderr,
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -221,7 +232,9 @@ def describe_scorer(scorer: SentenceScorer) -> dict[str, Any]:
     from brain2text.decoding.llm import describe
 
     lm = getattr(scorer, "lm", None)
-    return describe(lm) if lm is not None else {"name": scorer.name}
+    record = describe(lm) if lm is not None else {"name": scorer.name}
+    end = getattr(scorer, "end", None)
+    return record if end is None else record | {"end": end}
 
 
 def word_search(
