@@ -42,14 +42,14 @@ class Interval:
 
 
 def bootstrap_interval(
-    edits: Sequence[int],
-    lengths: Sequence[int],
+    edits: Sequence[float],
+    lengths: Sequence[float],
     n_resamples: int = DEFAULT_RESAMPLES,
     level: float = DEFAULT_LEVEL,
     seed: int = 0,
 ) -> Interval:
     """Percentile bootstrap interval of ``sum(edits) / sum(lengths)`` over sentences (NaN
-    bounds with no sentence or no reference word)."""
+    bounds with no sentence or no reference word); ``edits`` may be signed differences."""
     edits_a = np.asarray(edits, dtype=np.float64)
     lengths_a = np.asarray(lengths, dtype=np.float64)
     if len(edits_a) == 0 or lengths_a.sum() == 0:
@@ -135,17 +135,10 @@ def paired_change(
         nan = float("nan")
         return RateChange(nan, Interval(nan, nan), nan, nan)
     diff = edits_after - edits_before
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(diff), size=(n_resamples, len(diff)))
-    totals = lengths[draws].sum(axis=1)
-    changes = np.divide(
-        diff[draws].sum(axis=1), totals, out=np.full(n_resamples, np.nan), where=totals > 0
-    )
-    tail = (1.0 - level) / 2.0 * 100.0
-    low, high = np.nanpercentile(changes, [tail, 100.0 - tail])
+    interval = bootstrap_interval(diff.tolist(), lengths.tolist(), n_resamples, level, seed)
     return RateChange(
         float(diff.sum() / total),
-        Interval(float(low), float(high)),
+        interval,
         float(edits_before.sum() / total),
         float(edits_after.sum() / total),
     )
