@@ -3,6 +3,7 @@ member) and the generative merge (an LLM writes the sentence, constrained to lex
 
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -14,8 +15,8 @@ from brain2text.data.dataset import open_prepared
 from brain2text.decoding.beam import WordHypothesis
 from brain2text.decoding.lm import build_lm, open_lm
 from brain2text.evaluation.ensemble import evaluate_ensemble
-from brain2text.evaluation.members import decode_members, load_members
-from brain2text.evaluation.merge import correction_examples
+from brain2text.evaluation.members import MemberWords, decode_members, load_members
+from brain2text.evaluation.merge import correction_examples, merged_words
 from brain2text.evaluation.merge_scores import (
     CORRECTION_CUE,
     MergeWeights,
@@ -23,6 +24,7 @@ from brain2text.evaluation.merge_scores import (
     ctc_log_likelihoods,
     merge_nbest,
 )
+from brain2text.evaluation.search import DecodedWords
 from brain2text.evaluation.summary import read_summary
 from brain2text.evaluation.words import normalize_words
 from brain2text.phonemes import to_ids
@@ -104,6 +106,26 @@ def test_merge_nbest_scores_every_pooled_candidate_with_every_member():
         assert h.am == pytest.approx(np.mean(direct), abs=1e-9)
         assert h.total == pytest.approx(h.am + 2.0 * h.ngram / LN10 + 0.5 * len(h.words))
     assert [h.total for h in merged] == sorted((h.total for h in merged), reverse=True)
+
+
+def test_merged_trials_times_include_the_llm_time():
+    class SlowScorer:
+        calls = 0
+
+        def score(self, sentences):
+            SlowScorer.calls += 1
+            time.sleep(0.2)
+            return [-float(len(s)) for s in sentences]
+
+    emissions = torch.randn(6, 41, dtype=torch.float64).log_softmax(-1).numpy()
+    nbest = [WordHypothesis(("x",), (3, 40), -1.0, am=0.0, ngram=-1.0)]
+    member = MemberWords([emissions, emissions], DecodedWords([nbest, nbest], [0.01, 0.01]))
+    weights = MergeWeights(lm_weight=2.0, word_score=0.0)
+    plain = merged_words([member, member], weights)
+    with_llm = merged_words([member, member], weights, SlowScorer())
+    assert SlowScorer.calls == 1  # every distinct pooled sentence scored in one call
+    assert all(0.02 <= s < 0.1 for s in plain.seconds)  # both members' searches
+    assert all(s >= 0.02 + 0.2 / 2 for s in with_llm.seconds)  # the LLM's time, shared
 
 
 def test_merge_nbest_picks_the_best_pooled_total(setup, merged_nbest):

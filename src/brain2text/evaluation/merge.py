@@ -109,14 +109,16 @@ def merged_words(
     scorer: Any = None,
 ) -> DecodedWords:
     """Every trial's merged n-best list; the LLM (``scorer``, a SentenceScorer) scores each
-    distinct pooled sentence once."""
+    distinct pooled sentence once, and its time is shared evenly among the trials' times."""
     n_trials = len(members[0].words.nbests)
-    llm_scores = None
+    llm_scores, llm_seconds = None, 0.0
     if scorer is not None:
+        start = time.perf_counter()
         sentences = list(
             dict.fromkeys(" ".join(h.words) for m in members for n in m.words.nbests for h in n)
         )
         llm_scores = dict(zip(sentences, (float(v) for v in scorer.score(sentences)), strict=True))
+        llm_seconds = (time.perf_counter() - start) / max(n_trials, 1)
     nbests, seconds = [], []
     for k in range(n_trials):
         start = time.perf_counter()
@@ -129,7 +131,7 @@ def merged_words(
             )
         )
         searched = sum(m.words.seconds[k] for m in members)
-        seconds.append(searched + time.perf_counter() - start)
+        seconds.append(searched + llm_seconds + time.perf_counter() - start)
     return DecodedWords(nbests, seconds)
 
 
