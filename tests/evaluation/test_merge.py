@@ -169,6 +169,8 @@ def test_merge_nbest_with_an_llm_adds_its_scores(setup, tiny_llm):
     from brain2text.evaluation.rescoring import RescoreOptions
 
     assert summary.merge["llm"]["name"] == str(tiny_llm)
+    # the pooled candidates ranked by their own members' scores, against the merge's totals
+    assert summary.wer_change == pytest.approx(summary.wer - summary.wer_first_pass)
     options = RescoreOptions()  # the defaults: no rescoring options were given
     for row in _rows(setup / "ens-llm" / "eval" / "test-merge-nbest"):
         totals = [
@@ -200,6 +202,7 @@ def test_generate_writes_only_lexicon_words(setup, tiny_llm):
     assert summary.merge["logit_average"]["wer"] == read_summary(folder / "test-lm").wer
     row = _rows(folder / "test-merge-generate")[0]
     assert len(row["nbest"]) == 1 and row["nbest"][0]["llm"] is not None
+    assert summary.wer_first_pass is None and summary.wer_change is None  # nothing to rank
 
 
 def test_the_constrained_writer_keeps_to_the_lexicon_and_the_bound(setup, tiny_llm):

@@ -223,7 +223,9 @@ def merged_evaluation(
         words = generated_words(members, models.causal_lm, lm, weights, models.scorer)
     record = merge_record(method, weights, models, words, logits.summary, split_name)
     merged_header = replace(header, combination=COMBINATIONS[method], merge=record)
-    merged = decoded_words_evaluation(trials, words, search, merged_header, split_name)
+    merged = decoded_words_evaluation(
+        trials, words, search, merged_header, split_name, first_pass=method == "nbest"
+    )
     return MergedEvaluation(method, merged, logits)
 
 

@@ -193,9 +193,12 @@ def decoded_words_evaluation(
     search: WordSearch,
     header: EvalSummary,
     split_name: str,
+    first_pass: bool = True,
 ) -> Evaluation:
     """Words already decoded (one n-best list per trial, best first; ``search``: the search
-    that decoded them, as the summary names it) scored when labelled."""
+    that decoded them, as the summary names it) scored when labelled. ``first_pass``: whether
+    the lists were ranked by a first pass before their totals (False: written sentences, with
+    no first pass to compare against)."""
     hyps, seconds = words.sentences, words.seconds
     refs = trials.references
     summary = replace(
@@ -241,7 +244,7 @@ def decoded_words_evaluation(
             per_reference=scored.per.n_reference,
         )
         ref_words = [normalize_words(r) for r in refs.texts or [""] * len(words.nbests)]
-        summary = replace(summary, **rescoring_figures(ref_words, words))
+        summary = replace(summary, **rescoring_figures(ref_words, words, first_pass))
         files[ERRORS_FILE] = error_report(sentences, "words", "WER")
     files[HYPOTHESES_FILE] = json_lines(rows)
     return Evaluation(summary, with_summary(files, summary))
@@ -256,16 +259,18 @@ def _nbest_entry(h: WordHypothesis) -> dict[str, object]:
     return entry
 
 
-def rescoring_figures(ref_words: list[list[str]], words: DecodedWords) -> dict[str, Any]:
+def rescoring_figures(
+    ref_words: list[list[str]], words: DecodedWords, first_pass: bool = True
+) -> dict[str, Any]:
     """The n-best oracle WER (the best any rescoring of these lists could reach) and the mean
-    list size; for rescored lists (``total`` set) also the WER of the first pass's best
-    sentences (without the rescoring) with its interval, and the rescoring's change of WER
-    (negative: fewer errors) with its paired interval."""
+    list size; for rescored lists (``total`` set) of a ``first_pass`` also the WER of the first
+    pass's best sentences (without the rescoring) with its interval, and the rescoring's change
+    of WER (negative: fewer errors) with its paired interval."""
     figures: dict[str, Any] = {
         "nbest_oracle_wer": nbest_oracle(ref_words, words.nbests).wer,
         "nbest_mean": statistics.fmean(len(n) for n in words.nbests) if words.nbests else None,
     }
-    if not any(h.total is not None for n in words.nbests for h in n):
+    if not first_pass or not any(h.total is not None for n in words.nbests for h in n):
         return figures
     firsts = [first_pass_best(n) for n in words.nbests]
     first = [normalize_words(" ".join(h.words)) if h is not None else [] for h in firsts]
