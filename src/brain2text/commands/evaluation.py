@@ -32,17 +32,17 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.fusion_weight is not None and not args.llm_fusion:
         raise ConfigError("--fusion-weight weighs the LLM of --llm-fusion: add --llm-fusion")
     args.tta_settings = tta_settings(args)
-    args.llm = llm_of(args)
-    if args.ensemble:
-        if args.tta_settings is not None:
-            raise ConfigError("--tta adapts one run's weights trial by trial: leave out --ensemble")
-        args.rescoring = rescore_options(args)
-        cmd_evaluate_ensemble(args)
-        return
-    if len(args.run_dirs) > 1 or args.out is not None:
+    if args.ensemble and args.tta_settings is not None:
+        raise ConfigError("--tta adapts one run's weights trial by trial: leave out --ensemble")
+    if not args.ensemble and (len(args.run_dirs) > 1 or args.out is not None):
         raise ConfigError(
             "evaluate: several run folders (or --out) make an ensemble: add --ensemble"
         )
+    args.llm = llm_of(args)  # after the checks: it may load the model
+    if args.ensemble:
+        args.rescoring = rescore_options(args)
+        cmd_evaluate_ensemble(args)
+        return
     args.run_dir = args.run_dirs[0]
     if args.lm is not None or args.wfst is not None:
         args.rescoring = rescore_options(args)
@@ -233,9 +233,9 @@ def rescore_options(args: argparse.Namespace) -> RescoreOptions | None:
 def llm_of(args: argparse.Namespace) -> SentenceScorer | str | None:
     """``--llm`` as given, or the scorer ``--llm-end`` / ``--llm-dtype`` make of it."""
     end, dtype = getattr(args, "llm_end", None), getattr(args, "llm_dtype", None)
+    if args.llm is None and (end is not None or dtype is not None):
+        raise ConfigError("--llm-end and --llm-dtype say how --llm scores: give --llm MODEL")
     if args.llm is None or (end is None and dtype is None):
-        if args.llm is None and (end is not None or dtype is not None):
-            raise ConfigError("--llm-end and --llm-dtype say how --llm scores: give --llm MODEL")
         return args.llm
     if end is not None and getattr(args, "llm_fusion", False):
         raise ConfigError("--llm-end ends the sentences --llm rescores; --llm-fusion has none")
